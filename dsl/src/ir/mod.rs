@@ -1,0 +1,480 @@
+//! The kernel IR: the centre of greta. Frontends (the `#[kernel]` macro through [`crate::front`])
+//! build it; the verifier ([`crate::valid`]) checks it; backends (the CPU interpreter, HIP C++ and
+//! LLVM codegen) consume it.
+//!
+//! Shape (after naga): a kernel owns an arena of typed expressions and a tree of structured
+//! statements that refer to expressions by [`ExprId`]. Expressions are pure except for memory
+//! loads, which read memory at the point where the statement that uses them runs; the front end
+//! binds every named runtime value to a variable (`Let`), so a load is never reordered across a
+//! store by sharing. Control flow is structured (if/for/while/return), which keeps the
+//! interpreter's lock-step execution and the C++ printer simple, and is all GPU kernels need.
+//!
+//! The IR is target independent. A kernel may read the wave size as a value ([`Builtin::WaveSize`])
+//! but never sizes memory by it: the target decides it at code generation or interpretation time.
+
+mod types;
+
+pub use types::{Scalar, Type};
+
+use std::fmt;
+
+/// Index of an expression in [`Kernel::exprs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExprId(pub u32);
+
+/// Index of a variable in [`Kernel::vars`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VarId(pub u32);
+
+/// Index of a parameter in [`Kernel::params`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParamId(pub u32);
+
+/// Index of an LDS array in [`Kernel::shared`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharedId(pub u32);
+
+/// Index of a per-thread register array in [`Kernel::locals`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LocalId(pub u32);
+
+/// Whether a kernel may write a global buffer. Read-only buffers let backends use non-coherent
+/// (read-only cache) loads and let the front end reject stores at Rust compile time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamKind {
+    /// A global-memory buffer of `elem` scalars (`&[T]` / `&mut [T]` in the DSL).
+    Buffer { elem: Scalar, access: Access },
+    /// A scalar passed by value.
+    Value(Scalar),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub kind: ParamKind,
+}
+
+/// An LDS (shared memory) array: one per block, `len` elements, sized at IR-build time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedArray {
+    pub name: String,
+    pub elem: Scalar,
+    pub len: u32,
+}
+
+impl SharedArray {
+    pub fn size_bytes(&self) -> u32 {
+        self.elem.size_bytes() * self.len
+    }
+}
+
+/// A per-thread array of comptime length, meant to live in registers (indexed by comptime
+/// indices after unrolling; a runtime index is allowed but may spill on GPUs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalArray {
+    pub name: String,
+    pub elem: Scalar,
+    pub len: u32,
+}
+
+/// A mutable per-thread variable. Every runtime `let` of the DSL becomes one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Var {
+    pub name: String,
+    pub ty: Type,
+}
+
+/// Where a load, store or atomic goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Memory {
+    Global(ParamId),
+    Shared(SharedId),
+    Local(LocalId),
+}
+
+/// A literal value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Const {
+    F16(half::f16),
+    BF16(half::bf16),
+    F32(f32),
+    I32(i32),
+    U32(u32),
+    Bool(bool),
+}
+
+impl Const {
+    pub fn scalar(self) -> Scalar {
+        match self {
+            Const::F16(_) => Scalar::F16,
+            Const::BF16(_) => Scalar::BF16,
+            Const::F32(_) => Scalar::F32,
+            Const::I32(_) => Scalar::I32,
+            Const::U32(_) => Scalar::U32,
+            Const::Bool(_) => Scalar::Bool,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Axis {
+    X,
+    Y,
+    Z,
+}
+
+impl Axis {
+    pub fn name(self) -> &'static str {
+        match self {
+            Axis::X => "x",
+            Axis::Y => "y",
+            Axis::Z => "z",
+        }
+    }
+    pub fn index(self) -> usize {
+        match self {
+            Axis::X => 0,
+            Axis::Y => 1,
+            Axis::Z => 2,
+        }
+    }
+}
+
+/// Per-thread values provided by the hardware. All are `u32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    ThreadIdx(Axis),
+    BlockIdx(Axis),
+    BlockDim(Axis),
+    GridDim(Axis),
+    /// Lane within the wave: `thread_idx().x % wave_size` for one-dimensional blocks, and the
+    /// hardware lane for others (threads are numbered x fastest).
+    LaneId,
+    /// 64 on gfx942, 32 on sm_90; decided by the target.
+    WaveSize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// Arithmetic negation (float, i32).
+    Neg,
+    /// Logical not (bool) or bitwise not (integers).
+    Not,
+    Abs,
+    Exp2,
+    Log2,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Sin,
+    Cos,
+    Tanh,
+    Floor,
+}
+
+impl UnaryOp {
+    /// Ops that only make sense on floats.
+    pub fn is_float_math(self) -> bool {
+        !matches!(self, UnaryOp::Neg | UnaryOp::Not | UnaryOp::Abs)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Not => "not",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Exp2 => "exp2",
+            UnaryOp::Log2 => "log2",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Rsqrt => "rsqrt",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Floor => "floor",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Min,
+    Max,
+    BitAnd,
+    BitOr,
+    BitXor,
+    Shl,
+    Shr,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// Logical and/or on bool. Both sides are evaluated (no short circuit): expressions have no
+    /// side effects that could tell the difference, and a load on the right-hand side must be
+    /// in bounds whatever the left says.
+    And,
+    Or,
+}
+
+impl BinaryOp {
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+        )
+    }
+
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or)
+    }
+
+    pub fn is_bitwise(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::BitAnd | BinaryOp::BitOr | BinaryOp::BitXor | BinaryOp::Shl | BinaryOp::Shr
+        )
+    }
+
+    /// The infix symbol, or `None` for ops printed as calls (min, max).
+    pub fn symbol(self) -> Option<&'static str> {
+        Some(match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Rem => "%",
+            BinaryOp::BitAnd => "&",
+            BinaryOp::BitOr => "|",
+            BinaryOp::BitXor => "^",
+            BinaryOp::Shl => "<<",
+            BinaryOp::Shr => ">>",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::And => "&&",
+            BinaryOp::Or => "||",
+            BinaryOp::Min | BinaryOp::Max => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Min => "min",
+            BinaryOp::Max => "max",
+            other => other.symbol().unwrap_or("?"),
+        }
+    }
+}
+
+/// Cross-lane data movement within one wave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShuffleMode {
+    /// Read from lane `lane_id ^ arg`.
+    Xor,
+    /// Read from lane `lane_id + arg`; lanes past the wave keep their own value.
+    Down,
+    /// Read from lane `lane_id - arg`; lanes before 0 keep their own value.
+    Up,
+    /// Read from lane `arg`.
+    Idx,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AtomicOp {
+    Add,
+    Max,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Const(Const),
+    /// The value of a scalar parameter.
+    Param(ParamId),
+    Var(VarId),
+    Builtin(Builtin),
+    Unary(UnaryOp, ExprId),
+    Binary(BinaryOp, ExprId, ExprId),
+    /// `a * b + c` with one rounding.
+    Fma(ExprId, ExprId, ExprId),
+    /// `cond ? a : b`; both sides are evaluated.
+    Select {
+        cond: ExprId,
+        a: ExprId,
+        b: ExprId,
+    },
+    /// Numeric conversion to `to` (lane-wise for vectors). Float to int truncates toward zero;
+    /// float to f16/bf16 rounds to nearest even.
+    Cast {
+        to: Scalar,
+        value: ExprId,
+    },
+    /// Load `lanes` consecutive elements starting at element `index`. A vector load requires
+    /// `index` to be a multiple of `lanes` (the interpreter checks it; GPUs need the alignment).
+    Load {
+        mem: Memory,
+        index: ExprId,
+        lanes: u8,
+    },
+    /// One lane of a vector.
+    Extract {
+        vector: ExprId,
+        lane: u8,
+    },
+    /// A vector built from scalars of one type.
+    Compose(Vec<ExprId>),
+    /// Read `value` from another lane of the same wave.
+    Shuffle {
+        mode: ShuffleMode,
+        value: ExprId,
+        lane: ExprId,
+    },
+    /// Reduce `value` over all lanes of the wave; every lane gets the result. All lanes of the
+    /// wave must be active.
+    WaveReduce {
+        op: ReduceOp,
+        value: ExprId,
+    },
+}
+
+/// An expression with the type the front end gave it (the verifier recomputes and compares).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExprNode {
+    pub expr: Expr,
+    pub ty: Type,
+}
+
+pub type Block = Vec<Stmt>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// Define `var` (its first and only declaration) with an initial value.
+    Let { var: VarId, value: ExprId },
+    Assign { var: VarId, value: ExprId },
+    /// Store `value` (scalar or vector) at element `index`; vector stores need aligned indices.
+    Store { mem: Memory, index: ExprId, value: ExprId },
+    If { cond: ExprId, then: Block, otherwise: Block },
+    /// `for var in (start..end).step_by(step)` over u32 or i32. `step` must be positive; start,
+    /// end and step are evaluated once, before the first iteration.
+    For { var: VarId, start: ExprId, end: ExprId, step: ExprId, body: Block },
+    While { cond: ExprId, body: Block },
+    /// This thread leaves the kernel.
+    Return,
+    /// Block-wide barrier with workgroup memory fence. Every thread of the block must reach it.
+    Barrier,
+    /// Atomic read-modify-write; the old value goes to `result` if given.
+    Atomic { op: AtomicOp, mem: Memory, index: ExprId, value: ExprId, result: Option<VarId> },
+}
+
+/// A comptime configuration value, recorded so that the kernel's identity and the generated
+/// code's header say which configuration they are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConfigValue {
+    U32(u32),
+    Bool(bool),
+    Type(Scalar),
+}
+
+impl fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigValue::U32(v) => write!(f, "{v}"),
+            ConfigValue::Bool(v) => write!(f, "{v}"),
+            ConfigValue::Type(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// One kernel at one comptime configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    pub name: String,
+    /// Comptime parameters with their values, in declaration order.
+    pub config: Vec<(String, ConfigValue)>,
+    pub params: Vec<Param>,
+    pub vars: Vec<Var>,
+    pub shared: Vec<SharedArray>,
+    pub locals: Vec<LocalArray>,
+    pub exprs: Vec<ExprNode>,
+    pub body: Block,
+    /// The block size the kernel was written for, if it declared one (`block_size(x, y, z)`).
+    /// Launches must match it; backends use it as a launch bound.
+    pub block_size: Option<[u32; 3]>,
+}
+
+impl Kernel {
+    pub fn expr(&self, id: ExprId) -> &Expr {
+        &self.exprs[id.0 as usize].expr
+    }
+
+    pub fn ty(&self, id: ExprId) -> Type {
+        self.exprs[id.0 as usize].ty
+    }
+
+    pub fn var(&self, id: VarId) -> &Var {
+        &self.vars[id.0 as usize]
+    }
+
+    pub fn param(&self, id: ParamId) -> &Param {
+        &self.params[id.0 as usize]
+    }
+
+    /// Element type of a memory object.
+    pub fn memory_elem(&self, mem: Memory) -> Option<Scalar> {
+        match mem {
+            Memory::Global(p) => match self.params.get(p.0 as usize)?.kind {
+                ParamKind::Buffer { elem, .. } => Some(elem),
+                ParamKind::Value(_) => None,
+            },
+            Memory::Shared(s) => self.shared.get(s.0 as usize).map(|a| a.elem),
+            Memory::Local(l) => self.locals.get(l.0 as usize).map(|a| a.elem),
+        }
+    }
+
+    /// Name of a memory object, for messages and generated code.
+    pub fn memory_name(&self, mem: Memory) -> &str {
+        match mem {
+            Memory::Global(p) => self.params.get(p.0 as usize).map_or("?", |p| &p.name),
+            Memory::Shared(s) => self.shared.get(s.0 as usize).map_or("?", |a| &a.name),
+            Memory::Local(l) => self.locals.get(l.0 as usize).map_or("?", |a| &a.name),
+        }
+    }
+
+    /// Total LDS bytes of the kernel's shared arrays.
+    pub fn shared_bytes(&self) -> u32 {
+        self.shared.iter().map(SharedArray::size_bytes).sum()
+    }
+
+    /// The configuration as `key=value,...`, the form the CLI's `--config` takes.
+    pub fn config_string(&self) -> String {
+        self.config
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
