@@ -7,6 +7,9 @@
 //! - [`interp`]: the CPU interpreter (the `cpu` backend);
 //! - [`target`]: the one description of what differs between GPU targets.
 
+// The `#[kernel]` expansion names this crate as `::greta_dsl`, also inside it.
+extern crate self as greta_dsl;
+
 pub mod front;
 pub mod interp;
 pub mod ir;
@@ -15,3 +18,17 @@ pub mod target;
 pub mod valid;
 
 pub use target::{Family, Target};
+
+/// Everything a kernel author needs: `use greta_dsl::prelude::*;`.
+pub mod prelude {
+    pub use crate::front::{
+        abs, atomic_add, atomic_max, barrier, block_dim, block_idx, block_size, block_size_3d, cos,
+        exp, exp2, floor, fma, grid_dim, lane_id, ln, local_array, log2, materialize, max, min,
+        rsqrt, select, shared, shfl, shfl_down, shfl_up, shfl_xor, sin, sqrt, tanh, thread_idx,
+        vload, vstore, wave_max, wave_min, wave_size, wave_sum, BuildError, Elem, Float, Global,
+        Local, Numeric, Read, ReadWrite, Shared, Val, Vector,
+    };
+    pub use crate::ir::Kernel;
+    pub use greta_dsl_macros::{device, kernel};
+    pub use half::{bf16, f16};
+}
