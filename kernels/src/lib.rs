@@ -1,1 +1,164 @@
-//! (being written)
+//! greta-kernels: the kernel library, written in greta's DSL.
+//!
+//! Each kernel module holds the `#[kernel]` definition, a plain-Rust reference (obvious loops,
+//! f64 arithmetic) and a [`KernelSpec`]: the kernel's tunable parameters, how to build it for a
+//! configuration, and how to make a test or benchmark [`Problem`] of a given shape. Everything
+//! that runs kernels (interpreter tests, `greta inspect`, the GPU check and benchmarks) goes
+//! through [`all`] and the specs, so adding a kernel is adding one module and one line here.
+
+pub mod config;
+pub mod helpers;
+pub mod problem;
+
+pub mod add;
+pub mod embedding;
+pub mod rmsnorm;
+pub mod rope;
+pub mod silu_mul;
+pub mod softmax;
+
+pub use config::{Config, ConfigError, ParamDef};
+pub use problem::{Expected, Inputs, Problem, ProblemArg, Tolerance};
+
+use greta_dsl::front::BuildError;
+use greta_dsl::ir::Kernel;
+
+/// Why a problem could not be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProblemError {
+    #[error("kernel `{kernel}`: shape {shape:?} is not valid: expected {expected}")]
+    Shape {
+        kernel: &'static str,
+        shape: Vec<u32>,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// Everything greta knows about one kernel of the library.
+pub struct KernelSpec {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Tunable parameters (comptime), with defaults.
+    pub params: &'static [ParamDef],
+    /// What the numbers of a problem shape mean, e.g. `rows,cols`.
+    pub shape: &'static str,
+    /// Awkward shapes the tests run for every dtype.
+    pub test_shapes: &'static [&'static [u32]],
+    /// The benchmark shape (4096 × 4096 activations).
+    pub bench_shape: &'static [u32],
+    pub build: fn(&Config) -> Result<Kernel, BuildError>,
+    pub problem: fn(&Config, &[u32], &mut Inputs) -> Result<Problem, ProblemError>,
+}
+
+impl KernelSpec {
+    /// The configuration from defaults and `key=value,...` overrides.
+    pub fn config(&self, overrides: &str) -> Result<Config, ConfigError> {
+        Config::parse(self.name, self.params, overrides)
+    }
+
+    pub fn default_config(&self) -> Config {
+        self.config("").expect("defaults are always valid")
+    }
+
+    /// Every configuration in the parameter space (for sweeps), dtype fixed by `base`.
+    pub fn configs(&self, base: &Config) -> Vec<Config> {
+        let mut out = vec![base.clone()];
+        for p in self.params.iter().filter(|p| p.name != "dtype") {
+            out = out
+                .iter()
+                .flat_map(|c| p.values().into_iter().map(move |v| c.with(p.name, v)))
+                .collect();
+        }
+        out
+    }
+}
+
+/// All kernels of the library, in a stable order.
+pub fn all() -> &'static [&'static KernelSpec] {
+    static ALL: &[&KernelSpec] = &[
+        &rmsnorm::SPEC,
+        &rope::SPEC,
+        &silu_mul::SPEC,
+        &add::SPEC,
+        &embedding::SPEC,
+        &softmax::SPEC,
+    ];
+    ALL
+}
+
+/// The kernel called `name`.
+pub fn by_name(name: &str) -> Option<&'static KernelSpec> {
+    all().iter().copied().find(|k| k.name == name)
+}
+
+/// Calls a kernel builder generic over `T` (from the `dtype` parameter) and, optionally, a
+/// vector width `V` (from `vec`), with the given comptime arguments.
+#[macro_export]
+macro_rules! dispatch {
+    ($cfg:expr, $f:ident, T; $($arg:expr),*) => {{
+        use $crate::__private::*;
+        match $cfg.dtype("dtype") {
+            Scalar::F16 => $f::<f16>($($arg),*),
+            Scalar::BF16 => $f::<bf16>($($arg),*),
+            _ => $f::<f32>($($arg),*),
+        }
+    }};
+    ($cfg:expr, $f:ident, T, V; $($arg:expr),*) => {{
+        use $crate::__private::*;
+        match ($cfg.dtype("dtype"), $cfg.u32("vec")) {
+            (Scalar::F16, 1) => $f::<f16, 1>($($arg),*),
+            (Scalar::F16, 2) => $f::<f16, 2>($($arg),*),
+            (Scalar::F16, 4) => $f::<f16, 4>($($arg),*),
+            (Scalar::F16, _) => $f::<f16, 8>($($arg),*),
+            (Scalar::BF16, 1) => $f::<bf16, 1>($($arg),*),
+            (Scalar::BF16, 2) => $f::<bf16, 2>($($arg),*),
+            (Scalar::BF16, 4) => $f::<bf16, 4>($($arg),*),
+            (Scalar::BF16, _) => $f::<bf16, 8>($($arg),*),
+            (_, 1) => $f::<f32, 1>($($arg),*),
+            (_, 2) => $f::<f32, 2>($($arg),*),
+            (_, 4) => $f::<f32, 4>($($arg),*),
+            (_, _) => $f::<f32, 8>($($arg),*),
+        }
+    }};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use greta_dsl::ir::Scalar;
+    pub use half::{bf16, f16};
+}
+
+/// Rejects vector widths wider than one 16-byte access for the element type.
+pub(crate) fn check_vec_width(kernel: &str, cfg: &Config) -> Result<(), BuildError> {
+    let bytes = cfg.dtype("dtype").size_bytes() * cfg.u32("vec");
+    if bytes > 16 {
+        return Err(BuildError::Invalid {
+            kernel: kernel.to_string(),
+            message: format!(
+                "vec={} of {} is {bytes} bytes; one access moves at most 16",
+                cfg.u32("vec"),
+                cfg.dtype("dtype")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The element count of an elementwise problem shaped `n` or `rows,cols`.
+pub(crate) fn elementwise_len(
+    kernel: &'static str,
+    shape: &[u32],
+    expected: &'static str,
+) -> Result<u32, ProblemError> {
+    let n = shape.iter().try_fold(1u32, |acc, &d| acc.checked_mul(d));
+    match (shape.len(), n) {
+        (1 | 2, Some(n)) if n > 0 => Ok(n),
+        _ => Err(ProblemError::Shape {
+            kernel,
+            shape: shape.to_vec(),
+            expected,
+        }),
+    }
+}

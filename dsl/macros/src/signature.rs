@@ -66,15 +66,25 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
         ));
     }
 
-    let mut type_params = Vec::new();
+    // Type parameters are element types (`T: Float`); const parameters are comptime numbers
+    // that must be types to Rust, such as a vector width (`const V: usize`).
+    let mut generic_config = Vec::new();
     for g in &f.sig.generics.params {
         match g {
-            GenericParam::Type(t) => type_params.push(t.ident.clone()),
-            other => {
-                return Err(syn::Error::new(
-                    other.span(),
-                    "kernels may only be generic over element types (`T: Float`)",
-                ))
+            GenericParam::Type(t) => {
+                let (ident, name) = (&t.ident, t.ident.to_string());
+                generic_config.push(quote!(
+                    (::std::string::String::from(#name), <#ident as ::greta_dsl::front::Elem>::config())
+                ));
+            }
+            GenericParam::Const(c) => {
+                let (ident, name) = (&c.ident, c.ident.to_string());
+                generic_config.push(quote!(
+                    (::std::string::String::from(#name), ::greta_dsl::ir::ConfigValue::U32(#ident as u32))
+                ));
+            }
+            GenericParam::Lifetime(l) => {
+                return Err(syn::Error::new(l.span(), "kernels cannot be generic over lifetimes"))
             }
         }
     }
@@ -103,10 +113,6 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
             });
         }
     }
-    let type_config = type_params.iter().map(|t| {
-        let name = t.to_string();
-        quote!((::std::string::String::from(#name), <#t as ::greta_dsl::front::Elem>::config()))
-    });
 
     let body = transformer.block_contents(&f.block)?;
     let attrs = &f.attrs;
@@ -122,7 +128,7 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
             -> ::core::result::Result<::greta_dsl::ir::Kernel, ::greta_dsl::front::BuildError>
             #where_clause
         {
-            let __greta_config = ::std::vec![#(#type_config,)* #(#config,)*];
+            let __greta_config = ::std::vec![#(#generic_config,)* #(#config,)*];
             ::greta_dsl::front::build_kernel(#name, __greta_config, move || {
                 #(#declare)*
                 #body

@@ -110,9 +110,12 @@ macro_rules! loop_range {
     ($($t:ty),*) => {$(
         impl LoopRange for ($t, $t, $t) {
             type Iter = std::iter::StepBy<std::ops::Range<$t>>;
-            fn iterate(self, _name: &str) -> Self::Iter {
-                let (start, end, step) = self;
-                assert!(step > 0, "comptime loop step must be positive");
+            fn iterate(self, name: &str) -> Self::Iter {
+                let (start, end, mut step) = self;
+                if step <= 0 {
+                    with(|b| b.error(format!("comptime loop `{name}` has step {step}; it must be positive")));
+                    step = 1;
+                }
                 (start..end).step_by(step as usize)
             }
         }

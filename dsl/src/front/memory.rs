@@ -32,19 +32,25 @@ pub struct Local<T: Elem> {
     _t: PhantomData<T>,
 }
 
-macro_rules! copy_handle {
-    ($name:ident<$($g:ident),*> $(: $b:path)?) => {
-        impl<T: Elem $(, $g)*> Clone for $name<T $(, $g)*> {
-            fn clone(&self) -> Self {
-                *self
-            }
-        }
-        impl<T: Elem $(, $g)*> Copy for $name<T $(, $g)*> {}
-    };
+// Handles are ids: copyable whatever their element type (a derive would demand `T: Copy`).
+impl<T: Elem, A> Clone for Global<T, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
 }
-copy_handle!(Global<A>);
-copy_handle!(Shared);
-copy_handle!(Local);
+impl<T: Elem, A> Copy for Global<T, A> {}
+impl<T: Elem> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Elem> Copy for Shared<T> {}
+impl<T: Elem> Clone for Local<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Elem> Copy for Local<T> {}
 
 /// A memory object that can be indexed.
 pub trait MemoryHandle: Copy {

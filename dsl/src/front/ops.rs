@@ -3,6 +3,7 @@
 //! macro rewrites `<`, `&&`, … into (Rust's comparison traits must return `bool`), and `as`.
 
 use super::values::{Elem, Float, IntoVal, Numeric, Val, ValueType, Vector};
+use super::with;
 
 use crate::ir::{BinaryOp, Expr, Scalar, UnaryOp};
 use half::{bf16, f16};
@@ -82,12 +83,13 @@ impl ops::BitOr for Val<bool> {
     }
 }
 
-/// Negation: floats and i32.
-pub trait Signed: Numeric {}
+/// Negation: floats and i32, and vectors of them.
+pub trait Signed: Arith {}
 impl Signed for f16 {}
 impl Signed for bf16 {}
 impl Signed for f32 {}
 impl Signed for i32 {}
+impl<T: Signed + Numeric, const N: usize> Signed for Vector<T, N> {}
 
 impl<T: Signed> ops::Neg for Val<T> {
     type Output = Val<T>;
@@ -292,20 +294,28 @@ impl<T: Elem, const N: usize> Val<Vector<T, N>> {
     pub fn cast<U: Elem>(self) -> Val<Vector<U, N>> {
         cast(self, U::SCALAR)
     }
-    /// One lane (a comptime index).
+    /// One lane (a comptime index). A one-lane "vector" is its scalar, so kernels generic over
+    /// the vector width `V` serve `V = 1` with the same code.
     pub fn lane(self, lane: u32) -> Val<T> {
-        assert!(
-            (lane as usize) < N,
-            "vector lane {lane} out of range for {N} lanes"
-        );
-        Val::from_expr(Expr::Extract {
-            vector: self.id,
-            lane: lane as u8,
-        })
+        if lane as usize >= N {
+            with(|b| b.error(format!("vector lane {lane} is out of range for {N} lanes")));
+            return Val::new(self.id);
+        }
+        if N == 1 {
+            return Val::new(self.id);
+        }
+        Val::from_expr(Expr::Extract { vector: self.id, lane: lane as u8 })
     }
     /// Builds a vector from `N` scalars.
     pub fn from_lanes(lanes: [Val<T>; N]) -> Self {
+        if N == 1 {
+            return Val::new(lanes[0].id);
+        }
         Val::from_expr(Expr::Compose(lanes.iter().map(|v| v.id).collect()))
+    }
+    /// `N` copies of one value.
+    pub fn splat(value: impl IntoVal<Elem = T>) -> Self {
+        Self::from_lanes([value.into_val(); N])
     }
 }
 
@@ -321,9 +331,14 @@ impl<T: Numeric> Val<T> {
     }
 }
 
+/// Float scalars and vectors of them: the math methods work lane-wise on vectors.
+pub trait FloatLike: Arith {}
+impl<T: Float> FloatLike for T {}
+impl<T: Float, const N: usize> FloatLike for Vector<T, N> {}
+
 macro_rules! float_method {
     ($($name:ident => $op:ident: $doc:literal),*) => {
-        impl<T: Float> Val<T> {
+        impl<T: FloatLike> Val<T> {
             $(
                 #[doc = $doc]
                 pub fn $name(self) -> Val<T> {
@@ -331,8 +346,8 @@ macro_rules! float_method {
                 }
             )*
             /// `self * a + b` with one rounding.
-            pub fn mul_add(self, a: impl IntoVal<Elem = T>, b: impl IntoVal<Elem = T>) -> Val<T> {
-                Val::from_expr(Expr::Fma(self.id, a.into_val().id, b.into_val().id))
+            pub fn mul_add(self, a: Val<T>, b: Val<T>) -> Val<T> {
+                Val::from_expr(Expr::Fma(self.id, a.id, b.id))
             }
         }
     };

@@ -392,7 +392,7 @@ pub enum Stmt {
 
 /// A comptime configuration value, recorded so that the kernel's identity and the generated
 /// code's header say which configuration they are.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConfigValue {
     U32(u32),
     Bool(bool),

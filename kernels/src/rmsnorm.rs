@@ -1,0 +1,139 @@
+//! RMSNorm: `y = x / sqrt(mean(x²) + eps) * w`, one block per row, f32 accumulation.
+//!
+//! Floor: it must read x and w and write y once: `2·rows·cols·size + cols·size` bytes (w is
+//! reused from cache across rows). Each thread sums the squares of its strided slice with
+//! `V`-wide (16-byte) loads, a block reduction combines them, and a second pass re-reads x (from
+//! L2 for rows that fit) to scale it.
+
+use crate::config::{block_param, DTYPE, VEC};
+use crate::helpers::block_sum;
+use crate::problem::{Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
+use greta_dsl::front::BuildError;
+use greta_dsl::interp::LaunchDims;
+use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::prelude::*;
+
+#[kernel]
+pub fn rmsnorm<T: Float, const V: usize>(
+    x: &[T],
+    w: &[T],
+    y: &mut [T],
+    cols: u32,
+    eps: f32,
+    #[comptime] block: u32,
+) {
+    block_size(block);
+    #[comptime]
+    let v = V as u32;
+    let base = block_idx().x * cols;
+    let tid = thread_idx().x;
+    let mut acc = 0.0f32;
+    // 16-byte accesses need every row to start on a multiple of V elements.
+    let aligned = cols % v == 0;
+    if aligned {
+        for c in (tid * v..cols).step_by(block * v) {
+            let xv = vload::<V, _>(&x, base + c).to_f32();
+            let sq = xv * xv;
+            for l in 0..v {
+                acc += sq.lane(l);
+            }
+        }
+    } else {
+        for c in (tid..cols).step_by(block) {
+            let e = x[base + c].to_f32();
+            acc += e * e;
+        }
+    }
+    let total = block_sum(acc, block);
+    let inv = rsqrt(total / cols.to_f32() + eps);
+    if aligned {
+        for c in (tid * v..cols).step_by(block * v) {
+            let xv = vload::<V, _>(&x, base + c).to_f32();
+            let wv = vload::<V, _>(&w, c).to_f32();
+            let out = xv * Val::<Vector<f32, V>>::splat(inv) * wv;
+            vstore::<V, _>(&y, base + c, out.cast::<T>());
+        }
+    } else {
+        for c in (tid..cols).step_by(block) {
+            y[base + c] = T::from_f32(x[base + c].to_f32() * inv * w[c].to_f32());
+        }
+    }
+}
+
+/// The plain-Rust reference, in f64: `x` is `rows × cols`.
+pub fn reference(x: &[f64], w: &[f64], rows: usize, cols: usize, eps: f64) -> Vec<f64> {
+    let mut y = vec![0.0; rows * cols];
+    for r in 0..rows {
+        let row = &x[r * cols..(r + 1) * cols];
+        let mean_sq = row.iter().map(|v| v * v).sum::<f64>() / cols as f64;
+        let inv = 1.0 / (mean_sq + eps).sqrt();
+        for c in 0..cols {
+            y[r * cols + c] = row[c] * inv * w[c];
+        }
+    }
+    y
+}
+
+fn build(cfg: &Config) -> Result<Kernel, BuildError> {
+    check_vec_width("rmsnorm", cfg)?;
+    dispatch!(cfg, rmsnorm, T, V; cfg.u32("block"))
+}
+
+/// Launch: one block per row.
+pub fn launch(cfg: &Config, rows: u32) -> LaunchDims {
+    crate::problem::linear(rows, cfg.u32("block"))
+}
+
+fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+    let &[rows, cols] = shape else {
+        return Err(ProblemError::Shape {
+            kernel: "rmsnorm",
+            shape: shape.to_vec(),
+            expected: SPEC.shape,
+        });
+    };
+    if rows == 0 || cols == 0 {
+        return Err(ProblemError::Shape {
+            kernel: "rmsnorm",
+            shape: shape.to_vec(),
+            expected: SPEC.shape,
+        });
+    }
+    let dtype = cfg.dtype("dtype");
+    let (r, c) = (rows as usize, cols as usize);
+    let eps = 1e-5;
+    let (xb, x) = inputs.uniform(dtype, r * c, -2.0, 2.0);
+    let (wb, w) = inputs.uniform(dtype, c, 0.5, 1.5);
+    let want = reference(&x, &w, r, c, eps as f64);
+    let size = dtype.size_bytes() as u64;
+    Ok(Problem {
+        kernel: build(cfg)?,
+        dims: launch(cfg, rows),
+        args: vec![
+            ProblemArg::Buffer(xb),
+            ProblemArg::Buffer(wb),
+            ProblemArg::Buffer(crate::problem::from_f64(dtype, &vec![0.0; r * c])),
+            ProblemArg::Value(Const::U32(cols)),
+            ProblemArg::Value(Const::F32(eps)),
+        ],
+        expected: vec![Expected {
+            arg: 2,
+            values: want,
+            tolerance: Tolerance::for_dtype(dtype, 2e-6),
+        }],
+        min_bytes: (2 * r * c + c) as u64 * size,
+        flops: 0,
+    })
+}
+
+pub static SPEC: KernelSpec = KernelSpec {
+    name: "rmsnorm",
+    summary: "y = x * rsqrt(mean(x^2) + eps) * w, per row",
+    params: &[DTYPE, block_param(256), VEC],
+    shape: "rows,cols",
+    test_shapes: &[&[1, 1], &[3, 7], &[2, 172], &[2, 4097], &[4, 4096]],
+    bench_shape: &[4096, 4096],
+    build,
+    problem,
+};
