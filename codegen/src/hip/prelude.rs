@@ -1,0 +1,289 @@
+//! The prelude every generated source starts with. It is self-contained: no HIP/CUDA headers, no
+//! device libraries (Debian's ROCm device libraries do not know gfx942, and libdevice would tie
+//! the PTX to a CUDA install), so every name a kernel uses is defined here from clang builtins.
+//!
+//! It has three parts:
+//! 1. the family half, generated from the [`Dialect`] table: ids, barrier, 32-bit shuffles, f32
+//!    math builtins;
+//! 2. the shared half: types, arithmetic helpers, generic shuffles, wave reductions, atomics;
+//! 3. [`PORTABLE_MATH`]: exp, tanh, sin and cos in plain C++ on top of `greta_exp2`, the same
+//!    text on both GPUs and on the host (where a test checks it against f64 libm).
+//!
+//! The kernel body only calls `greta_*` functions and the typedefs, so the AMD and the NVIDIA
+//! outputs of one kernel differ in the prelude and the launch-bound attribute only.
+
+use std::fmt::Write;
+
+use super::dialect::Dialect;
+
+/// Scalar C types of the IR's scalars, as the prelude names them (same names as the DSL).
+pub const SCALAR_TYPEDEFS: &str = "\
+typedef _Float16 f16;
+typedef __bf16 bf16;
+typedef float f32;
+typedef int i32;
+typedef unsigned int u32;
+";
+
+/// Builds the whole prelude for `dialect` at wave size `wave_size`.
+pub fn prelude(dialect: &Dialect, wave_size: u32) -> String {
+    let mut p = String::new();
+    let w = &mut p;
+    let _ = write!(
+        w,
+        "\
+// ---- prelude ------------------------------------------------------------------------------
+// The IR rounds every operation separately; only its explicit fma fuses.
+#pragma clang fp contract(off)
+
+#ifndef __global__
+#define __global__ __attribute__((global))
+#endif
+#ifndef __device__
+#define __device__ __attribute__((device))
+#endif
+#ifndef __shared__
+#define __shared__ __attribute__((shared))
+#endif
+#define GRETA_INLINE static __device__ inline __attribute__((always_inline))
+#define GRETA_WAVE_SIZE {wave_size}u
+
+{SCALAR_TYPEDEFS}"
+    );
+    // Vector types for 16-byte (and narrower) memory accesses and lane-wise values.
+    for s in ["f16", "bf16", "f32", "i32", "u32", "bool"] {
+        for n in [2, 4, 8] {
+            let _ = writeln!(
+                w,
+                "typedef {s} {s}x{n} __attribute__((ext_vector_type({n})));"
+            );
+        }
+    }
+
+    // Family half.
+    let _ = writeln!(w, "\n// Thread and block ids.");
+    for (what, exprs) in [
+        ("thread_idx", dialect.thread_idx),
+        ("block_idx", dialect.block_idx),
+        ("block_dim", dialect.block_dim),
+        ("grid_dim", dialect.grid_dim),
+    ] {
+        for (axis, e) in ["x", "y", "z"].iter().zip(exprs) {
+            let _ = writeln!(
+                w,
+                "GRETA_INLINE u32 greta_{what}_{axis}() {{ return {e}; }}"
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "GRETA_INLINE u32 greta_lane_id() {{ return {}; }}",
+        dialect.lane_id
+    );
+    let _ = write!(
+        w,
+        "\n// Block-wide barrier with a workgroup memory fence.\n\
+         GRETA_INLINE void greta_barrier() {{\n    {}\n}}\n",
+        dialect.barrier
+    );
+    let _ = writeln!(
+        w,
+        "\n// 32-bit cross-lane reads (all lanes of the wave take part)."
+    );
+    for (mode, body) in [
+        ("xor", dialect.shfl_xor),
+        ("down", dialect.shfl_down),
+        ("up", dialect.shfl_up),
+        ("idx", dialect.shfl_idx),
+    ] {
+        let _ = write!(
+            w,
+            "GRETA_INLINE u32 greta_shfl_{mode}_b32(u32 v, u32 s) {{\n    \
+             u32 lane = greta_lane_id();\n    {body}\n}}\n"
+        );
+    }
+    let _ = write!(
+        w,
+        "
+// f32 math from the target's builtins.
+GRETA_INLINE f32 greta_exp2(f32 x) {{ return {exp2}(x); }}
+GRETA_INLINE f32 greta_log2(f32 x) {{ return {log2}(x); }}
+GRETA_INLINE f32 greta_sqrt(f32 x) {{ return {sqrt}(x); }}
+GRETA_INLINE f32 greta_rsqrt(f32 x) {{ return {rsqrt}(x); }}
+",
+        exp2 = dialect.exp2,
+        log2 = dialect.log2,
+        sqrt = dialect.sqrt,
+        rsqrt = dialect.rsqrt,
+    );
+
+    // Shared half.
+    w.push_str(SHARED_HELPERS);
+    for mode in ["xor", "down", "up", "idx"] {
+        let _ = write!(
+            w,
+            "template <class T> GRETA_INLINE T greta_shfl_{mode}(T v, u32 s) {{
+    u32 words[(sizeof(T) + 3) / 4] = {{}};
+    __builtin_memcpy(words, &v, sizeof(T));
+#pragma unroll
+    for (u32 k = 0; k < (sizeof(T) + 3) / 4; ++k) words[k] = greta_shfl_{mode}_b32(words[k], s);
+    __builtin_memcpy(&v, words, sizeof(T));
+    return v;
+}}
+"
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\n// Butterfly reductions: every lane ends with the same value."
+    );
+    for (name, op) in [
+        ("sum", "greta_add"),
+        ("max", "greta_max"),
+        ("min", "greta_min"),
+    ] {
+        let _ = write!(
+            w,
+            "template <class T> GRETA_INLINE T greta_wave_{name}(T v) {{
+#pragma unroll
+    for (u32 m = GRETA_WAVE_SIZE / 2; m > 0; m >>= 1) v = {op}(v, greta_shfl_xor(v, m));
+    return v;
+}}
+"
+        );
+    }
+    let _ = write!(
+        w,
+        "
+// Relaxed atomics returning the old value (f32 max becomes a compare-and-swap loop where the
+// hardware has no instruction for it).
+template <class T> GRETA_INLINE T greta_atomic_add(T* p, T v) {{
+    return __scoped_atomic_fetch_add(p, v, __ATOMIC_RELAXED, {scope});
+}}
+template <class T> GRETA_INLINE T greta_atomic_max(T* p, T v) {{
+    return __scoped_atomic_fetch_max(p, v, __ATOMIC_RELAXED, {scope});
+}}
+",
+        scope = dialect.atomic_scope
+    );
+    w.push_str(PORTABLE_MATH);
+    w.push_str(
+        "// ---- end of prelude -----------------------------------------------------------------------\n",
+    );
+    p
+}
+
+/// Arithmetic helpers over every scalar type. f16/bf16 arithmetic goes through f32 with an
+/// explicit rounding after each operation: clang evaluates `__bf16` (and, on some targets,
+/// `_Float16`) expressions in excess precision otherwise, which would differ from the
+/// interpreter and between targets. f32 has more than twice the bits of either, so rounding
+/// twice gives the correctly rounded result for +, -, *, /.
+const SHARED_HELPERS: &str = "
+// min/max/abs/fma/add over every scalar type (16-bit floats computed in f32, rounded once).
+GRETA_INLINE f32 greta_min(f32 a, f32 b) { return __builtin_fminf(a, b); }
+GRETA_INLINE f32 greta_max(f32 a, f32 b) { return __builtin_fmaxf(a, b); }
+GRETA_INLINE f16 greta_min(f16 a, f16 b) { return f16(__builtin_fminf(f32(a), f32(b))); }
+GRETA_INLINE f16 greta_max(f16 a, f16 b) { return f16(__builtin_fmaxf(f32(a), f32(b))); }
+GRETA_INLINE bf16 greta_min(bf16 a, bf16 b) { return bf16(__builtin_fminf(f32(a), f32(b))); }
+GRETA_INLINE bf16 greta_max(bf16 a, bf16 b) { return bf16(__builtin_fmaxf(f32(a), f32(b))); }
+GRETA_INLINE i32 greta_min(i32 a, i32 b) { return a < b ? a : b; }
+GRETA_INLINE i32 greta_max(i32 a, i32 b) { return a > b ? a : b; }
+GRETA_INLINE u32 greta_min(u32 a, u32 b) { return a < b ? a : b; }
+GRETA_INLINE u32 greta_max(u32 a, u32 b) { return a > b ? a : b; }
+GRETA_INLINE bool greta_min(bool a, bool b) { return a & b; }
+GRETA_INLINE bool greta_max(bool a, bool b) { return a | b; }
+GRETA_INLINE f32 greta_abs(f32 a) { return __builtin_fabsf(a); }
+GRETA_INLINE f16 greta_abs(f16 a) { return f16(__builtin_fabsf(f32(a))); }
+GRETA_INLINE bf16 greta_abs(bf16 a) { return bf16(__builtin_fabsf(f32(a))); }
+GRETA_INLINE i32 greta_abs(i32 a) { return a < 0 ? -a : a; }
+GRETA_INLINE u32 greta_abs(u32 a) { return a; }
+GRETA_INLINE f32 greta_fma(f32 a, f32 b, f32 c) { return __builtin_fmaf(a, b, c); }
+GRETA_INLINE f16 greta_fma(f16 a, f16 b, f16 c) { return f16(__builtin_fmaf(f32(a), f32(b), f32(c))); }
+GRETA_INLINE bf16 greta_fma(bf16 a, bf16 b, bf16 c) { return bf16(__builtin_fmaf(f32(a), f32(b), f32(c))); }
+GRETA_INLINE i32 greta_fma(i32 a, i32 b, i32 c) { return a * b + c; }
+GRETA_INLINE u32 greta_fma(u32 a, u32 b, u32 c) { return a * b + c; }
+GRETA_INLINE f32 greta_add(f32 a, f32 b) { return a + b; }
+GRETA_INLINE f16 greta_add(f16 a, f16 b) { return f16(f32(a) + f32(b)); }
+GRETA_INLINE bf16 greta_add(bf16 a, bf16 b) { return bf16(f32(a) + f32(b)); }
+GRETA_INLINE i32 greta_add(i32 a, i32 b) { return a + b; }
+GRETA_INLINE u32 greta_add(u32 a, u32 b) { return a + b; }
+GRETA_INLINE f32 greta_floor(f32 x) { return __builtin_floorf(x); }
+GRETA_INLINE f32 greta_log(f32 x) { return greta_log2(x) * 0.693147182f; }
+
+// Cross-lane reads of any type, 32 bits at a time.
+";
+
+/// exp, tanh, sin and cos from `greta_exp2`, FMA and rounding builtins only. Plain C++ on
+/// purpose: the host test compiles this very text (with `GRETA_INLINE` and `greta_exp2` defined
+/// for the host) and compares it with f64 libm.
+///
+/// sin/cos: RoPE feeds angles up to ~1e4 rad, where hardware `sin.approx` (NVIDIA) and `v_sin`
+/// (AMD, which takes revolutions) lose most of their digits. The argument is reduced by
+/// Cody–Waite with pi/2 split in three f32 parts applied by FMA (exact products, one rounding
+/// per step; accurate to ~1e6 rad), then evaluated by the Cephes minimax polynomials on
+/// [-pi/4, pi/4]. Absolute error is about 1e-7 for |x| <= 1e5.
+pub const PORTABLE_MATH: &str = "
+// e^x with log2(e) applied in two parts, so large |x| keeps its accuracy:
+// 2^(hi + lo) = 2^hi * (1 + lo * ln 2) for the tiny lo.
+GRETA_INLINE f32 greta_exp(f32 x) {
+    f32 hi = x * 1.44269502f;
+    f32 lo = __builtin_fmaf(x, 1.44269502f, -hi) + x * 1.92596303e-08f;
+    return greta_exp2(hi) * (1.0f + lo * 0.693147182f);
+}
+
+// tanh: odd Taylor series up to x^11 below 0.4 (truncation error < 3e-8), else
+// 1 - 2 / (e^(2|x|) + 1), which goes to 1 cleanly when e^(2|x|) overflows.
+GRETA_INLINE f32 greta_tanh(f32 x) {
+    f32 a = __builtin_fabsf(x);
+    f32 s = a * a;
+    f32 p = __builtin_fmaf(-0.0088632358f, s, 0.0218694881f);
+    p = __builtin_fmaf(p, s, -0.0539682545f);
+    p = __builtin_fmaf(p, s, 0.133333340f);
+    p = __builtin_fmaf(p, s, -0.333333343f);
+    f32 small = __builtin_fmaf(p * s, a, a);
+    f32 large = 1.0f - 2.0f / (greta_exp(2.0f * a) + 1.0f);
+    return __builtin_copysignf(a < 0.4f ? small : large, x);
+}
+
+// x - k*pi/2 with pi/2 = P1 + P2 + P3 (each an f32; 72 bits together), k = rint(x * 2/pi).
+// Returns the reduced argument in about [-pi/4, pi/4] and k mod 4 in *quadrant.
+GRETA_INLINE f32 greta_reduce_pio2(f32 x, i32* quadrant) {
+    f32 k = __builtin_rintf(x * 0.636619747f);
+    f32 r = __builtin_fmaf(k, -1.5707963705062866f, x);
+    r = __builtin_fmaf(k, 4.371138828673793e-08f, r);
+    r = __builtin_fmaf(k, 1.7763568394002505e-15f, r);
+    // k mod 4 computed in f32 (exact), so huge or non-finite k never overflows an int.
+    f32 m = k - 4.0f * __builtin_floorf(k * 0.25f);
+    *quadrant = m == m ? (i32)m : 0;
+    return r;
+}
+
+// Cephes sinf/cosf minimax polynomials on [-pi/4, pi/4].
+GRETA_INLINE f32 greta_sin_poly(f32 r) {
+    f32 s = r * r;
+    f32 p = __builtin_fmaf(-1.9515295891e-4f, s, 8.3321608736e-3f);
+    p = __builtin_fmaf(p, s, -1.6666654611e-1f);
+    return __builtin_fmaf(p * s, r, r);
+}
+GRETA_INLINE f32 greta_cos_poly(f32 r) {
+    f32 s = r * r;
+    f32 p = __builtin_fmaf(2.443315711809948e-5f, s, -1.388731625493765e-3f);
+    p = __builtin_fmaf(p, s, 4.166664568298827e-2f);
+    return __builtin_fmaf(p * s, s, __builtin_fmaf(-0.5f, s, 1.0f));
+}
+GRETA_INLINE f32 greta_sin_quadrant(f32 r, i32 q) {
+    f32 v = (q & 1) ? greta_cos_poly(r) : greta_sin_poly(r);
+    return (q & 2) ? -v : v;
+}
+GRETA_INLINE f32 greta_sin(f32 x) {
+    i32 q;
+    f32 r = greta_reduce_pio2(x, &q);
+    f32 v = greta_sin_quadrant(r, q);
+    return x == 0.0f ? x : v; // sin(-0) = -0
+}
+GRETA_INLINE f32 greta_cos(f32 x) {
+    i32 q;
+    f32 r = greta_reduce_pio2(x, &q);
+    return greta_sin_quadrant(r, q + 1);
+}
+";
