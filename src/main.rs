@@ -1,1 +1,44 @@
-fn main() {}
+//! `greta`: the command line. Each subcommand lives in its own module under `cmd/`; this file
+//! only parses arguments and reports errors (one clear sentence, non-zero exit, never a panic).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "greta",
+    version,
+    about = "A kernel compiler and LLM runtime for AMD and NVIDIA GPUs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print one kernel's generated code: HIP C++, PTX, or the target's assembly.
+    Emit(cmd::emit::Args),
+    /// Compile every kernel for every target and report its resource usage.
+    Inspect(cmd::inspect::Args),
+    /// List the kernels of the library and their tunable parameters.
+    Kernels,
+    /// Write (or with --check, verify) kernels_generated/: every kernel's HIP at its default
+    /// configuration for every target.
+    Generate(cmd::generate::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Emit(args) => cmd::emit::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Kernels => cmd::kernels::run(),
+        Command::Generate(args) => cmd::generate::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("greta: error: {e:#}");
+        std::process::exit(1);
+    }
+}

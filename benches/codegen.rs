@@ -1,0 +1,22 @@
+//! Code generation speed: IR build + verify + HIP emission for every kernel and target (the
+//! part greta owns; clang and ptxas time is the toolchain's). A benchmark, not a test.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use greta_dsl::Target;
+
+fn emit_all(c: &mut Criterion) {
+    c.bench_function("build+verify+emit all kernels, both targets", |b| {
+        b.iter(|| {
+            for spec in greta_kernels::all() {
+                let kernel = (spec.build)(&spec.default_config()).expect("builds");
+                greta_dsl::valid::validate(&kernel).expect("valid");
+                for target in Target::ALL {
+                    greta_codegen::emit_hip(&kernel, target).expect("emits");
+                }
+            }
+        })
+    });
+}
+
+criterion_group!(benches, emit_all);
+criterion_main!(benches);

@@ -1,0 +1,199 @@
+//! `greta inspect [--json]`: compile every kernel × target × configuration (by default the
+//! default configuration of each float dtype) and report the resources the toolchain reports:
+//! registers, LDS, scratch (AMD) and spills (NVIDIA).
+
+use anyhow::{bail, Result};
+use greta_dsl::Target;
+use greta_kernels::{Config, KernelSpec};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::sync::Mutex;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only this kernel.
+    #[arg(long, short)]
+    kernel: Option<String>,
+    /// Only this target.
+    #[arg(long, short)]
+    target: Option<String>,
+    /// Tunable parameters as key=value,... applied to every selected kernel. Without `dtype`,
+    /// each float dtype gets a row.
+    #[arg(long, short, default_value = "")]
+    config: String,
+}
+
+/// One row: the field names are the JSON interface.
+#[derive(Serialize)]
+struct Row {
+    kernel: &'static str,
+    target: &'static str,
+    via: &'static str,
+    config: String,
+    lds_bytes: u32,
+    scratch_bytes: Option<u32>,
+    spill_bytes: Option<u32>,
+    vgpr: Option<u32>,
+    sgpr: Option<u32>,
+    agpr: Option<u32>,
+    regs: Option<u32>,
+}
+
+struct Job {
+    spec: &'static KernelSpec,
+    config: Config,
+    target: &'static Target,
+}
+
+fn jobs(args: &Args) -> Result<Vec<Job>> {
+    let specs: Vec<&'static KernelSpec> = match &args.kernel {
+        Some(name) => vec![super::kernel_spec(name)?],
+        None => greta_kernels::all().to_vec(),
+    };
+    let targets: Vec<&'static Target> = match &args.target {
+        Some(name) => vec![super::target(name)?],
+        None => Target::ALL.to_vec(),
+    };
+    let dtypes: Vec<String> = if args.config.contains("dtype") {
+        vec![String::new()]
+    } else {
+        ["f16", "bf16", "f32"]
+            .iter()
+            .map(|d| format!("dtype={d}"))
+            .collect()
+    };
+    let mut jobs = Vec::new();
+    for spec in specs {
+        for dtype in &dtypes {
+            let overrides = [dtype.as_str(), args.config.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(",");
+            let config = spec.config(&overrides)?;
+            for &target in &targets {
+                jobs.push(Job {
+                    spec,
+                    config: config.clone(),
+                    target,
+                });
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+fn inspect(job: &Job) -> Result<Row> {
+    let kernel = super::build(job.spec, &job.config)?;
+    let compiled = greta_codegen::compile(&kernel, job.target)?;
+    let r = compiled.resources;
+    Ok(Row {
+        kernel: job.spec.name,
+        target: job.target.name,
+        via: "hip",
+        config: job.config.to_string(),
+        lds_bytes: r.lds_bytes,
+        scratch_bytes: r.scratch_bytes,
+        spill_bytes: r.spill_bytes,
+        vgpr: r.vgpr,
+        sgpr: r.sgpr,
+        agpr: r.agpr,
+        regs: r.regs,
+    })
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let jobs = jobs(&args)?;
+    let bar = ProgressBar::new(jobs.len() as u64).with_style(
+        ProgressStyle::with_template("compiling {bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    // Compiles run clang and ptxas as child processes: one worker per core keeps them busy.
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(jobs.len().max(1));
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<Result<Row>>>> = Mutex::new(jobs.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().expect("no worker panics while holding it");
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(job) = jobs.get(i) else { break };
+                bar.set_message(format!("{} {}", job.spec.name, job.target));
+                let row = inspect(job);
+                results.lock().expect("no worker panics while holding it")[i] = Some(row);
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for (job, result) in jobs
+        .iter()
+        .zip(results.into_inner().expect("workers are done"))
+    {
+        match result.expect("every job ran") {
+            Ok(row) => rows.push(row),
+            Err(e) => failures.push(format!(
+                "{} [{}] on {}: {e:#}",
+                job.spec.name, job.config, job.target
+            )),
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&rows);
+    }
+    for row in &rows {
+        if row.scratch_bytes.unwrap_or(0) > 0 || row.spill_bytes.unwrap_or(0) > 0 {
+            eprintln!(
+                "greta: warning: {} [{}] on {} uses scratch/spills",
+                row.kernel, row.config, row.target
+            );
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} of {} compilations failed:\n{}",
+            failures.len(),
+            jobs.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
+    let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+    println!(
+        "{:<10} {:<7} {:<32} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>6}",
+        "kernel", "target", "config", "lds", "vgpr", "sgpr", "agpr", "scratch", "regs", "spills"
+    );
+    for r in rows {
+        println!(
+            "{:<10} {:<7} {:<32} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>6}",
+            r.kernel,
+            r.target,
+            r.config,
+            r.lds_bytes,
+            opt(r.vgpr),
+            opt(r.sgpr),
+            opt(r.agpr),
+            opt(r.scratch_bytes),
+            opt(r.regs),
+            opt(r.spill_bytes)
+        );
+    }
+}

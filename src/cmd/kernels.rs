@@ -1,0 +1,28 @@
+//! `greta kernels`: the library and its tunable parameters.
+
+use anyhow::Result;
+
+pub fn run() -> Result<()> {
+    for spec in greta_kernels::all() {
+        println!(
+            "{:<10} {}  (shape: {})",
+            spec.name, spec.summary, spec.shape
+        );
+        for p in spec.params {
+            let values: Vec<String> = p.values().iter().map(ToString::to_string).collect();
+            let default = if p.default_for_dtype.is_some() {
+                "per dtype".to_string()
+            } else {
+                p.default.to_string()
+            };
+            println!(
+                "    {:<6} {:<40} default {:<10} {{{}}}",
+                p.name,
+                p.doc,
+                default,
+                values.join(",")
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The subcommands, and what they share: resolving a kernel, target and configuration from
+//! user input, each with an error that names the wrong value and the valid ones.
+
+pub mod emit;
+pub mod generate;
+pub mod inspect;
+pub mod kernels;
+
+use anyhow::{anyhow, Context, Result};
+use greta_dsl::ir::Kernel;
+use greta_dsl::Target;
+use greta_kernels::{Config, KernelSpec};
+
+pub fn kernel_spec(name: &str) -> Result<&'static KernelSpec> {
+    greta_kernels::by_name(name).ok_or_else(|| {
+        let known: Vec<_> = greta_kernels::all().iter().map(|k| k.name).collect();
+        anyhow!("no kernel named `{name}` (kernels: {})", known.join(", "))
+    })
+}
+
+pub fn target(name: &str) -> Result<&'static Target> {
+    Target::by_name(name).ok_or_else(|| {
+        let known: Vec<_> = Target::ALL.iter().map(|t| t.name).collect();
+        anyhow!("unknown target `{name}` (targets: {})", known.join(", "))
+    })
+}
+
+/// Builds and verifies a kernel at a configuration.
+pub fn build(spec: &KernelSpec, config: &Config) -> Result<Kernel> {
+    let kernel =
+        (spec.build)(config).with_context(|| format!("building `{}` [{config}]", spec.name))?;
+    greta_dsl::valid::validate(&kernel)?;
+    Ok(kernel)
+}
+
+/// Writes `contents` to `path` atomically: a reader (or a crash) never sees half a file.
+pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing in {}", dir.display()))?;
+    tmp.write_all(contents)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The `greta` command line end to end: what a user types and what they get back, including
+//! the errors for bad input (one clear line, non-zero exit, no panic, no half-written file).
+
+use std::process::{Command, Output};
+
+fn greta(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_greta"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("greta runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failed command: exit code 1, one `greta: error:` line first, no panic.
+fn assert_user_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.starts_with("greta: error: "), "stderr: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
+#[test]
+fn kernels_generated_is_up_to_date() {
+    let o = greta(&["generate", "--check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn emit_amdgcn_assembly_for_gfx942() {
+    let o = greta(&["emit", "rmsnorm", "--target", "gfx942", "--format", "asm"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let asm = stdout(&o);
+    assert!(
+        asm.contains(".amdgcn_target \"amdgcn-amd-amdhsa--gfx942\""),
+        "{asm}"
+    );
+    assert!(asm.contains("s_endpgm"));
+    assert!(asm.contains("s_barrier"));
+    assert!(
+        asm.contains("global_load_dwordx4"),
+        "16-byte loads expected"
+    );
+}
+
+#[test]
+fn emit_ptx_for_sm_90() {
+    let o = greta(&[
+        "emit",
+        "rmsnorm",
+        "--target",
+        "sm_90",
+        "--format",
+        "ptx",
+        "--config",
+        "dtype=f32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ptx = stdout(&o);
+    assert!(ptx.contains(".target sm_90"), "{ptx}");
+    assert!(ptx.contains(".entry rmsnorm"));
+    assert!(
+        ptx.contains("ld.global.nc.v4.f32")
+            || ptx.contains("ld.global.nc.v4.b32")
+            || ptx.contains("ld.global.v4"),
+        "vector loads expected"
+    );
+}
+
+#[test]
+fn emit_hip_header_names_the_configuration() {
+    let o = greta(&[
+        "emit",
+        "softmax",
+        "--target",
+        "gfx942",
+        "--config",
+        "block=128,dtype=bf16",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hip = stdout(&o);
+    assert!(hip.contains("block=128"), "{hip}");
+    assert!(hip.contains("bf16"));
+}
+
+#[test]
+fn emit_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out").join("add.hip");
+    let o = greta(&[
+        "emit",
+        "add",
+        "--target",
+        "sm_90",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("extern \"C\""));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn inspect_json_lists_every_kernel_on_both_targets_without_scratch_or_spills() {
+    let o = greta(&["inspect", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    for spec in ["rmsnorm", "rope", "silu_mul", "add", "embedding", "softmax"] {
+        for target in ["gfx942", "sm_90"] {
+            let mine: Vec<_> = rows
+                .iter()
+                .filter(|r| r["kernel"] == spec && r["target"] == target)
+                .collect();
+            assert_eq!(mine.len(), 3, "{spec} on {target}: one row per float dtype");
+            for r in mine {
+                assert_eq!(r["via"], "hip");
+                assert!(r["config"].as_str().unwrap().contains("dtype="));
+                assert!(r["lds_bytes"].is_u64());
+                if target == "gfx942" {
+                    assert_eq!(r["scratch_bytes"], 0, "{r}");
+                    assert!(r["vgpr"].as_u64().unwrap() > 0, "{r}");
+                    assert!(r["sgpr"].as_u64().unwrap() > 0, "{r}");
+                    assert!(r["agpr"].is_u64(), "{r}");
+                } else {
+                    assert_eq!(r["spill_bytes"], 0, "{r}");
+                    assert!(r["regs"].as_u64().unwrap() > 0, "{r}");
+                }
+            }
+        }
+    }
+    // rmsnorm's block reduction: 256 threads / 32 = 8 f32 partials in LDS.
+    let rms = rows.iter().find(|r| r["kernel"] == "rmsnorm").unwrap();
+    assert_eq!(rms["lds_bytes"], 32);
+}
+
+#[test]
+fn bad_kernel_target_format_and_config_are_clear_errors() {
+    assert_user_error(
+        &greta(&["emit", "nope", "--target", "gfx942"]),
+        "no kernel named `nope`",
+    );
+    assert_user_error(
+        &greta(&["emit", "add", "--target", "sm_80"]),
+        "unknown target `sm_80`",
+    );
+    assert_user_error(
+        &greta(&["emit", "add", "--target", "gfx942", "--format", "ptx"]),
+        "PTX",
+    );
+    assert_user_error(
+        &greta(&["emit", "add", "--target", "gfx942", "--config", "blok=64"]),
+        "no parameter `blok`",
+    );
+    assert_user_error(
+        &greta(&["emit", "add", "--target", "gfx942", "--config", "block=100"]),
+        "`block=100` is not allowed",
+    );
+    assert_user_error(
+        &greta(&[
+            "emit",
+            "add",
+            "--target",
+            "gfx942",
+            "--config",
+            "dtype=f32,vec=8",
+        ]),
+        "16",
+    );
+    assert_user_error(
+        &greta(&["emit", "add", "--target", "gfx942", "--config", "block"]),
+        "malformed configuration",
+    );
+    assert_user_error(
+        &greta(&["inspect", "--kernel", "nope"]),
+        "no kernel named `nope`",
+    );
+}
+
+#[test]
+fn a_failed_emit_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.hip");
+    let o = greta(&[
+        "emit",
+        "add",
+        "--target",
+        "gfx942",
+        "--config",
+        "block=3",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "block=3");
+    assert!(!path.exists());
+}
