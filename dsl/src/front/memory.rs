@@ -53,6 +53,10 @@ impl<T: Elem> Clone for Local<T> {
 impl<T: Elem> Copy for Local<T> {}
 
 /// A memory object that can be indexed.
+#[diagnostic::on_unimplemented(
+    message = "cannot index `{Self}`: it is not a buffer or an array",
+    label = "only buffers (`&[T]`, `&mut [T]`), LDS arrays and register arrays can be indexed"
+)]
 pub trait MemoryHandle: Copy {
     type Elem: Elem;
     fn memory(self) -> Memory;
@@ -79,9 +83,9 @@ impl<T: Elem> MemoryHandle for Local<T> {
 
 /// Memory a kernel may write: writable buffers, LDS and register arrays.
 #[diagnostic::on_unimplemented(
-    message = "cannot write to `{Self}`: it is a read-only buffer",
-    label = "this buffer is declared `&[T]`",
-    note = "declare the kernel parameter `&mut [T]` to write to it"
+    message = "cannot write to `{Self}`: it is not writable memory",
+    label = "only `&mut [T]` buffers, LDS arrays and register arrays can be written",
+    note = "a `&[T]` kernel parameter is read-only: declare it `&mut [T]` to write to it"
 )]
 pub trait Writable: MemoryHandle {}
 impl<T: Elem> Writable for Global<T, ReadWrite> {}
