@@ -25,8 +25,10 @@ pub(crate) struct Transformer {
     device: bool,
 }
 
-fn unsupported(span: Span, what: &str) -> syn::Error {
-    syn::Error::new(span, format!("{what} is not supported in greta kernels"))
+/// The error for syntax outside the DSL subset. It spans all of `tokens` (first to last token,
+/// which `syn::Error::new_spanned` preserves on stable Rust, unlike a joined `Span`).
+fn unsupported(tokens: impl ToTokens, what: &str) -> syn::Error {
+    syn::Error::new_spanned(tokens, format!("{what} is not supported in greta kernels"))
 }
 
 /// `+` for `+=`, and so on.
@@ -97,11 +99,11 @@ impl Transformer {
     fn stmt(&mut self, stmt: &Stmt, last: bool) -> syn::Result<TokenStream> {
         match stmt {
             Stmt::Local(local) => self.local(local),
-            Stmt::Item(item) => Err(syn::Error::new(
-                item.span(),
+            Stmt::Item(item) => Err(syn::Error::new_spanned(
+                &item,
                 "items (fn, struct, use, …) are not allowed inside a kernel; write helpers as #[device] functions outside it",
             )),
-            Stmt::Macro(m) => Err(unsupported(m.span(), "a macro call")),
+            Stmt::Macro(m) => Err(unsupported(&m.mac, "a macro call")),
             Stmt::Expr(expr, semi) => {
                 if let Some(tokens) = self.statement_form(expr)? {
                     return Ok(tokens);
@@ -125,14 +127,14 @@ impl Transformer {
             Expr::Block(e) if e.label.is_none() && e.attrs.is_empty() => self.block(&e.block)?,
             Expr::Return(r) => {
                 if self.device {
-                    return Err(syn::Error::new(
-                        r.span(),
+                    return Err(syn::Error::new_spanned(
+                        &r,
                         "`return` in a #[device] function would end the calling thread; let the function's last expression be its value",
                     ));
                 }
                 if let Some(v) = &r.expr {
-                    return Err(syn::Error::new(
-                        v.span(),
+                    return Err(syn::Error::new_spanned(
+                        &v,
                         "a kernel cannot return a value: write results to a `&mut [T]` parameter",
                     ));
                 }
@@ -150,35 +152,35 @@ impl Transformer {
         let mut attrs = local.attrs.clone();
         let comptime = crate::signature::take_comptime(&mut attrs);
         if let Some(a) = attrs.first() {
-            return Err(syn::Error::new(
-                a.span(),
+            return Err(syn::Error::new_spanned(
+                &a,
                 "attributes other than #[comptime] are not supported on `let`",
             ));
         }
         let Some(init) = &local.init else {
-            return Err(syn::Error::new(
-                local.span(),
+            return Err(syn::Error::new_spanned(
+                &local,
                 "a `let` in a kernel needs an initial value",
             ));
         };
         if let Some((_, diverge)) = &init.diverge {
-            return Err(unsupported(diverge.span(), "`let … else`"));
+            return Err(unsupported(diverge, "`let … else`"));
         }
         let value = self.expr(&init.expr)?;
         let (ident, mutable, ty) = match &local.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => (&p.ident, p.mutability.is_some(), None),
             Pat::Type(t) if comptime => match &*t.pat {
                 Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => (&p.ident, p.mutability.is_some(), Some(&t.ty)),
-                other => return Err(syn::Error::new(other.span(), "a `let` in a kernel binds one name")),
+                other => return Err(syn::Error::new_spanned(&other, "a `let` in a kernel binds one name")),
             },
             Pat::Type(t) => {
-                return Err(syn::Error::new(
-                    t.ty.span(),
+                return Err(syn::Error::new_spanned(
+                    &t.ty,
                     "type annotations on runtime `let`s are not supported: use a typed literal (`0.0f32`) or a conversion (`.to_f32()`)",
                 ))
             }
             Pat::Wild(w) => return Ok(quote_spanned!(w.span()=> let _ = #value;)),
-            other => return Err(syn::Error::new(other.span(), "a `let` in a kernel binds one name")),
+            other => return Err(syn::Error::new_spanned(&other, "a `let` in a kernel binds one name")),
         };
         let name = ident.to_string();
         let span = init.expr.span();
@@ -225,8 +227,8 @@ impl Transformer {
                     Some(op) => quote_spanned!(span=> #ident = #ident #op #right;),
                     None => quote_spanned!(span=> #ident = #right;),
                 }),
-                _ => Err(syn::Error::new(
-                    left.span(),
+                _ => Err(syn::Error::new_spanned(
+                    &left,
                     format!("cannot assign to `{name}`: only variables declared `let mut` in the kernel can be assigned"),
                 )),
             };
@@ -242,15 +244,15 @@ impl Transformer {
             };
             return Ok(quote_spanned!(span=> ::greta_dsl::front::store(&#memory, #index, #value);));
         }
-        Err(syn::Error::new(
-            left.span(),
+        Err(syn::Error::new_spanned(
+            &left,
             "only variables (`x = …`) and memory elements (`buf[i] = …`) can be assigned",
         ))
     }
 
     fn if_stmt(&mut self, e: &syn::ExprIf) -> syn::Result<TokenStream> {
         if let Expr::Let(l) = &*e.cond {
-            return Err(unsupported(l.span(), "`if let`"));
+            return Err(unsupported(l, "`if let`"));
         }
         let cond = self.expr(&e.cond)?;
         let then = self.block(&e.then_branch)?;
@@ -262,7 +264,7 @@ impl Transformer {
                     let nested = self.if_stmt(nested)?;
                     quote!({ #nested })
                 }
-                other => return Err(syn::Error::new(other.span(), "unexpected `else` branch")),
+                other => return Err(syn::Error::new_spanned(&other, "unexpected `else` branch")),
             },
         };
         let cond_span = e.cond.span();
@@ -277,7 +279,7 @@ impl Transformer {
 
     fn for_stmt(&mut self, e: &syn::ExprForLoop) -> syn::Result<TokenStream> {
         if let Some(label) = &e.label {
-            return Err(unsupported(label.span(), "a loop label"));
+            return Err(unsupported(label, "a loop label"));
         }
         let (var, name) = match &*e.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() && p.mutability.is_none() => {
@@ -285,8 +287,8 @@ impl Transformer {
             }
             Pat::Wild(w) => (w.to_token_stream(), "_".to_string()),
             other => {
-                return Err(syn::Error::new(
-                    other.span(),
+                return Err(syn::Error::new_spanned(
+                    &other,
                     "a `for` loop in a kernel binds one name",
                 ))
             }
@@ -322,14 +324,14 @@ impl Transformer {
             _ => return self.expr(expr),
         };
         if let syn::RangeLimits::Closed(t) = range.limits {
-            return Err(syn::Error::new(
-                t.span(),
+            return Err(syn::Error::new_spanned(
+                &t,
                 "inclusive ranges are not supported: write `a..b + 1`",
             ));
         }
         let (Some(start), Some(end)) = (&range.start, &range.end) else {
-            return Err(syn::Error::new(
-                range.span(),
+            return Err(syn::Error::new_spanned(
+                &range,
                 "a kernel loop range needs both bounds",
             ));
         };
@@ -346,10 +348,10 @@ impl Transformer {
 
     fn while_stmt(&mut self, e: &syn::ExprWhile) -> syn::Result<TokenStream> {
         if let Some(label) = &e.label {
-            return Err(unsupported(label.span(), "a loop label"));
+            return Err(unsupported(label, "a loop label"));
         }
         if let Expr::Let(l) = &*e.cond {
-            return Err(unsupported(l.span(), "`while let`"));
+            return Err(unsupported(l, "`while let`"));
         }
         let cond = self.expr(&e.cond)?;
         let body = self.block(&e.body)?;
@@ -382,13 +384,13 @@ impl Transformer {
                 match u.op {
                     UnOp::Neg(t) => quote_spanned!(span=> #t #inner),
                     UnOp::Not(t) => quote_spanned!(span=> #t #inner),
-                    _ => return Err(unsupported(u.op.span(), "dereferencing")),
+                    _ => return Err(unsupported(u.op, "dereferencing")),
                 }
             }
             Expr::Call(c) => {
                 let func = match &*c.func {
                     Expr::Path(p) => p.to_token_stream(),
-                    other => return Err(syn::Error::new(other.span(), "only named functions can be called in a kernel")),
+                    other => return Err(syn::Error::new_spanned(&other, "only named functions can be called in a kernel")),
                 };
                 let args = c.args.iter().map(|a| self.expr(a)).collect::<syn::Result<Vec<_>>>()?;
                 let paren = c.paren_token.span.join();
@@ -421,7 +423,7 @@ impl Transformer {
             }
             Expr::Reference(r) => {
                 if let Some(m) = &r.mutability {
-                    return Err(unsupported(m.span(), "`&mut`"));
+                    return Err(unsupported(m, "`&mut`"));
                 }
                 let inner = self.expr(&r.expr)?;
                 quote_spanned!(span=> &#inner)
@@ -440,37 +442,34 @@ impl Transformer {
                 quote_spanned!(span=> [#value; #len])
             }
             Expr::If(_) => {
-                return Err(syn::Error::new(
-                    span,
+                return Err(syn::Error::new_spanned(
+                    expr,
                     "an `if` that produces a value is not supported in kernels: use `select(cond, a, b)`",
                 ))
             }
-            Expr::Block(_) => return Err(unsupported(span, "a block that produces a value")),
-            Expr::Assign(_) => return Err(unsupported(span, "an assignment inside an expression")),
-            Expr::Closure(_) => return Err(unsupported(span, "a closure")),
-            Expr::Match(_) => return Err(unsupported(span, "`match` (use `if`/`else` or `select`)")),
-            Expr::Loop(_) => return Err(unsupported(span, "`loop` (use `while` or `for`)")),
-            Expr::Break(_) => return Err(unsupported(span, "`break`")),
-            Expr::Continue(_) => return Err(unsupported(span, "`continue`")),
-            Expr::Macro(_) => return Err(unsupported(span, "a macro call")),
-            Expr::Range(_) => return Err(unsupported(span, "a range outside a `for` loop")),
-            Expr::Struct(_) => return Err(unsupported(span, "a struct literal")),
-            Expr::Try(_) => return Err(unsupported(span, "the `?` operator")),
-            Expr::Unsafe(_) => return Err(unsupported(span, "`unsafe`")),
-            Expr::Async(_) | Expr::Await(_) => return Err(unsupported(span, "async code")),
-            Expr::Return(_) => return Err(unsupported(span, "`return` inside an expression")),
-            Expr::ForLoop(_) | Expr::While(_) => return Err(unsupported(span, "a loop inside an expression")),
-            other => return Err(unsupported(other.span(), "this syntax")),
+            Expr::Block(_) => return Err(unsupported(expr, "a block that produces a value")),
+            Expr::Assign(_) => return Err(unsupported(expr, "an assignment inside an expression")),
+            Expr::Closure(_) => return Err(unsupported(expr, "a closure")),
+            Expr::Match(_) => return Err(unsupported(expr, "`match` (use `if`/`else` or `select`)")),
+            Expr::Loop(_) => return Err(unsupported(expr, "`loop` (use `while` or `for`)")),
+            Expr::Break(_) => return Err(unsupported(expr, "`break`")),
+            Expr::Continue(_) => return Err(unsupported(expr, "`continue`")),
+            Expr::Macro(_) => return Err(unsupported(expr, "a macro call")),
+            Expr::Range(_) => return Err(unsupported(expr, "a range outside a `for` loop")),
+            Expr::Struct(_) => return Err(unsupported(expr, "a struct literal")),
+            Expr::Try(_) => return Err(unsupported(expr, "the `?` operator")),
+            Expr::Unsafe(_) => return Err(unsupported(expr, "`unsafe`")),
+            Expr::Async(_) | Expr::Await(_) => return Err(unsupported(expr, "async code")),
+            Expr::Return(_) => return Err(unsupported(expr, "`return` inside an expression")),
+            Expr::ForLoop(_) | Expr::While(_) => return Err(unsupported(expr, "a loop inside an expression")),
+            other => return Err(unsupported(other, "this syntax")),
         })
     }
 
     fn binary(&mut self, b: &syn::ExprBinary) -> syn::Result<TokenStream> {
         let span = b.span();
         if compound_op(&b.op).is_some() {
-            return Err(unsupported(
-                span,
-                "a compound assignment inside an expression",
-            ));
+            return Err(unsupported(b, "a compound assignment inside an expression"));
         }
         let left = self.expr(&b.left)?;
         let right = self.expr(&b.right)?;

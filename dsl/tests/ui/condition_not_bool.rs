@@ -1,0 +1,12 @@
+use greta_dsl::prelude::*;
+
+#[kernel]
+fn k(x: &[f32], y: &mut [f32]) {
+    let i = thread_idx().x;
+    let v = x[i];
+    if v {
+        y[i] = v;
+    }
+}
+
+fn main() {}

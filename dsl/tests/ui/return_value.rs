@@ -1,0 +1,9 @@
+use greta_dsl::prelude::*;
+
+#[kernel]
+fn k(x: &[f32]) {
+    let v = x[thread_idx().x];
+    return v;
+}
+
+fn main() {}
