@@ -1,1 +1,22 @@
-//! (being written)
+//! greta-runtime: runs compiled kernels.
+//!
+//! - [`Backend`]: one trait over the CPU interpreter ([`cpu`]), NVIDIA through the CUDA driver
+//!   API ([`cuda`], loaded at run time) and AMD through HIP ([`hip`], behind the `hip` feature);
+//! - [`DeviceBuffer`]: typed device memory (element type and length travel with the handle);
+//! - [`check`]: launches are checked against the kernel's signature (argument count, kinds,
+//!   element types, buffer lengths) before anything reaches a device, with errors naming the
+//!   argument;
+//! - [`select`]: picks the backend at run time (`GRETA_BACKEND=cpu|cuda|hip`, else the best one
+//!   present), so one binary starts on machines with neither GPU library.
+
+pub mod backend;
+pub mod check;
+pub mod cpu;
+mod select;
+
+pub use backend::{
+    Backend, BackendKind, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, ObjectFormat,
+    RuntimeError, Signature,
+};
+pub use greta_dsl::interp::{Buffer, LaunchDims};
+pub use select::{select, select_named};

@@ -1,0 +1,248 @@
+//! The backend trait and the types every backend shares.
+
+use greta_dsl::interp::{Buffer, LaunchDims};
+use greta_dsl::ir::{Const, Kernel, Param, Scalar};
+use greta_dsl::Target;
+use std::any::Any;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    Cpu,
+    Cuda,
+    Hip,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Cuda => "cuda",
+            BackendKind::Hip => "hip",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the {backend} backend is not available: {reason}")]
+    Unavailable {
+        backend: &'static str,
+        reason: String,
+    },
+    #[error("unknown backend `{0}` (GRETA_BACKEND takes cpu, cuda or hip)")]
+    UnknownBackend(String),
+    #[error("kernel `{kernel}`: {message}")]
+    Launch { kernel: String, message: String },
+    #[error("kernel `{kernel}`, argument `{arg}`: {message}")]
+    Argument {
+        kernel: String,
+        arg: String,
+        message: String,
+    },
+    #[error("{backend}: {call} failed: {message}")]
+    Driver {
+        backend: &'static str,
+        call: &'static str,
+        message: String,
+    },
+    #[error("out of device memory: asked for {bytes} bytes ({what})")]
+    OutOfMemory { bytes: u64, what: String },
+    #[error("buffer mismatch: {0}")]
+    Buffer(String),
+    #[error(transparent)]
+    Interp(#[from] greta_dsl::interp::InterpError),
+    #[error("code object for kernel `{kernel}`: {message}")]
+    Object { kernel: String, message: String },
+}
+
+/// What kind of binary a [`CodeObject`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectFormat {
+    /// AMDGPU code object (ELF).
+    Hsaco,
+    /// NVIDIA cubin (ELF).
+    Cubin,
+    /// NVIDIA PTX text, JIT-compiled by the driver.
+    Ptx,
+}
+
+/// A compiled kernel binary for one target.
+#[derive(Clone, Debug)]
+pub struct CodeObject {
+    pub target: String,
+    pub format: ObjectFormat,
+    pub bytes: Vec<u8>,
+}
+
+/// What a launch is checked against: the kernel's name, parameters and declared block size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signature {
+    pub name: String,
+    pub params: Vec<Param>,
+    pub block_size: Option<[u32; 3]>,
+    pub shared_bytes: u32,
+}
+
+impl Signature {
+    pub fn of(kernel: &Kernel) -> Signature {
+        Signature {
+            name: kernel.name.clone(),
+            params: kernel.params.clone(),
+            block_size: kernel.block_size,
+            shared_bytes: kernel.shared_bytes(),
+        }
+    }
+}
+
+/// A kernel loaded on a backend, ready to launch.
+pub struct LoadedKernel {
+    pub signature: Signature,
+    /// The backend's own handle (a CUDA function, a HIP function, the IR for the CPU).
+    pub(crate) handle: Box<dyn Any + Send + Sync>,
+}
+
+impl LoadedKernel {
+    pub fn new(signature: Signature, handle: Box<dyn Any + Send + Sync>) -> LoadedKernel {
+        LoadedKernel { signature, handle }
+    }
+
+    pub fn handle<T: 'static>(&self) -> Option<&T> {
+        self.handle.downcast_ref()
+    }
+}
+
+/// Device memory holding `len` elements of `scalar`. The storage belongs to the backend that
+/// allocated it; handing it to another backend is an error, not undefined behaviour.
+pub struct DeviceBuffer {
+    scalar: Scalar,
+    len: usize,
+    backend: BackendKind,
+    storage: Box<dyn Any + Send + Sync>,
+}
+
+impl fmt::Debug for DeviceBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DeviceBuffer<{}; {}> on {}",
+            self.scalar, self.len, self.backend
+        )
+    }
+}
+
+impl DeviceBuffer {
+    pub fn new(
+        scalar: Scalar,
+        len: usize,
+        backend: BackendKind,
+        storage: Box<dyn Any + Send + Sync>,
+    ) -> DeviceBuffer {
+        DeviceBuffer {
+            scalar,
+            len,
+            backend,
+            storage,
+        }
+    }
+    pub fn scalar(&self) -> Scalar {
+        self.scalar
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.len as u64 * self.scalar.size_bytes() as u64
+    }
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+    /// The backend's storage, or an error if the buffer belongs to another backend.
+    pub fn storage<T: 'static>(&self, backend: BackendKind) -> Result<&T, RuntimeError> {
+        if self.backend != backend {
+            return Err(RuntimeError::Buffer(format!(
+                "a {} buffer was given to the {backend} backend",
+                self.backend
+            )));
+        }
+        self.storage
+            .downcast_ref()
+            .ok_or_else(|| RuntimeError::Buffer(format!("{self:?} has foreign storage")))
+    }
+}
+
+/// One launch argument.
+#[derive(Clone, Copy, Debug)]
+pub enum KernelArg<'a> {
+    /// A buffer; the kernel may touch any of it.
+    Buffer(&'a DeviceBuffer),
+    /// A buffer the launch needs at least this many elements of (checked before launching).
+    BufferAtLeast(&'a DeviceBuffer, usize),
+    Value(Const),
+}
+
+/// A compute device greta can run kernels on.
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    /// The target its kernels are compiled for (the CPU backend emulates one: its wave size).
+    fn target(&self) -> &'static Target;
+    /// A human-readable device name (`NVIDIA H200`, `CPU interpreter (gfx942 waves)`).
+    fn device_name(&self) -> String;
+    /// `(free, total)` device memory in bytes, where the backend can tell.
+    fn memory_info(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    fn alloc(&self, scalar: Scalar, len: usize) -> Result<DeviceBuffer, RuntimeError>;
+    /// Copies host data into a device buffer of the same type and length.
+    fn write(&self, dst: &DeviceBuffer, src: &Buffer) -> Result<(), RuntimeError>;
+    /// Copies a device buffer back to the host.
+    fn read(&self, src: &DeviceBuffer) -> Result<Buffer, RuntimeError>;
+    /// Device-to-device copy of a whole buffer (same type and length).
+    fn copy(&self, dst: &DeviceBuffer, src: &DeviceBuffer) -> Result<(), RuntimeError>;
+
+    /// Loads a kernel. GPU backends need its compiled `object`; the CPU backend runs the IR.
+    fn load(
+        &self,
+        kernel: &Kernel,
+        object: Option<&CodeObject>,
+    ) -> Result<LoadedKernel, RuntimeError>;
+
+    /// Launches without checking arguments: use [`Backend::launch`].
+    fn launch_unchecked(
+        &self,
+        kernel: &LoadedKernel,
+        dims: LaunchDims,
+        args: &[KernelArg<'_>],
+    ) -> Result<(), RuntimeError>;
+
+    /// Checks `args` and `dims` against the kernel's signature, then launches (asynchronously on
+    /// GPUs: errors of the kernel itself surface at the next [`Backend::synchronize`]).
+    fn launch(
+        &self,
+        kernel: &LoadedKernel,
+        dims: LaunchDims,
+        args: &[KernelArg<'_>],
+    ) -> Result<(), RuntimeError> {
+        crate::check::launch(&kernel.signature, self.target(), dims, args)?;
+        self.launch_unchecked(kernel, dims, args)
+    }
+
+    /// Waits for all launched work.
+    fn synchronize(&self) -> Result<(), RuntimeError>;
+
+    /// Milliseconds `work` takes on the device, measured with device events around it (the CPU
+    /// backend uses the wall clock).
+    fn time(&self, work: &mut dyn FnMut() -> Result<(), RuntimeError>)
+        -> Result<f64, RuntimeError>;
+}
