@@ -27,6 +27,11 @@ enum Command {
     /// Write (or with --check, verify) kernels_generated/: every kernel's HIP at its default
     /// configuration for every target.
     Generate(cmd::generate::Args),
+    /// Run every kernel on a backend (a GPU by default) against its reference; non-zero exit
+    /// on any mismatch.
+    Check(cmd::check::Args),
+    /// Benchmarks: `greta bench kernels` times every kernel against the memory-bandwidth floor.
+    Bench(cmd::bench::Args),
 }
 
 fn main() {
@@ -36,6 +41,8 @@ fn main() {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Kernels => cmd::kernels::run(),
         Command::Generate(args) => cmd::generate::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     if let Err(e) = result {
         eprintln!("greta: error: {e:#}");

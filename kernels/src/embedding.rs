@@ -109,7 +109,7 @@ pub static SPEC: KernelSpec = KernelSpec {
         &[2, 3, 4097],
         &[9, 100, 64],
     ],
-    bench_shape: &[4096, 32000, 4096],
+    bench_shape: &[4096, 8192, 4096],
     build,
     problem,
 };

@@ -1,10 +1,14 @@
 //! The subcommands, and what they share: resolving a kernel, target and configuration from
 //! user input, each with an error that names the wrong value and the valid ones.
 
+pub mod bench;
+pub mod check;
+pub mod device;
 pub mod emit;
 pub mod generate;
 pub mod inspect;
 pub mod kernels;
+pub mod source;
 
 use anyhow::{anyhow, Context, Result};
 use greta_dsl::ir::Kernel;

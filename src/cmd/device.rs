@@ -1,0 +1,69 @@
+//! Running the library's test and benchmark problems on a backend: upload the inputs, load the
+//! kernel (its code object from a bundle or the compile cache on GPUs), launch with every
+//! buffer's length checked, read the outputs back. Shared by `greta check` and `greta bench`.
+
+use anyhow::{Context, Result};
+use greta_dsl::ir::Kernel;
+use greta_kernels::{Problem, ProblemArg};
+use greta_runtime::{Backend, Buffer, CodeObject, DeviceBuffer, KernelArg, LoadedKernel};
+
+/// Where GPU code objects come from for this run.
+pub type Objects<'a> = dyn Fn(&Kernel) -> Result<Option<CodeObject>> + 'a;
+
+/// A problem's arguments in device memory, and its kernel loaded.
+pub struct OnDevice {
+    pub kernel: LoadedKernel,
+    pub buffers: Vec<Option<DeviceBuffer>>,
+}
+
+pub fn load(backend: &dyn Backend, objects: &Objects<'_>, kernel: &Kernel) -> Result<LoadedKernel> {
+    let object = objects(kernel)?;
+    Ok(backend.load(kernel, object.as_ref())?)
+}
+
+/// Uploads `problem`'s inputs (output buffers too: they start as the problem's initial values).
+pub fn upload(backend: &dyn Backend, kernel: LoadedKernel, problem: &Problem) -> Result<OnDevice> {
+    let mut buffers = Vec::new();
+    for arg in &problem.args {
+        buffers.push(match arg {
+            ProblemArg::Buffer(host) => {
+                let dev = backend.alloc(host.scalar(), host.len())?;
+                backend.write(&dev, host)?;
+                Some(dev)
+            }
+            ProblemArg::Value(_) => None,
+        });
+    }
+    Ok(OnDevice { kernel, buffers })
+}
+
+/// Launches `problem` on the uploaded buffers (asynchronous on GPUs).
+pub fn launch(backend: &dyn Backend, on: &OnDevice, problem: &Problem) -> Result<()> {
+    let args: Vec<KernelArg<'_>> = problem
+        .args
+        .iter()
+        .zip(&on.buffers)
+        .map(|(arg, buf)| match (arg, buf) {
+            (ProblemArg::Value(c), _) => KernelArg::Value(*c),
+            (ProblemArg::Buffer(host), Some(dev)) => KernelArg::BufferAtLeast(dev, host.len()),
+            (ProblemArg::Buffer(_), None) => unreachable!("uploaded above"),
+        })
+        .collect();
+    backend
+        .launch(&on.kernel, problem.dims, &args)
+        .with_context(|| format!("launching {}", problem.kernel.name))
+}
+
+/// Reads every buffer back (after synchronising).
+pub fn download(backend: &dyn Backend, on: &OnDevice) -> Result<Vec<Option<Buffer>>> {
+    backend.synchronize()?;
+    on.buffers
+        .iter()
+        .map(|b| {
+            b.as_ref()
+                .map(|b| backend.read(b))
+                .transpose()
+                .map_err(Into::into)
+        })
+        .collect()
+}

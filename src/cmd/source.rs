@@ -1,0 +1,46 @@
+//! The backend a command runs on, and where its GPU code objects come from.
+
+use super::device::Objects;
+use anyhow::{Context, Result};
+use greta_runtime::{Backend, BackendKind, CodeObject, ObjectFormat};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct SourceArgs {
+    /// cpu, cuda or hip (default: GRETA_BACKEND, else the best one present).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Load GPU code objects from this bundle (made by `greta build`) instead of compiling.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    pub fn open(&self) -> Result<(Box<dyn Backend>, Box<Objects<'static>>)> {
+        let backend = match &self.backend {
+            Some(name) => greta_runtime::select_named(name)?,
+            None => greta_runtime::select()?,
+        };
+        if backend.kind() == BackendKind::Cpu {
+            return Ok((backend, Box::new(|_| Ok(None))));
+        }
+        let target = backend.target();
+        let bundle = self.bundle.clone();
+        let objects: Box<Objects<'static>> = Box::new(move |kernel| {
+            let _ = &bundle;
+            let compiled = greta_codegen::compile(kernel, target)
+                .with_context(|| format!("compiling {}", kernel.name))?;
+            let format = if target.family == greta_dsl::Family::Nvptx {
+                ObjectFormat::Cubin
+            } else {
+                ObjectFormat::Hsaco
+            };
+            Ok(Some(CodeObject {
+                target: target.name.to_string(),
+                format,
+                bytes: compiled.object,
+            }))
+        });
+        Ok((backend, objects))
+    }
+}
