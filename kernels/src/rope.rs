@@ -5,42 +5,26 @@
 //! - `neox=true` (GPT-NeoX / HF layout): rotate `(x[i], x[i + rot_dims/2])`.
 //!
 //! Pair `i` turns by `θ = (pos_offset + token) · base^(-2i / rot_dims)`. Dimensions past
-//! `rot_dims` (partial rotary) are copied. One thread per pair slot (`head_dim / 2` per head).
+//! `rot_dims` (partial rotary) are copied.
 //! Floor: read and write x once, `2·tokens·heads·head_dim·size` bytes.
 
-use crate::config::{block_param, Choices, ParamDef, DTYPE};
+use crate::config::{block_param, Choices, ParamDef, DTYPE, VEC};
 use crate::problem::{
     blocks_for, from_f64, linear, Expected, Inputs, Problem, ProblemArg, Tolerance,
 };
-use crate::{dispatch, Config, KernelSpec, ProblemError};
+use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{ConfigValue, Const, Kernel};
 use greta_dsl::prelude::*;
 
-/// Rotates the pair `(a, b)` of `x` into `y` by the angle of frequency index `i`.
-#[device]
-fn rotate<T: Float>(
-    x: Global<T, Read>,
-    y: Global<T, ReadWrite>,
-    a: Val<u32>,
-    b: Val<u32>,
-    i: Val<u32>,
-    pos: Val<f32>,
-    rot_dims: Val<u32>,
-    log2_base: Val<f32>,
-) {
-    let theta = pos * exp2(-(2u32 * i).to_f32() / rot_dims.to_f32() * log2_base);
-    let c = cos(theta);
-    let s = sin(theta);
-    let x0 = x[a].to_f32();
-    let x1 = x[b].to_f32();
-    y[a] = T::from_f32(x0 * c - x1 * s);
-    y[b] = T::from_f32(x0 * s + x1 * c);
-}
-
+/// Each thread rotates `V` pairs of one head row with two `V`-wide loads and stores: in the GGUF
+/// layout the `2V` contiguous elements of its pairs, in the NeoX layout `V` elements from each
+/// half. Threads whose pairs lie past `rot_dims` copy `2V` elements instead. The host picks `V`
+/// so that `2V` divides both `head_dim` and `rot_dims` ([`fit_vec`]); a launch that breaks this
+/// writes nothing, which the checks report, rather than touching memory out of bounds.
 #[kernel]
-pub fn rope<T: Float>(
+pub fn rope<T: Float, const V: usize>(
     x: &[T],
     y: &mut [T],
     tokens: u32,
@@ -53,46 +37,110 @@ pub fn rope<T: Float>(
     #[comptime] block: u32,
 ) {
     block_size(block);
-    let half = head_dim / 2u32;
-    let slot = block_idx().x * block + thread_idx().x;
-    if slot < tokens * heads * half {
-        let i = slot % half;
-        let head_row = slot / half;
+    #[comptime]
+    let v = V as u32;
+    let groups = head_dim / (2u32 * v);
+    let item = block_idx().x * block + thread_idx().x;
+    let fits = head_dim % (2u32 * v) == 0u32 && rot_dims % (2u32 * v) == 0u32;
+    if item < tokens * heads * groups && fits {
+        let head_row = item / groups;
+        let g = item % groups;
         let base = head_row * head_dim;
-        let pos = (head_row / heads + pos_offset).to_f32();
-        let log2_base = log2(freq_base);
-        let rot_half = rot_dims / 2u32;
-        if i < rot_half {
+        let rot_groups = rot_dims / (2u32 * v);
+        if g < rot_groups {
+            let pos = (head_row / heads + pos_offset).to_f32();
+            // θ_i = pos · base^(-2i / rot_dims) = pos · 2^(i · scale)
+            let scale = -2.0f32 / rot_dims.to_f32() * log2(freq_base);
+            #[comptime]
+            let mut cos_lanes = [pos; V];
+            #[comptime]
+            let mut sin_lanes = [pos; V];
+            for j in 0..v {
+                let theta = pos * exp2((g * v + j).to_f32() * scale);
+                cos_lanes[j as usize] = cos(theta);
+                sin_lanes[j as usize] = sin(theta);
+            }
+            let c = Val::<Vector<f32, V>>::from_lanes(cos_lanes);
+            let s = Val::<Vector<f32, V>>::from_lanes(sin_lanes);
             if neox {
-                rotate(
-                    x,
-                    y,
-                    base + i,
-                    base + i + rot_half,
-                    i,
-                    pos,
-                    rot_dims,
-                    log2_base,
-                );
+                let ia = base + g * v;
+                let ib = ia + rot_dims / 2u32;
+                let a = vload::<V, _>(&x, ia).to_f32();
+                let b = vload::<V, _>(&x, ib).to_f32();
+                vstore::<V, _>(&y, ia, (a * c - b * s).cast::<T>());
+                vstore::<V, _>(&y, ib, (a * s + b * c).cast::<T>());
             } else {
-                rotate(
-                    x,
-                    y,
-                    base + 2u32 * i,
-                    base + 2u32 * i + 1u32,
-                    i,
-                    pos,
-                    rot_dims,
-                    log2_base,
+                let i0 = base + 2u32 * g * v;
+                let lo = vload::<V, _>(&x, i0).to_f32();
+                let hi = vload::<V, _>(&x, i0 + v).to_f32();
+                // Pair j is elements (2j, 2j+1) of lo‖hi: split them into evens and odds.
+                #[comptime]
+                let mut even_lanes = [pos; V];
+                #[comptime]
+                let mut odd_lanes = [pos; V];
+                for j in 0..v {
+                    if v == 1u32 {
+                        even_lanes[0] = lo.lane(0);
+                        odd_lanes[0] = hi.lane(0);
+                    } else if 2u32 * j < v {
+                        even_lanes[j as usize] = lo.lane(2u32 * j);
+                        odd_lanes[j as usize] = lo.lane(2u32 * j + 1u32);
+                    } else {
+                        even_lanes[j as usize] = hi.lane(2u32 * j - v);
+                        odd_lanes[j as usize] = hi.lane(2u32 * j + 1u32 - v);
+                    }
+                }
+                let e = Val::<Vector<f32, V>>::from_lanes(even_lanes);
+                let o = Val::<Vector<f32, V>>::from_lanes(odd_lanes);
+                let re = e * c - o * s;
+                let ro = e * s + o * c;
+                // Interleave back: output element k of lo‖hi is pair k/2, even or odd by k % 2.
+                #[comptime]
+                let mut lo_lanes = [pos; V];
+                #[comptime]
+                let mut hi_lanes = [pos; V];
+                for k in 0..2u32 * v {
+                    #[comptime]
+                    let pair = k / 2u32;
+                    #[comptime]
+                    let mut value = ro.lane(pair);
+                    if k % 2u32 == 0u32 {
+                        value = re.lane(pair);
+                    }
+                    if k < v {
+                        lo_lanes[k as usize] = value;
+                    } else {
+                        hi_lanes[(k - v) as usize] = value;
+                    }
+                }
+                vstore::<V, _>(
+                    &y,
+                    i0,
+                    Val::<Vector<f32, V>>::from_lanes(lo_lanes).cast::<T>(),
+                );
+                vstore::<V, _>(
+                    &y,
+                    i0 + v,
+                    Val::<Vector<f32, V>>::from_lanes(hi_lanes).cast::<T>(),
                 );
             }
         } else {
-            // Past the rotated dimensions both layouts copy x[rot_dims + 2(i - rot_half) ..+2].
-            let a = base + rot_dims + 2u32 * (i - rot_half);
-            y[a] = x[a];
-            y[a + 1u32] = x[a + 1u32];
+            // Past the rotated dimensions both layouts copy.
+            let i0 = base + rot_dims + 2u32 * v * (g - rot_groups);
+            vstore::<V, _>(&y, i0, vload::<V, _>(&x, i0));
+            vstore::<V, _>(&y, i0 + v, vload::<V, _>(&x, i0 + v));
         }
     }
+}
+
+/// The largest vector width not above the configured `vec` for which `2·vec` divides both
+/// `head_dim` and `rot_dims` (1 always works for even sizes).
+pub fn fit_vec(cfg: &Config, head_dim: u32, rot_dims: u32) -> Config {
+    let mut v = cfg.u32("vec");
+    while v > 1 && (head_dim % (2 * v) != 0 || rot_dims % (2 * v) != 0) {
+        v /= 2;
+    }
+    cfg.with("vec", ConfigValue::U32(v))
 }
 
 /// The reference in f64: x is `[tokens, heads, head_dim]`.
@@ -128,13 +176,14 @@ pub fn reference(
 }
 
 fn build(cfg: &Config) -> Result<Kernel, BuildError> {
-    dispatch!(cfg, rope, T; cfg.bool("neox"), cfg.u32("block"))
+    check_vec_width("rope", cfg)?;
+    dispatch!(cfg, rope, T, V; cfg.bool("neox"), cfg.u32("block"))
 }
 
-/// Launch: one thread per pair slot.
+/// Launch: one thread per `vec` pairs (`cfg` already fitted with [`fit_vec`]).
 pub fn launch(cfg: &Config, tokens: u32, heads: u32, head_dim: u32) -> LaunchDims {
-    let slots = tokens as u64 * heads as u64 * (head_dim / 2) as u64;
-    linear(blocks_for(slots, cfg.u32("block") as u64), cfg.u32("block"))
+    let items = tokens as u64 * heads as u64 * (head_dim / (2 * cfg.u32("vec"))) as u64;
+    linear(blocks_for(items, cfg.u32("block") as u64), cfg.u32("block"))
 }
 
 const NEOX: ParamDef = ParamDef {
@@ -166,6 +215,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     {
         return Err(bad());
     }
+    let cfg = &fit_vec(cfg, head_dim, rot_dims);
     let dtype = cfg.dtype("dtype");
     let n = (tokens * heads * head_dim) as usize;
     let pos_offset = 17u32;
@@ -209,7 +259,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
 pub static SPEC: KernelSpec = KernelSpec {
     name: "rope",
     summary: "rotary position embedding (GGUF adjacent pairs or NeoX halves)",
-    params: &[DTYPE, block_param(256), NEOX],
+    params: &[DTYPE, block_param(256), VEC, NEOX],
     shape: "tokens,heads,head_dim[,rot_dims]",
     test_shapes: &[
         &[1, 1, 2],

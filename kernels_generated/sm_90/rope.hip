@@ -3,7 +3,7 @@
 // kernel:     rope
 // target:     sm_90 (Nvptx, wave size 32)
 // language:   CUDA (clang -x cuda, no CUDA headers or libdevice)
-// config:     T=f16,neox=false,block=256
+// config:     T=f16,V=8,neox=false,block=256
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x cuda --cuda-device-only --cuda-gpu-arch=sm_90 -nocudainc -nocudalib -Xclang -target-feature -Xclang +ptx80 -O3 -fwrapv -S kernel.cu -o kernel.ptx
 
@@ -253,27 +253,40 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 
 extern "C" __global__ __attribute__((launch_bounds(256)))
 void rope(const f16* __restrict__ x, f16* __restrict__ y, u32 tokens, u32 heads, u32 head_dim, u32 rot_dims, u32 pos_offset, f32 freq_base) {
-    u32 half = head_dim / 2u;
-    u32 slot = greta_block_idx_x() * 256u + greta_thread_idx_x();
-    if (slot < (tokens * heads * half)) {
-        u32 i = slot % half;
-        u32 head_row = slot / half;
+    u32 groups = head_dim / 16u;
+    u32 item = greta_block_idx_x() * 256u + greta_thread_idx_x();
+    bool fits = bool(((head_dim % 16u) == 0u) & ((rot_dims % 16u) == 0u));
+    if (bool((item < (tokens * heads * groups)) & fits)) {
+        u32 head_row = item / groups;
+        u32 g = item % groups;
         u32 base = head_row * head_dim;
-        f32 pos = f32(head_row / heads + pos_offset);
-        f32 log2_base = greta_log2(freq_base);
-        u32 rot_half = rot_dims / 2u;
-        if (i < rot_half) {
-            f32 theta = pos * greta_exp2(-f32(2u * i) / f32(rot_dims) * log2_base);
-            f32 c = greta_cos(theta);
-            f32 s = greta_sin(theta);
-            f32 x0 = f32(x[base + 2u * i]);
-            f32 x1 = f32(x[base + 2u * i + 1u]);
-            y[base + 2u * i] = f16(x0 * c - x1 * s);
-            y[base + 2u * i + 1u] = f16(x0 * s + x1 * c);
+        u32 rot_groups = rot_dims / 16u;
+        if (g < rot_groups) {
+            f32 pos = f32(head_row / heads + pos_offset);
+            f32 scale = -2.0f / f32(rot_dims) * greta_log2(freq_base);
+            f32 theta = pos * greta_exp2(f32(g * 8u + 0u) * scale);
+            f32 theta_1 = pos * greta_exp2(f32(g * 8u + 1u) * scale);
+            f32 theta_2 = pos * greta_exp2(f32(g * 8u + 2u) * scale);
+            f32 theta_3 = pos * greta_exp2(f32(g * 8u + 3u) * scale);
+            f32 theta_4 = pos * greta_exp2(f32(g * 8u + 4u) * scale);
+            f32 theta_5 = pos * greta_exp2(f32(g * 8u + 5u) * scale);
+            f32 theta_6 = pos * greta_exp2(f32(g * 8u + 6u) * scale);
+            f32 theta_7 = pos * greta_exp2(f32(g * 8u + 7u) * scale);
+            f32x8 c = f32x8{greta_cos(theta), greta_cos(theta_1), greta_cos(theta_2), greta_cos(theta_3), greta_cos(theta_4), greta_cos(theta_5), greta_cos(theta_6), greta_cos(theta_7)};
+            f32x8 s = f32x8{greta_sin(theta), greta_sin(theta_1), greta_sin(theta_2), greta_sin(theta_3), greta_sin(theta_4), greta_sin(theta_5), greta_sin(theta_6), greta_sin(theta_7)};
+            u32 i0 = base + 2u * g * 8u;
+            f32x8 lo = ({ f16x8 greta_t0 = *reinterpret_cast<const f16x8*>(&x[i0]); f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
+            f32x8 hi = ({ f16x8 greta_t1 = *reinterpret_cast<const f16x8*>(&x[i0 + 8u]); f32x8{f32(greta_t1[0]), f32(greta_t1[1]), f32(greta_t1[2]), f32(greta_t1[3]), f32(greta_t1[4]), f32(greta_t1[5]), f32(greta_t1[6]), f32(greta_t1[7])}; });
+            f32x8 e = f32x8{lo[0], lo[2], lo[4], lo[6], hi[0], hi[2], hi[4], hi[6]};
+            f32x8 o = f32x8{lo[1], lo[3], lo[5], lo[7], hi[1], hi[3], hi[5], hi[7]};
+            f32x8 re = ({ f32x8 greta_t6 = ({ f32x8 greta_t2 = e; f32x8 greta_t3 = c; f32x8{greta_t2[0] * greta_t3[0], greta_t2[1] * greta_t3[1], greta_t2[2] * greta_t3[2], greta_t2[3] * greta_t3[3], greta_t2[4] * greta_t3[4], greta_t2[5] * greta_t3[5], greta_t2[6] * greta_t3[6], greta_t2[7] * greta_t3[7]}; }); f32x8 greta_t7 = ({ f32x8 greta_t4 = o; f32x8 greta_t5 = s; f32x8{greta_t4[0] * greta_t5[0], greta_t4[1] * greta_t5[1], greta_t4[2] * greta_t5[2], greta_t4[3] * greta_t5[3], greta_t4[4] * greta_t5[4], greta_t4[5] * greta_t5[5], greta_t4[6] * greta_t5[6], greta_t4[7] * greta_t5[7]}; }); f32x8{greta_t6[0] - greta_t7[0], greta_t6[1] - greta_t7[1], greta_t6[2] - greta_t7[2], greta_t6[3] - greta_t7[3], greta_t6[4] - greta_t7[4], greta_t6[5] - greta_t7[5], greta_t6[6] - greta_t7[6], greta_t6[7] - greta_t7[7]}; });
+            f32x8 ro = ({ f32x8 greta_t12 = ({ f32x8 greta_t8 = e; f32x8 greta_t9 = s; f32x8{greta_t8[0] * greta_t9[0], greta_t8[1] * greta_t9[1], greta_t8[2] * greta_t9[2], greta_t8[3] * greta_t9[3], greta_t8[4] * greta_t9[4], greta_t8[5] * greta_t9[5], greta_t8[6] * greta_t9[6], greta_t8[7] * greta_t9[7]}; }); f32x8 greta_t13 = ({ f32x8 greta_t10 = o; f32x8 greta_t11 = c; f32x8{greta_t10[0] * greta_t11[0], greta_t10[1] * greta_t11[1], greta_t10[2] * greta_t11[2], greta_t10[3] * greta_t11[3], greta_t10[4] * greta_t11[4], greta_t10[5] * greta_t11[5], greta_t10[6] * greta_t11[6], greta_t10[7] * greta_t11[7]}; }); f32x8{greta_t12[0] + greta_t13[0], greta_t12[1] + greta_t13[1], greta_t12[2] + greta_t13[2], greta_t12[3] + greta_t13[3], greta_t12[4] + greta_t13[4], greta_t12[5] + greta_t13[5], greta_t12[6] + greta_t13[6], greta_t12[7] + greta_t13[7]}; });
+            *reinterpret_cast<f16x8*>(&y[i0]) = ({ f32x8 greta_t14 = f32x8{re[0], ro[0], re[1], ro[1], re[2], ro[2], re[3], ro[3]}; f16x8{f16(greta_t14[0]), f16(greta_t14[1]), f16(greta_t14[2]), f16(greta_t14[3]), f16(greta_t14[4]), f16(greta_t14[5]), f16(greta_t14[6]), f16(greta_t14[7])}; });
+            *reinterpret_cast<f16x8*>(&y[i0 + 8u]) = ({ f32x8 greta_t15 = f32x8{re[4], ro[4], re[5], ro[5], re[6], ro[6], re[7], ro[7]}; f16x8{f16(greta_t15[0]), f16(greta_t15[1]), f16(greta_t15[2]), f16(greta_t15[3]), f16(greta_t15[4]), f16(greta_t15[5]), f16(greta_t15[6]), f16(greta_t15[7])}; });
         } else {
-            u32 a = base + rot_dims + 2u * (i - rot_half);
-            y[a] = x[a];
-            y[a + 1u] = x[a + 1u];
+            u32 i0_1 = base + rot_dims + 16u * (g - rot_groups);
+            *reinterpret_cast<f16x8*>(&y[i0_1]) = *reinterpret_cast<const f16x8*>(&x[i0_1]);
+            *reinterpret_cast<f16x8*>(&y[i0_1 + 8u]) = *reinterpret_cast<const f16x8*>(&x[i0_1 + 8u]);
         }
     }
 }

@@ -178,12 +178,12 @@ pub fn run(args: Args) -> Result<()> {
 fn print_table(rows: &[Row]) {
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
     println!(
-        "{:<10} {:<7} {:<32} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>6}",
+        "{:<10} {:<7} {:<40} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>6}",
         "kernel", "target", "config", "lds", "vgpr", "sgpr", "agpr", "scratch", "regs", "spills"
     );
     for r in rows {
         println!(
-            "{:<10} {:<7} {:<32} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>6}",
+            "{:<10} {:<7} {:<40} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>6}",
             r.kernel,
             r.target,
             r.config,

@@ -15,6 +15,9 @@ pub(crate) enum Binding {
     Var,
     /// `#[comptime] let mut x`: plain Rust, assigned as Rust.
     ComptimeMut,
+    /// `#[comptime] let x`: plain Rust. Indexing a comptime binding is Rust indexing (an array
+    /// of values built while recording, e.g. the lanes of a vector), not a memory access.
+    Comptime,
     /// Everything else: parameters, `let x`, loop variables.
     Immutable,
 }
@@ -68,6 +71,16 @@ impl Transformer {
             .last_mut()
             .expect("a scope is always open")
             .insert(name.to_string(), binding);
+    }
+
+    /// Whether `e` names a comptime binding (so indexing it is Rust's, not a memory access).
+    fn is_comptime(&self, e: &Expr) -> bool {
+        single_ident(e).is_some_and(|i| {
+            matches!(
+                self.lookup(&i.to_string()),
+                Some(Binding::Comptime | Binding::ComptimeMut)
+            )
+        })
     }
 
     fn lookup(&self, name: &str) -> Option<Binding> {
@@ -190,7 +203,7 @@ impl Transformer {
                 if mutable {
                     Binding::ComptimeMut
                 } else {
-                    Binding::Immutable
+                    Binding::Comptime
                 },
             );
             let mutability = mutable.then(|| quote!(mut));
@@ -236,6 +249,14 @@ impl Transformer {
         if let Expr::Index(ix) = left {
             let memory = self.expr(&ix.expr)?;
             let index = self.expr(&ix.index)?;
+            if self.is_comptime(&ix.expr) {
+                return Ok(match op {
+                    Some(op) => {
+                        quote_spanned!(span=> #memory[#index] = #memory[#index] #op #right;)
+                    }
+                    None => quote_spanned!(span=> #memory[#index] = #right;),
+                });
+            }
             let value = match op {
                 Some(op) => {
                     quote_spanned!(span=> ::greta_dsl::front::load(&#memory, #index) #op #right)
@@ -414,10 +435,19 @@ impl Transformer {
             Expr::Index(ix) => {
                 let memory = self.expr(&ix.expr)?;
                 let index = self.expr(&ix.index)?;
-                quote_spanned!(span=> ::greta_dsl::front::load(&#memory, #index))
+                if self.is_comptime(&ix.expr) {
+                    quote_spanned!(span=> #memory[#index])
+                } else {
+                    quote_spanned!(span=> ::greta_dsl::front::load(&#memory, #index))
+                }
             }
             Expr::Cast(c) => {
-                let value = self.expr(&c.expr)?;
+                // The operand becomes a call argument: its parentheses are redundant there.
+                let mut operand = &*c.expr;
+                while let Expr::Paren(p) = operand {
+                    operand = &p.expr;
+                }
+                let value = self.expr(operand)?;
                 let ty = &c.ty;
                 quote_spanned!(span=> ::greta_dsl::front::CastTo::<#ty>::cast_to(#value))
             }
