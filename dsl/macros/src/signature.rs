@@ -84,7 +84,10 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
                 ));
             }
             GenericParam::Lifetime(l) => {
-                return Err(syn::Error::new(l.span(), "kernels cannot be generic over lifetimes"))
+                return Err(syn::Error::new(
+                    l.span(),
+                    "kernels cannot be generic over lifetimes",
+                ))
             }
         }
     }

@@ -28,7 +28,9 @@ pub use memory::{
     declare_param, load, local_array, shared, store, vload, vstore, ComptimeLen, Global, Index,
     KernelParam, Local, MemoryHandle, Read, ReadWrite, Shared, Writable,
 };
-pub use ops::{and, eq, ge, gt, le, lt, ne, or, Arith, CastTo, Compare, FloatLike, Integer, Logic, Signed};
+pub use ops::{
+    and, eq, ge, gt, le, lt, ne, or, Arith, CastTo, Compare, FloatLike, Integer, Logic, Signed,
+};
 pub use values::{
     bind, declare_mut, Bind, Elem, Float, IntoConfig, IntoVal, Numeric, Val, Var, Vector,
 };

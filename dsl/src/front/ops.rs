@@ -304,7 +304,10 @@ impl<T: Elem, const N: usize> Val<Vector<T, N>> {
         if N == 1 {
             return Val::new(self.id);
         }
-        Val::from_expr(Expr::Extract { vector: self.id, lane: lane as u8 })
+        Val::from_expr(Expr::Extract {
+            vector: self.id,
+            lane: lane as u8,
+        })
     }
     /// Builds a vector from `N` scalars.
     pub fn from_lanes(lanes: [Val<T>; N]) -> Self {

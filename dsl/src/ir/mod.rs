@@ -373,21 +373,50 @@ pub type Block = Vec<Stmt>;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
     /// Define `var` (its first and only declaration) with an initial value.
-    Let { var: VarId, value: ExprId },
-    Assign { var: VarId, value: ExprId },
+    Let {
+        var: VarId,
+        value: ExprId,
+    },
+    Assign {
+        var: VarId,
+        value: ExprId,
+    },
     /// Store `value` (scalar or vector) at element `index`; vector stores need aligned indices.
-    Store { mem: Memory, index: ExprId, value: ExprId },
-    If { cond: ExprId, then: Block, otherwise: Block },
+    Store {
+        mem: Memory,
+        index: ExprId,
+        value: ExprId,
+    },
+    If {
+        cond: ExprId,
+        then: Block,
+        otherwise: Block,
+    },
     /// `for var in (start..end).step_by(step)` over u32 or i32. `step` must be positive; start,
     /// end and step are evaluated once, before the first iteration.
-    For { var: VarId, start: ExprId, end: ExprId, step: ExprId, body: Block },
-    While { cond: ExprId, body: Block },
+    For {
+        var: VarId,
+        start: ExprId,
+        end: ExprId,
+        step: ExprId,
+        body: Block,
+    },
+    While {
+        cond: ExprId,
+        body: Block,
+    },
     /// This thread leaves the kernel.
     Return,
     /// Block-wide barrier with workgroup memory fence. Every thread of the block must reach it.
     Barrier,
     /// Atomic read-modify-write; the old value goes to `result` if given.
-    Atomic { op: AtomicOp, mem: Memory, index: ExprId, value: ExprId, result: Option<VarId> },
+    Atomic {
+        op: AtomicOp,
+        mem: Memory,
+        index: ExprId,
+        value: ExprId,
+        result: Option<VarId>,
+    },
 }
 
 /// A comptime configuration value, recorded so that the kernel's identity and the generated

@@ -103,7 +103,10 @@ impl Type {
     }
 
     pub fn with_scalar(self, scalar: Scalar) -> Type {
-        Type { scalar, lanes: self.lanes }
+        Type {
+            scalar,
+            lanes: self.lanes,
+        }
     }
 }
 
