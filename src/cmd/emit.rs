@@ -10,7 +10,8 @@ pub struct Args {
     /// gfx942 (AMD MI300X) or sm_90 (NVIDIA H100/H200).
     #[arg(long, short)]
     target: String,
-    /// hip (generated source), ptx (sm_90 only) or asm (AMDGCN for gfx942, PTX for sm_90).
+    /// ir (greta's IR, target independent), hip (generated source), ptx (sm_90 only) or asm
+    /// (AMDGCN for gfx942, PTX for sm_90).
     #[arg(long, short, value_enum, default_value = "hip")]
     format: FormatArg,
     /// Tunable parameters as key=value,... (defaults for the rest).
@@ -23,6 +24,7 @@ pub struct Args {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum FormatArg {
+    Ir,
     Hip,
     Ptx,
     Asm,
@@ -34,12 +36,16 @@ pub fn run(args: Args) -> Result<()> {
     let config = spec.config(&args.config)?;
     let kernel = super::build(spec, &config)?;
     let format = match args.format {
+        FormatArg::Ir => return output(args.output, &greta_dsl::print::print_kernel(&kernel)),
         FormatArg::Hip => Format::Hip,
         FormatArg::Ptx => Format::Ptx,
         FormatArg::Asm => Format::Asm,
     };
-    let text = greta_codegen::emit(&kernel, target, format)?;
-    match args.output {
+    output(args.output, &greta_codegen::emit(&kernel, target, format)?)
+}
+
+fn output(path: Option<std::path::PathBuf>, text: &str) -> Result<()> {
+    match path {
         Some(path) => super::write_atomic(&path, text.as_bytes()),
         None => {
             print!("{text}");
