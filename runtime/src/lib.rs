@@ -12,6 +12,8 @@
 pub mod backend;
 pub mod check;
 pub mod cpu;
+/// NVIDIA GPUs through the CUDA driver API; libcuda is opened at run time.
+pub mod cuda;
 mod select;
 
 pub use backend::{
