@@ -14,6 +14,9 @@ pub mod check;
 pub mod cpu;
 /// NVIDIA GPUs through the CUDA driver API; libcuda is opened at run time.
 pub mod cuda;
+/// AMD GPUs through HIP; only with the `hip` feature (it links libamdhip64 at build time).
+#[cfg(feature = "hip")]
+pub mod hip;
 mod select;
 
 pub use backend::{

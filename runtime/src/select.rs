@@ -16,6 +16,9 @@ fn best() -> Box<dyn Backend> {
     if let Ok(cuda) = cuda() {
         return cuda;
     }
+    if let Ok(hip) = hip() {
+        return hip;
+    }
     Box::new(CpuBackend::default())
 }
 
@@ -25,15 +28,46 @@ fn cuda() -> Result<Box<dyn Backend>, RuntimeError> {
     Ok(Box::new(crate::cuda::CudaBackend::new()?))
 }
 
+/// The HIP backend on the first gfx942 device; Unavailable (with HIP's words) when there is
+/// none or HIP fails to start.
+#[cfg(feature = "hip")]
+fn hip() -> Result<Box<dyn Backend>, RuntimeError> {
+    Ok(Box::new(crate::hip::HipBackend::open()?))
+}
+
+/// Without the `hip` feature there is no HIP backend to open: it links libamdhip64 at build
+/// time, which would stop this binary from starting on machines without ROCm.
+#[cfg(not(feature = "hip"))]
+fn hip() -> Result<Box<dyn Backend>, RuntimeError> {
+    Err(RuntimeError::Unavailable {
+        backend: "hip",
+        reason: "this greta was built without the `hip` feature".into(),
+    })
+}
+
 /// The backend called `name`; a missing driver or library is an error saying so.
 pub fn select_named(name: &str) -> Result<Box<dyn Backend>, RuntimeError> {
     match name {
         "cpu" => Ok(Box::new(CpuBackend::default())),
         "cuda" => cuda(),
-        "hip" => Err(RuntimeError::Unavailable {
-            backend: "hip",
-            reason: "not built yet".into(),
-        }),
+        "hip" => hip(),
         other => Err(RuntimeError::UnknownBackend(other.to_string())),
+    }
+}
+
+#[cfg(all(test, not(feature = "hip")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hip_without_the_feature_says_how_to_get_it() {
+        match select_named("hip") {
+            Err(RuntimeError::Unavailable { backend, reason }) => {
+                assert_eq!(backend, "hip");
+                assert!(reason.contains("`hip` feature"), "{reason}");
+            }
+            Err(other) => panic!("expected Unavailable, got {other}"),
+            Ok(_) => panic!("hip selected without the feature"),
+        }
     }
 }
