@@ -32,6 +32,9 @@ enum Command {
     Check(cmd::check::Args),
     /// Benchmarks: `greta bench kernels` times every kernel against the memory-bandwidth floor.
     Bench(cmd::bench::Args),
+    /// Compile every kernel for one target (through the compile cache) into a code-object
+    /// bundle that a GPU machine without a compiler can load.
+    Build(cmd::build::Args),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
         Command::Generate(args) => cmd::generate::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Build(args) => cmd::build::run(args),
     };
     if let Err(e) = result {
         eprintln!("greta: error: {e:#}");

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::CodegenError;
 
 /// Per-kernel resource figures. AMD fields are `None` for NVIDIA and vice versa.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resources {
     /// Vector registers per lane (AMD; on gfx942 the arch-VGPR count, AGPRs separate).
     pub vgpr: Option<u32>,

@@ -7,9 +7,14 @@
 //!   element types, buffer lengths) before anything reaches a device, with errors naming the
 //!   argument;
 //! - [`select`]: picks the backend at run time (`GRETA_BACKEND=cpu|cuda|hip`, else the best one
-//!   present), so one binary starts on machines with neither GPU library.
+//!   present), so one binary starts on machines with neither GPU library;
+//! - [`cache`], [`bundle`], [`objects`]: where GPU code objects come from: the content-addressed
+//!   compile cache (`GRETA_CACHE_DIR`), or a prebuilt bundle (`greta build`) on machines
+//!   without a compiler.
 
 pub mod backend;
+pub mod bundle;
+pub mod cache;
 pub mod check;
 pub mod cpu;
 /// NVIDIA GPUs through the CUDA driver API; libcuda is opened at run time.
@@ -17,11 +22,15 @@ pub mod cuda;
 /// AMD GPUs through HIP; only with the `hip` feature (it links libamdhip64 at build time).
 #[cfg(feature = "hip")]
 pub mod hip;
+pub mod objects;
 mod select;
 
 pub use backend::{
     Backend, BackendKind, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, ObjectFormat,
     RuntimeError, Signature,
 };
+pub use bundle::{Bundle, BundleError, BundleWriter};
+pub use cache::{CacheError, CacheOutcome, CompileCache};
 pub use greta_dsl::interp::{Buffer, LaunchDims};
+pub use objects::{ObjectError, ObjectSource, Origin};
 pub use select::{select, select_named};

@@ -2,6 +2,7 @@
 //! user input, each with an error that names the wrong value and the valid ones.
 
 pub mod bench;
+pub mod build;
 pub mod check;
 pub mod device;
 pub mod emit;

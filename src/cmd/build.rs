@@ -1,0 +1,164 @@
+//! `greta build --target T -o DIR [--config k=v,...]`: compile every kernel of the library (at
+//! its default configuration, once per float dtype) for one target, through the compile cache,
+//! into a code-object bundle that a GPU machine without a compiler can load.
+//!
+//! The cache makes a repeated build cheap: a second build with the same `GRETA_CACHE_DIR`
+//! compiles nothing, and the summary line says so ("N kernels, M compiled, K from cache").
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use greta_dsl::Target;
+use greta_kernels::{Config, KernelSpec};
+use greta_runtime::cache::{CacheOutcome, CompileCache};
+use greta_runtime::{BundleWriter, CodeObject};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The GPU target: sm_90 (NVIDIA H100/H200, cubins) or gfx942 (AMD MI300X, hsaco).
+    #[arg(long, short)]
+    target: String,
+    /// The bundle directory to write (replaced if it is already a bundle).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Tunable parameters as key=value,... applied to every kernel. Without `dtype`, each float
+    /// dtype gets an entry.
+    #[arg(long, short, default_value = "")]
+    config: String,
+}
+
+struct Job {
+    spec: &'static KernelSpec,
+    config: Config,
+}
+
+fn jobs(config: &str) -> Result<Vec<Job>> {
+    let dtypes: Vec<String> = if config.contains("dtype") {
+        vec![String::new()]
+    } else {
+        ["f16", "bf16", "f32"]
+            .iter()
+            .map(|d| format!("dtype={d}"))
+            .collect()
+    };
+    let mut jobs = Vec::new();
+    for &spec in greta_kernels::all() {
+        for dtype in &dtypes {
+            let overrides = [dtype.as_str(), config]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(",");
+            jobs.push(Job {
+                spec,
+                config: spec.config(&overrides)?,
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+struct Built {
+    kernel: greta_dsl::ir::Kernel,
+    object: CodeObject,
+    resources: greta_codegen::Resources,
+    outcome: CacheOutcome,
+}
+
+fn compile(cache: &CompileCache, job: &Job, target: &Target) -> Result<Built> {
+    let kernel = super::build(job.spec, &job.config)?;
+    let (object, resources, outcome) = cache.get_or_compile(&kernel, target)?;
+    Ok(Built {
+        kernel,
+        object,
+        resources,
+        outcome,
+    })
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let target = super::target(&args.target)?;
+    let jobs = jobs(&args.config)?;
+    let cache = CompileCache::from_env()?;
+    // The cache key needs the toolchain's versions even for a hit: a missing tool is one error
+    // now rather than one per kernel later.
+    greta_codegen::Toolchain::global()
+        .versions()
+        .key_for(target)
+        .with_context(|| format!("building for {target}"))?;
+    // Before compiling anything: a destination greta must not or cannot write is reported now.
+    let mut writer = BundleWriter::new(&args.output, target)?;
+
+    let bar = ProgressBar::new(jobs.len() as u64).with_style(
+        ProgressStyle::with_template("building {bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    // Compiles run clang and ptxas as child processes: one worker per core keeps them busy.
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(jobs.len().max(1));
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<Result<Built>>>> =
+        Mutex::new(jobs.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().expect("no worker panics while holding it");
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(job) = jobs.get(i) else { break };
+                bar.set_message(format!("{} [{}]", job.spec.name, job.config));
+                let built = compile(&cache, job, target);
+                results.lock().expect("no worker panics while holding it")[i] = Some(built);
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+
+    let (mut compiled, mut cached) = (0, 0);
+    let mut failures = Vec::new();
+    for (job, result) in jobs
+        .iter()
+        .zip(results.into_inner().expect("workers are done"))
+    {
+        match result.expect("every job ran") {
+            Ok(b) => {
+                if let CacheOutcome::Recompiled { reason } = &b.outcome {
+                    eprintln!("greta: warning: {reason}; recompiled it");
+                }
+                if b.outcome.compiled() {
+                    compiled += 1;
+                } else {
+                    cached += 1;
+                }
+                writer.add(&b.kernel, &job.config.to_string(), &b.object, &b.resources)?;
+            }
+            Err(e) => failures.push(format!("{} [{}]: {e:#}", job.spec.name, job.config)),
+        }
+    }
+    if !failures.is_empty() {
+        // `writer` is dropped with its temporary directory: no bundle is written.
+        bail!(
+            "{} of {} kernels failed to compile for {target}; no bundle written:\n{}",
+            failures.len(),
+            jobs.len(),
+            failures.join("\n")
+        );
+    }
+    let n = writer.len();
+    let bundle = writer
+        .finish()
+        .with_context(|| format!("writing the bundle {}", args.output.display()))?;
+    println!(
+        "{n} kernels, {compiled} compiled, {cached} from cache: wrote {} ({target})",
+        bundle.dir().display()
+    );
+    Ok(())
+}

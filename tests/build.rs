@@ -1,0 +1,289 @@
+//! `greta build` end to end, with the real toolchain: bundles for both targets, the compile cache
+//! making a second build compile nothing, a corrupted cache entry recompiled with a warning, the
+//! bundle loader's checks on real bundles, and no half-written bundle after a failed build.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use greta_dsl::ir::Kernel;
+use greta_dsl::Target;
+use greta_runtime::{Bundle, BundleError, ObjectFormat};
+
+const DTYPES: [&str; 3] = ["f16", "bf16", "f32"];
+
+fn greta_build(cache: &Path, target: &str, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_greta"))
+        .args(["build", "--target", target, "-o"])
+        .arg(out)
+        .env("GRETA_CACHE_DIR", cache)
+        .output()
+        .expect("greta runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The summary line of a successful build.
+fn summary(o: &Output) -> String {
+    assert!(o.status.success(), "greta build failed: {}", stderr(o));
+    stdout(o)
+}
+
+/// Every (kernel IR, library config) `greta build` puts in a bundle.
+fn library() -> Vec<(Kernel, String)> {
+    let mut out = Vec::new();
+    for spec in greta_kernels::all() {
+        for d in DTYPES {
+            let config = spec.config(&format!("dtype={d}")).unwrap();
+            out.push(((spec.build)(&config).unwrap(), config.to_string()));
+        }
+    }
+    out
+}
+
+/// Files named `object` under the cache's entries.
+fn cached_objects(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.join("objects")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().unwrap() == "object" {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn bundles_for_both_targets_second_build_is_all_cache_hits() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let n = library().len();
+    for target in Target::ALL {
+        let dir = out.path().join(target.name);
+        let first = summary(&greta_build(cache.path(), target.name, &dir));
+        assert!(
+            first.contains(&format!("{n} kernels, {n} compiled, 0 from cache")),
+            "{first}"
+        );
+        let second = summary(&greta_build(cache.path(), target.name, &dir));
+        assert!(
+            second.contains(&format!("{n} kernels, 0 compiled, {n} from cache")),
+            "a second build must compile nothing: {second}"
+        );
+
+        let bundle = Bundle::open(&dir).unwrap();
+        assert_eq!(bundle.target(), target);
+        assert_eq!(bundle.manifest().entries.len(), n);
+        let format = match target.name {
+            "sm_90" => ObjectFormat::Cubin,
+            _ => ObjectFormat::Hsaco,
+        };
+        let other = Target::ALL.into_iter().find(|t| t != &target).unwrap();
+        for (kernel, config) in library() {
+            let object = bundle.object(&kernel, target).unwrap();
+            assert_eq!(object.format, format, "{} [{config}]", kernel.name);
+            assert_eq!(object.target, target.name);
+            // Both cubins and code objects are ELF files.
+            assert_eq!(&object.bytes[..4], b"\x7fELF", "{} [{config}]", kernel.name);
+
+            let refused = bundle.object(&kernel, other).unwrap_err().to_string();
+            assert!(
+                refused.contains(&format!(
+                    "holds {} code; this device needs {}",
+                    target.name, other.name
+                )),
+                "{refused}"
+            );
+        }
+    }
+    // Both targets' objects share the one cache, and its scratch area is empty.
+    assert_eq!(cached_objects(cache.path()).len(), 2 * n);
+    assert_eq!(
+        std::fs::read_dir(cache.path().join("tmp")).unwrap().count(),
+        0
+    );
+    // Nothing but the two bundles beside them: no temporary directories left.
+    let mut names: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["gfx942", "sm_90"]);
+}
+
+#[test]
+fn a_corrupted_cache_entry_is_recompiled_with_a_warning() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("b");
+    let n = library().len();
+    summary(&greta_build(cache.path(), "gfx942", &dir));
+
+    let objects = cached_objects(cache.path());
+    let victim = &objects[0];
+    let len = std::fs::metadata(victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let o = greta_build(cache.path(), "gfx942", &dir);
+    let s = summary(&o);
+    assert!(
+        s.contains(&format!("{n} kernels, 1 compiled, {} from cache", n - 1)),
+        "{s}"
+    );
+    let err = stderr(&o);
+    assert!(err.contains("greta: warning: cache entry"), "{err}");
+    assert!(err.contains("has a corrupt object"), "{err}");
+    assert!(err.contains("recompiled it"), "{err}");
+    assert_eq!(std::fs::metadata(victim).unwrap().len(), len, "repaired");
+
+    // The bundle is whole, and the build after the repair is all hits again.
+    let bundle = Bundle::open(&dir).unwrap();
+    for (kernel, _) in library() {
+        bundle.object(&kernel, &Target::GFX942).unwrap();
+    }
+    let s = summary(&greta_build(cache.path(), "gfx942", &dir));
+    assert!(s.contains(&format!("0 compiled, {n} from cache")), "{s}");
+}
+
+#[test]
+fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("b");
+    summary(&greta_build(cache.path(), "sm_90", &dir));
+    let manifest_path = dir.join("manifest.json");
+    let good = std::fs::read_to_string(&manifest_path).unwrap();
+    let (rmsnorm, _) = library()
+        .into_iter()
+        .find(|(k, c)| k.name == "rmsnorm" && c.contains("dtype=f16"))
+        .unwrap();
+    let hash = greta_runtime::bundle::content_hash(&rmsnorm, &Target::SM_90);
+    assert!(
+        good.contains(&hash),
+        "the manifest keys rmsnorm by its IR hash"
+    );
+
+    // A tampered hash: the entry no longer matches the IR this greta builds.
+    std::fs::write(&manifest_path, good.replace(&hash, &"0".repeat(64))).unwrap();
+    let err = Bundle::open(&dir)
+        .unwrap()
+        .object(&rmsnorm, &Target::SM_90)
+        .unwrap_err();
+    assert!(matches!(err, BundleError::Stale { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("rmsnorm [block=256,dtype=f16,vec=8]"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "rebuild it with `greta build --target sm_90 -o {}`",
+            dir.display()
+        )),
+        "{msg}"
+    );
+
+    // Bad JSON names the file.
+    std::fs::write(&manifest_path, &good[..good.len() / 2]).unwrap();
+    let msg = Bundle::open(&dir).unwrap_err().to_string();
+    assert!(
+        msg.starts_with(&format!("{}: not valid JSON", manifest_path.display())),
+        "{msg}"
+    );
+
+    // A missing object file names the file and the entry.
+    std::fs::write(&manifest_path, &good).unwrap();
+    let bundle = Bundle::open(&dir).unwrap();
+    let entry = bundle.entry(&rmsnorm, &Target::SM_90).unwrap().clone();
+    std::fs::remove_file(dir.join(&entry.file)).unwrap();
+    let msg = Bundle::open(&dir).unwrap_err().to_string();
+    assert!(msg.contains(&entry.file), "{msg}");
+    assert!(
+        msg.contains("the object file of rmsnorm [block=256,dtype=f16,vec=8] is missing"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_failed_build_leaves_no_bundle() {
+    let cache = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("file");
+    std::fs::write(&file, b"not a directory").unwrap();
+
+    // The parent of the output is a file.
+    let o = greta_build(cache.path(), "sm_90", &file.join("bundle"));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.starts_with("greta: error: "), "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // The output is an existing directory that is not a bundle: left alone.
+    let docs = root.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("notes.txt"), b"mine").unwrap();
+    let o = greta_build(cache.path(), "sm_90", &docs);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is not a greta bundle (no manifest.json); refusing to replace it"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(docs.join("notes.txt")).unwrap(), b"mine");
+
+    // An unknown target is refused before anything is written.
+    let o = greta_build(cache.path(), "sm_80", &root.path().join("x"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown target `sm_80`"));
+
+    // Compiles that fail half way through (a ptxas that reports a version but assembles
+    // nothing): the objects compiled so far are dropped with the temporary directory.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let tools = tempfile::tempdir().unwrap();
+        let ptxas = tools.path().join("ptxas");
+        std::fs::write(
+            &ptxas,
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'Cuda compilation tools, release 0.0'; \
+             exit 0; fi\necho 'ptxas: broken on purpose' >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&ptxas, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_greta"))
+            .args(["build", "--target", "sm_90", "-o"])
+            .arg(root.path().join("half"))
+            .env("GRETA_CACHE_DIR", cache.path())
+            .env("GRETA_PTXAS", &ptxas)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("failed to compile for sm_90; no bundle written"),
+            "{err}"
+        );
+        assert!(err.contains("broken on purpose"), "{err}");
+    }
+
+    let mut names: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["docs", "file"], "no half-written bundle anywhere");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
