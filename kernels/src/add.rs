@@ -56,6 +56,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let (ab, a) = inputs.uniform(dtype, n as usize, -4.0, 4.0);
     let (bb, b) = inputs.uniform(dtype, n as usize, -4.0, 4.0);
     Ok(Problem {
+        config: cfg.clone(),
         kernel: build(cfg)?,
         dims: launch(cfg, n),
         args: vec![

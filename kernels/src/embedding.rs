@@ -78,6 +78,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let want = reference(&table, &ids, dim as usize);
     let n = (tokens * dim) as usize;
     Ok(Problem {
+        config: cfg.clone(),
         kernel: build(cfg)?,
         dims: launch(cfg, tokens),
         args: vec![

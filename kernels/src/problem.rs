@@ -62,6 +62,9 @@ pub struct Expected {
 
 #[derive(Clone, Debug)]
 pub struct Problem {
+    /// The configuration the kernel was built at (the problem may adapt the requested one to
+    /// its shape, e.g. a narrower vector width).
+    pub config: crate::Config,
     pub kernel: Kernel,
     pub dims: LaunchDims,
     pub args: Vec<ProblemArg>,

@@ -108,6 +108,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let want = reference(&x, &w, r, c, eps as f64);
     let size = dtype.size_bytes() as u64;
     Ok(Problem {
+        config: cfg.clone(),
         kernel: build(cfg)?,
         dims: launch(cfg, rows),
         args: vec![

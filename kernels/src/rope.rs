@@ -234,6 +234,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     // θ is computed in f32 as on GPUs: its rounding grows with the position (|θ| ≤ pos).
     let theta_err = (pos_offset + tokens) as f64 * 2.0 * f32::EPSILON as f64;
     Ok(Problem {
+        config: cfg.clone(),
         kernel: build(cfg)?,
         dims: launch(cfg, tokens, heads, head_dim),
         args: vec![

@@ -63,6 +63,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let (gb, g) = inputs.uniform(dtype, n as usize, -8.0, 8.0);
     let (ub, u) = inputs.uniform(dtype, n as usize, -2.0, 2.0);
     Ok(Problem {
+        config: cfg.clone(),
         kernel: build(cfg)?,
         dims: launch(cfg, n),
         args: vec![

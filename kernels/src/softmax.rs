@@ -76,6 +76,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let (xb, x) = inputs.uniform(dtype, n, -10.0, 10.0);
     let want = reference(&x, rows as usize, cols as usize);
     Ok(Problem {
+        config: cfg.clone(),
         kernel: build(cfg)?,
         dims: launch(cfg, rows),
         args: vec![

@@ -1,5 +1,6 @@
 //! `greta build --target T -o DIR [--config k=v,...]`: compile every kernel of the library (at
-//! its default configuration, once per float dtype) for one target, through the compile cache,
+//! its default configuration, once per float dtype, plus the variants its test shapes need) for
+//! one target, through the compile cache,
 //! into a code-object bundle that a GPU machine without a compiler can load.
 //!
 //! The cache makes a repeated build cheap: a second build with the same `GRETA_CACHE_DIR`
@@ -52,10 +53,17 @@ fn jobs(config: &str) -> Result<Vec<Job>> {
                 .copied()
                 .collect::<Vec<_>>()
                 .join(",");
-            jobs.push(Job {
-                spec,
-                config: spec.config(&overrides)?,
-            });
+            let config = spec.config(&overrides)?;
+            // The library's test problems may adapt the configuration to their shapes (rope
+            // narrows its vector width): `greta check` needs those variants in the bundle too.
+            let mut configs = vec![config.clone()];
+            for shape in spec.test_shapes {
+                let problem = (spec.problem)(&config, shape, &mut greta_kernels::Inputs::new(0))?;
+                if !configs.contains(&problem.config) {
+                    configs.push(problem.config);
+                }
+            }
+            jobs.extend(configs.into_iter().map(|config| Job { spec, config }));
         }
     }
     Ok(jobs)

@@ -1,8 +1,8 @@
 //! The backend a command runs on, and where its GPU code objects come from.
 
 use super::device::Objects;
-use anyhow::{Context, Result};
-use greta_runtime::{Backend, BackendKind, CodeObject, ObjectFormat};
+use anyhow::Result;
+use greta_runtime::{Backend, BackendKind};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -25,21 +25,13 @@ impl SourceArgs {
             return Ok((backend, Box::new(|_| Ok(None))));
         }
         let target = backend.target();
-        let bundle = self.bundle.clone();
+        let source = greta_runtime::ObjectSource::new(self.bundle.as_deref())?;
         let objects: Box<Objects<'static>> = Box::new(move |kernel| {
-            let _ = &bundle;
-            let compiled = greta_codegen::compile(kernel, target)
-                .with_context(|| format!("compiling {}", kernel.name))?;
-            let format = if target.family == greta_dsl::Family::Nvptx {
-                ObjectFormat::Cubin
-            } else {
-                ObjectFormat::Hsaco
-            };
-            Ok(Some(CodeObject {
-                target: target.name.to_string(),
-                format,
-                bytes: compiled.object,
-            }))
+            let (object, origin) = source.object(kernel, target)?;
+            if let Some(warning) = origin.warning() {
+                eprintln!("greta: warning: {warning}");
+            }
+            Ok(Some(object))
         });
         Ok((backend, objects))
     }
