@@ -5,13 +5,13 @@
 //! `V`-wide (16-byte) loads, a block reduction combines them, and a second pass re-reads x (from
 //! L2 for rows that fit) to scale it.
 
-use crate::config::{block_param, DTYPE, VEC};
+use crate::config::{block_param, Choices, ParamDef, DTYPE, VEC};
 use crate::helpers::block_sum;
 use crate::problem::{Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::{ConfigValue, Const, Kernel};
 use greta_dsl::prelude::*;
 
 #[kernel]
@@ -22,6 +22,7 @@ pub fn rmsnorm<T: Float, const V: usize>(
     cols: u32,
     eps: f32,
     #[comptime] block: u32,
+    #[comptime] cache: u32,
 ) {
     block_size(block);
     #[comptime]
@@ -30,8 +31,22 @@ pub fn rmsnorm<T: Float, const V: usize>(
     let tid = thread_idx().x;
     let mut acc = 0.0f32;
     // 16-byte accesses need every row to start on a multiple of V elements.
-    let aligned = cols % v == 0;
-    if aligned {
+    let aligned = cols % v == 0u32;
+    // A row that fits in the block's registers (`cache` vectors per thread) is read once.
+    let cached = aligned && cols <= block * v * cache;
+    let held = local_array::<f32>(u32::max(cache * v, 1u32));
+    if cached {
+        for k in 0..cache {
+            let c = (tid + k * block) * v;
+            if c < cols {
+                let xv = vload::<V, _>(&x, base + c).to_f32();
+                for l in 0..v {
+                    held[k * v + l] = xv.lane(l);
+                    acc += xv.lane(l) * xv.lane(l);
+                }
+            }
+        }
+    } else if aligned {
         for c in (tid * v..cols).step_by(block * v) {
             let xv = vload::<V, _>(&x, base + c).to_f32();
             let sq = xv * xv;
@@ -47,12 +62,26 @@ pub fn rmsnorm<T: Float, const V: usize>(
     }
     let total = block_sum(acc, block);
     let inv = rsqrt(total / cols.to_f32() + eps);
-    if aligned {
+    let scale = Val::<Vector<f32, V>>::splat(inv);
+    if cached {
+        for k in 0..cache {
+            let c = (tid + k * block) * v;
+            if c < cols {
+                #[comptime]
+                let mut lanes = [inv; V];
+                for l in 0..v {
+                    lanes[l as usize] = held[k * v + l];
+                }
+                let wv = vload::<V, _>(&w, c).to_f32();
+                let out = Val::<Vector<f32, V>>::from_lanes(lanes) * scale * wv;
+                vstore::<V, _>(&y, base + c, out.cast::<T>());
+            }
+        }
+    } else if aligned {
         for c in (tid * v..cols).step_by(block * v) {
             let xv = vload::<V, _>(&x, base + c).to_f32();
             let wv = vload::<V, _>(&w, c).to_f32();
-            let out = xv * Val::<Vector<f32, V>>::splat(inv) * wv;
-            vstore::<V, _>(&y, base + c, out.cast::<T>());
+            vstore::<V, _>(&y, base + c, (xv * scale * wv).cast::<T>());
         }
     } else {
         for c in (tid..cols).step_by(block) {
@@ -77,7 +106,7 @@ pub fn reference(x: &[f64], w: &[f64], rows: usize, cols: usize, eps: f64) -> Ve
 
 fn build(cfg: &Config) -> Result<Kernel, BuildError> {
     check_vec_width("rmsnorm", cfg)?;
-    dispatch!(cfg, rmsnorm, T, V; cfg.u32("block"))
+    dispatch!(cfg, rmsnorm, T, V; cfg.u32("block"), cfg.u32("cache"))
 }
 
 /// Launch: one block per row.
@@ -128,12 +157,22 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     })
 }
 
+/// Vectors per thread kept in registers between the two passes; by default 32 bytes of input
+/// per thread, which holds a 4096-wide row with 256 threads (0 turns the cache off).
+const CACHE: ParamDef = ParamDef {
+    name: "cache",
+    choices: Choices::U32(&[0, 1, 2, 4, 8]),
+    default: ConfigValue::U32(2),
+    default_for_dtype: Some(|dtype| ConfigValue::U32(if dtype.size_bytes() == 4 { 4 } else { 2 })),
+    doc: "vectors per thread held in registers between passes",
+};
+
 pub static SPEC: KernelSpec = KernelSpec {
     name: "rmsnorm",
     summary: "y = x * rsqrt(mean(x^2) + eps) * w, per row",
-    params: &[DTYPE, block_param(256), VEC],
+    params: &[DTYPE, block_param(256), VEC, CACHE],
     shape: "rows,cols",
-    test_shapes: &[&[1, 1], &[3, 7], &[2, 172], &[2, 4097], &[4, 4096]],
+    test_shapes: &[&[1, 1], &[3, 7], &[2, 172], &[2, 4097], &[4, 4096], &[2, 8192], &[3, 1000]],
     bench_shape: &[4096, 4096],
     build,
     problem,

@@ -18,11 +18,86 @@ use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{ConfigValue, Const, Kernel};
 use greta_dsl::prelude::*;
 
-/// Each thread rotates `V` pairs of one head row with two `V`-wide loads and stores: in the GGUF
-/// layout the `2V` contiguous elements of its pairs, in the NeoX layout `V` elements from each
-/// half. Threads whose pairs lie past `rot_dims` copy `2V` elements instead. The host picks `V`
-/// so that `2V` divides both `head_dim` and `rot_dims` ([`fit_vec`]); a launch that breaks this
-/// writes nothing, which the checks report, rather than touching memory out of bounds.
+/// Rotates pair group `g` (pairs `g·V .. g·V + V`) of the head row starting at `base`, given the
+/// cosines and sines of those pairs' angles: two `V`-wide loads and stores, in the GGUF layout the
+/// `2V` contiguous elements of the pairs (deinterleaved into lanes), in the NeoX layout `V`
+/// elements from each half.
+#[device]
+#[allow(clippy::too_many_arguments)]
+fn rotate_group<T: Float, const V: usize>(
+    x: Global<T, Read>,
+    y: Global<T, ReadWrite>,
+    base: Val<u32>,
+    g: Val<u32>,
+    c: Val<Vector<f32, V>>,
+    s: Val<Vector<f32, V>>,
+    rot_dims: Val<u32>,
+    #[comptime] neox: bool,
+) {
+    #[comptime]
+    let v = V as u32;
+    if neox {
+        let ia = base + g * v;
+        let ib = ia + rot_dims / 2u32;
+        let a = vload::<V, _>(&x, ia).to_f32();
+        let b = vload::<V, _>(&x, ib).to_f32();
+        vstore::<V, _>(&y, ia, (a * c - b * s).cast::<T>());
+        vstore::<V, _>(&y, ib, (a * s + b * c).cast::<T>());
+    } else {
+        let i0 = base + 2u32 * g * v;
+        let lo = vload::<V, _>(&x, i0).to_f32();
+        let hi = vload::<V, _>(&x, i0 + v).to_f32();
+        // Pair j is elements (2j, 2j+1) of lo‖hi: split them into evens and odds.
+        #[comptime]
+        let first = lo.lane(0);
+        #[comptime]
+        let mut even_lanes = [first; V];
+        #[comptime]
+        let mut odd_lanes = [first; V];
+        for j in 0..v {
+            if v == 1u32 {
+                even_lanes[0] = lo.lane(0);
+                odd_lanes[0] = hi.lane(0);
+            } else if 2u32 * j < v {
+                even_lanes[j as usize] = lo.lane(2u32 * j);
+                odd_lanes[j as usize] = lo.lane(2u32 * j + 1u32);
+            } else {
+                even_lanes[j as usize] = hi.lane(2u32 * j - v);
+                odd_lanes[j as usize] = hi.lane(2u32 * j + 1u32 - v);
+            }
+        }
+        let e = Val::<Vector<f32, V>>::from_lanes(even_lanes);
+        let o = Val::<Vector<f32, V>>::from_lanes(odd_lanes);
+        let re = e * c - o * s;
+        let ro = e * s + o * c;
+        // Interleave back: output element k of lo‖hi is pair k/2, even or odd by k % 2.
+        #[comptime]
+        let mut lo_lanes = [first; V];
+        #[comptime]
+        let mut hi_lanes = [first; V];
+        for k in 0..2u32 * v {
+            #[comptime]
+            let mut value = ro.lane(k / 2u32);
+            if k % 2u32 == 0u32 {
+                value = re.lane(k / 2u32);
+            }
+            if k < v {
+                lo_lanes[k as usize] = value;
+            } else {
+                hi_lanes[(k - v) as usize] = value;
+            }
+        }
+        vstore::<V, _>(&y, i0, Val::<Vector<f32, V>>::from_lanes(lo_lanes).cast::<T>());
+        vstore::<V, _>(&y, i0 + v, Val::<Vector<f32, V>>::from_lanes(hi_lanes).cast::<T>());
+    }
+}
+
+/// Each thread handles `V` pairs in `heads_per_thread` heads of one token: the heads of a token
+/// share their angles, so the cosines and sines (the expensive part: an accurate sin/cos is a few
+/// dozen instructions) are computed once per `V` pairs and reused across those heads. Pairs past
+/// `rot_dims` are copied. The host fits `V` and `heads_per_thread` to the shape ([`fit`]); a
+/// launch that breaks the fit writes nothing — the checks report that — rather than touching
+/// memory out of bounds.
 #[kernel]
 pub fn rope<T: Float, const V: usize>(
     x: &[T],
@@ -34,21 +109,26 @@ pub fn rope<T: Float, const V: usize>(
     pos_offset: u32,
     freq_base: f32,
     #[comptime] neox: bool,
+    #[comptime] heads_per_thread: u32,
     #[comptime] block: u32,
 ) {
     block_size(block);
     #[comptime]
     let v = V as u32;
     let groups = head_dim / (2u32 * v);
+    let head_chunks = heads / heads_per_thread;
     let item = block_idx().x * block + thread_idx().x;
-    let fits = head_dim % (2u32 * v) == 0u32 && rot_dims % (2u32 * v) == 0u32;
-    if item < tokens * heads * groups && fits {
-        let head_row = item / groups;
+    let fits = head_dim % (2u32 * v) == 0u32
+        && rot_dims % (2u32 * v) == 0u32
+        && heads % heads_per_thread == 0u32;
+    if item < tokens * head_chunks * groups && fits {
         let g = item % groups;
-        let base = head_row * head_dim;
+        let chunk = item / groups;
+        let token = chunk / head_chunks;
+        let first_row = token * heads + (chunk % head_chunks) * heads_per_thread;
         let rot_groups = rot_dims / (2u32 * v);
         if g < rot_groups {
-            let pos = (head_row / heads + pos_offset).to_f32();
+            let pos = (token + pos_offset).to_f32();
             // θ_i = pos · base^(-2i / rot_dims) = pos · 2^(i · scale)
             let scale = -2.0f32 / rot_dims.to_f32() * log2(freq_base);
             #[comptime]
@@ -62,85 +142,34 @@ pub fn rope<T: Float, const V: usize>(
             }
             let c = Val::<Vector<f32, V>>::from_lanes(cos_lanes);
             let s = Val::<Vector<f32, V>>::from_lanes(sin_lanes);
-            if neox {
-                let ia = base + g * v;
-                let ib = ia + rot_dims / 2u32;
-                let a = vload::<V, _>(&x, ia).to_f32();
-                let b = vload::<V, _>(&x, ib).to_f32();
-                vstore::<V, _>(&y, ia, (a * c - b * s).cast::<T>());
-                vstore::<V, _>(&y, ib, (a * s + b * c).cast::<T>());
-            } else {
-                let i0 = base + 2u32 * g * v;
-                let lo = vload::<V, _>(&x, i0).to_f32();
-                let hi = vload::<V, _>(&x, i0 + v).to_f32();
-                // Pair j is elements (2j, 2j+1) of lo‖hi: split them into evens and odds.
-                #[comptime]
-                let mut even_lanes = [pos; V];
-                #[comptime]
-                let mut odd_lanes = [pos; V];
-                for j in 0..v {
-                    if v == 1u32 {
-                        even_lanes[0] = lo.lane(0);
-                        odd_lanes[0] = hi.lane(0);
-                    } else if 2u32 * j < v {
-                        even_lanes[j as usize] = lo.lane(2u32 * j);
-                        odd_lanes[j as usize] = lo.lane(2u32 * j + 1u32);
-                    } else {
-                        even_lanes[j as usize] = hi.lane(2u32 * j - v);
-                        odd_lanes[j as usize] = hi.lane(2u32 * j + 1u32 - v);
-                    }
-                }
-                let e = Val::<Vector<f32, V>>::from_lanes(even_lanes);
-                let o = Val::<Vector<f32, V>>::from_lanes(odd_lanes);
-                let re = e * c - o * s;
-                let ro = e * s + o * c;
-                // Interleave back: output element k of lo‖hi is pair k/2, even or odd by k % 2.
-                #[comptime]
-                let mut lo_lanes = [pos; V];
-                #[comptime]
-                let mut hi_lanes = [pos; V];
-                for k in 0..2u32 * v {
-                    #[comptime]
-                    let pair = k / 2u32;
-                    #[comptime]
-                    let mut value = ro.lane(pair);
-                    if k % 2u32 == 0u32 {
-                        value = re.lane(pair);
-                    }
-                    if k < v {
-                        lo_lanes[k as usize] = value;
-                    } else {
-                        hi_lanes[(k - v) as usize] = value;
-                    }
-                }
-                vstore::<V, _>(
-                    &y,
-                    i0,
-                    Val::<Vector<f32, V>>::from_lanes(lo_lanes).cast::<T>(),
-                );
-                vstore::<V, _>(
-                    &y,
-                    i0 + v,
-                    Val::<Vector<f32, V>>::from_lanes(hi_lanes).cast::<T>(),
-                );
+            for h in 0..heads_per_thread {
+                rotate_group::<T, V>(x, y, (first_row + h) * head_dim, g, c, s, rot_dims, neox);
             }
         } else {
             // Past the rotated dimensions both layouts copy.
-            let i0 = base + rot_dims + 2u32 * v * (g - rot_groups);
-            vstore::<V, _>(&y, i0, vload::<V, _>(&x, i0));
-            vstore::<V, _>(&y, i0 + v, vload::<V, _>(&x, i0 + v));
+            for h in 0..heads_per_thread {
+                let i0 = (first_row + h) * head_dim + rot_dims + 2u32 * v * (g - rot_groups);
+                vstore::<V, _>(&y, i0, vload::<V, _>(&x, i0));
+                vstore::<V, _>(&y, i0 + v, vload::<V, _>(&x, i0 + v));
+            }
         }
     }
 }
 
-/// The largest vector width not above the configured `vec` for which `2·vec` divides both
-/// `head_dim` and `rot_dims` (1 always works for even sizes).
-pub fn fit_vec(cfg: &Config, head_dim: u32, rot_dims: u32) -> Config {
+/// Narrows the configuration to the shape: the largest vector width not above `vec` for which
+/// `2·vec` divides `head_dim` and `rot_dims`, and the largest `heads_per_thread` not above the
+/// configured one that divides `heads` (1 always fits).
+pub fn fit(cfg: &Config, heads: u32, head_dim: u32, rot_dims: u32) -> Config {
     let mut v = cfg.u32("vec");
     while v > 1 && (head_dim % (2 * v) != 0 || rot_dims % (2 * v) != 0) {
         v /= 2;
     }
+    let mut hpt = cfg.u32("heads_per_thread");
+    while hpt > 1 && heads % hpt != 0 {
+        hpt /= 2;
+    }
     cfg.with("vec", ConfigValue::U32(v))
+        .with("heads_per_thread", ConfigValue::U32(hpt))
 }
 
 /// The reference in f64: x is `[tokens, heads, head_dim]`.
@@ -177,14 +206,23 @@ pub fn reference(
 
 fn build(cfg: &Config) -> Result<Kernel, BuildError> {
     check_vec_width("rope", cfg)?;
-    dispatch!(cfg, rope, T, V; cfg.bool("neox"), cfg.u32("block"))
+    dispatch!(cfg, rope, T, V; cfg.bool("neox"), cfg.u32("heads_per_thread"), cfg.u32("block"))
 }
 
-/// Launch: one thread per `vec` pairs (`cfg` already fitted with [`fit_vec`]).
+/// Launch: one thread per `vec` pairs of `heads_per_thread` heads (`cfg` fitted with [`fit`]).
 pub fn launch(cfg: &Config, tokens: u32, heads: u32, head_dim: u32) -> LaunchDims {
-    let items = tokens as u64 * heads as u64 * (head_dim / (2 * cfg.u32("vec"))) as u64;
+    let chunks = (heads / cfg.u32("heads_per_thread")) as u64;
+    let items = tokens as u64 * chunks * (head_dim / (2 * cfg.u32("vec"))) as u64;
     linear(blocks_for(items, cfg.u32("block") as u64), cfg.u32("block"))
 }
+
+const HEADS_PER_THREAD: ParamDef = ParamDef {
+    name: "heads_per_thread",
+    choices: Choices::U32(&[1, 2, 4, 8]),
+    default: ConfigValue::U32(4),
+    default_for_dtype: None,
+    doc: "heads sharing one thread's sin/cos",
+};
 
 const NEOX: ParamDef = ParamDef {
     name: "neox",
@@ -215,7 +253,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     {
         return Err(bad());
     }
-    let cfg = &fit_vec(cfg, head_dim, rot_dims);
+    let cfg = &fit(cfg, heads, head_dim, rot_dims);
     let dtype = cfg.dtype("dtype");
     let n = (tokens * heads * head_dim) as usize;
     let pos_offset = 17u32;
@@ -260,7 +298,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
 pub static SPEC: KernelSpec = KernelSpec {
     name: "rope",
     summary: "rotary position embedding (GGUF adjacent pairs or NeoX halves)",
-    params: &[DTYPE, block_param(256), VEC, NEOX],
+    params: &[DTYPE, block_param(256), VEC, HEADS_PER_THREAD, NEOX],
     shape: "tokens,heads,head_dim[,rot_dims]",
     test_shapes: &[
         &[1, 1, 2],
@@ -268,6 +306,8 @@ pub static SPEC: KernelSpec = KernelSpec {
         &[5, 4, 172],
         &[3, 2, 64, 32],
         &[2, 32, 128],
+        &[3, 2, 96, 32],
+        &[3, 8, 64, 48],
     ],
     bench_shape: &[4096, 32, 128],
     build,

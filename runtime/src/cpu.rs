@@ -176,12 +176,17 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn time(
+    fn time_each(
         &self,
-        work: &mut dyn FnMut() -> Result<(), RuntimeError>,
-    ) -> Result<f64, RuntimeError> {
-        let start = std::time::Instant::now();
-        work()?;
-        Ok(start.elapsed().as_secs_f64() * 1e3)
+        runs: usize,
+        work: &mut dyn FnMut(usize) -> Result<(), RuntimeError>,
+    ) -> Result<Vec<f64>, RuntimeError> {
+        (0..runs)
+            .map(|i| {
+                let start = std::time::Instant::now();
+                work(i)?;
+                Ok(start.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect()
     }
 }

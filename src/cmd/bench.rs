@@ -66,10 +66,7 @@ fn copy_bandwidth(backend: &dyn Backend) -> Result<f64> {
     for _ in 0..5 {
         backend.copy(&b, &a)?;
     }
-    let mut times = Vec::new();
-    for _ in 0..30 {
-        times.push(backend.time(&mut || backend.copy(&b, &a))?);
-    }
+    let times = backend.time_each(30, &mut |_| backend.copy(&b, &a))?;
     Ok(2.0 * a.size_bytes() as f64 / (median(times) * 1e-3))
 }
 
@@ -119,18 +116,11 @@ fn kernels(args: KernelArgs) -> Result<()> {
             device::launch(backend, &on_device[i % sets], &problem)?;
         }
         backend.synchronize()?;
-        let mut times = Vec::with_capacity(args.runs);
-        for i in 0..args.runs {
-            let on = &on_device[i % sets];
-            times.push(backend.time(&mut || {
-                device::launch(backend, on, &problem).map_err(|e| {
-                    greta_runtime::RuntimeError::Launch {
-                        kernel: problem.kernel.name.clone(),
-                        message: format!("{e:#}"),
-                    }
-                })
-            })?);
-        }
+        let times = backend.time_each(args.runs, &mut |i| {
+            device::launch(backend, &on_device[i % sets], &problem).map_err(|e| {
+                greta_runtime::RuntimeError::Launch { kernel: problem.kernel.name.clone(), message: format!("{e:#}") }
+            })
+        })?;
         let t = median(times);
         let bw = problem.min_bytes as f64 / (t * 1e-3);
         let shape = spec

@@ -28,6 +28,9 @@ pub struct Args {
     /// dtype gets an entry.
     #[arg(long, short, default_value = "")]
     config: String,
+    /// Only this kernel (e.g. to bundle a configuration only it has).
+    #[arg(long, short)]
+    kernel: Option<String>,
 }
 
 struct Job {
@@ -35,7 +38,7 @@ struct Job {
     config: Config,
 }
 
-fn jobs(config: &str) -> Result<Vec<Job>> {
+fn jobs(config: &str, kernel: Option<&str>) -> Result<Vec<Job>> {
     let dtypes: Vec<String> = if config.contains("dtype") {
         vec![String::new()]
     } else {
@@ -45,7 +48,11 @@ fn jobs(config: &str) -> Result<Vec<Job>> {
             .collect()
     };
     let mut jobs = Vec::new();
-    for &spec in greta_kernels::all() {
+    let specs = match kernel {
+        Some(name) => vec![super::kernel_spec(name)?],
+        None => greta_kernels::all().to_vec(),
+    };
+    for spec in specs {
         for dtype in &dtypes {
             let overrides = [dtype.as_str(), config]
                 .iter()
@@ -89,7 +96,7 @@ fn compile(cache: &CompileCache, job: &Job, target: &Target) -> Result<Built> {
 
 pub fn run(args: Args) -> Result<()> {
     let target = super::target(&args.target)?;
-    let jobs = jobs(&args.config)?;
+    let jobs = jobs(&args.config, args.kernel.as_deref())?;
     let cache = CompileCache::from_env()?;
     // The cache key needs the toolchain's versions even for a hit: a missing tool is one error
     // now rather than one per kernel later.

@@ -533,28 +533,37 @@ impl Backend for CudaBackend {
         self.wait("cuStreamSynchronize")
     }
 
-    fn time(
+    fn time_each(
         &self,
-        work: &mut dyn FnMut() -> Result<(), RuntimeError>,
-    ) -> Result<f64, RuntimeError> {
+        runs: usize,
+        work: &mut dyn FnMut(usize) -> Result<(), RuntimeError>,
+    ) -> Result<Vec<f64>, RuntimeError> {
         let event = || {
             self.ctx
                 .new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT))
                 .map_err(|e| driver("cuEventCreate", e))
         };
-        let (start, end) = (event()?, event()?);
-        start
-            .record(&self.stream)
-            .map_err(|e| driver("cuEventRecord", e))?;
-        work()?;
-        end.record(&self.stream)
-            .map_err(|e| driver("cuEventRecord", e))?;
-        end.synchronize()
-            .map_err(|e| driver("cuEventSynchronize", e))?;
-        let ms = start
-            .elapsed_ms(&end)
-            .map_err(|e| driver("cuEventElapsedTime", e))?;
-        Ok(ms as f64)
+        let mut pairs = Vec::with_capacity(runs);
+        for i in 0..runs {
+            let (start, end) = (event()?, event()?);
+            start
+                .record(&self.stream)
+                .map_err(|e| driver("cuEventRecord", e))?;
+            work(i)?;
+            end.record(&self.stream)
+                .map_err(|e| driver("cuEventRecord", e))?;
+            pairs.push((start, end));
+        }
+        let mut times = Vec::with_capacity(runs);
+        for (start, end) in &pairs {
+            end.synchronize()
+                .map_err(|e| driver("cuEventSynchronize", e))?;
+            let ms = start
+                .elapsed_ms(end)
+                .map_err(|e| driver("cuEventElapsedTime", e))?;
+            times.push(ms as f64);
+        }
+        Ok(times)
     }
 }
 

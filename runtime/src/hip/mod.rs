@@ -689,32 +689,41 @@ impl Backend for HipBackend {
         self.sync_stream()
     }
 
-    fn time(
+    fn time_each(
         &self,
-        work: &mut dyn FnMut() -> Result<(), RuntimeError>,
-    ) -> Result<f64, RuntimeError> {
-        self.bind()?;
-        let (start, stop) = (Event::new()?, Event::new()?);
-        // SAFETY: live events and stream.
-        check("hipEventRecord", unsafe {
-            ffi::hipEventRecord(start.0, self.stream.0)
-        })?;
-        work()?;
-        self.bind()?;
-        // SAFETY: as above.
-        check("hipEventRecord", unsafe {
-            ffi::hipEventRecord(stop.0, self.stream.0)
-        })?;
-        // SAFETY: a recorded event.
-        check("hipEventSynchronize", unsafe {
-            ffi::hipEventSynchronize(stop.0)
-        })?;
-        let mut ms = 0f32;
-        // SAFETY: both events recorded on one stream and complete; valid out-pointer.
-        check("hipEventElapsedTime", unsafe {
-            ffi::hipEventElapsedTime(&mut ms, start.0, stop.0)
-        })?;
-        Ok(ms as f64)
+        runs: usize,
+        work: &mut dyn FnMut(usize) -> Result<(), RuntimeError>,
+    ) -> Result<Vec<f64>, RuntimeError> {
+        let mut pairs = Vec::with_capacity(runs);
+        for i in 0..runs {
+            self.bind()?;
+            let (start, stop) = (Event::new()?, Event::new()?);
+            // SAFETY: live events and stream.
+            check("hipEventRecord", unsafe {
+                ffi::hipEventRecord(start.0, self.stream.0)
+            })?;
+            work(i)?;
+            self.bind()?;
+            // SAFETY: as above.
+            check("hipEventRecord", unsafe {
+                ffi::hipEventRecord(stop.0, self.stream.0)
+            })?;
+            pairs.push((start, stop));
+        }
+        let mut times = Vec::with_capacity(runs);
+        for (start, stop) in &pairs {
+            // SAFETY: a recorded event.
+            check("hipEventSynchronize", unsafe {
+                ffi::hipEventSynchronize(stop.0)
+            })?;
+            let mut ms = 0f32;
+            // SAFETY: both events recorded on one stream and complete; valid out-pointer.
+            check("hipEventElapsedTime", unsafe {
+                ffi::hipEventElapsedTime(&mut ms, start.0, stop.0)
+            })?;
+            times.push(ms as f64);
+        }
+        Ok(times)
     }
 }
 
