@@ -36,14 +36,18 @@ pub fn rmsnorm<T: Float, const V: usize>(
     let cached = aligned && cols <= block * v * cache;
     let held = local_array::<f32>(u32::max(cache * v, 1u32));
     if cached {
+        // Branch-free so that all `cache` loads are in flight at once: a thread past the row's
+        // end reads the row's last vector (in bounds) and counts it as zero.
         for k in 0..cache {
             let c = (tid + k * block) * v;
-            if c < cols {
-                let xv = vload::<V, _>(&x, base + c).to_f32();
-                for l in 0..v {
-                    held[k * v + l] = xv.lane(l);
-                    acc += xv.lane(l) * xv.lane(l);
-                }
+            let xv = vload::<V, _>(&x, base + min(c, cols - v)).to_f32();
+            let keep = select(c < cols, 1.0f32, 0.0f32);
+            for l in 0..v {
+                held[k * v + l] = xv.lane(l);
+            }
+            let sq = xv * xv * Val::<Vector<f32, V>>::splat(keep);
+            for l in 0..v {
+                acc += sq.lane(l);
             }
         }
     } else if aligned {
@@ -66,14 +70,14 @@ pub fn rmsnorm<T: Float, const V: usize>(
     if cached {
         for k in 0..cache {
             let c = (tid + k * block) * v;
+            #[comptime]
+            let mut lanes = [inv; V];
+            for l in 0..v {
+                lanes[l as usize] = held[k * v + l];
+            }
+            let wv = vload::<V, _>(&w, min(c, cols - v)).to_f32();
+            let out = Val::<Vector<f32, V>>::from_lanes(lanes) * scale * wv;
             if c < cols {
-                #[comptime]
-                let mut lanes = [inv; V];
-                for l in 0..v {
-                    lanes[l as usize] = held[k * v + l];
-                }
-                let wv = vload::<V, _>(&w, c).to_f32();
-                let out = Val::<Vector<f32, V>>::from_lanes(lanes) * scale * wv;
                 vstore::<V, _>(&y, base + c, out.cast::<T>());
             }
         }
@@ -172,7 +176,15 @@ pub static SPEC: KernelSpec = KernelSpec {
     summary: "y = x * rsqrt(mean(x^2) + eps) * w, per row",
     params: &[DTYPE, block_param(256), VEC, CACHE],
     shape: "rows,cols",
-    test_shapes: &[&[1, 1], &[3, 7], &[2, 172], &[2, 4097], &[4, 4096], &[2, 8192], &[3, 1000]],
+    test_shapes: &[
+        &[1, 1],
+        &[3, 7],
+        &[2, 172],
+        &[2, 4097],
+        &[4, 4096],
+        &[2, 8192],
+        &[3, 1000],
+    ],
     bench_shape: &[4096, 4096],
     build,
     problem,

@@ -3,7 +3,7 @@
 // kernel:     rope
 // target:     sm_90 (Nvptx, wave size 32)
 // language:   CUDA (clang -x cuda, no CUDA headers or libdevice)
-// config:     T=f16,V=8,neox=false,block=256
+// config:     T=f16,V=8,neox=false,heads_per_thread=2,block=256
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x cuda --cuda-device-only --cuda-gpu-arch=sm_90 -nocudainc -nocudalib -Xclang -target-feature -Xclang +ptx80 -O3 -fwrapv -S kernel.cu -o kernel.ptx
 
@@ -254,39 +254,76 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 extern "C" __global__ __attribute__((launch_bounds(256)))
 void rope(const f16* __restrict__ x, f16* __restrict__ y, u32 tokens, u32 heads, u32 head_dim, u32 rot_dims, u32 pos_offset, f32 freq_base) {
     u32 groups = head_dim / 16u;
+    u32 head_chunks = heads / 2u;
     u32 item = greta_block_idx_x() * 256u + greta_thread_idx_x();
-    bool fits = bool(((head_dim % 16u) == 0u) & ((rot_dims % 16u) == 0u));
-    if (bool((item < (tokens * heads * groups)) & fits)) {
-        u32 head_row = item / groups;
+    bool fits = bool(bool(((head_dim % 16u) == 0u) & ((rot_dims % 16u) == 0u)) & ((heads % 2u) == 0u));
+    if (bool((item < (tokens * head_chunks * groups)) & fits)) {
         u32 g = item % groups;
-        u32 base = head_row * head_dim;
-        u32 rot_groups = rot_dims / 16u;
-        if (g < rot_groups) {
-            f32 pos = f32(head_row / heads + pos_offset);
+        u32 chunk = item / groups;
+        u32 token = chunk / head_chunks;
+        u32 first_row = token * heads + chunk % head_chunks * 2u;
+        u32 r = rot_dims / 16u;
+        if (g < r) {
+            f32 pos = f32(token + pos_offset);
             f32 scale = -2.0f / f32(rot_dims) * greta_log2(freq_base);
-            f32 theta = pos * greta_exp2(f32(g * 8u + 0u) * scale);
-            f32 theta_1 = pos * greta_exp2(f32(g * 8u + 1u) * scale);
-            f32 theta_2 = pos * greta_exp2(f32(g * 8u + 2u) * scale);
-            f32 theta_3 = pos * greta_exp2(f32(g * 8u + 3u) * scale);
-            f32 theta_4 = pos * greta_exp2(f32(g * 8u + 4u) * scale);
-            f32 theta_5 = pos * greta_exp2(f32(g * 8u + 5u) * scale);
-            f32 theta_6 = pos * greta_exp2(f32(g * 8u + 6u) * scale);
-            f32 theta_7 = pos * greta_exp2(f32(g * 8u + 7u) * scale);
+            u32 pair = g * 8u + 0u;
+            pair = g * 4u + 0u;
+            f32 theta = pos * greta_exp2(f32(pair) * scale);
+            u32 pair_1 = g * 8u + 1u;
+            pair_1 = g * 4u + 1u;
+            f32 theta_1 = pos * greta_exp2(f32(pair_1) * scale);
+            u32 pair_2 = g * 8u + 2u;
+            pair_2 = g * 4u + 2u;
+            f32 theta_2 = pos * greta_exp2(f32(pair_2) * scale);
+            u32 pair_3 = g * 8u + 3u;
+            pair_3 = g * 4u + 3u;
+            f32 theta_3 = pos * greta_exp2(f32(pair_3) * scale);
+            u32 pair_4 = g * 8u + 4u;
+            pair_4 = (g + r) * 4u + 4u - 4u;
+            f32 theta_4 = pos * greta_exp2(f32(pair_4) * scale);
+            u32 pair_5 = g * 8u + 5u;
+            pair_5 = (g + r) * 4u + 5u - 4u;
+            f32 theta_5 = pos * greta_exp2(f32(pair_5) * scale);
+            u32 pair_6 = g * 8u + 6u;
+            pair_6 = (g + r) * 4u + 6u - 4u;
+            f32 theta_6 = pos * greta_exp2(f32(pair_6) * scale);
+            u32 pair_7 = g * 8u + 7u;
+            pair_7 = (g + r) * 4u + 7u - 4u;
+            f32 theta_7 = pos * greta_exp2(f32(pair_7) * scale);
             f32x8 c = f32x8{greta_cos(theta), greta_cos(theta_1), greta_cos(theta_2), greta_cos(theta_3), greta_cos(theta_4), greta_cos(theta_5), greta_cos(theta_6), greta_cos(theta_7)};
             f32x8 s = f32x8{greta_sin(theta), greta_sin(theta_1), greta_sin(theta_2), greta_sin(theta_3), greta_sin(theta_4), greta_sin(theta_5), greta_sin(theta_6), greta_sin(theta_7)};
-            u32 i0 = base + 2u * g * 8u;
-            f32x8 lo = ({ f16x8 greta_t0 = *reinterpret_cast<const f16x8*>(&x[i0]); f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
-            f32x8 hi = ({ f16x8 greta_t1 = *reinterpret_cast<const f16x8*>(&x[i0 + 8u]); f32x8{f32(greta_t1[0]), f32(greta_t1[1]), f32(greta_t1[2]), f32(greta_t1[3]), f32(greta_t1[4]), f32(greta_t1[5]), f32(greta_t1[6]), f32(greta_t1[7])}; });
+            u32 lo_at = g * 8u;
+            u32 hi_at = lo_at + rot_dims / 2u;
+            hi_at = (g + r) * 8u;
+            u32 row = (first_row + 0u) * head_dim;
+            f32x8 lo = ({ f16x8 greta_t0 = *reinterpret_cast<const f16x8*>(&x[row + lo_at]); f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
+            f32x8 hi = ({ f16x8 greta_t1 = *reinterpret_cast<const f16x8*>(&x[row + hi_at]); f32x8{f32(greta_t1[0]), f32(greta_t1[1]), f32(greta_t1[2]), f32(greta_t1[3]), f32(greta_t1[4]), f32(greta_t1[5]), f32(greta_t1[6]), f32(greta_t1[7])}; });
             f32x8 e = f32x8{lo[0], lo[2], lo[4], lo[6], hi[0], hi[2], hi[4], hi[6]};
             f32x8 o = f32x8{lo[1], lo[3], lo[5], lo[7], hi[1], hi[3], hi[5], hi[7]};
             f32x8 re = ({ f32x8 greta_t6 = ({ f32x8 greta_t2 = e; f32x8 greta_t3 = c; f32x8{greta_t2[0] * greta_t3[0], greta_t2[1] * greta_t3[1], greta_t2[2] * greta_t3[2], greta_t2[3] * greta_t3[3], greta_t2[4] * greta_t3[4], greta_t2[5] * greta_t3[5], greta_t2[6] * greta_t3[6], greta_t2[7] * greta_t3[7]}; }); f32x8 greta_t7 = ({ f32x8 greta_t4 = o; f32x8 greta_t5 = s; f32x8{greta_t4[0] * greta_t5[0], greta_t4[1] * greta_t5[1], greta_t4[2] * greta_t5[2], greta_t4[3] * greta_t5[3], greta_t4[4] * greta_t5[4], greta_t4[5] * greta_t5[5], greta_t4[6] * greta_t5[6], greta_t4[7] * greta_t5[7]}; }); f32x8{greta_t6[0] - greta_t7[0], greta_t6[1] - greta_t7[1], greta_t6[2] - greta_t7[2], greta_t6[3] - greta_t7[3], greta_t6[4] - greta_t7[4], greta_t6[5] - greta_t7[5], greta_t6[6] - greta_t7[6], greta_t6[7] - greta_t7[7]}; });
             f32x8 ro = ({ f32x8 greta_t12 = ({ f32x8 greta_t8 = e; f32x8 greta_t9 = s; f32x8{greta_t8[0] * greta_t9[0], greta_t8[1] * greta_t9[1], greta_t8[2] * greta_t9[2], greta_t8[3] * greta_t9[3], greta_t8[4] * greta_t9[4], greta_t8[5] * greta_t9[5], greta_t8[6] * greta_t9[6], greta_t8[7] * greta_t9[7]}; }); f32x8 greta_t13 = ({ f32x8 greta_t10 = o; f32x8 greta_t11 = c; f32x8{greta_t10[0] * greta_t11[0], greta_t10[1] * greta_t11[1], greta_t10[2] * greta_t11[2], greta_t10[3] * greta_t11[3], greta_t10[4] * greta_t11[4], greta_t10[5] * greta_t11[5], greta_t10[6] * greta_t11[6], greta_t10[7] * greta_t11[7]}; }); f32x8{greta_t12[0] + greta_t13[0], greta_t12[1] + greta_t13[1], greta_t12[2] + greta_t13[2], greta_t12[3] + greta_t13[3], greta_t12[4] + greta_t13[4], greta_t12[5] + greta_t13[5], greta_t12[6] + greta_t13[6], greta_t12[7] + greta_t13[7]}; });
-            *reinterpret_cast<f16x8*>(&y[i0]) = ({ f32x8 greta_t14 = f32x8{re[0], ro[0], re[1], ro[1], re[2], ro[2], re[3], ro[3]}; f16x8{f16(greta_t14[0]), f16(greta_t14[1]), f16(greta_t14[2]), f16(greta_t14[3]), f16(greta_t14[4]), f16(greta_t14[5]), f16(greta_t14[6]), f16(greta_t14[7])}; });
-            *reinterpret_cast<f16x8*>(&y[i0 + 8u]) = ({ f32x8 greta_t15 = f32x8{re[4], ro[4], re[5], ro[5], re[6], ro[6], re[7], ro[7]}; f16x8{f16(greta_t15[0]), f16(greta_t15[1]), f16(greta_t15[2]), f16(greta_t15[3]), f16(greta_t15[4]), f16(greta_t15[5]), f16(greta_t15[6]), f16(greta_t15[7])}; });
+            *reinterpret_cast<f16x8*>(&y[row + lo_at]) = ({ f32x8 greta_t14 = f32x8{re[0], ro[0], re[1], ro[1], re[2], ro[2], re[3], ro[3]}; f16x8{f16(greta_t14[0]), f16(greta_t14[1]), f16(greta_t14[2]), f16(greta_t14[3]), f16(greta_t14[4]), f16(greta_t14[5]), f16(greta_t14[6]), f16(greta_t14[7])}; });
+            *reinterpret_cast<f16x8*>(&y[row + hi_at]) = ({ f32x8 greta_t15 = f32x8{re[4], ro[4], re[5], ro[5], re[6], ro[6], re[7], ro[7]}; f16x8{f16(greta_t15[0]), f16(greta_t15[1]), f16(greta_t15[2]), f16(greta_t15[3]), f16(greta_t15[4]), f16(greta_t15[5]), f16(greta_t15[6]), f16(greta_t15[7])}; });
+            u32 row_1 = (first_row + 1u) * head_dim;
+            f32x8 lo_1 = ({ f16x8 greta_t16 = *reinterpret_cast<const f16x8*>(&x[row_1 + lo_at]); f32x8{f32(greta_t16[0]), f32(greta_t16[1]), f32(greta_t16[2]), f32(greta_t16[3]), f32(greta_t16[4]), f32(greta_t16[5]), f32(greta_t16[6]), f32(greta_t16[7])}; });
+            f32x8 hi_1 = ({ f16x8 greta_t17 = *reinterpret_cast<const f16x8*>(&x[row_1 + hi_at]); f32x8{f32(greta_t17[0]), f32(greta_t17[1]), f32(greta_t17[2]), f32(greta_t17[3]), f32(greta_t17[4]), f32(greta_t17[5]), f32(greta_t17[6]), f32(greta_t17[7])}; });
+            f32x8 e_1 = f32x8{lo_1[0], lo_1[2], lo_1[4], lo_1[6], hi_1[0], hi_1[2], hi_1[4], hi_1[6]};
+            f32x8 o_1 = f32x8{lo_1[1], lo_1[3], lo_1[5], lo_1[7], hi_1[1], hi_1[3], hi_1[5], hi_1[7]};
+            f32x8 re_1 = ({ f32x8 greta_t22 = ({ f32x8 greta_t18 = e_1; f32x8 greta_t19 = c; f32x8{greta_t18[0] * greta_t19[0], greta_t18[1] * greta_t19[1], greta_t18[2] * greta_t19[2], greta_t18[3] * greta_t19[3], greta_t18[4] * greta_t19[4], greta_t18[5] * greta_t19[5], greta_t18[6] * greta_t19[6], greta_t18[7] * greta_t19[7]}; }); f32x8 greta_t23 = ({ f32x8 greta_t20 = o_1; f32x8 greta_t21 = s; f32x8{greta_t20[0] * greta_t21[0], greta_t20[1] * greta_t21[1], greta_t20[2] * greta_t21[2], greta_t20[3] * greta_t21[3], greta_t20[4] * greta_t21[4], greta_t20[5] * greta_t21[5], greta_t20[6] * greta_t21[6], greta_t20[7] * greta_t21[7]}; }); f32x8{greta_t22[0] - greta_t23[0], greta_t22[1] - greta_t23[1], greta_t22[2] - greta_t23[2], greta_t22[3] - greta_t23[3], greta_t22[4] - greta_t23[4], greta_t22[5] - greta_t23[5], greta_t22[6] - greta_t23[6], greta_t22[7] - greta_t23[7]}; });
+            f32x8 ro_1 = ({ f32x8 greta_t28 = ({ f32x8 greta_t24 = e_1; f32x8 greta_t25 = s; f32x8{greta_t24[0] * greta_t25[0], greta_t24[1] * greta_t25[1], greta_t24[2] * greta_t25[2], greta_t24[3] * greta_t25[3], greta_t24[4] * greta_t25[4], greta_t24[5] * greta_t25[5], greta_t24[6] * greta_t25[6], greta_t24[7] * greta_t25[7]}; }); f32x8 greta_t29 = ({ f32x8 greta_t26 = o_1; f32x8 greta_t27 = c; f32x8{greta_t26[0] * greta_t27[0], greta_t26[1] * greta_t27[1], greta_t26[2] * greta_t27[2], greta_t26[3] * greta_t27[3], greta_t26[4] * greta_t27[4], greta_t26[5] * greta_t27[5], greta_t26[6] * greta_t27[6], greta_t26[7] * greta_t27[7]}; }); f32x8{greta_t28[0] + greta_t29[0], greta_t28[1] + greta_t29[1], greta_t28[2] + greta_t29[2], greta_t28[3] + greta_t29[3], greta_t28[4] + greta_t29[4], greta_t28[5] + greta_t29[5], greta_t28[6] + greta_t29[6], greta_t28[7] + greta_t29[7]}; });
+            *reinterpret_cast<f16x8*>(&y[row_1 + lo_at]) = ({ f32x8 greta_t30 = f32x8{re_1[0], ro_1[0], re_1[1], ro_1[1], re_1[2], ro_1[2], re_1[3], ro_1[3]}; f16x8{f16(greta_t30[0]), f16(greta_t30[1]), f16(greta_t30[2]), f16(greta_t30[3]), f16(greta_t30[4]), f16(greta_t30[5]), f16(greta_t30[6]), f16(greta_t30[7])}; });
+            *reinterpret_cast<f16x8*>(&y[row_1 + hi_at]) = ({ f32x8 greta_t31 = f32x8{re_1[4], ro_1[4], re_1[5], ro_1[5], re_1[6], ro_1[6], re_1[7], ro_1[7]}; f16x8{f16(greta_t31[0]), f16(greta_t31[1]), f16(greta_t31[2]), f16(greta_t31[3]), f16(greta_t31[4]), f16(greta_t31[5]), f16(greta_t31[6]), f16(greta_t31[7])}; });
         } else {
-            u32 i0_1 = base + rot_dims + 16u * (g - rot_groups);
+            u32 copy_r = (head_dim - rot_dims) / 16u;
+            u32 q = g - r;
+            u32 i0 = (first_row + 0u) * head_dim + rot_dims + q * 8u;
+            u32 i1 = i0 + copy_r * 8u;
+            *reinterpret_cast<f16x8*>(&y[i0]) = *reinterpret_cast<const f16x8*>(&x[i0]);
+            *reinterpret_cast<f16x8*>(&y[i1]) = *reinterpret_cast<const f16x8*>(&x[i1]);
+            u32 i0_1 = (first_row + 1u) * head_dim + rot_dims + q * 8u;
+            u32 i1_1 = i0_1 + copy_r * 8u;
             *reinterpret_cast<f16x8*>(&y[i0_1]) = *reinterpret_cast<const f16x8*>(&x[i0_1]);
-            *reinterpret_cast<f16x8*>(&y[i0_1 + 8u]) = *reinterpret_cast<const f16x8*>(&x[i0_1 + 8u]);
+            *reinterpret_cast<f16x8*>(&y[i1_1]) = *reinterpret_cast<const f16x8*>(&x[i1_1]);
         }
     }
 }
