@@ -1,0 +1,8 @@
+//! greta-model: running Llama-family models from GGUF files on greta's kernels.
+//!
+//! - [`gguf`]: the GGUF reader (memory-mapped, validated before use) and writer;
+//! - [`tokenizer`]: SentencePiece-style (`llama`) and GPT-2-style BPE (`gpt2`) tokenizers built
+//!   from the vocabulary in the GGUF file;
+
+pub mod gguf;
+pub mod tokenizer;
