@@ -35,6 +35,9 @@ enum Command {
     /// Compile every kernel for one target (through the compile cache) into a code-object
     /// bundle that a GPU machine without a compiler can load.
     Build(cmd::build::Args),
+    /// Model files: `greta model synth` writes a random-weight Llama GGUF of a real size;
+    /// `greta model info` validates a GGUF file and lists its contents.
+    Model(cmd::model::Args),
 }
 
 fn main() {
@@ -47,6 +50,7 @@ fn main() {
         Command::Check(args) => cmd::check::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Build(args) => cmd::build::run(args),
+        Command::Model(args) => cmd::model::run(args),
     };
     if let Err(e) = result {
         eprintln!("greta: error: {e:#}");

@@ -3,6 +3,8 @@
 //! - [`gguf`]: the GGUF reader (memory-mapped, validated before use) and writer;
 //! - [`tokenizer`]: SentencePiece-style (`llama`) and GPT-2-style BPE (`gpt2`) tokenizers built
 //!   from the vocabulary in the GGUF file;
+//! - [`synth`]: random-weight GGUF files with the exact layout of real Llama sizes;
 
 pub mod gguf;
+pub mod synth;
 pub mod tokenizer;

@@ -9,6 +9,7 @@ pub mod emit;
 pub mod generate;
 pub mod inspect;
 pub mod kernels;
+pub mod model;
 pub mod source;
 
 use anyhow::{anyhow, Context, Result};
