@@ -1,6 +1,9 @@
 //! Row-wise softmax, numerically stable: `y = exp(x - max) / Σ exp(x - max)`, one block per
 //! row, f32 arithmetic, `exp` as `exp2(x · log2 e)`.
 //!
+//! Rows may hold `-inf` (masked attention scores): they come out as exactly 0, as long as each
+//! row has one finite entry (a row of only `-inf` would be NaN: `-inf - -inf`).
+//!
 //! Floor: read x twice (the second from L2 for rows that fit) and write y: `2·rows·cols·size`
 //! bytes at best.
 
@@ -57,12 +60,16 @@ pub fn launch(cfg: &Config, rows: u32) -> LaunchDims {
 }
 
 fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
-    let &[rows, cols] = shape else {
-        return Err(ProblemError::Shape {
-            kernel: "softmax",
-            shape: shape.to_vec(),
-            expected: SPEC.shape,
-        });
+    let (rows, cols, causal) = match *shape {
+        [rows, cols] => (rows, cols, false),
+        [rows, cols, causal] if rows <= cols => (rows, cols, causal != 0),
+        _ => {
+            return Err(ProblemError::Shape {
+                kernel: "softmax",
+                shape: shape.to_vec(),
+                expected: SPEC.shape,
+            })
+        }
     };
     if rows == 0 || cols == 0 {
         return Err(ProblemError::Shape {
@@ -73,7 +80,16 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     }
     let dtype = cfg.dtype("dtype");
     let n = (rows * cols) as usize;
-    let (xb, x) = inputs.uniform(dtype, n, -10.0, 10.0);
+    let (_, mut x) = inputs.uniform(dtype, n, -10.0, 10.0);
+    if causal {
+        // Attention's mask: row r (token r of the last `rows`) sees columns 0..=cols-rows+r.
+        for r in 0..rows as usize {
+            for c in (cols - rows) as usize + r + 1..cols as usize {
+                x[r * cols as usize + c] = f64::NEG_INFINITY;
+            }
+        }
+    }
+    let xb = from_f64(dtype, &x);
     let want = reference(&x, rows as usize, cols as usize);
     Ok(Problem {
         config: cfg.clone(),
@@ -98,8 +114,16 @@ pub static SPEC: KernelSpec = KernelSpec {
     name: "softmax",
     summary: "row-wise numerically stable softmax",
     params: &[DTYPE, block_param(256)],
-    shape: "rows,cols",
-    test_shapes: &[&[1, 1], &[3, 7], &[2, 172], &[2, 4097], &[4, 4096]],
+    shape: "rows,cols[,causal]",
+    test_shapes: &[
+        &[1, 1],
+        &[3, 7],
+        &[2, 172],
+        &[2, 4097],
+        &[4, 4096],
+        &[5, 9, 1],
+        &[3, 300, 1],
+    ],
     bench_shape: &[4096, 4096],
     build,
     problem,
