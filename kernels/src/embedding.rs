@@ -1,11 +1,16 @@
-//! Embedding lookup: `out[t, :] = table[ids[t], :]`, one block per token.
+//! Embedding lookup: `out[t, :] = table[ids[t], :]`, one block per token, converting the
+//! table's `T` (f16/bf16/f32) to the f32 activations the model computes in (exactly).
 //!
 //! Token ids are not checked here (a GPU kernel has no way to report them): the model checks
 //! every id against the vocabulary before launching; the interpreter reports an out-of-range
-//! row as an out-of-bounds load. Floor: read the rows and write them, `2·tokens·dim·size` bytes.
+//! row as an out-of-bounds load. Floor: read the rows and write them,
+//! `tokens·dim·(size + 4)` bytes.
+//!
+//! Arguments, in order: `table: &[T]` (at least `vocab·dim`), `ids: &[u32]` (at least `tokens`),
+//! `out: &mut [f32]` (at least `tokens·dim`), `dim: u32`. Launch with [`launch`].
 
 use crate::config::{block_param, DTYPE, VEC};
-use crate::problem::{from_f64, linear, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::problem::{linear, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
@@ -16,7 +21,7 @@ use greta_dsl::prelude::*;
 pub fn embedding<T: Float, const V: usize>(
     table: &[T],
     ids: &[u32],
-    out: &mut [T],
+    out: &mut [f32],
     dim: u32,
     #[comptime] block: u32,
 ) {
@@ -28,11 +33,11 @@ pub fn embedding<T: Float, const V: usize>(
     let dst = t * dim;
     if dim % v == 0 {
         for c in (thread_idx().x * v..dim).step_by(block * v) {
-            vstore::<V, _>(&out, dst + c, vload::<V, _>(&table, src + c));
+            vstore::<V, _>(&out, dst + c, vload::<V, _>(&table, src + c).to_f32());
         }
     } else {
         for c in (thread_idx().x..dim).step_by(block) {
-            out[dst + c] = table[src + c];
+            out[dst + c] = table[src + c].to_f32();
         }
     }
 }
@@ -84,23 +89,23 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
         args: vec![
             ProblemArg::Buffer(tb),
             ProblemArg::Buffer(Buffer::U32(ids)),
-            ProblemArg::Buffer(from_f64(dtype, &vec![0.0; n])),
+            ProblemArg::Buffer(Buffer::F32(vec![0.0; n])),
             ProblemArg::Value(Const::U32(dim)),
         ],
-        // A copy is exact.
+        // A conversion to f32 is exact.
         expected: vec![Expected {
             arg: 2,
             values: want,
             tolerance: Tolerance { abs: 0.0, rel: 0.0 },
         }],
-        min_bytes: 2 * n as u64 * dtype.size_bytes() as u64 + 4 * tokens as u64,
+        min_bytes: n as u64 * (dtype.size_bytes() as u64 + 4) + 4 * tokens as u64,
         flops: 0,
     })
 }
 
 pub static SPEC: KernelSpec = KernelSpec {
     name: "embedding",
-    summary: "out[t] = table[ids[t]] (row gather)",
+    summary: "out[t] = f32(table[ids[t]]) (row gather)",
     params: &[DTYPE, block_param(256), VEC],
     shape: "tokens,vocab,dim",
     test_shapes: &[

@@ -252,17 +252,17 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 // ---- end of prelude -----------------------------------------------------------------------
 
 extern "C" __global__ __attribute__((launch_bounds(256)))
-void embedding(const f16* __restrict__ table, const u32* __restrict__ ids, f16* __restrict__ out, u32 dim) {
+void embedding(const f16* __restrict__ table, const u32* __restrict__ ids, f32* __restrict__ out, u32 dim) {
     u32 t = greta_block_idx_x();
     u32 src = ids[t] * dim;
     u32 dst = t * dim;
     if ((dim % 8u) == 0u) {
         for (u32 c = greta_thread_idx_x() * 8u; c < dim; c += 2048u) {
-            *reinterpret_cast<f16x8*>(&out[dst + c]) = *reinterpret_cast<const f16x8*>(&table[src + c]);
+            *reinterpret_cast<f32x8*>(&out[dst + c]) = ({ f16x8 greta_t0 = *reinterpret_cast<const f16x8*>(&table[src + c]); f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
         }
     } else {
         for (u32 c_1 = greta_thread_idx_x(); c_1 < dim; c_1 += 256u) {
-            out[dst + c_1] = table[src + c_1];
+            out[dst + c_1] = f32(table[src + c_1]);
         }
     }
 }
