@@ -216,3 +216,31 @@ pub const VEC: ParamDef = ParamDef {
     default_for_dtype: Some(|dtype| ConfigValue::U32(16 / dtype.size_bytes())),
     doc: "elements per global memory access (vector width)",
 };
+
+/// A `dtype` parameter over the float types with its own default and meaning, for kernels whose
+/// one free element type is not "activations and weights" (a KV cache, a destination, ...).
+pub const fn dtype_param(default: Scalar, doc: &'static str) -> ParamDef {
+    ParamDef {
+        name: "dtype",
+        choices: Choices::DType(FLOATS),
+        default: ConfigValue::Type(default),
+        default_for_dtype: None,
+        doc,
+    }
+}
+
+/// A tunable u32 parameter with the given choices.
+pub const fn u32_param(
+    name: &'static str,
+    choices: &'static [u32],
+    default: u32,
+    doc: &'static str,
+) -> ParamDef {
+    ParamDef {
+        name,
+        choices: Choices::U32(choices),
+        default: ConfigValue::U32(default),
+        default_for_dtype: None,
+        doc,
+    }
+}

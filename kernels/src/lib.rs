@@ -10,8 +10,13 @@ pub mod config;
 pub mod helpers;
 pub mod problem;
 
+pub mod q8;
+
 pub mod add;
 pub mod embedding;
+pub mod embedding_q8;
+pub mod matmul;
+pub mod matmul_q8;
 pub mod rmsnorm;
 pub mod rope;
 pub mod silu_mul;
@@ -84,6 +89,9 @@ pub fn all() -> &'static [&'static KernelSpec] {
         &add::SPEC,
         &embedding::SPEC,
         &softmax::SPEC,
+        &matmul::SPEC,
+        &matmul_q8::SPEC,
+        &embedding_q8::SPEC,
     ];
     ALL
 }

@@ -74,4 +74,14 @@ macro_rules! kernel_tests {
     )*};
 }
 
-kernel_tests!(rmsnorm, rope, silu_mul, add, embedding, softmax);
+kernel_tests!(
+    rmsnorm,
+    rope,
+    silu_mul,
+    add,
+    embedding,
+    softmax,
+    matmul,
+    matmul_q8,
+    embedding_q8
+);
