@@ -13,6 +13,9 @@ pub mod problem;
 pub mod q8;
 
 pub mod add;
+pub mod attn_scores;
+pub mod attn_values;
+pub mod copy;
 pub mod embedding;
 pub mod embedding_q8;
 pub mod matmul;
@@ -92,6 +95,9 @@ pub fn all() -> &'static [&'static KernelSpec] {
         &matmul::SPEC,
         &matmul_q8::SPEC,
         &embedding_q8::SPEC,
+        &attn_scores::SPEC,
+        &attn_values::SPEC,
+        &copy::SPEC,
     ];
     ALL
 }

@@ -83,5 +83,8 @@ kernel_tests!(
     softmax,
     matmul,
     matmul_q8,
-    embedding_q8
+    embedding_q8,
+    attn_scores,
+    attn_values,
+    copy
 );
