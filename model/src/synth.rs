@@ -591,7 +591,16 @@ pub fn synthesize(
     let mut stream = w.create(path)?;
     let mut done = total - tensors.iter().map(|t| t.size_bytes).sum::<u64>();
     progress(done, total);
-    for (ti, t) in tensors.iter().enumerate() {
+    // A writer thread takes finished chunks so that the disk writes while the next batch is
+    // generated; the bounded channel keeps at most two batches in memory.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2 * threads);
+    let writer = std::thread::spawn(move || -> Result<(), GgufError> {
+        for chunk in rx {
+            stream.write_bytes(&chunk)?;
+        }
+        stream.commit()
+    });
+    'tensors: for (ti, t) in tensors.iter().enumerate() {
         let fill = if t.name == "rope_freqs.weight" {
             Fill::Values(
                 rope_freqs
@@ -622,15 +631,19 @@ pub fn synthesize(
                     .map(|h| h.join().expect("generator thread panicked"))
                     .collect()
             });
-            for bytes in &chunks {
-                stream.write_bytes(bytes)?;
+            c += batch.len() as u64;
+            for bytes in chunks {
                 done += bytes.len() as u64;
+                if tx.send(bytes).is_err() {
+                    // The writer stopped on an error; join it below to report that error.
+                    break 'tensors;
+                }
             }
             progress(done, total);
-            c += batch.len() as u64;
         }
     }
-    stream.commit()?;
+    drop(tx);
+    writer.join().expect("writer thread panicked")?;
     progress(total, total);
     Ok(SynthSummary {
         n_tensors,

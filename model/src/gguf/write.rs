@@ -206,19 +206,21 @@ impl GgufWriter {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".greta-gguf-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|source| {
-                err(
-                    path,
-                    ErrorKind::Io {
-                        op: "creating a temporary file beside it",
-                        source,
-                    },
-                )
-            })?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".greta-gguf-").suffix(".tmp");
+        // Temporary files are private (0600) by default; the finished model should have the
+        // permissions of any file a user writes.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let tmp = builder.tempfile_in(dir).map_err(|source| {
+            err(
+                path,
+                ErrorKind::Io {
+                    op: "creating a temporary file beside it",
+                    source,
+                },
+            )
+        })?;
         let file = AtomicFile {
             tmp: BufWriter::with_capacity(1 << 20, tmp),
             dest: path.to_path_buf(),
