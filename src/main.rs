@@ -38,6 +38,8 @@ enum Command {
     /// Model files: `greta model synth` writes a random-weight Llama GGUF of a real size;
     /// `greta model info` validates a GGUF file and lists its contents.
     Model(cmd::model::Args),
+    /// Generate text with a Llama GGUF model: `greta run -m model.gguf -p "Once upon a time"`.
+    Run(cmd::run::Args),
 }
 
 fn main() {
@@ -51,6 +53,7 @@ fn main() {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Build(args) => cmd::build::run(args),
         Command::Model(args) => cmd::model::run(args),
+        Command::Run(args) => cmd::run::run(args),
     };
     if let Err(e) = result {
         eprintln!("greta: error: {e:#}");

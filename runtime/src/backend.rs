@@ -253,7 +253,10 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<f64>, RuntimeError>;
 
     /// Milliseconds one call of `work` takes on the device (see [`Backend::time_each`]).
-    fn time(&self, work: &mut dyn FnMut() -> Result<(), RuntimeError>) -> Result<f64, RuntimeError> {
+    fn time(
+        &self,
+        work: &mut dyn FnMut() -> Result<(), RuntimeError>,
+    ) -> Result<f64, RuntimeError> {
         Ok(self.time_each(1, &mut |_| work())?[0])
     }
 }

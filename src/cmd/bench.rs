@@ -118,7 +118,10 @@ fn kernels(args: KernelArgs) -> Result<()> {
         backend.synchronize()?;
         let times = backend.time_each(args.runs, &mut |i| {
             device::launch(backend, &on_device[i % sets], &problem).map_err(|e| {
-                greta_runtime::RuntimeError::Launch { kernel: problem.kernel.name.clone(), message: format!("{e:#}") }
+                greta_runtime::RuntimeError::Launch {
+                    kernel: problem.kernel.name.clone(),
+                    message: format!("{e:#}"),
+                }
             })
         })?;
         let t = median(times);

@@ -10,6 +10,7 @@ pub mod generate;
 pub mod inspect;
 pub mod kernels;
 pub mod model;
+pub mod run;
 pub mod source;
 
 use anyhow::{anyhow, Context, Result};

@@ -1,0 +1,789 @@
+//! The Llama forward pass, built only from greta-kernels launched through a greta-runtime
+//! backend: no host-side math on the hot path (the host only uploads token ids and reads the
+//! logits back).
+//!
+//! Activations are f32 (`[tokens, features]`, row-major); weights stay in their GGUF type (F32,
+//! F16, BF16, or Q8_0 repacked into scales and quants, dequantised inside the kernels); norms are
+//! converted to f32 once at load. The KV cache holds f32 rows for `context` positions per layer,
+//! allocated up front. A forward pass over `T` new tokens at position `start`:
+//!
+//! ```text
+//! x = embed(tokens)
+//! per layer: xn = rmsnorm(x) · w;  q, k, v = xn·Wq, xn·Wk, xn·Wv;  q, k = rope(q, k; start)
+//!            cache[start..start+T] = k, v;  s = q·kᵀ/√d (causal);  p = softmax(s);  a = p·v
+//!            x = x + a·Wo;  xn = rmsnorm(x) · w;  x = x + (silu(xn·Wg) ∘ xn·Wu)·Wd
+//! logits = rmsnorm(x[T-1]) · w · Wout
+//! ```
+
+use super::config::LlamaConfig;
+use super::kernels::{embedding_for, matmul_for, Activations, Planned, WeightType};
+use super::{weights, LoadError, RunError};
+use crate::gguf::{self, GgufFile, TensorInfo};
+use greta_dsl::interp::{Buffer, LaunchDims};
+use greta_dsl::ir::{Const, Scalar};
+use greta_runtime::{Backend, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, RuntimeError};
+use half::{bf16, f16};
+use std::collections::HashMap;
+
+/// Where compiled kernels come from: the caller's bundle, compile cache or (CPU) nothing.
+pub type ObjectFn<'a> = dyn Fn(&greta_dsl::ir::Kernel) -> Result<Option<CodeObject>, String> + 'a;
+
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// Context length: KV-cache positions allocated up front.
+    pub context: usize,
+}
+
+/// A weight matrix on the device: `rows` outputs of `cols` inputs.
+struct Weight {
+    ty: WeightType,
+    rows: usize,
+    cols: usize,
+    bufs: WeightBufs,
+}
+
+enum WeightBufs {
+    Dense(DeviceBuffer),
+    Q8 {
+        scales: DeviceBuffer,
+        quants: DeviceBuffer,
+    },
+}
+
+/// A matrix a gather reads rows of: dense, or Q8_0 scales and quants.
+#[derive(Clone, Copy)]
+enum Table<'a> {
+    Dense(&'a DeviceBuffer),
+    Q8 {
+        scales: &'a DeviceBuffer,
+        quants: &'a DeviceBuffer,
+    },
+}
+
+impl WeightBufs {
+    fn table(&self) -> Table<'_> {
+        match self {
+            WeightBufs::Dense(b) => Table::Dense(b),
+            WeightBufs::Q8 { scales, quants } => Table::Q8 { scales, quants },
+        }
+    }
+}
+
+struct Layer {
+    attn_norm: DeviceBuffer,
+    q: Weight,
+    k: Weight,
+    v: Weight,
+    o: Weight,
+    ffn_norm: DeviceBuffer,
+    gate: Weight,
+    up: Weight,
+    down: Weight,
+}
+
+/// Activation buffers for up to `tokens` tokens at once (grown on demand).
+struct Scratch {
+    tokens: usize,
+    ids: DeviceBuffer,
+    x: DeviceBuffer,
+    x2: DeviceBuffer,
+    xn: DeviceBuffer,
+    q: DeviceBuffer,
+    qr: DeviceBuffer,
+    k: DeviceBuffer,
+    kr: DeviceBuffer,
+    v: DeviceBuffer,
+    att: DeviceBuffer,
+    o: DeviceBuffer,
+    gate: DeviceBuffer,
+    up: DeviceBuffer,
+    h: DeviceBuffer,
+    /// `[heads, tokens, context]` at most: attention scores and probabilities.
+    scores: DeviceBuffer,
+    probs: DeviceBuffer,
+    last_id: DeviceBuffer,
+    last: DeviceBuffer,
+    last_n: DeviceBuffer,
+    logits: DeviceBuffer,
+}
+
+pub struct Model {
+    cfg: LlamaConfig,
+    backend: Box<dyn Backend>,
+    context: usize,
+    act: Activations,
+    kernels: HashMap<String, LoadedKernel>,
+    embd: Weight,
+    /// `None`: tied to the embeddings.
+    output: Option<Weight>,
+    output_norm: DeviceBuffer,
+    layers: Vec<Layer>,
+    k_cache: Vec<DeviceBuffer>,
+    v_cache: Vec<DeviceBuffer>,
+    scratch: Option<Scratch>,
+    device_bytes: u64,
+    peak_device_bytes: u64,
+}
+
+fn key(p: &Planned) -> String {
+    format!("{}[{}]", p.spec.name, p.config)
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
+/// Host data of a dense tensor in its own type.
+fn dense_buffer(t: &TensorInfo, bytes: &[u8]) -> Buffer {
+    match t.ty {
+        gguf::GgmlType::F16 => Buffer::F16(
+            bytes
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ),
+        gguf::GgmlType::BF16 => Buffer::BF16(
+            bytes
+                .chunks_exact(2)
+                .map(|b| bf16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ),
+        _ => Buffer::F32(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+    }
+}
+
+impl Model {
+    /// Loads a checked model onto `backend`: kernels first (so a missing kernel fails before
+    /// gigabytes are copied), then weights, then the KV cache. Device memory is checked against
+    /// the backend's free memory before anything is allocated.
+    pub fn load(
+        g: &GgufFile,
+        backend: Box<dyn Backend>,
+        objects: &ObjectFn<'_>,
+        options: &ModelOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Model, LoadError> {
+        let cfg = LlamaConfig::from_gguf(g)?;
+        let output_name = weights::check(g, &cfg)?;
+        let context = options.context;
+        if context == 0 {
+            return Err(LoadError::Context {
+                ctx: context,
+                reason: "must be at least 1".into(),
+            });
+        }
+        if context > u32::MAX as usize / cfg.kv_dim().max(1) {
+            return Err(LoadError::Context {
+                ctx: context,
+                reason: "too large to index".into(),
+            });
+        }
+
+        // Memory: weights as uploaded, the KV cache, and decode-time scratch.
+        let mut weight_bytes = 0u64;
+        for t in g.tensors() {
+            weight_bytes += if t.dims.len() == 1 {
+                t.dims[0] * 4
+            } else {
+                t.size_bytes
+            };
+        }
+        let kv_bytes = 2 * cfg.n_layers as u64 * context as u64 * cfg.kv_dim() as u64 * 4;
+        let scratch_bytes = Scratch::bytes(&cfg, 1, context);
+        let need = weight_bytes + kv_bytes + scratch_bytes;
+        if let Some((free, _total)) = backend.memory_info() {
+            if need > free {
+                return Err(LoadError::DeviceMemory {
+                    need_mib: mib(need),
+                    free_mib: mib(free),
+                    device: backend.device_name(),
+                    what: format!(
+                        "weights {} MiB, KV cache for {context} tokens {} MiB",
+                        mib(weight_bytes),
+                        mib(kv_bytes)
+                    ),
+                });
+            }
+        }
+
+        let act = Activations::new(&cfg);
+        let mut kernels = HashMap::new();
+        for p in super::plan(g, &cfg) {
+            let kernel = (p.spec.build)(&p.config).map_err(|e| LoadError::Kernel {
+                kernel: p.spec.name.into(),
+                config: p.config.to_string(),
+                message: e.to_string(),
+            })?;
+            let object = objects(&kernel).map_err(|message| LoadError::Kernel {
+                kernel: p.spec.name.into(),
+                config: p.config.to_string(),
+                message,
+            })?;
+            let loaded = backend.load(&kernel, object.as_ref())?;
+            kernels.insert(key(&p), loaded);
+        }
+
+        let mut model = Model {
+            cfg: cfg.clone(),
+            context,
+            act,
+            kernels,
+            embd: Weight {
+                ty: WeightType::Dense(Scalar::F32),
+                rows: 0,
+                cols: 0,
+                bufs: WeightBufs::Dense(backend.alloc(Scalar::F32, 0)?),
+            },
+            output: None,
+            output_norm: backend.alloc(Scalar::F32, 0)?,
+            layers: Vec::new(),
+            k_cache: Vec::new(),
+            v_cache: Vec::new(),
+            scratch: None,
+            device_bytes: 0,
+            peak_device_bytes: 0,
+            backend,
+        };
+        let total = 2 + cfg.n_layers + (output_name == "output.weight") as usize;
+        model.embd = model.upload_weight(g, "token_embd.weight")?;
+        model.output_norm = model.upload_norm(g, "output_norm.weight")?;
+        if output_name == "output.weight" {
+            model.output = Some(model.upload_weight(g, "output.weight")?);
+        }
+        progress(total - cfg.n_layers, total);
+        for l in 0..cfg.n_layers {
+            let n = |s: &str| format!("blk.{l}.{s}");
+            let layer = Layer {
+                attn_norm: model.upload_norm(g, &n("attn_norm.weight"))?,
+                q: model.upload_weight(g, &n("attn_q.weight"))?,
+                k: model.upload_weight(g, &n("attn_k.weight"))?,
+                v: model.upload_weight(g, &n("attn_v.weight"))?,
+                o: model.upload_weight(g, &n("attn_output.weight"))?,
+                ffn_norm: model.upload_norm(g, &n("ffn_norm.weight"))?,
+                gate: model.upload_weight(g, &n("ffn_gate.weight"))?,
+                up: model.upload_weight(g, &n("ffn_up.weight"))?,
+                down: model.upload_weight(g, &n("ffn_down.weight"))?,
+            };
+            model.layers.push(layer);
+            progress(total - cfg.n_layers + l + 1, total);
+        }
+        for _ in 0..cfg.n_layers {
+            let k = model.alloc(Scalar::F32, context * cfg.kv_dim())?;
+            let v = model.alloc(Scalar::F32, context * cfg.kv_dim())?;
+            model.k_cache.push(k);
+            model.v_cache.push(v);
+        }
+        Ok(model)
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The most device memory greta's own buffers have held at once.
+    pub fn peak_device_bytes(&self) -> u64 {
+        self.peak_device_bytes
+    }
+
+    fn alloc(&mut self, scalar: Scalar, len: usize) -> Result<DeviceBuffer, RuntimeError> {
+        let b = self.backend.alloc(scalar, len)?;
+        self.device_bytes += b.size_bytes();
+        self.peak_device_bytes = self.peak_device_bytes.max(self.device_bytes);
+        Ok(b)
+    }
+
+    fn free(&mut self, b: DeviceBuffer) {
+        self.device_bytes -= b.size_bytes();
+    }
+
+    fn upload(&mut self, host: &Buffer) -> Result<DeviceBuffer, RuntimeError> {
+        let b = self.alloc(host.scalar(), host.len())?;
+        self.backend.write(&b, host)?;
+        Ok(b)
+    }
+
+    fn upload_norm(&mut self, g: &GgufFile, name: &str) -> Result<DeviceBuffer, LoadError> {
+        let t = g.tensor(name).expect("checked by weights::check");
+        let mut v = vec![0f32; t.dims.iter().product::<u64>() as usize];
+        gguf::dequantize_row(t.ty, g.tensor_data(t), &mut v).map_err(|e| LoadError::Kernel {
+            kernel: "load".into(),
+            config: name.into(),
+            message: e.to_string(),
+        })?;
+        Ok(self.upload(&Buffer::F32(v))?)
+    }
+
+    fn upload_weight(&mut self, g: &GgufFile, name: &str) -> Result<Weight, LoadError> {
+        let t = g.tensor(name).expect("checked by weights::check");
+        let ty = WeightType::of(t.ty).expect("checked by weights::check");
+        let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
+        let bytes = g.tensor_data(t);
+        let bufs = match ty {
+            WeightType::Q8_0 => {
+                let (scales, quants) = greta_kernels::q8::repack_q8_0(bytes);
+                WeightBufs::Q8 {
+                    scales: self.upload(&Buffer::F16(scales))?,
+                    quants: self.upload(&Buffer::U32(quants))?,
+                }
+            }
+            WeightType::Dense(_) => WeightBufs::Dense(self.upload(&dense_buffer(t, bytes))?),
+        };
+        Ok(Weight {
+            ty,
+            rows,
+            cols,
+            bufs,
+        })
+    }
+
+    fn ensure_scratch(&mut self, tokens: usize) -> Result<(), RunError> {
+        if self.scratch.as_ref().is_some_and(|s| s.tokens >= tokens) {
+            return Ok(());
+        }
+        if let Some(old) = self.scratch.take() {
+            for b in old.into_buffers() {
+                self.free(b);
+            }
+        }
+        let need = Scratch::bytes(&self.cfg, tokens, self.context);
+        if let Some((free, _)) = self.backend.memory_info() {
+            if need > free {
+                return Err(RunError::Memory {
+                    what: format!("activations of {tokens} tokens"),
+                    message: format!("needs {} MiB, {} MiB free", mib(need), mib(free)),
+                });
+            }
+        }
+        let s = Scratch::new(self, tokens)?;
+        self.scratch = Some(s);
+        Ok(())
+    }
+
+    fn kernel(&self, p: &Planned) -> &LoadedKernel {
+        &self.kernels[&key(p)]
+    }
+
+    fn launch(
+        &self,
+        p: &Planned,
+        dims: LaunchDims,
+        args: &[KernelArg<'_>],
+    ) -> Result<(), RuntimeError> {
+        self.backend.launch(self.kernel(p), dims, args)
+    }
+
+    /// `y[m, rows] = x[m, cols] · Wᵀ`.
+    fn matmul(
+        &self,
+        x: &DeviceBuffer,
+        w: &Weight,
+        y: &DeviceBuffer,
+        m: usize,
+    ) -> Result<(), RuntimeError> {
+        let p = matmul_for(w.ty);
+        let dims = greta_kernels::matmul::launch(&p.config, m as u32, w.rows as u32);
+        let (mu, nu, ku) = (
+            Const::U32(m as u32),
+            Const::U32(w.rows as u32),
+            Const::U32(w.cols as u32),
+        );
+        let xa = KernelArg::BufferAtLeast(x, m * w.cols);
+        let ya = KernelArg::BufferAtLeast(y, m * w.rows);
+        match &w.bufs {
+            WeightBufs::Dense(b) => self.launch(
+                &p,
+                dims,
+                &[
+                    xa,
+                    KernelArg::Buffer(b),
+                    ya,
+                    KernelArg::Value(mu),
+                    KernelArg::Value(nu),
+                    KernelArg::Value(ku),
+                ],
+            ),
+            WeightBufs::Q8 { scales, quants } => self.launch(
+                &p,
+                dims,
+                &[
+                    xa,
+                    KernelArg::Buffer(scales),
+                    KernelArg::Buffer(quants),
+                    ya,
+                    KernelArg::Value(mu),
+                    KernelArg::Value(nu),
+                    KernelArg::Value(ku),
+                ],
+            ),
+        }
+    }
+
+    fn rmsnorm(
+        &self,
+        x: &DeviceBuffer,
+        w: &DeviceBuffer,
+        y: &DeviceBuffer,
+        rows: usize,
+    ) -> Result<(), RuntimeError> {
+        let p = &self.act.rmsnorm;
+        let d = self.cfg.dim;
+        self.launch(
+            p,
+            greta_kernels::rmsnorm::launch(&p.config, rows as u32),
+            &[
+                KernelArg::BufferAtLeast(x, rows * d),
+                KernelArg::BufferAtLeast(w, d),
+                KernelArg::BufferAtLeast(y, rows * d),
+                KernelArg::Value(Const::U32(d as u32)),
+                KernelArg::Value(Const::F32(self.cfg.rms_eps)),
+            ],
+        )
+    }
+
+    fn elementwise(
+        &self,
+        p: &Planned,
+        a: &DeviceBuffer,
+        b: &DeviceBuffer,
+        out: &DeviceBuffer,
+        n: usize,
+    ) -> Result<(), RuntimeError> {
+        let dims = greta_kernels::add::launch(&p.config, n as u32);
+        self.launch(
+            p,
+            dims,
+            &[
+                KernelArg::BufferAtLeast(a, n),
+                KernelArg::BufferAtLeast(b, n),
+                KernelArg::BufferAtLeast(out, n),
+                KernelArg::Value(Const::U32(n as u32)),
+            ],
+        )
+    }
+
+    fn rope(
+        &self,
+        p: &Planned,
+        x: &DeviceBuffer,
+        y: &DeviceBuffer,
+        tokens: usize,
+        heads: usize,
+        start: usize,
+    ) -> Result<(), RuntimeError> {
+        let c = &self.cfg;
+        let n = tokens * heads * c.head_dim;
+        self.launch(
+            p,
+            greta_kernels::rope::launch(&p.config, tokens as u32, heads as u32, c.head_dim as u32),
+            &[
+                KernelArg::BufferAtLeast(x, n),
+                KernelArg::BufferAtLeast(y, n),
+                KernelArg::Value(Const::U32(tokens as u32)),
+                KernelArg::Value(Const::U32(heads as u32)),
+                KernelArg::Value(Const::U32(c.head_dim as u32)),
+                KernelArg::Value(Const::U32(c.rope_dims as u32)),
+                KernelArg::Value(Const::U32(start as u32)),
+                KernelArg::Value(Const::F32(c.rope_base)),
+            ],
+        )
+    }
+
+    fn append(
+        &self,
+        x: &DeviceBuffer,
+        cache: &DeviceBuffer,
+        tokens: usize,
+        start: usize,
+    ) -> Result<(), RuntimeError> {
+        let p = &self.act.copy;
+        let kv = self.cfg.kv_dim();
+        let n = tokens * kv;
+        self.launch(
+            p,
+            greta_kernels::copy::launch(&p.config, n as u32),
+            &[
+                KernelArg::BufferAtLeast(x, n),
+                KernelArg::BufferAtLeast(cache, (start + tokens) * kv),
+                KernelArg::Value(Const::U32(n as u32)),
+                KernelArg::Value(Const::U32((start * kv) as u32)),
+            ],
+        )
+    }
+
+    /// Rows `ids` of an f32 `[_, cols]` matrix (or an embedding table) into `out`.
+    fn gather(
+        &self,
+        p: &Planned,
+        table: Table<'_>,
+        ids: &DeviceBuffer,
+        out: &DeviceBuffer,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(), RuntimeError> {
+        let dims = greta_kernels::embedding::launch(&p.config, rows as u32);
+        let (ids, out, cols) = (
+            KernelArg::BufferAtLeast(ids, rows),
+            KernelArg::BufferAtLeast(out, rows * cols),
+            KernelArg::Value(Const::U32(cols as u32)),
+        );
+        match table {
+            Table::Dense(t) => self.launch(p, dims, &[KernelArg::Buffer(t), ids, out, cols]),
+            Table::Q8 { scales, quants } => self.launch(
+                p,
+                dims,
+                &[
+                    KernelArg::Buffer(scales),
+                    KernelArg::Buffer(quants),
+                    ids,
+                    out,
+                    cols,
+                ],
+            ),
+        }
+    }
+
+    fn check_tokens(&self, tokens: &[u32], start: usize) -> Result<(), RunError> {
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab) {
+            return Err(RunError::TokenOutOfRange {
+                id,
+                vocab: self.cfg.vocab,
+            });
+        }
+        if start + tokens.len() > self.context {
+            return Err(RunError::ContextFull {
+                start,
+                end: start + tokens.len(),
+                context: self.context,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `tokens` at positions `start..` (the KV cache must hold positions `0..start`) and
+    /// returns the logits of the last token.
+    pub fn forward(&mut self, tokens: &[u32], start: usize) -> Result<Vec<f32>, RunError> {
+        Ok(self
+            .run(tokens, start, false)?
+            .pop()
+            .expect("at least one row of logits"))
+    }
+
+    /// Like [`Model::forward`], returning the logits of every token (for tests).
+    pub fn forward_all(&mut self, tokens: &[u32], start: usize) -> Result<Vec<Vec<f32>>, RunError> {
+        self.run(tokens, start, true)
+    }
+
+    fn run(&mut self, tokens: &[u32], start: usize, all: bool) -> Result<Vec<Vec<f32>>, RunError> {
+        if tokens.is_empty() {
+            return Err(RunError::EmptyPrompt);
+        }
+        self.check_tokens(tokens, start)?;
+        let t = tokens.len();
+        self.ensure_scratch(t)?;
+        let s = self.scratch.as_ref().expect("ensured above");
+        let c = &self.cfg;
+        let (d, f) = (c.dim, c.ffn_dim);
+
+        let mut ids = vec![0u32; s.tokens];
+        ids[..t].copy_from_slice(tokens);
+        self.backend.write(&s.ids, &Buffer::U32(ids))?;
+        self.gather(
+            &embedding_for(self.embd.ty),
+            self.embd.bufs.table(),
+            &s.ids,
+            &s.x,
+            t,
+            d,
+        )?;
+
+        let (mut x, mut x2) = (&s.x, &s.x2);
+        for (l, layer) in self.layers.iter().enumerate() {
+            self.rmsnorm(x, &layer.attn_norm, &s.xn, t)?;
+            self.matmul(&s.xn, &layer.q, &s.q, t)?;
+            self.matmul(&s.xn, &layer.k, &s.k, t)?;
+            self.matmul(&s.xn, &layer.v, &s.v, t)?;
+            self.rope(&self.act.rope_q, &s.q, &s.qr, t, c.n_heads, start)?;
+            self.rope(&self.act.rope_k, &s.k, &s.kr, t, c.n_kv_heads, start)?;
+            self.append(&s.kr, &self.k_cache[l], t, start)?;
+            self.append(&s.v, &self.v_cache[l], t, start)?;
+            self.attention(s, l, t, start)?;
+            self.matmul(&s.att, &layer.o, &s.o, t)?;
+            self.elementwise(&self.act.add, x, &s.o, x2, t * d)?;
+            std::mem::swap(&mut x, &mut x2);
+            self.rmsnorm(x, &layer.ffn_norm, &s.xn, t)?;
+            self.matmul(&s.xn, &layer.gate, &s.gate, t)?;
+            self.matmul(&s.xn, &layer.up, &s.up, t)?;
+            self.elementwise(&self.act.silu_mul, &s.gate, &s.up, &s.h, t * f)?;
+            self.matmul(&s.h, &layer.down, &s.o, t)?;
+            self.elementwise(&self.act.add, x, &s.o, x2, t * d)?;
+            std::mem::swap(&mut x, &mut x2);
+        }
+
+        let output = self.output.as_ref().unwrap_or(&self.embd);
+        let rows = if all { t } else { 1 };
+        let logits = if all {
+            self.rmsnorm(x, &self.output_norm, &s.xn, t)?;
+            let out = self.backend.alloc(Scalar::F32, t * c.vocab)?;
+            self.matmul(&s.xn, output, &out, t)?;
+            self.backend.synchronize()?;
+            self.backend.read(&out)?
+        } else {
+            self.backend
+                .write(&s.last_id, &Buffer::U32(vec![(t - 1) as u32]))?;
+            self.gather(&self.act.gather, Table::Dense(x), &s.last_id, &s.last, 1, d)?;
+            self.rmsnorm(&s.last, &self.output_norm, &s.last_n, 1)?;
+            self.matmul(&s.last_n, output, &s.logits, 1)?;
+            self.backend.synchronize()?;
+            self.backend.read(&s.logits)?
+        };
+        let logits = match logits {
+            Buffer::F32(v) => v,
+            other => {
+                return Err(RunError::Memory {
+                    what: "logits".into(),
+                    message: format!("read back as {}", other.scalar()),
+                })
+            }
+        };
+        Ok(logits
+            .chunks(c.vocab)
+            .take(rows)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
+    fn attention(
+        &self,
+        s: &Scratch,
+        layer: usize,
+        t: usize,
+        start: usize,
+    ) -> Result<(), RuntimeError> {
+        let c = &self.cfg;
+        let len = start + t;
+        let (h, hkv, hd) = (c.n_heads, c.n_kv_heads, c.head_dim);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let p = &self.act.attn_scores;
+        self.launch(
+            p,
+            greta_kernels::attn_scores::launch(&p.config, h as u32, t as u32, len as u32),
+            &[
+                KernelArg::BufferAtLeast(&s.qr, t * h * hd),
+                KernelArg::BufferAtLeast(&self.k_cache[layer], len * hkv * hd),
+                KernelArg::BufferAtLeast(&s.scores, h * t * len),
+                KernelArg::Value(Const::U32(t as u32)),
+                KernelArg::Value(Const::U32(h as u32)),
+                KernelArg::Value(Const::U32(hkv as u32)),
+                KernelArg::Value(Const::U32(hd as u32)),
+                KernelArg::Value(Const::U32(start as u32)),
+                KernelArg::Value(Const::U32(len as u32)),
+                KernelArg::Value(Const::F32(scale)),
+            ],
+        )?;
+        let p = &self.act.softmax;
+        self.launch(
+            p,
+            greta_kernels::softmax::launch(&p.config, (h * t) as u32),
+            &[
+                KernelArg::BufferAtLeast(&s.scores, h * t * len),
+                KernelArg::BufferAtLeast(&s.probs, h * t * len),
+                KernelArg::Value(Const::U32(len as u32)),
+            ],
+        )?;
+        let p = &self.act.attn_values;
+        self.launch(
+            p,
+            greta_kernels::attn_values::launch(&p.config, t as u32, h as u32, hd as u32),
+            &[
+                KernelArg::BufferAtLeast(&s.probs, h * t * len),
+                KernelArg::BufferAtLeast(&self.v_cache[layer], len * hkv * hd),
+                KernelArg::BufferAtLeast(&s.att, t * h * hd),
+                KernelArg::Value(Const::U32(t as u32)),
+                KernelArg::Value(Const::U32(h as u32)),
+                KernelArg::Value(Const::U32(hkv as u32)),
+                KernelArg::Value(Const::U32(hd as u32)),
+                KernelArg::Value(Const::U32(len as u32)),
+            ],
+        )
+    }
+}
+
+impl Scratch {
+    /// Bytes of scratch for `tokens` tokens at once with a context of `context`.
+    fn bytes(c: &LlamaConfig, tokens: usize, context: usize) -> u64 {
+        let t = tokens as u64;
+        let per_token = 4 * (4 * c.dim + 2 * c.q_dim() + 3 * c.kv_dim() + 3 * c.ffn_dim) as u64 + 4;
+        let attn = 2 * 4 * c.n_heads as u64 * t * context as u64;
+        t * per_token + attn + 4 * (2 * c.dim + c.vocab + 1) as u64
+    }
+
+    fn new(m: &mut Model, tokens: usize) -> Result<Scratch, RuntimeError> {
+        let c = m.cfg.clone();
+        let t = tokens;
+        let ids = m.alloc(Scalar::U32, t)?;
+        let last_id = m.alloc(Scalar::U32, 1)?;
+        let scores_len = c.n_heads * t * m.context;
+        let mut f = |n: usize| m.alloc(Scalar::F32, n);
+        Ok(Scratch {
+            tokens,
+            ids,
+            last_id,
+            x: f(t * c.dim)?,
+            x2: f(t * c.dim)?,
+            xn: f(t * c.dim)?,
+            q: f(t * c.q_dim())?,
+            qr: f(t * c.q_dim())?,
+            k: f(t * c.kv_dim())?,
+            kr: f(t * c.kv_dim())?,
+            v: f(t * c.kv_dim())?,
+            att: f(t * c.q_dim())?,
+            o: f(t * c.dim)?,
+            gate: f(t * c.ffn_dim)?,
+            up: f(t * c.ffn_dim)?,
+            h: f(t * c.ffn_dim)?,
+            scores: f(scores_len)?,
+            probs: f(scores_len)?,
+            last: f(c.dim)?,
+            last_n: f(c.dim)?,
+            logits: f(c.vocab)?,
+        })
+    }
+
+    fn into_buffers(self) -> Vec<DeviceBuffer> {
+        vec![
+            self.ids,
+            self.x,
+            self.x2,
+            self.xn,
+            self.q,
+            self.qr,
+            self.k,
+            self.kr,
+            self.v,
+            self.att,
+            self.o,
+            self.gate,
+            self.up,
+            self.h,
+            self.scores,
+            self.probs,
+            self.last_id,
+            self.last,
+            self.last_n,
+            self.logits,
+        ]
+    }
+}

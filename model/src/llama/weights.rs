@@ -1,0 +1,105 @@
+//! The tensors a Llama model needs, with the shapes its configuration implies, checked against
+//! the GGUF file before anything is uploaded.
+
+use super::config::LlamaConfig;
+use crate::gguf::{GgmlType, GgufFile, TensorInfo};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WeightError {
+    #[error("tensor `{0}` is missing")]
+    Missing(String),
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<u64>,
+        found: Vec<u64>,
+    },
+    #[error(
+        "tensor `{name}` has type {ty}, which greta does not run (supported: F32, F16, BF16, Q8_0)"
+    )]
+    Type { name: String, ty: String },
+}
+
+/// One expected tensor: its name and dims in GGUF order (ne[0], the contiguous one, first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expected {
+    pub name: String,
+    pub dims: Vec<u64>,
+}
+
+/// Every tensor the forward pass reads. `output.weight` is optional: without it the model ties
+/// its output projection to the token embeddings.
+pub fn expected(cfg: &LlamaConfig) -> Vec<Expected> {
+    let (d, q, kv, f, v) = (
+        cfg.dim as u64,
+        cfg.q_dim() as u64,
+        cfg.kv_dim() as u64,
+        cfg.ffn_dim as u64,
+        cfg.vocab as u64,
+    );
+    let t = |name: String, dims: &[u64]| Expected {
+        name,
+        dims: dims.to_vec(),
+    };
+    let mut out = vec![
+        t("token_embd.weight".into(), &[d, v]),
+        t("output_norm.weight".into(), &[d]),
+    ];
+    for l in 0..cfg.n_layers {
+        let b = |s: &str| format!("blk.{l}.{s}");
+        out.extend([
+            t(b("attn_norm.weight"), &[d]),
+            t(b("attn_q.weight"), &[d, q]),
+            t(b("attn_k.weight"), &[d, kv]),
+            t(b("attn_v.weight"), &[d, kv]),
+            t(b("attn_output.weight"), &[q, d]),
+            t(b("ffn_norm.weight"), &[d]),
+            t(b("ffn_gate.weight"), &[d, f]),
+            t(b("ffn_up.weight"), &[d, f]),
+            t(b("ffn_down.weight"), &[f, d]),
+        ]);
+    }
+    out
+}
+
+fn check_one<'a>(g: &'a GgufFile, e: &Expected) -> Result<&'a TensorInfo, WeightError> {
+    let t = g
+        .tensor(&e.name)
+        .ok_or_else(|| WeightError::Missing(e.name.clone()))?;
+    if t.dims != e.dims {
+        return Err(WeightError::Shape {
+            name: e.name.clone(),
+            expected: e.dims.clone(),
+            found: t.dims.clone(),
+        });
+    }
+    if !matches!(
+        t.ty,
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0
+    ) {
+        return Err(WeightError::Type {
+            name: e.name.clone(),
+            ty: t.ty.name().to_string(),
+        });
+    }
+    Ok(t)
+}
+
+/// Checks every tensor the model needs: present, with the right shape and a supported type.
+/// Returns the output projection's tensor name (`output.weight`, or the embeddings when tied).
+pub fn check(g: &GgufFile, cfg: &LlamaConfig) -> Result<&'static str, WeightError> {
+    for e in expected(cfg) {
+        check_one(g, &e)?;
+    }
+    let out = Expected {
+        name: "output.weight".into(),
+        dims: vec![cfg.dim as u64, cfg.vocab as u64],
+    };
+    match g.tensor("output.weight") {
+        Some(_) => {
+            check_one(g, &out)?;
+            Ok("output.weight")
+        }
+        None => Ok("token_embd.weight"),
+    }
+}

@@ -1,0 +1,160 @@
+//! `greta run -m FILE -p PROMPT [-n N] [--temp T] [--seed S] [-c CTX] ...`: generate text with a
+//! Llama GGUF model. Stdout carries only the text (the prompt, then the continuation as it is
+//! generated); logs and the llama.cpp-style summary go to stderr.
+
+use anyhow::{bail, Context, Result};
+use greta_model::generate::generate;
+use greta_model::gguf::GgufFile;
+use greta_model::llama::{Model, ModelOptions};
+use greta_model::sampler::{Sampler, SamplerConfig};
+use greta_model::tokenizer::{Decoder, Tokenizer};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model: a GGUF file of a Llama-family model.
+    #[arg(long, short)]
+    model: PathBuf,
+    /// The prompt to continue.
+    #[arg(long, short, default_value = "")]
+    prompt: String,
+    /// Tokens to generate.
+    #[arg(long = "n-predict", short = 'n', default_value_t = 128)]
+    n_predict: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temp: f32,
+    /// Keep only the k most likely tokens (0: all).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    /// Keep the most likely tokens up to this total probability (1: all).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Penalise recently generated tokens (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    /// How many recent tokens the repeat penalty considers.
+    #[arg(long, default_value_t = 64)]
+    repeat_last_n: usize,
+    /// Seed for sampling; the same seed gives the same text.
+    #[arg(long, short, default_value_t = 42)]
+    seed: u64,
+    /// Context length (KV-cache positions). Default: the model's training context, at most 4096.
+    #[arg(long = "ctx-size", short = 'c')]
+    ctx: Option<usize>,
+    #[command(flatten)]
+    source: super::source::SourceArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let sampling = SamplerConfig {
+        temperature: args.temp,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        repeat_penalty: args.repeat_penalty,
+        repeat_last_n: args.repeat_last_n,
+        seed: args.seed,
+    };
+    let mut sampler = Sampler::new(sampling)?;
+    let t0 = Instant::now();
+    let file = GgufFile::open(&args.model)?;
+    let tokenizer = Tokenizer::from_gguf(&file)
+        .with_context(|| format!("reading the tokenizer of {}", args.model.display()))?;
+    let prompt = tokenizer.encode(&args.prompt, true);
+    if prompt.is_empty() {
+        bail!("the prompt is empty and the model adds no BOS token: give a prompt with -p");
+    }
+    let (backend, objects) = args.source.open()?;
+    let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)?;
+    let ctx = args.ctx.unwrap_or(cfg.context_train.min(4096));
+    if ctx == 0 {
+        bail!("the context size (-c) must be at least 1");
+    }
+    if prompt.len() >= ctx {
+        bail!("the prompt has {} tokens but the context holds {ctx}: use a larger -c or a shorter prompt", prompt.len());
+    }
+    if ctx > cfg.context_train {
+        eprintln!(
+            "greta: warning: context {ctx} is longer than the {} tokens the model was trained with",
+            cfg.context_train
+        );
+    }
+    let backend_name = format!("{} ({})", backend.kind(), backend.device_name());
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")
+            .expect("a valid template"),
+    );
+    let objects_fn = |k: &greta_dsl::ir::Kernel| objects(k).map_err(|e| format!("{e:#}"));
+    let mut model = Model::load(
+        &file,
+        backend,
+        &objects_fn,
+        &ModelOptions { context: ctx },
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .with_context(|| format!("loading {}", args.model.display()))?;
+    bar.finish_and_clear();
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+    let mut out = std::io::stdout().lock();
+    let mut decoder = Decoder::new();
+    let mut prompt_text = String::new();
+    for &t in &prompt {
+        prompt_text.push_str(&decoder.push(&tokenizer, t));
+    }
+    write!(out, "{prompt_text}")?;
+    out.flush()?;
+    let mut write_error = None;
+    let (_, stats) = generate(
+        &mut model,
+        &prompt,
+        args.n_predict,
+        &mut sampler,
+        &|t| tokenizer.is_eog(t),
+        &mut |t| {
+            let text = decoder.push(&tokenizer, t);
+            match write!(out, "{text}").and_then(|_| out.flush()) {
+                Ok(()) => true,
+                Err(e) => {
+                    write_error = Some(e);
+                    false
+                }
+            }
+        },
+    )?;
+    let rest = decoder.finish();
+    writeln!(out, "{rest}")?;
+    if let Some(e) = write_error {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    eprintln!();
+    eprintln!("greta: backend          = {backend_name}");
+    eprintln!("greta: load time        = {load_ms:10.2} ms");
+    eprintln!(
+        "greta: prompt eval time = {:10.2} ms / {:5} tokens ({:8.2} ms per token, {:8.2} tokens per second)",
+        stats.prompt_ms,
+        stats.prompt_tokens,
+        stats.prompt_ms / stats.prompt_tokens.max(1) as f64,
+        stats.prompt_tokens_per_s()
+    );
+    eprintln!(
+        "greta:        eval time = {:10.2} ms / {:5} runs   ({:8.2} ms per token, {:8.2} tokens per second)",
+        stats.generate_ms,
+        stats.generated_tokens,
+        stats.generate_ms / stats.generated_tokens.max(1) as f64,
+        stats.generate_tokens_per_s()
+    );
+    eprintln!(
+        "greta: peak device memory = {:.1} MiB (greta's buffers)",
+        model.peak_device_bytes() as f64 / (1u64 << 20) as f64
+    );
+    Ok(())
+}
