@@ -51,6 +51,18 @@ impl Backend for CpuBackend {
         )
     }
 
+    /// The host's available and total memory (Linux `/proc/meminfo`): the CPU backend's device
+    /// memory is the host's, and a model that cannot fit should be refused before allocating.
+    fn memory_info(&self) -> Option<(u64, u64)> {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = info.lines().find(|l| l.starts_with(name))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        };
+        Some((field("MemAvailable:")?, field("MemTotal:")?))
+    }
+
     fn alloc(&self, scalar: Scalar, len: usize) -> Result<DeviceBuffer, RuntimeError> {
         let buffer = Buffer::zeros(scalar, len)
             .ok_or_else(|| RuntimeError::Buffer(format!("no {scalar} buffers")))?;

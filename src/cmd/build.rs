@@ -28,6 +28,10 @@ pub struct Args {
     /// dtype gets an entry.
     #[arg(long, short, default_value = "")]
     config: String,
+    /// Also every kernel configuration this GGUF model runs (for `greta run` on a GPU machine
+    /// that has no compiler).
+    #[arg(long, short)]
+    model: Vec<PathBuf>,
     /// Only this kernel (e.g. to bundle a configuration only it has).
     #[arg(long, short)]
     kernel: Option<String>,
@@ -96,7 +100,22 @@ fn compile(cache: &CompileCache, job: &Job, target: &Target) -> Result<Built> {
 
 pub fn run(args: Args) -> Result<()> {
     let target = super::target(&args.target)?;
-    let jobs = jobs(&args.config, args.kernel.as_deref())?;
+    let mut jobs = jobs(&args.config, args.kernel.as_deref())?;
+    for path in &args.model {
+        let file = greta_model::gguf::GgufFile::open(path)?;
+        let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)?;
+        for p in greta_model::llama::plan(&file, &cfg) {
+            if !jobs
+                .iter()
+                .any(|j| j.spec.name == p.spec.name && j.config == p.config)
+            {
+                jobs.push(Job {
+                    spec: p.spec,
+                    config: p.config,
+                });
+            }
+        }
+    }
     let cache = CompileCache::from_env()?;
     // The cache key needs the toolchain's versions even for a hit: a missing tool is one error
     // now rather than one per kernel later.

@@ -1,0 +1,280 @@
+//! `greta run` end to end on the real stories260K model (CPU backend), and every kind of bad
+//! input a user can hand it: each must be one clear `greta: error:` line and exit code 1, never a
+//! panic, before anything is generated.
+
+use greta_model::gguf::{GgmlType, GgufFile, GgufWriter, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/models/stories260K.gguf"
+);
+
+fn greta(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_greta"))
+        .args(args)
+        .env("GRETA_BACKEND", "cpu")
+        .output()
+        .expect("greta runs")
+}
+
+/// The continuation the models README documents for "Once upon a time" (greedy), read from the
+/// README itself with its markdown line breaks joined.
+fn documented_continuation() -> String {
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/models/README.md"
+    ))
+    .unwrap();
+    let start = readme
+        .find("continue:")
+        .expect("the README documents the continuation");
+    let rest = &readme[start..];
+    let open = rest.find('"').unwrap() + 1;
+    let close = open + rest[open..].find('"').unwrap();
+    rest[open..close]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn stories260k_reproduces_its_documented_greedy_continuation() {
+    let o = greta(&[
+        "run",
+        "-m",
+        MODEL,
+        "-p",
+        "Once upon a time",
+        "-n",
+        "60",
+        "--temp",
+        "0",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let text = String::from_utf8(o.stdout).unwrap();
+    let want = documented_continuation();
+    let got = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(got.starts_with(&want), "got:  {got}\nwant: {want}");
+    // The summary goes to stderr, not into the text.
+    assert!(
+        err.contains("prompt eval time")
+            && err.contains("tokens per second")
+            && err.contains("cpu"),
+        "{err}"
+    );
+    assert!(!text.contains("greta:"));
+}
+
+#[test]
+fn the_same_seed_samples_the_same_text() {
+    let run = |seed: &str| {
+        let o = greta(&[
+            "run",
+            "-m",
+            MODEL,
+            "-p",
+            "Once upon a time",
+            "-n",
+            "12",
+            "--temp",
+            "0.9",
+            "--seed",
+            seed,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(run("7"), run("7"));
+    assert_ne!(
+        run("7"),
+        run("8"),
+        "different seeds should (almost surely) differ over 12 tokens"
+    );
+}
+
+fn assert_user_error(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains("greta: error: "), "stderr: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "nothing is generated: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// A copy of stories260K with metadata and tensors edited: `meta` may change or drop a key,
+/// `tensor` may change a tensor's name, dims, type and bytes (or drop it).
+fn rewrite(
+    dir: &Path,
+    meta: impl Fn(&str, &Value) -> Option<Value>,
+    tensor: impl Fn(&str, &[u64], GgmlType, &[u8]) -> Option<(String, Vec<u64>, GgmlType, Vec<u8>)>,
+) -> PathBuf {
+    let src = GgufFile::open(Path::new(MODEL)).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        if let Some(v) = meta(k, v) {
+            w.add(k.clone(), v).unwrap();
+        }
+    }
+    let mut data = Vec::new();
+    for t in src.tensors() {
+        if let Some((name, dims, ty, bytes)) = tensor(&t.name, &t.dims, t.ty, src.tensor_data(t)) {
+            w.add_tensor(name, &dims, ty).unwrap();
+            data.push(bytes);
+        }
+    }
+    let path = dir.join("edited.gguf");
+    let mut stream = w.create(&path).unwrap();
+    for bytes in data {
+        stream.write_bytes(&bytes).unwrap();
+    }
+    stream.commit().unwrap();
+    path
+}
+
+fn keep(
+    name: &str,
+    dims: &[u64],
+    ty: GgmlType,
+    bytes: &[u8],
+) -> Option<(String, Vec<u64>, GgmlType, Vec<u8>)> {
+    Some((name.to_string(), dims.to_vec(), ty, bytes.to_vec()))
+}
+
+fn run_file(path: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "-m",
+        path.to_str().unwrap(),
+        "-p",
+        "Once upon a time",
+        "-n",
+        "4",
+    ];
+    args.extend_from_slice(extra);
+    greta(&args)
+}
+
+#[test]
+fn a_truncated_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(MODEL).unwrap();
+    let head = dir.path().join("head.gguf");
+    std::fs::write(&head, &bytes[..1000]).unwrap();
+    assert_user_error(&run_file(&head, &[]), "head.gguf");
+    // Cut inside the tensor data: the header is whole, a tensor reaches past the end.
+    let body = dir.path().join("body.gguf");
+    std::fs::write(&body, &bytes[..bytes.len() / 2]).unwrap();
+    assert_user_error(&run_file(&body, &[]), "body.gguf");
+}
+
+#[test]
+fn wrong_magic_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(MODEL).unwrap();
+    bytes[..4].copy_from_slice(b"GGML");
+    let path = dir.path().join("magic.gguf");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_user_error(&run_file(&path, &[]), "magic");
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    assert_user_error(
+        &run_file(Path::new("/nonexistent/model.gguf"), &[]),
+        "/nonexistent/model.gguf",
+    );
+}
+
+#[test]
+fn a_missing_tensor_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = rewrite(
+        dir.path(),
+        |_, v| Some(v.clone()),
+        |n, d, t, b| {
+            (n != "blk.3.ffn_up.weight")
+                .then(|| keep(n, d, t, b))
+                .flatten()
+        },
+    );
+    assert_user_error(&run_file(&path, &[]), "blk.3.ffn_up.weight");
+}
+
+#[test]
+fn a_wrong_shape_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = rewrite(
+        dir.path(),
+        |_, v| Some(v.clone()),
+        |n, d, t, b| {
+            if n == "blk.1.attn_q.weight" {
+                // 64 x 64 declared as 128 x 32: same bytes, wrong shape.
+                Some((n.to_string(), vec![128, 32], t, b.to_vec()))
+            } else {
+                keep(n, d, t, b)
+            }
+        },
+    );
+    assert_user_error(&run_file(&path, &[]), "blk.1.attn_q.weight");
+}
+
+#[test]
+fn an_unsupported_architecture_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = rewrite(
+        dir.path(),
+        |k, v| {
+            Some(if k == "general.architecture" {
+                Value::String("mamba".into())
+            } else {
+                v.clone()
+            })
+        },
+        keep,
+    );
+    assert_user_error(&run_file(&path, &[]), "mamba");
+}
+
+#[test]
+fn an_unsupported_tensor_type_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = rewrite(
+        dir.path(),
+        |_, v| Some(v.clone()),
+        |n, d, t, b| {
+            if n == "blk.0.ffn_gate.weight" {
+                // Q4_0: 18 bytes per 32 weights; 64 x 172 = 344 blocks.
+                let q4 = GgmlType::by_name("Q4_0").unwrap();
+                Some((n.to_string(), d.to_vec(), q4, vec![0u8; 344 * 18]))
+            } else {
+                keep(n, d, t, b)
+            }
+        },
+    );
+    assert_user_error(&run_file(&path, &[]), "Q4_0");
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_a_clear_error() {
+    assert_user_error(&run_file(Path::new(MODEL), &["-c", "3"]), "context");
+}
+
+#[test]
+fn a_context_that_cannot_fit_in_memory_is_refused_before_allocating() {
+    // 10^8 positions × 5 layers × 2 × 32 floats = 128 GB of KV cache.
+    assert_user_error(&run_file(Path::new(MODEL), &["-c", "100000000"]), "MiB");
+}
+
+#[test]
+fn bad_sampling_flags_are_clear_errors() {
+    assert_user_error(&run_file(Path::new(MODEL), &["--temp=-1"]), "temperature");
+    assert_user_error(&run_file(Path::new(MODEL), &["--top-p", "0"]), "top-p");
+    assert_user_error(&run_file(Path::new(MODEL), &["-c", "0"]), "context");
+}
