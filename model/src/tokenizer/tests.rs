@@ -320,6 +320,31 @@ fn bpe_ignore_merges_takes_whole_words_that_are_tokens() {
     );
 }
 
+/// Ids from llama.cpp itself for the synthetic BPE vocabulary: llama-cpp-python 0.3.36 (which
+/// builds llama.cpp from source) loading this vocabulary written as a GGUF (`vocab_only=True`),
+/// `tokenize(text, add_bos=True, special=False)`. Over all of [`TEXTS`] and a dozen pre-tokenizer
+/// corner cases, for this and the SPM vocabulary, greta and llama.cpp agreed on every id; these
+/// two are kept as regression tests of the pre-tokenizer's whitespace and contraction rules.
+/// (Ids below 256 are bytes: the vocabulary starts with the byte alphabet in byte order.)
+#[test]
+fn bpe_matches_llama_cpp() {
+    let t = Tokenizer::new(bpe_vocab(MERGES, &[])).unwrap();
+    // Words: "x", "   \n\n" (\s*[\r\n]+), "  \t" (\s+(?!\S)), " y", "  " (\s+ at the end).
+    assert_eq!(
+        t.encode("x   \n\n  \t y  ", true),
+        [270, 120, 268, 32, 267, 268, 9, 32, 121, 268]
+    );
+    // Words: "Hello", " World", "'s", " THE", "'S" (contractions fold case), then " '" + "RE" and
+    // " '" + "ll": after a space the apostrophe goes with the space, ' ?[^\s\p{L}\p{N}]+'.
+    assert_eq!(
+        t.encode("Hello World's THE'S 'RE 'll", true),
+        [
+            270, 72, 266, 111, 32, 87, 261, 263, 39, 115, 32, 84, 72, 69, 39, 83, 32, 39, 82, 69,
+            32, 39, 265
+        ]
+    );
+}
+
 #[test]
 fn bpe_end_of_generation_tokens() {
     let t = Tokenizer::new(bpe_vocab(MERGES, &[])).unwrap();
@@ -634,13 +659,29 @@ fn stories260k_vocabulary() {
 /// - ▁a (-2) → 261
 /// - ▁time: ▁t (0), im (-29), ime (-110), ▁t+ime = ▁time (-119) → 378
 ///
-/// and BOS (1) first.
+/// and BOS (1) first. llama.cpp itself agrees (llama-cpp-python 0.3.36, which builds llama.cpp
+/// from source, loading this GGUF with `vocab_only=True`: `tokenize(b"Once upon a time",
+/// add_bos=True, special=False)` is `[1, 403, 407, 261, 378]`).
 #[test]
 fn stories260k_once_upon_a_time() {
     let t = stories();
     let ids = t.encode("Once upon a time", true);
     assert_eq!(texts_of(&t, &ids), ["<s>", "▁Once", "▁upon", "▁a", "▁time"]);
     assert_eq!(ids, [1, 403, 407, 261, 378]);
+}
+
+/// The README's continuation, tokenized by llama.cpp itself (llama-cpp-python 0.3.36 loading
+/// stories260K.gguf with `vocab_only=True`, `tokenize(STORY, add_bos=True, special=False)`).
+#[test]
+fn stories260k_story_matches_llama_cpp() {
+    let t = stories();
+    let expected: &[u32] = &[
+        1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401,
+        396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358,
+        394, 261, 370, 432, 352, 266, 268, 388, 426, 338, 391, 266, 267, 337, 335, 312, 432, 398,
+        312, 286, 267, 414, 270, 333, 415, 426,
+    ];
+    assert_eq!(t.encode(STORY, true), expected);
 }
 
 #[test]
