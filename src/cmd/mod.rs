@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod build;
 pub mod check;
+pub mod compare;
 pub mod device;
 pub mod emit;
 pub mod generate;

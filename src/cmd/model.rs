@@ -25,6 +25,8 @@ enum ModelCommand {
     Synth(SynthArgs),
     /// Validate a GGUF file and print its metadata and tensors.
     Info(InfoArgs),
+    /// Run the same greedy generation on the CPU and a GPU backend and compare the logits.
+    Compare(super::compare::Args),
 }
 
 #[derive(clap::Args)]
@@ -59,6 +61,7 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         ModelCommand::Synth(a) => run_synth(a),
         ModelCommand::Info(a) => run_info(a),
+        ModelCommand::Compare(a) => super::compare::run(a),
     }
 }
 
