@@ -34,13 +34,23 @@ fn summary(o: &Output) -> String {
     stdout(o)
 }
 
-/// Every (kernel IR, library config) `greta build` puts in a bundle.
+/// Every (kernel IR, library config) `greta build` puts in a bundle: each kernel's default
+/// configuration per float dtype, plus the variants its test shapes adapt it to.
 fn library() -> Vec<(Kernel, String)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(Kernel, String)> = Vec::new();
     for spec in greta_kernels::all() {
         for d in DTYPES {
             let config = spec.config(&format!("dtype={d}")).unwrap();
-            out.push(((spec.build)(&config).unwrap(), config.to_string()));
+            let mut configs = vec![config.clone()];
+            for shape in spec.test_shapes {
+                let problem = (spec.problem)(&config, shape, &mut greta_kernels::Inputs::new(0)).unwrap();
+                if !configs.contains(&problem.config) {
+                    configs.push(problem.config);
+                }
+            }
+            for c in configs {
+                out.push(((spec.build)(&c).unwrap(), c.to_string()));
+            }
         }
     }
     out
@@ -186,7 +196,7 @@ fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
         .unwrap_err();
     assert!(matches!(err, BundleError::Stale { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("rmsnorm [block=256,dtype=f16,vec=8]"), "{msg}");
+    assert!(msg.contains("rmsnorm [block=256,cache=2,dtype=f16,vec=8]"), "{msg}");
     assert!(
         msg.contains(&format!(
             "rebuild it with `greta build --target sm_90 -o {}`",
@@ -211,7 +221,7 @@ fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
     let msg = Bundle::open(&dir).unwrap_err().to_string();
     assert!(msg.contains(&entry.file), "{msg}");
     assert!(
-        msg.contains("the object file of rmsnorm [block=256,dtype=f16,vec=8] is missing"),
+        msg.contains("the object file of rmsnorm [block=256,cache=2,dtype=f16,vec=8] is missing"),
         "{msg}"
     );
 }
