@@ -4,13 +4,12 @@
 //! operand; the last partial vector is done element by element.
 
 use crate::config::{block_param, DTYPE, VEC};
-use crate::problem::{
-    blocks_for, from_f64, linear, Expected, Inputs, Problem, ProblemArg, Tolerance,
-};
+use crate::elementwise::Binary;
+use crate::problem::{Inputs, Problem};
 use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
 
 #[kernel]
@@ -46,33 +45,20 @@ fn build(cfg: &Config) -> Result<Kernel, BuildError> {
 
 /// Launch: one thread per `vec` elements.
 pub fn launch(cfg: &Config, n: u32) -> LaunchDims {
-    let per_block = cfg.u32("block") as u64 * cfg.u32("vec") as u64;
-    linear(blocks_for(n as u64, per_block), cfg.u32("block"))
+    crate::elementwise::launch(cfg, n)
 }
 
+const PROBLEM: Binary = Binary {
+    kernel: "add",
+    shape_doc: "n, or rows,cols",
+    build,
+    ranges: [(-4.0, 4.0), (-4.0, 4.0)],
+    reference,
+    f32_rel: 1e-7,
+};
+
 fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
-    let n = crate::elementwise_len("add", shape, SPEC.shape)?;
-    let dtype = cfg.dtype("dtype");
-    let (ab, a) = inputs.uniform(dtype, n as usize, -4.0, 4.0);
-    let (bb, b) = inputs.uniform(dtype, n as usize, -4.0, 4.0);
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel: build(cfg)?,
-        dims: launch(cfg, n),
-        args: vec![
-            ProblemArg::Buffer(ab),
-            ProblemArg::Buffer(bb),
-            ProblemArg::Buffer(from_f64(dtype, &vec![0.0; n as usize])),
-            ProblemArg::Value(Const::U32(n)),
-        ],
-        expected: vec![Expected {
-            arg: 2,
-            values: reference(&a, &b),
-            tolerance: Tolerance::for_dtype(dtype, 1e-7),
-        }],
-        min_bytes: 3 * n as u64 * dtype.size_bytes() as u64,
-        flops: 0,
-    })
+    PROBLEM.problem(cfg, shape, inputs)
 }
 
 pub static SPEC: KernelSpec = KernelSpec {

@@ -7,6 +7,7 @@
 //! through [`all`] and the specs, so adding a kernel is adding one module and one line here.
 
 pub mod config;
+pub mod elementwise;
 pub mod helpers;
 pub mod problem;
 
@@ -158,21 +159,4 @@ pub(crate) fn check_vec_width(kernel: &str, cfg: &Config) -> Result<(), BuildErr
         });
     }
     Ok(())
-}
-
-/// The element count of an elementwise problem shaped `n` or `rows,cols`.
-pub(crate) fn elementwise_len(
-    kernel: &'static str,
-    shape: &[u32],
-    expected: &'static str,
-) -> Result<u32, ProblemError> {
-    let n = shape.iter().try_fold(1u32, |acc, &d| acc.checked_mul(d));
-    match (shape.len(), n) {
-        (1 | 2, Some(n)) if n > 0 => Ok(n),
-        _ => Err(ProblemError::Shape {
-            kernel,
-            shape: shape.to_vec(),
-            expected,
-        }),
-    }
 }

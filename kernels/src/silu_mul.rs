@@ -4,13 +4,12 @@
 //! 16-byte vector per operand per thread, a scalar loop for the tail.
 
 use crate::config::{block_param, DTYPE, VEC};
-use crate::problem::{
-    blocks_for, from_f64, linear, Expected, Inputs, Problem, ProblemArg, Tolerance,
-};
+use crate::elementwise::Binary;
+use crate::problem::{Inputs, Problem};
 use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
 
 #[kernel]
@@ -53,33 +52,20 @@ fn build(cfg: &Config) -> Result<Kernel, BuildError> {
 
 /// Launch: one thread per `vec` elements.
 pub fn launch(cfg: &Config, n: u32) -> LaunchDims {
-    let per_block = cfg.u32("block") as u64 * cfg.u32("vec") as u64;
-    linear(blocks_for(n as u64, per_block), cfg.u32("block"))
+    crate::elementwise::launch(cfg, n)
 }
 
+const PROBLEM: Binary = Binary {
+    kernel: "silu_mul",
+    shape_doc: "n, or rows,cols",
+    build,
+    ranges: [(-8.0, 8.0), (-2.0, 2.0)],
+    reference,
+    f32_rel: 4e-6,
+};
+
 fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
-    let n = crate::elementwise_len("silu_mul", shape, SPEC.shape)?;
-    let dtype = cfg.dtype("dtype");
-    let (gb, g) = inputs.uniform(dtype, n as usize, -8.0, 8.0);
-    let (ub, u) = inputs.uniform(dtype, n as usize, -2.0, 2.0);
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel: build(cfg)?,
-        dims: launch(cfg, n),
-        args: vec![
-            ProblemArg::Buffer(gb),
-            ProblemArg::Buffer(ub),
-            ProblemArg::Buffer(from_f64(dtype, &vec![0.0; n as usize])),
-            ProblemArg::Value(Const::U32(n)),
-        ],
-        expected: vec![Expected {
-            arg: 2,
-            values: reference(&g, &u),
-            tolerance: Tolerance::for_dtype(dtype, 4e-6),
-        }],
-        min_bytes: 3 * n as u64 * dtype.size_bytes() as u64,
-        flops: 0,
-    })
+    PROBLEM.problem(cfg, shape, inputs)
 }
 
 pub static SPEC: KernelSpec = KernelSpec {

@@ -181,6 +181,31 @@ impl DeviceBuffer {
     }
 }
 
+impl DeviceBuffer {
+    /// Checks that `src` has this buffer's element type and length (what every backend's
+    /// `write` requires before copying bytes).
+    pub fn check_write(&self, src: &Buffer) -> Result<(), RuntimeError> {
+        if src.scalar() != self.scalar || src.len() != self.len {
+            return Err(RuntimeError::Buffer(format!(
+                "cannot write {} × {} into {self:?}",
+                src.len(),
+                src.scalar()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that `src` has this buffer's element type and length (device-to-device copies).
+    pub fn check_copy(&self, src: &DeviceBuffer) -> Result<(), RuntimeError> {
+        if src.scalar != self.scalar || src.len != self.len {
+            return Err(RuntimeError::Buffer(format!(
+                "cannot copy {src:?} into {self:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// One launch argument.
 #[derive(Clone, Copy, Debug)]
 pub enum KernelArg<'a> {

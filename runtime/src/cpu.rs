@@ -75,13 +75,7 @@ impl Backend for CpuBackend {
     }
 
     fn write(&self, dst: &DeviceBuffer, src: &Buffer) -> Result<(), RuntimeError> {
-        if src.scalar() != dst.scalar() || src.len() != dst.len() {
-            return Err(RuntimeError::Buffer(format!(
-                "cannot write {} × {} into {dst:?}",
-                src.len(),
-                src.scalar()
-            )));
-        }
+        dst.check_write(src)?;
         *lock(dst)? = src.clone();
         Ok(())
     }
@@ -91,6 +85,7 @@ impl Backend for CpuBackend {
     }
 
     fn copy(&self, dst: &DeviceBuffer, src: &DeviceBuffer) -> Result<(), RuntimeError> {
+        dst.check_copy(src)?;
         let data = self.read(src)?;
         self.write(dst, &data)
     }

@@ -371,13 +371,7 @@ impl Backend for CudaBackend {
     }
 
     fn write(&self, dst: &DeviceBuffer, src: &Buffer) -> Result<(), RuntimeError> {
-        if src.scalar() != dst.scalar() || src.len() != dst.len() {
-            return Err(RuntimeError::Buffer(format!(
-                "cannot write {} × {} into {dst:?}",
-                src.len(),
-                src.scalar()
-            )));
-        }
+        dst.check_write(src)?;
         let mem = self.mem(dst)?;
         if mem.bytes == 0 {
             return Ok(());
@@ -410,11 +404,7 @@ impl Backend for CudaBackend {
     }
 
     fn copy(&self, dst: &DeviceBuffer, src: &DeviceBuffer) -> Result<(), RuntimeError> {
-        if src.scalar() != dst.scalar() || src.len() != dst.len() {
-            return Err(RuntimeError::Buffer(format!(
-                "cannot copy {src:?} into {dst:?}"
-            )));
-        }
+        dst.check_copy(src)?;
         let (d, s) = (self.mem(dst)?, self.mem(src)?);
         if d.bytes == 0 || d.ptr == s.ptr {
             return Ok(());

@@ -487,13 +487,7 @@ impl Backend for HipBackend {
     }
 
     fn write(&self, dst: &DeviceBuffer, src: &Buffer) -> Result<(), RuntimeError> {
-        if src.scalar() != dst.scalar() || src.len() != dst.len() {
-            return Err(RuntimeError::Buffer(format!(
-                "cannot write {} × {} into {dst:?}",
-                src.len(),
-                src.scalar()
-            )));
-        }
+        dst.check_write(src)?;
         let a = self.allocation(dst)?;
         let host = host_bytes(src);
         debug_assert_eq!(host.len(), a.bytes);
@@ -541,11 +535,7 @@ impl Backend for HipBackend {
     }
 
     fn copy(&self, dst: &DeviceBuffer, src: &DeviceBuffer) -> Result<(), RuntimeError> {
-        if dst.scalar() != src.scalar() || dst.len() != src.len() {
-            return Err(RuntimeError::Buffer(format!(
-                "cannot copy {src:?} into {dst:?}"
-            )));
-        }
+        dst.check_copy(src)?;
         let (d, s) = (self.allocation(dst)?, self.allocation(src)?);
         if d.bytes == 0 || d.ptr == s.ptr {
             return Ok(());
