@@ -43,7 +43,8 @@ fn library() -> Vec<(Kernel, String)> {
             let config = spec.config(&format!("dtype={d}")).unwrap();
             let mut configs = vec![config.clone()];
             for shape in spec.test_shapes {
-                let problem = (spec.problem)(&config, shape, &mut greta_kernels::Inputs::new(0)).unwrap();
+                let problem =
+                    (spec.problem)(&config, shape, &mut greta_kernels::Inputs::new(0)).unwrap();
                 if !configs.contains(&problem.config) {
                     configs.push(problem.config);
                 }
@@ -196,7 +197,10 @@ fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
         .unwrap_err();
     assert!(matches!(err, BundleError::Stale { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("rmsnorm [block=256,cache=2,dtype=f16,vec=8]"), "{msg}");
+    assert!(
+        msg.contains("rmsnorm [block=256,cache=2,dtype=f16,vec=8]"),
+        "{msg}"
+    );
     assert!(
         msg.contains(&format!(
             "rebuild it with `greta build --target sm_90 -o {}`",
