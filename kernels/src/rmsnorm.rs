@@ -35,15 +35,19 @@ pub fn rmsnorm<T: Float, const V: usize>(
     // A row that fits in the block's registers (`cache` vectors per thread) is read once.
     let cached = aligned && cols <= block * v * cache;
     let held = local_array::<f32>(u32::max(cache * v, 1u32));
+    // The weights too, loaded with the row, so no load latency remains after the reduction.
+    let weights = local_array::<T>(u32::max(cache * v, 1u32));
     if cached {
         // Branch-free so that all `cache` loads are in flight at once: a thread past the row's
         // end reads the row's last vector (in bounds) and counts it as zero.
         for k in 0..cache {
             let c = (tid + k * block) * v;
             let xv = vload::<V, _>(&x, base + min(c, cols - v)).to_f32();
+            let wv = vload::<V, _>(&w, min(c, cols - v));
             let keep = select(c < cols, 1.0f32, 0.0f32);
             for l in 0..v {
                 held[k * v + l] = xv.lane(l);
+                weights[k * v + l] = wv.lane(l);
             }
             let sq = xv * xv * Val::<Vector<f32, V>>::splat(keep);
             for l in 0..v {
@@ -73,10 +77,9 @@ pub fn rmsnorm<T: Float, const V: usize>(
             #[comptime]
             let mut lanes = [inv; V];
             for l in 0..v {
-                lanes[l as usize] = held[k * v + l];
+                lanes[l as usize] = held[k * v + l] * weights[k * v + l].to_f32();
             }
-            let wv = vload::<V, _>(&w, min(c, cols - v)).to_f32();
-            let out = Val::<Vector<f32, V>>::from_lanes(lanes) * scale * wv;
+            let out = Val::<Vector<f32, V>>::from_lanes(lanes) * scale;
             if c < cols {
                 vstore::<V, _>(&y, base + c, out.cast::<T>());
             }

@@ -18,16 +18,17 @@ use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{ConfigValue, Const, Kernel};
 use greta_dsl::prelude::*;
 
-/// Rotates the `V` pairs held by vectors `lo` (at element `lo_at`) and `hi` (at `hi_at`) of a
-/// head row, given the cosines and sines of those pairs' angles. NeoX layout: `lo` holds the
+/// Rotates the `V` pairs held by vectors `lo` (loaded from element `lo_at`) and `hi` (from
+/// `hi_at`) of a head row, given the cosines and sines of those pairs' angles, and stores them. NeoX layout: `lo` holds the
 /// pairs' first elements, `hi` their partners `rot_dims / 2` further on. GGUF layout: each vector
 /// holds `V / 2` whole adjacent pairs (deinterleaved into even and odd lanes); for `V = 1`, `lo`
 /// and `hi` are the two elements of one pair.
 #[device]
 #[allow(clippy::too_many_arguments)]
 fn rotate<T: Float, const V: usize>(
-    x: Global<T, Read>,
     y: Global<T, ReadWrite>,
+    lo: Val<Vector<T, V>>,
+    hi: Val<Vector<T, V>>,
     lo_at: Val<u32>,
     hi_at: Val<u32>,
     c: Val<Vector<f32, V>>,
@@ -36,8 +37,8 @@ fn rotate<T: Float, const V: usize>(
 ) {
     #[comptime]
     let v = V as u32;
-    let lo = vload::<V, _>(&x, lo_at).to_f32();
-    let hi = vload::<V, _>(&x, hi_at).to_f32();
+    let lo = lo.to_f32();
+    let hi = hi.to_f32();
     if neox || v == 1u32 {
         vstore::<V, _>(&y, lo_at, (lo * c - hi * s).cast::<T>());
         vstore::<V, _>(&y, hi_at, (lo * s + hi * c).cast::<T>());
@@ -131,6 +132,29 @@ pub fn rope<T: Float, const V: usize>(
         // Thread g < R rotates vectors g and g + R of the row's rotated part.
         let r = rot_dims / (2u32 * v);
         if g < r {
+            // Offsets of the two vectors within a row.
+            let mut lo_at = g * v;
+            let mut hi_at = lo_at + rot_dims / 2u32;
+            if !neox {
+                if v == 1u32 {
+                    lo_at = 2u32 * g;
+                    hi_at = lo_at + 1u32;
+                } else {
+                    hi_at = (g + r) * v;
+                }
+            }
+            // Every load first, so they are all in flight while the angles are computed.
+            #[comptime]
+            let mut los = Vec::new();
+            #[comptime]
+            let mut his = Vec::new();
+            for h in 0..heads_per_thread {
+                let row = (first_row + h) * head_dim;
+                let lo = vload::<V, _>(&x, row + lo_at);
+                let hi = vload::<V, _>(&x, row + hi_at);
+                los.push(lo);
+                his.push(hi);
+            }
             let pos = (token + pos_offset).to_f32();
             // θ_i = pos · base^(-2i / rot_dims) = pos · 2^(i · scale)
             let scale = -2.0f32 / rot_dims.to_f32() * log2(freq_base);
@@ -156,20 +180,18 @@ pub fn rope<T: Float, const V: usize>(
             }
             let c = Val::<Vector<f32, V>>::from_lanes(cos_lanes);
             let s = Val::<Vector<f32, V>>::from_lanes(sin_lanes);
-            // Offsets of the two vectors within a row.
-            let mut lo_at = g * v;
-            let mut hi_at = lo_at + rot_dims / 2u32;
-            if !neox {
-                if v == 1u32 {
-                    lo_at = 2u32 * g;
-                    hi_at = lo_at + 1u32;
-                } else {
-                    hi_at = (g + r) * v;
-                }
-            }
             for h in 0..heads_per_thread {
                 let row = (first_row + h) * head_dim;
-                rotate::<T, V>(x, y, row + lo_at, row + hi_at, c, s, neox);
+                rotate::<T, V>(
+                    y,
+                    los[h as usize],
+                    his[h as usize],
+                    row + lo_at,
+                    row + hi_at,
+                    c,
+                    s,
+                    neox,
+                );
             }
         } else {
             // Past the rotated dimensions both layouts copy, two vectors `copy_r` apart.
