@@ -20,7 +20,7 @@
 //! `m: u32`, `n: u32`, `k: u32`.
 
 use crate::config::{block_param, u32_param, DTYPE, VEC};
-use crate::helpers::block_sum;
+use crate::helpers::{clamped_row_offsets, write_tile, zeroed_tile};
 use crate::problem::{blocks_for, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
@@ -48,19 +48,10 @@ pub fn matmul<T: Float, const V: usize>(
     let m0 = block_idx().y * m_tile;
     let tid = thread_idx().x;
     // Row offsets of the tile, clamped to the last row so that edge tiles stay in bounds.
-    let w_at = local_array::<u32>(rows);
-    for r in 0..rows {
-        w_at[r] = min(n0 + r, n - 1u32) * k;
-    }
-    let x_at = local_array::<u32>(m_tile);
-    for j in 0..m_tile {
-        x_at[j] = min(m0 + j, m - 1u32) * k;
-    }
+    let w_at = clamped_row_offsets(n0, n - 1u32, k, rows);
+    let x_at = clamped_row_offsets(m0, m - 1u32, k, m_tile);
     // One partial sum per output of the tile; each lane of a vector is one more FMA into it.
-    let acc = local_array::<f32>(rows * m_tile);
-    for i in 0..rows * m_tile {
-        acc[i] = 0.0f32;
-    }
+    let acc = zeroed_tile(rows, m_tile);
     if k % v == 0u32 {
         let wl = local_array::<f32>(rows * v);
         for c in (tid * v..k).step_by(block * v) {
@@ -91,14 +82,7 @@ pub fn matmul<T: Float, const V: usize>(
             }
         }
     }
-    for r in 0..rows {
-        for j in 0..m_tile {
-            let total = block_sum(acc[r * m_tile + j], block);
-            if tid == 0u32 && n0 + r < n && m0 + j < m {
-                y[(m0 + j) * n + n0 + r] = total;
-            }
-        }
-    }
+    write_tile(acc, y, n0, m0, n, m, rows, m_tile, block);
 }
 
 /// The plain-Rust reference, in f64: `x` is `m × k`, `w` is `n × k`; returns `m × n`.

@@ -17,7 +17,7 @@
 //! `k: u32`. Launch with [`launch`].
 
 use crate::config::{block_param, dtype_param, u32_param};
-use crate::helpers::block_sum;
+use crate::helpers::{clamped_row_offsets, write_tile, zeroed_tile};
 use crate::matmul::{dot_tolerance, mnk, M_TILE, ROWS};
 use crate::problem::{Expected, Inputs, Problem, ProblemArg};
 use crate::q8::{quant, QK8_0};
@@ -53,18 +53,9 @@ pub fn matmul_q8<T: Float, const V: usize>(
     let tid = thread_idx().x;
     // Element offsets of the tile's rows, clamped to the last row so that edge tiles stay in
     // bounds.
-    let w_at = local_array::<u32>(rows);
-    for r in 0..rows {
-        w_at[r] = min(n0 + r, n - 1u32) * k;
-    }
-    let x_at = local_array::<u32>(m_tile);
-    for j in 0..m_tile {
-        x_at[j] = min(m0 + j, m - 1u32) * k;
-    }
-    let acc = local_array::<f32>(rows * m_tile);
-    for i in 0..rows * m_tile {
-        acc[i] = 0.0f32;
-    }
+    let w_at = clamped_row_offsets(n0, n - 1u32, k, rows);
+    let x_at = clamped_row_offsets(m0, m - 1u32, k, m_tile);
+    let acc = zeroed_tile(rows, m_tile);
     if k % 32u32 == 0u32 {
         // The packed quant words and the scale of the current step, per weight row; bytes
         // are sign-extended where they are used (for each activation row), which keeps the
@@ -99,14 +90,7 @@ pub fn matmul_q8<T: Float, const V: usize>(
                 }
             }
         }
-        for r in 0..rows {
-            for j in 0..m_tile {
-                let total = block_sum(acc[r * m_tile + j], block);
-                if tid == 0u32 && n0 + r < n && m0 + j < m {
-                    y[(m0 + j) * n + n0 + r] = total;
-                }
-            }
-        }
+        write_tile(acc, y, n0, m0, n, m, rows, m_tile, block);
     }
 }
 

@@ -386,7 +386,7 @@ void matmul_q8(const f32* __restrict__ x, const f16* __restrict__ scales, const 
         }
         greta_barrier();
         f32 total_1 = total;
-        if (bool(bool((tid == 0u) & ((n0 + 0u) < n)) & ((m0 + 0u) < m))) {
+        if (bool(bool((greta_thread_idx_x() == 0u) & ((n0 + 0u) < n)) & ((m0 + 0u) < m))) {
             y[(m0 + 0u) * n + n0 + 0u] = total_1;
         }
         f32 w_1 = acc[1u];
@@ -401,7 +401,7 @@ void matmul_q8(const f32* __restrict__ x, const f16* __restrict__ scales, const 
         }
         greta_barrier();
         f32 total_3 = total_2;
-        if (bool(bool((tid == 0u) & ((n0 + 1u) < n)) & ((m0 + 0u) < m))) {
+        if (bool(bool((greta_thread_idx_x() == 0u) & ((n0 + 1u) < n)) & ((m0 + 0u) < m))) {
             y[(m0 + 0u) * n + n0 + 1u] = total_3;
         }
     }
