@@ -107,3 +107,44 @@ fn positions_past_the_context_and_unknown_tokens_are_errors() {
         .contains("context"));
     assert!(model.forward(&[], 0).is_err());
 }
+
+/// The other weight types of the kernel path — F16, BF16 and Q8_0 (dequantised inside the
+/// matmul and embedding kernels) — on a synthesized tiny model, against the reference on the
+/// same weights.
+#[test]
+fn f16_bf16_and_q8_0_weights_match_the_reference() {
+    use greta_model::gguf::GgmlType;
+    use greta_model::synth::{synthesize, Shape, SynthOptions};
+    let dir = tempfile::tempdir().unwrap();
+    for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0] {
+        let path = dir.path().join(format!("tiny-{}.gguf", ty.name()));
+        let opts = SynthOptions {
+            shape: Shape::Tiny,
+            dtype: ty,
+            seed: 3,
+            threads: 1,
+        };
+        synthesize(&opts, &path, &mut |_, _| {}).unwrap();
+        let file = GgufFile::open(&path).unwrap();
+        let reference = Reference::new(&file).unwrap();
+        let tokens = [1u32, 17, 300, 42, 7, 99];
+        let want = reference.logits(&tokens);
+        let mut model = load(&file, &Target::SM_90, 16);
+        let got = model.forward_all(&tokens, 0).unwrap();
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| max_diff(a, b))
+            .fold(0.0, f64::max);
+        let scale = want.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+        eprintln!(
+            "{}: max |logit - reference| = {diff:.2e} (logits up to {scale:.2})",
+            ty.name()
+        );
+        assert!(
+            diff < 1e-4 * scale.max(1.0),
+            "{}: differs by {diff}",
+            ty.name()
+        );
+    }
+}
