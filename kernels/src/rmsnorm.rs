@@ -14,7 +14,10 @@ use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{ConfigValue, Const, Kernel};
 use greta_dsl::prelude::*;
 
+/// `rows_per_block` rows share a block: their loads are in flight together and the weights are
+/// loaded once for all of them. The host fits it to divide the row count ([`fit`]).
 #[kernel]
+#[allow(clippy::too_many_arguments)]
 pub fn rmsnorm<T: Float, const V: usize>(
     x: &[T],
     w: &[T],
@@ -23,78 +26,115 @@ pub fn rmsnorm<T: Float, const V: usize>(
     eps: f32,
     #[comptime] block: u32,
     #[comptime] cache: u32,
+    #[comptime] rows_per_block: u32,
 ) {
     block_size(block);
     #[comptime]
     let v = V as u32;
-    let base = block_idx().x * cols;
+    let first = block_idx().x * rows_per_block;
     let tid = thread_idx().x;
-    let mut acc = 0.0f32;
     // 16-byte accesses need every row to start on a multiple of V elements.
     let aligned = cols % v == 0u32;
     // A row that fits in the block's registers (`cache` vectors per thread) is read once.
     let cached = aligned && cols <= block * v * cache;
-    let held = local_array::<f32>(u32::max(cache * v, 1u32));
-    // The weights too, loaded with the row, so no load latency remains after the reduction.
+    let held = local_array::<f32>(u32::max(rows_per_block * cache * v, 1u32));
+    // The weights too, loaded with the rows, so no load latency remains after the reduction.
     let weights = local_array::<T>(u32::max(cache * v, 1u32));
+    let acc = local_array::<f32>(rows_per_block);
     if cached {
-        // Branch-free so that all `cache` loads are in flight at once: a thread past the row's
-        // end reads the row's last vector (in bounds) and counts it as zero.
+        for r in 0..rows_per_block {
+            acc[r] = 0.0f32;
+        }
+        // Branch-free so that all loads are in flight at once: a thread past the row's end
+        // reads the row's last vector (in bounds) and counts it as zero.
         for k in 0..cache {
             let c = (tid + k * block) * v;
-            let xv = vload::<V, _>(&x, base + min(c, cols - v)).to_f32();
-            let wv = vload::<V, _>(&w, min(c, cols - v));
-            let keep = select(c < cols, 1.0f32, 0.0f32);
+            let at = min(c, cols - v);
+            let wv = vload::<V, _>(&w, at);
+            let keep = Val::<Vector<f32, V>>::splat(select(c < cols, 1.0f32, 0.0f32));
             for l in 0..v {
-                held[k * v + l] = xv.lane(l);
                 weights[k * v + l] = wv.lane(l);
             }
-            let sq = xv * xv * Val::<Vector<f32, V>>::splat(keep);
-            for l in 0..v {
-                acc += sq.lane(l);
-            }
-        }
-    } else if aligned {
-        for c in (tid * v..cols).step_by(block * v) {
-            let xv = vload::<V, _>(&x, base + c).to_f32();
-            let sq = xv * xv;
-            for l in 0..v {
-                acc += sq.lane(l);
+            for r in 0..rows_per_block {
+                let xv = vload::<V, _>(&x, (first + r) * cols + at).to_f32();
+                let sq = xv * xv * keep;
+                let mut sum = acc[r];
+                for l in 0..v {
+                    held[(r * cache + k) * v + l] = xv.lane(l);
+                    sum += sq.lane(l);
+                }
+                acc[r] = sum;
             }
         }
     } else {
-        for c in (tid..cols).step_by(block) {
-            let e = x[base + c].to_f32();
-            acc += e * e;
+        for r in 0..rows_per_block {
+            let base = (first + r) * cols;
+            let mut sum = 0.0f32;
+            if aligned {
+                for c in (tid * v..cols).step_by(block * v) {
+                    let xv = vload::<V, _>(&x, base + c).to_f32();
+                    let sq = xv * xv;
+                    for l in 0..v {
+                        sum += sq.lane(l);
+                    }
+                }
+            } else {
+                for c in (tid..cols).step_by(block) {
+                    let e = x[base + c].to_f32();
+                    sum += e * e;
+                }
+            }
+            acc[r] = sum;
         }
     }
-    let total = block_sum(acc, block);
-    let inv = rsqrt(total / cols.to_f32() + eps);
-    let scale = Val::<Vector<f32, V>>::splat(inv);
+    let inv = local_array::<f32>(rows_per_block);
+    for r in 0..rows_per_block {
+        inv[r] = rsqrt(block_sum(acc[r], block) / cols.to_f32() + eps);
+    }
     if cached {
-        for k in 0..cache {
-            let c = (tid + k * block) * v;
-            #[comptime]
-            let mut lanes = [inv; V];
-            for l in 0..v {
-                lanes[l as usize] = held[k * v + l] * weights[k * v + l].to_f32();
+        for r in 0..rows_per_block {
+            let base = (first + r) * cols;
+            let scale = Val::<Vector<f32, V>>::splat(inv[r]);
+            for k in 0..cache {
+                let c = (tid + k * block) * v;
+                #[comptime]
+                let mut lanes = [tid.to_f32(); V];
+                for l in 0..v {
+                    lanes[l as usize] = held[(r * cache + k) * v + l] * weights[k * v + l].to_f32();
+                }
+                let out = Val::<Vector<f32, V>>::from_lanes(lanes) * scale;
+                if c < cols {
+                    vstore::<V, _>(&y, base + c, out.cast::<T>());
+                }
             }
-            let out = Val::<Vector<f32, V>>::from_lanes(lanes) * scale;
-            if c < cols {
-                vstore::<V, _>(&y, base + c, out.cast::<T>());
-            }
-        }
-    } else if aligned {
-        for c in (tid * v..cols).step_by(block * v) {
-            let xv = vload::<V, _>(&x, base + c).to_f32();
-            let wv = vload::<V, _>(&w, c).to_f32();
-            vstore::<V, _>(&y, base + c, (xv * scale * wv).cast::<T>());
         }
     } else {
-        for c in (tid..cols).step_by(block) {
-            y[base + c] = T::from_f32(x[base + c].to_f32() * inv * w[c].to_f32());
+        for r in 0..rows_per_block {
+            let base = (first + r) * cols;
+            let row_inv = inv[r];
+            let scale = Val::<Vector<f32, V>>::splat(row_inv);
+            if aligned {
+                for c in (tid * v..cols).step_by(block * v) {
+                    let xv = vload::<V, _>(&x, base + c).to_f32();
+                    let wv = vload::<V, _>(&w, c).to_f32();
+                    vstore::<V, _>(&y, base + c, (xv * scale * wv).cast::<T>());
+                }
+            } else {
+                for c in (tid..cols).step_by(block) {
+                    y[base + c] = T::from_f32(x[base + c].to_f32() * row_inv * w[c].to_f32());
+                }
+            }
         }
     }
+}
+
+/// Narrows `rows_per_block` to the largest power of two not above it that divides `rows`.
+pub fn fit(cfg: &Config, rows: u32) -> Config {
+    let mut r = cfg.u32("rows_per_block");
+    while r > 1 && rows % r != 0 {
+        r /= 2;
+    }
+    cfg.with("rows_per_block", ConfigValue::U32(r))
 }
 
 /// The plain-Rust reference, in f64: `x` is `rows × cols`.
@@ -113,12 +153,12 @@ pub fn reference(x: &[f64], w: &[f64], rows: usize, cols: usize, eps: f64) -> Ve
 
 fn build(cfg: &Config) -> Result<Kernel, BuildError> {
     check_vec_width("rmsnorm", cfg)?;
-    dispatch!(cfg, rmsnorm, T, V; cfg.u32("block"), cfg.u32("cache"))
+    dispatch!(cfg, rmsnorm, T, V; cfg.u32("block"), cfg.u32("cache"), cfg.u32("rows_per_block"))
 }
 
-/// Launch: one block per row.
+/// Launch: one block per `rows_per_block` rows (`cfg` fitted with [`fit`]).
 pub fn launch(cfg: &Config, rows: u32) -> LaunchDims {
-    crate::problem::linear(rows, cfg.u32("block"))
+    crate::problem::linear(rows / cfg.u32("rows_per_block"), cfg.u32("block"))
 }
 
 fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
@@ -136,6 +176,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
             expected: SPEC.shape,
         });
     }
+    let cfg = &fit(cfg, rows);
     let dtype = cfg.dtype("dtype");
     let (r, c) = (rows as usize, cols as usize);
     let eps = 1e-5;
@@ -174,10 +215,19 @@ const CACHE: ParamDef = ParamDef {
     doc: "vectors per thread held in registers between passes",
 };
 
+/// Rows sharing one block (see the kernel).
+const ROWS_PER_BLOCK: ParamDef = ParamDef {
+    name: "rows_per_block",
+    choices: Choices::U32(&[1, 2, 4]),
+    default: ConfigValue::U32(1),
+    default_for_dtype: None,
+    doc: "rows normalised by one block together",
+};
+
 pub static SPEC: KernelSpec = KernelSpec {
     name: "rmsnorm",
     summary: "y = x * rsqrt(mean(x^2) + eps) * w, per row",
-    params: &[DTYPE, block_param(256), VEC, CACHE],
+    params: &[DTYPE, block_param(256), VEC, CACHE, ROWS_PER_BLOCK],
     shape: "rows,cols",
     test_shapes: &[
         &[1, 1],
@@ -187,6 +237,8 @@ pub static SPEC: KernelSpec = KernelSpec {
         &[4, 4096],
         &[2, 8192],
         &[3, 1000],
+        &[8, 64],
+        &[4, 1000],
     ],
     bench_shape: &[4096, 4096],
     build,

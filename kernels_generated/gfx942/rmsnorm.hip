@@ -3,7 +3,7 @@
 // kernel:     rmsnorm
 // target:     gfx942 (Amdgcn, wave size 64)
 // language:   HIP (clang -x hip, no ROCm headers or device libraries)
-// config:     T=f16,V=8,block=256,cache=2
+// config:     T=f16,V=8,block=256,cache=2,rows_per_block=1
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x hip --cuda-device-only --offload-arch=gfx942 -nogpuinc -nogpulib --no-gpu-bundle-output -O3 -fwrapv -c kernel.hip -o kernel.hsaco
 
@@ -256,91 +256,106 @@ void rmsnorm(const f16* __restrict__ x, const f16* __restrict__ w, f16* __restri
     __shared__ __attribute__((aligned(16))) f32 partial[8];
     alignas(16) f32 held[16];
     alignas(16) f16 weights[16];
-    u32 base = greta_block_idx_x() * cols;
+    alignas(16) f32 acc[1];
+    alignas(16) f32 inv[1];
+    u32 first = greta_block_idx_x() * 1u;
     u32 tid = greta_thread_idx_x();
-    f32 acc = 0.0f;
     bool aligned = (cols % 8u) == 0u;
     bool cached = bool(aligned & (cols <= 4096u));
     if (cached) {
+        acc[0u] = 0.0f;
         u32 c = (tid + 0u) * 8u;
-        f32x8 xv = ({ f16x8 greta_t0 = *reinterpret_cast<const f16x8*>(&x[base + greta_min(c, cols - 8u)]); f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
-        f16x8 wv = *reinterpret_cast<const f16x8*>(&w[greta_min(c, cols - 8u)]);
-        f32 keep = c < cols ? 1.0f : 0.0f;
-        held[0u] = xv[0];
+        u32 at = greta_min(c, cols - 8u);
+        f16x8 wv = *reinterpret_cast<const f16x8*>(&w[at]);
+        const f32 greta_e0 = c < cols ? 1.0f : 0.0f;
+        f32x8 keep = f32x8{greta_e0, greta_e0, greta_e0, greta_e0, greta_e0, greta_e0, greta_e0, greta_e0};
         weights[0u] = wv[0];
-        held[1u] = xv[1];
         weights[1u] = wv[1];
-        held[2u] = xv[2];
         weights[2u] = wv[2];
-        held[3u] = xv[3];
         weights[3u] = wv[3];
-        held[4u] = xv[4];
         weights[4u] = wv[4];
-        held[5u] = xv[5];
         weights[5u] = wv[5];
-        held[6u] = xv[6];
         weights[6u] = wv[6];
-        held[7u] = xv[7];
         weights[7u] = wv[7];
-        f32x8 sq = ({ f32x8 greta_t3 = ({ f32x8 greta_t1 = xv; f32x8 greta_t2 = xv; f32x8{greta_t1[0] * greta_t2[0], greta_t1[1] * greta_t2[1], greta_t1[2] * greta_t2[2], greta_t1[3] * greta_t2[3], greta_t1[4] * greta_t2[4], greta_t1[5] * greta_t2[5], greta_t1[6] * greta_t2[6], greta_t1[7] * greta_t2[7]}; }); f32x8 greta_t4 = f32x8{keep, keep, keep, keep, keep, keep, keep, keep}; f32x8{greta_t3[0] * greta_t4[0], greta_t3[1] * greta_t4[1], greta_t3[2] * greta_t4[2], greta_t3[3] * greta_t4[3], greta_t3[4] * greta_t4[4], greta_t3[5] * greta_t4[5], greta_t3[6] * greta_t4[6], greta_t3[7] * greta_t4[7]}; });
-        acc = acc + sq[0];
-        acc = acc + sq[1];
-        acc = acc + sq[2];
-        acc = acc + sq[3];
-        acc = acc + sq[4];
-        acc = acc + sq[5];
-        acc = acc + sq[6];
-        acc = acc + sq[7];
+        f32x8 xv = ({ f16x8 greta_t1 = *reinterpret_cast<const f16x8*>(&x[(first + 0u) * cols + at]); f32x8{f32(greta_t1[0]), f32(greta_t1[1]), f32(greta_t1[2]), f32(greta_t1[3]), f32(greta_t1[4]), f32(greta_t1[5]), f32(greta_t1[6]), f32(greta_t1[7])}; });
+        f32x8 sq = ({ f32x8 greta_t4 = ({ f32x8 greta_t2 = xv; f32x8 greta_t3 = xv; f32x8{greta_t2[0] * greta_t3[0], greta_t2[1] * greta_t3[1], greta_t2[2] * greta_t3[2], greta_t2[3] * greta_t3[3], greta_t2[4] * greta_t3[4], greta_t2[5] * greta_t3[5], greta_t2[6] * greta_t3[6], greta_t2[7] * greta_t3[7]}; }); f32x8 greta_t5 = keep; f32x8{greta_t4[0] * greta_t5[0], greta_t4[1] * greta_t5[1], greta_t4[2] * greta_t5[2], greta_t4[3] * greta_t5[3], greta_t4[4] * greta_t5[4], greta_t4[5] * greta_t5[5], greta_t4[6] * greta_t5[6], greta_t4[7] * greta_t5[7]}; });
+        f32 sum = acc[0u];
+        held[0u] = xv[0];
+        sum = sum + sq[0];
+        held[1u] = xv[1];
+        sum = sum + sq[1];
+        held[2u] = xv[2];
+        sum = sum + sq[2];
+        held[3u] = xv[3];
+        sum = sum + sq[3];
+        held[4u] = xv[4];
+        sum = sum + sq[4];
+        held[5u] = xv[5];
+        sum = sum + sq[5];
+        held[6u] = xv[6];
+        sum = sum + sq[6];
+        held[7u] = xv[7];
+        sum = sum + sq[7];
+        acc[0u] = sum;
         u32 c_1 = (tid + 256u) * 8u;
-        f32x8 xv_1 = ({ f16x8 greta_t5 = *reinterpret_cast<const f16x8*>(&x[base + greta_min(c_1, cols - 8u)]); f32x8{f32(greta_t5[0]), f32(greta_t5[1]), f32(greta_t5[2]), f32(greta_t5[3]), f32(greta_t5[4]), f32(greta_t5[5]), f32(greta_t5[6]), f32(greta_t5[7])}; });
-        f16x8 wv_1 = *reinterpret_cast<const f16x8*>(&w[greta_min(c_1, cols - 8u)]);
-        f32 keep_1 = c_1 < cols ? 1.0f : 0.0f;
-        held[8u] = xv_1[0];
+        u32 at_1 = greta_min(c_1, cols - 8u);
+        f16x8 wv_1 = *reinterpret_cast<const f16x8*>(&w[at_1]);
+        const f32 greta_e6 = c_1 < cols ? 1.0f : 0.0f;
+        f32x8 keep_1 = f32x8{greta_e6, greta_e6, greta_e6, greta_e6, greta_e6, greta_e6, greta_e6, greta_e6};
         weights[8u] = wv_1[0];
-        held[9u] = xv_1[1];
         weights[9u] = wv_1[1];
-        held[10u] = xv_1[2];
         weights[10u] = wv_1[2];
-        held[11u] = xv_1[3];
         weights[11u] = wv_1[3];
-        held[12u] = xv_1[4];
         weights[12u] = wv_1[4];
-        held[13u] = xv_1[5];
         weights[13u] = wv_1[5];
-        held[14u] = xv_1[6];
         weights[14u] = wv_1[6];
-        held[15u] = xv_1[7];
         weights[15u] = wv_1[7];
-        f32x8 sq_1 = ({ f32x8 greta_t8 = ({ f32x8 greta_t6 = xv_1; f32x8 greta_t7 = xv_1; f32x8{greta_t6[0] * greta_t7[0], greta_t6[1] * greta_t7[1], greta_t6[2] * greta_t7[2], greta_t6[3] * greta_t7[3], greta_t6[4] * greta_t7[4], greta_t6[5] * greta_t7[5], greta_t6[6] * greta_t7[6], greta_t6[7] * greta_t7[7]}; }); f32x8 greta_t9 = f32x8{keep_1, keep_1, keep_1, keep_1, keep_1, keep_1, keep_1, keep_1}; f32x8{greta_t8[0] * greta_t9[0], greta_t8[1] * greta_t9[1], greta_t8[2] * greta_t9[2], greta_t8[3] * greta_t9[3], greta_t8[4] * greta_t9[4], greta_t8[5] * greta_t9[5], greta_t8[6] * greta_t9[6], greta_t8[7] * greta_t9[7]}; });
-        acc = acc + sq_1[0];
-        acc = acc + sq_1[1];
-        acc = acc + sq_1[2];
-        acc = acc + sq_1[3];
-        acc = acc + sq_1[4];
-        acc = acc + sq_1[5];
-        acc = acc + sq_1[6];
-        acc = acc + sq_1[7];
-    } else if (aligned) {
-        for (u32 c_2 = tid * 8u; c_2 < cols; c_2 += 2048u) {
-            f32x8 xv_2 = ({ f16x8 greta_t10 = *reinterpret_cast<const f16x8*>(&x[base + c_2]); f32x8{f32(greta_t10[0]), f32(greta_t10[1]), f32(greta_t10[2]), f32(greta_t10[3]), f32(greta_t10[4]), f32(greta_t10[5]), f32(greta_t10[6]), f32(greta_t10[7])}; });
-            f32x8 sq_2 = ({ f32x8 greta_t11 = xv_2; f32x8 greta_t12 = xv_2; f32x8{greta_t11[0] * greta_t12[0], greta_t11[1] * greta_t12[1], greta_t11[2] * greta_t12[2], greta_t11[3] * greta_t12[3], greta_t11[4] * greta_t12[4], greta_t11[5] * greta_t12[5], greta_t11[6] * greta_t12[6], greta_t11[7] * greta_t12[7]}; });
-            acc = acc + sq_2[0];
-            acc = acc + sq_2[1];
-            acc = acc + sq_2[2];
-            acc = acc + sq_2[3];
-            acc = acc + sq_2[4];
-            acc = acc + sq_2[5];
-            acc = acc + sq_2[6];
-            acc = acc + sq_2[7];
-        }
+        f32x8 xv_1 = ({ f16x8 greta_t7 = *reinterpret_cast<const f16x8*>(&x[(first + 0u) * cols + at_1]); f32x8{f32(greta_t7[0]), f32(greta_t7[1]), f32(greta_t7[2]), f32(greta_t7[3]), f32(greta_t7[4]), f32(greta_t7[5]), f32(greta_t7[6]), f32(greta_t7[7])}; });
+        f32x8 sq_1 = ({ f32x8 greta_t10 = ({ f32x8 greta_t8 = xv_1; f32x8 greta_t9 = xv_1; f32x8{greta_t8[0] * greta_t9[0], greta_t8[1] * greta_t9[1], greta_t8[2] * greta_t9[2], greta_t8[3] * greta_t9[3], greta_t8[4] * greta_t9[4], greta_t8[5] * greta_t9[5], greta_t8[6] * greta_t9[6], greta_t8[7] * greta_t9[7]}; }); f32x8 greta_t11 = keep_1; f32x8{greta_t10[0] * greta_t11[0], greta_t10[1] * greta_t11[1], greta_t10[2] * greta_t11[2], greta_t10[3] * greta_t11[3], greta_t10[4] * greta_t11[4], greta_t10[5] * greta_t11[5], greta_t10[6] * greta_t11[6], greta_t10[7] * greta_t11[7]}; });
+        f32 sum_1 = acc[0u];
+        held[8u] = xv_1[0];
+        sum_1 = sum_1 + sq_1[0];
+        held[9u] = xv_1[1];
+        sum_1 = sum_1 + sq_1[1];
+        held[10u] = xv_1[2];
+        sum_1 = sum_1 + sq_1[2];
+        held[11u] = xv_1[3];
+        sum_1 = sum_1 + sq_1[3];
+        held[12u] = xv_1[4];
+        sum_1 = sum_1 + sq_1[4];
+        held[13u] = xv_1[5];
+        sum_1 = sum_1 + sq_1[5];
+        held[14u] = xv_1[6];
+        sum_1 = sum_1 + sq_1[6];
+        held[15u] = xv_1[7];
+        sum_1 = sum_1 + sq_1[7];
+        acc[0u] = sum_1;
     } else {
-        for (u32 c_3 = tid; c_3 < cols; c_3 += 256u) {
-            f32 e = f32(x[base + c_3]);
-            acc = acc + e * e;
+        u32 base = (first + 0u) * cols;
+        f32 sum_2 = 0.0f;
+        if (aligned) {
+            for (u32 c_2 = tid * 8u; c_2 < cols; c_2 += 2048u) {
+                f32x8 xv_2 = ({ f16x8 greta_t12 = *reinterpret_cast<const f16x8*>(&x[base + c_2]); f32x8{f32(greta_t12[0]), f32(greta_t12[1]), f32(greta_t12[2]), f32(greta_t12[3]), f32(greta_t12[4]), f32(greta_t12[5]), f32(greta_t12[6]), f32(greta_t12[7])}; });
+                f32x8 sq_2 = ({ f32x8 greta_t13 = xv_2; f32x8 greta_t14 = xv_2; f32x8{greta_t13[0] * greta_t14[0], greta_t13[1] * greta_t14[1], greta_t13[2] * greta_t14[2], greta_t13[3] * greta_t14[3], greta_t13[4] * greta_t14[4], greta_t13[5] * greta_t14[5], greta_t13[6] * greta_t14[6], greta_t13[7] * greta_t14[7]}; });
+                sum_2 = sum_2 + sq_2[0];
+                sum_2 = sum_2 + sq_2[1];
+                sum_2 = sum_2 + sq_2[2];
+                sum_2 = sum_2 + sq_2[3];
+                sum_2 = sum_2 + sq_2[4];
+                sum_2 = sum_2 + sq_2[5];
+                sum_2 = sum_2 + sq_2[6];
+                sum_2 = sum_2 + sq_2[7];
+            }
+        } else {
+            for (u32 c_3 = tid; c_3 < cols; c_3 += 256u) {
+                f32 e = f32(x[base + c_3]);
+                sum_2 = sum_2 + e * e;
+            }
         }
+        acc[0u] = sum_2;
     }
-    f32 w_1 = acc;
-    w_1 = greta_wave_sum(acc);
+    f32 w_1 = acc[0u];
+    w_1 = greta_wave_sum(acc[0u]);
     if (greta_lane_id() == 0u) {
         partial[greta_thread_idx_x() / GRETA_WAVE_SIZE] = w_1;
     }
@@ -350,29 +365,35 @@ void rmsnorm(const f16* __restrict__ x, const f16* __restrict__ w, f16* __restri
         total = total + partial[k];
     }
     greta_barrier();
-    f32 total_1 = total;
-    f32 inv = greta_rsqrt(total_1 / f32(cols) + eps);
-    f32x8 scale = f32x8{inv, inv, inv, inv, inv, inv, inv, inv};
+    inv[0u] = greta_rsqrt(total / f32(cols) + eps);
     if (cached) {
+        u32 base_1 = (first + 0u) * cols;
+        const f32 greta_e15 = inv[0u];
+        f32x8 scale = f32x8{greta_e15, greta_e15, greta_e15, greta_e15, greta_e15, greta_e15, greta_e15, greta_e15};
         u32 c_4 = (tid + 0u) * 8u;
-        f32x8 out = ({ f32x8 greta_t13 = f32x8{held[0u] * f32(weights[0u]), held[1u] * f32(weights[1u]), held[2u] * f32(weights[2u]), held[3u] * f32(weights[3u]), held[4u] * f32(weights[4u]), held[5u] * f32(weights[5u]), held[6u] * f32(weights[6u]), held[7u] * f32(weights[7u])}; f32x8 greta_t14 = scale; f32x8{greta_t13[0] * greta_t14[0], greta_t13[1] * greta_t14[1], greta_t13[2] * greta_t14[2], greta_t13[3] * greta_t14[3], greta_t13[4] * greta_t14[4], greta_t13[5] * greta_t14[5], greta_t13[6] * greta_t14[6], greta_t13[7] * greta_t14[7]}; });
+        f32x8 out = ({ f32x8 greta_t16 = f32x8{held[0u] * f32(weights[0u]), held[1u] * f32(weights[1u]), held[2u] * f32(weights[2u]), held[3u] * f32(weights[3u]), held[4u] * f32(weights[4u]), held[5u] * f32(weights[5u]), held[6u] * f32(weights[6u]), held[7u] * f32(weights[7u])}; f32x8 greta_t17 = scale; f32x8{greta_t16[0] * greta_t17[0], greta_t16[1] * greta_t17[1], greta_t16[2] * greta_t17[2], greta_t16[3] * greta_t17[3], greta_t16[4] * greta_t17[4], greta_t16[5] * greta_t17[5], greta_t16[6] * greta_t17[6], greta_t16[7] * greta_t17[7]}; });
         if (c_4 < cols) {
-            *reinterpret_cast<f16x8*>(&y[base + c_4]) = ({ f32x8 greta_t15 = out; f16x8{f16(greta_t15[0]), f16(greta_t15[1]), f16(greta_t15[2]), f16(greta_t15[3]), f16(greta_t15[4]), f16(greta_t15[5]), f16(greta_t15[6]), f16(greta_t15[7])}; });
+            *reinterpret_cast<f16x8*>(&y[base_1 + c_4]) = ({ f32x8 greta_t18 = out; f16x8{f16(greta_t18[0]), f16(greta_t18[1]), f16(greta_t18[2]), f16(greta_t18[3]), f16(greta_t18[4]), f16(greta_t18[5]), f16(greta_t18[6]), f16(greta_t18[7])}; });
         }
         u32 c_5 = (tid + 256u) * 8u;
-        f32x8 out_1 = ({ f32x8 greta_t16 = f32x8{held[8u] * f32(weights[8u]), held[9u] * f32(weights[9u]), held[10u] * f32(weights[10u]), held[11u] * f32(weights[11u]), held[12u] * f32(weights[12u]), held[13u] * f32(weights[13u]), held[14u] * f32(weights[14u]), held[15u] * f32(weights[15u])}; f32x8 greta_t17 = scale; f32x8{greta_t16[0] * greta_t17[0], greta_t16[1] * greta_t17[1], greta_t16[2] * greta_t17[2], greta_t16[3] * greta_t17[3], greta_t16[4] * greta_t17[4], greta_t16[5] * greta_t17[5], greta_t16[6] * greta_t17[6], greta_t16[7] * greta_t17[7]}; });
+        f32x8 out_1 = ({ f32x8 greta_t19 = f32x8{held[8u] * f32(weights[8u]), held[9u] * f32(weights[9u]), held[10u] * f32(weights[10u]), held[11u] * f32(weights[11u]), held[12u] * f32(weights[12u]), held[13u] * f32(weights[13u]), held[14u] * f32(weights[14u]), held[15u] * f32(weights[15u])}; f32x8 greta_t20 = scale; f32x8{greta_t19[0] * greta_t20[0], greta_t19[1] * greta_t20[1], greta_t19[2] * greta_t20[2], greta_t19[3] * greta_t20[3], greta_t19[4] * greta_t20[4], greta_t19[5] * greta_t20[5], greta_t19[6] * greta_t20[6], greta_t19[7] * greta_t20[7]}; });
         if (c_5 < cols) {
-            *reinterpret_cast<f16x8*>(&y[base + c_5]) = ({ f32x8 greta_t18 = out_1; f16x8{f16(greta_t18[0]), f16(greta_t18[1]), f16(greta_t18[2]), f16(greta_t18[3]), f16(greta_t18[4]), f16(greta_t18[5]), f16(greta_t18[6]), f16(greta_t18[7])}; });
-        }
-    } else if (aligned) {
-        for (u32 c_6 = tid * 8u; c_6 < cols; c_6 += 2048u) {
-            f32x8 xv_3 = ({ f16x8 greta_t19 = *reinterpret_cast<const f16x8*>(&x[base + c_6]); f32x8{f32(greta_t19[0]), f32(greta_t19[1]), f32(greta_t19[2]), f32(greta_t19[3]), f32(greta_t19[4]), f32(greta_t19[5]), f32(greta_t19[6]), f32(greta_t19[7])}; });
-            f32x8 wv_2 = ({ f16x8 greta_t20 = *reinterpret_cast<const f16x8*>(&w[c_6]); f32x8{f32(greta_t20[0]), f32(greta_t20[1]), f32(greta_t20[2]), f32(greta_t20[3]), f32(greta_t20[4]), f32(greta_t20[5]), f32(greta_t20[6]), f32(greta_t20[7])}; });
-            *reinterpret_cast<f16x8*>(&y[base + c_6]) = ({ f32x8 greta_t25 = ({ f32x8 greta_t23 = ({ f32x8 greta_t21 = xv_3; f32x8 greta_t22 = scale; f32x8{greta_t21[0] * greta_t22[0], greta_t21[1] * greta_t22[1], greta_t21[2] * greta_t22[2], greta_t21[3] * greta_t22[3], greta_t21[4] * greta_t22[4], greta_t21[5] * greta_t22[5], greta_t21[6] * greta_t22[6], greta_t21[7] * greta_t22[7]}; }); f32x8 greta_t24 = wv_2; f32x8{greta_t23[0] * greta_t24[0], greta_t23[1] * greta_t24[1], greta_t23[2] * greta_t24[2], greta_t23[3] * greta_t24[3], greta_t23[4] * greta_t24[4], greta_t23[5] * greta_t24[5], greta_t23[6] * greta_t24[6], greta_t23[7] * greta_t24[7]}; }); f16x8{f16(greta_t25[0]), f16(greta_t25[1]), f16(greta_t25[2]), f16(greta_t25[3]), f16(greta_t25[4]), f16(greta_t25[5]), f16(greta_t25[6]), f16(greta_t25[7])}; });
+            *reinterpret_cast<f16x8*>(&y[base_1 + c_5]) = ({ f32x8 greta_t21 = out_1; f16x8{f16(greta_t21[0]), f16(greta_t21[1]), f16(greta_t21[2]), f16(greta_t21[3]), f16(greta_t21[4]), f16(greta_t21[5]), f16(greta_t21[6]), f16(greta_t21[7])}; });
         }
     } else {
-        for (u32 c_7 = tid; c_7 < cols; c_7 += 256u) {
-            y[base + c_7] = f16(f32(x[base + c_7]) * inv * f32(w[c_7]));
+        u32 base_2 = (first + 0u) * cols;
+        f32 row_inv = inv[0u];
+        f32x8 scale_1 = f32x8{row_inv, row_inv, row_inv, row_inv, row_inv, row_inv, row_inv, row_inv};
+        if (aligned) {
+            for (u32 c_6 = tid * 8u; c_6 < cols; c_6 += 2048u) {
+                f32x8 xv_3 = ({ f16x8 greta_t22 = *reinterpret_cast<const f16x8*>(&x[base_2 + c_6]); f32x8{f32(greta_t22[0]), f32(greta_t22[1]), f32(greta_t22[2]), f32(greta_t22[3]), f32(greta_t22[4]), f32(greta_t22[5]), f32(greta_t22[6]), f32(greta_t22[7])}; });
+                f32x8 wv_2 = ({ f16x8 greta_t23 = *reinterpret_cast<const f16x8*>(&w[c_6]); f32x8{f32(greta_t23[0]), f32(greta_t23[1]), f32(greta_t23[2]), f32(greta_t23[3]), f32(greta_t23[4]), f32(greta_t23[5]), f32(greta_t23[6]), f32(greta_t23[7])}; });
+                *reinterpret_cast<f16x8*>(&y[base_2 + c_6]) = ({ f32x8 greta_t28 = ({ f32x8 greta_t26 = ({ f32x8 greta_t24 = xv_3; f32x8 greta_t25 = scale_1; f32x8{greta_t24[0] * greta_t25[0], greta_t24[1] * greta_t25[1], greta_t24[2] * greta_t25[2], greta_t24[3] * greta_t25[3], greta_t24[4] * greta_t25[4], greta_t24[5] * greta_t25[5], greta_t24[6] * greta_t25[6], greta_t24[7] * greta_t25[7]}; }); f32x8 greta_t27 = wv_2; f32x8{greta_t26[0] * greta_t27[0], greta_t26[1] * greta_t27[1], greta_t26[2] * greta_t27[2], greta_t26[3] * greta_t27[3], greta_t26[4] * greta_t27[4], greta_t26[5] * greta_t27[5], greta_t26[6] * greta_t27[6], greta_t26[7] * greta_t27[7]}; }); f16x8{f16(greta_t28[0]), f16(greta_t28[1]), f16(greta_t28[2]), f16(greta_t28[3]), f16(greta_t28[4]), f16(greta_t28[5]), f16(greta_t28[6]), f16(greta_t28[7])}; });
+            }
+        } else {
+            for (u32 c_7 = tid; c_7 < cols; c_7 += 256u) {
+                y[base_2 + c_7] = f16(f32(x[base_2 + c_7]) * row_inv * f32(w[c_7]));
+            }
         }
     }
 }

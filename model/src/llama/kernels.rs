@@ -101,7 +101,8 @@ impl Activations {
             ),
         };
         Activations {
-            rmsnorm: planned("rmsnorm", "dtype=f32"),
+            // One row per block: the row count (tokens) varies from call to call.
+            rmsnorm: planned("rmsnorm", "dtype=f32,rows_per_block=1"),
             rope_q: fit(cfg.n_heads),
             rope_k: fit(cfg.n_kv_heads),
             copy: planned("copy", "dtype=f32"),
