@@ -2,6 +2,7 @@
 //! `llm_tokenizer_bpe_session`: pre-tokenize into words, map each word's bytes to GPT-2's
 //! printable alphabet, then merge adjacent symbols by merge rank.
 
+use super::symbols::{merge, Symbol};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::OnceLock;
@@ -66,15 +67,6 @@ impl PartialOrd for Bigram {
     }
 }
 
-/// A symbol: a byte range of the word, linked to its neighbours; `len == 0` once merged away.
-#[derive(Clone, Copy)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
-}
-
 /// Merges one mapped word (see [`encode_bytes`]) into token texts, appending their ids.
 ///
 /// `ranks` maps `(left, right)` to the merge's rank; `lookup` maps token text to id.
@@ -136,17 +128,8 @@ pub(crate) fn merge_word(
         {
             continue;
         }
-        symbols[l].len += symbols[r].len;
-        symbols[r].len = 0;
-        symbols[l].next = symbols[r].next;
-        if let Some(nx) = symbols[r].next {
-            symbols[nx].prev = Some(l);
-        }
-        if let Some(pv) = symbols[l].prev {
-            try_add(&mut queue, &symbols, pv, l);
-        }
-        if let Some(nx) = symbols[l].next {
-            try_add(&mut queue, &symbols, l, nx);
+        for (a, b) in merge(&mut symbols, l, r).into_iter().flatten() {
+            try_add(&mut queue, &symbols, a, b);
         }
     }
 

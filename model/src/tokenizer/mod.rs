@@ -19,6 +19,7 @@ mod decode;
 mod error;
 mod pretok;
 mod spm;
+mod symbols;
 mod vocab;
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! adjacent pair whose concatenation is the vocabulary token with the highest score; characters
 //! left that are not tokens become byte tokens `<0xXX>`.
 
+use super::symbols::{merge, Symbol};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -38,14 +39,6 @@ impl PartialOrd for Bigram {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
-}
-
-#[derive(Clone, Copy)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
 }
 
 /// Tokenizes `text`, already escaped (spaces as '▁', the dummy prefix added), appending ids.
@@ -97,17 +90,8 @@ pub(crate) fn encode(
         if symbols[l].len == 0 || symbols[r].len == 0 || symbols[l].len + symbols[r].len != b.size {
             continue;
         }
-        symbols[l].len += symbols[r].len;
-        symbols[r].len = 0;
-        symbols[l].next = symbols[r].next;
-        if let Some(nx) = symbols[r].next {
-            symbols[nx].prev = Some(l);
-        }
-        if let Some(pv) = symbols[l].prev {
-            try_add(&mut queue, &symbols, pv, l);
-        }
-        if let Some(nx) = symbols[l].next {
-            try_add(&mut queue, &symbols, l, nx);
+        for (a, b) in merge(&mut symbols, l, r).into_iter().flatten() {
+            try_add(&mut queue, &symbols, a, b);
         }
     }
 
