@@ -8,9 +8,9 @@ fn emit_all(c: &mut Criterion) {
     c.bench_function("build+verify+emit all kernels, both targets", |b| {
         b.iter(|| {
             for spec in greta_kernels::all() {
-                let kernel = (spec.build)(&spec.default_config()).expect("builds");
-                greta_dsl::valid::validate(&kernel).expect("valid");
                 for target in Target::ALL {
+                    let kernel = (spec.build)(&spec.default_config(), target).expect("builds");
+                    greta_dsl::valid::validate(&kernel).expect("valid");
                     greta_codegen::emit_hip(&kernel, target).expect("emits");
                 }
             }

@@ -10,7 +10,8 @@ use std::time::Duration;
 fn rmsnorm_4096(c: &mut Criterion) {
     let spec = greta_kernels::by_name("rmsnorm").expect("rmsnorm is in the library");
     let cfg = spec.config("dtype=f32").expect("a valid config");
-    let problem = (spec.problem)(&cfg, &[4096, 4096], &mut Inputs::new(1)).expect("a valid shape");
+    let problem = (spec.problem)(&cfg, &Target::GFX942, &[4096, 4096], &mut Inputs::new(1))
+        .expect("a valid shape");
     let mut group = c.benchmark_group("interpreter");
     group
         .sample_size(10)

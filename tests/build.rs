@@ -36,7 +36,7 @@ fn summary(o: &Output) -> String {
 
 /// Every (kernel IR, library config) `greta build` puts in a bundle: each kernel's default
 /// configuration per float dtype, plus the variants its test shapes adapt it to.
-fn library() -> Vec<(Kernel, String)> {
+fn library(target: &'static Target) -> Vec<(Kernel, String)> {
     let mut out: Vec<(Kernel, String)> = Vec::new();
     for spec in greta_kernels::all() {
         for d in DTYPES {
@@ -44,13 +44,14 @@ fn library() -> Vec<(Kernel, String)> {
             let mut configs = vec![config.clone()];
             for shape in spec.test_shapes {
                 let problem =
-                    (spec.problem)(&config, shape, &mut greta_kernels::Inputs::new(0)).unwrap();
+                    (spec.problem)(&config, target, shape, &mut greta_kernels::Inputs::new(0))
+                        .unwrap();
                 if !configs.contains(&problem.config) {
                     configs.push(problem.config);
                 }
             }
             for c in configs {
-                out.push(((spec.build)(&c).unwrap(), c.to_string()));
+                out.push(((spec.build)(&c, target).unwrap(), c.to_string()));
             }
         }
     }
@@ -78,7 +79,8 @@ fn cached_objects(dir: &Path) -> Vec<PathBuf> {
 fn bundles_for_both_targets_second_build_is_all_cache_hits() {
     let cache = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let n = library().len();
+    let n = library(&Target::GFX942).len();
+    assert_eq!(n, library(&Target::SM_90).len());
     for target in Target::ALL {
         let dir = out.path().join(target.name);
         let first = summary(&greta_build(cache.path(), target.name, &dir));
@@ -100,7 +102,7 @@ fn bundles_for_both_targets_second_build_is_all_cache_hits() {
             _ => ObjectFormat::Hsaco,
         };
         let other = Target::ALL.into_iter().find(|t| t != &target).unwrap();
-        for (kernel, config) in library() {
+        for (kernel, config) in library(target) {
             let object = bundle.object(&kernel, target).unwrap();
             assert_eq!(object.format, format, "{} [{config}]", kernel.name);
             assert_eq!(object.target, target.name);
@@ -137,7 +139,7 @@ fn a_corrupted_cache_entry_is_recompiled_with_a_warning() {
     let cache = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("b");
-    let n = library().len();
+    let n = library(&Target::GFX942).len();
     summary(&greta_build(cache.path(), "gfx942", &dir));
 
     let objects = cached_objects(cache.path());
@@ -164,7 +166,7 @@ fn a_corrupted_cache_entry_is_recompiled_with_a_warning() {
 
     // The bundle is whole, and the build after the repair is all hits again.
     let bundle = Bundle::open(&dir).unwrap();
-    for (kernel, _) in library() {
+    for (kernel, _) in library(&Target::GFX942) {
         bundle.object(&kernel, &Target::GFX942).unwrap();
     }
     let s = summary(&greta_build(cache.path(), "gfx942", &dir));
@@ -179,7 +181,7 @@ fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
     summary(&greta_build(cache.path(), "sm_90", &dir));
     let manifest_path = dir.join("manifest.json");
     let good = std::fs::read_to_string(&manifest_path).unwrap();
-    let (rmsnorm, _) = library()
+    let (rmsnorm, _) = library(&Target::SM_90)
         .into_iter()
         .find(|(k, c)| k.name == "rmsnorm" && c.contains("dtype=f16"))
         .unwrap();

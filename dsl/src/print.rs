@@ -4,6 +4,7 @@
 //! dump`, test failures):
 //!
 //! ```text
+//! #[target(gfx942)]
 //! #[config(T = f16, block = 256)]
 //! #[block_size(256, 1, 1)]
 //! kernel scale(x: &[f16], y: &mut [f16], n: u32, s: f32) {
@@ -28,7 +29,10 @@
 //!   when it is the literal 1;
 //! - a variable is `let mut` exactly when an `Assign` or an atomic's result writes it;
 //! - an atomic whose result variable has no definition before it prints as that definition:
-//!   `let old: u32 = atomic_add(&counts[i], 1)`.
+//!   `let old: u32 = atomic_add(&counts[i], 1)`;
+//! - a fragment is `array@offset` (its length is the target instruction's); matrix statements
+//!   are `acc@0 = mma_m16n8k16(a@0, b@0, acc@0)`, `a@0 = load_fragment_A_m16n8k16(tile(lds,
+//!   base, stride, swizzle(8, 1, 8)) at (row, col))` and `store_fragment_…(tile(…) at (…), f@0)`.
 //!
 //! Names are printed as written. Where two named things of the kernel (variables, parameters,
 //! shared and local arrays) share a name, every one of them gets a suffix that makes it unique:
@@ -57,8 +61,8 @@ use std::fmt::{self, Write};
 
 use crate::ir::{Access, Scalar};
 use crate::ir::{
-    AtomicOp, BinaryOp, Block, Builtin, Const, Expr, ExprId, Kernel, LocalId, Memory, ParamId,
-    ParamKind, ReduceOp, SharedId, ShuffleMode, Stmt, UnaryOp, VarId,
+    AtomicOp, BinaryOp, Block, Builtin, Const, Expr, ExprId, FragPlace, FragRef, Kernel, LocalId,
+    Memory, ParamId, ParamKind, ReduceOp, SharedId, ShuffleMode, Stmt, UnaryOp, VarId,
 };
 
 /// The whole kernel, as described in the module docs. Ends with a newline.
@@ -206,6 +210,7 @@ impl<'k> Printer<'k> {
     fn kernel(&self) -> String {
         let k = self.k;
         let mut out = String::new();
+        let _ = writeln!(out, "#[target({})]", k.target.name);
         if !k.config.is_empty() {
             let items: Vec<String> = k.config.iter().map(|(n, v)| format!("{n} = {v}")).collect();
             let _ = writeln!(out, "#[config({})]", items.join(", "));
@@ -395,7 +400,62 @@ impl<'k> Printer<'k> {
                     Some(v) => format!("let {}: {} = {call}", self.var(*v), self.var_type(*v)),
                 }
             }
+            Stmt::Mma { shape, a, b, c, d } => format!(
+                "{} = mma_{shape}({}, {}, {})",
+                self.frag(*d),
+                self.frag(*a),
+                self.frag(*b),
+                self.frag(*c)
+            ),
+            Stmt::LoadFragment {
+                shape,
+                operand,
+                frag,
+                place,
+            } => format!(
+                "{} = load_fragment_{}_{shape}({})",
+                self.frag(*frag),
+                operand.name(),
+                self.place(place)
+            ),
+            Stmt::StoreFragment {
+                shape,
+                operand,
+                frag,
+                place,
+            } => format!(
+                "store_fragment_{}_{shape}({}, {})",
+                operand.name(),
+                self.place(place),
+                self.frag(*frag)
+            ),
         }
+    }
+
+    /// A fragment as `array@offset`.
+    fn frag(&self, f: FragRef) -> String {
+        format!("{}@{}", self.memory(Memory::Local(f.local)), f.offset)
+    }
+
+    /// A fragment's place: `tile(mem, base, stride[, swizzle(chunk, row_div, period)]) at
+    /// (row, col)[ transposed]`.
+    fn place(&self, p: &FragPlace) -> String {
+        let t = &p.tile;
+        let swizzle = if t.swizzle.is_none() {
+            String::new()
+        } else {
+            let s = t.swizzle;
+            format!(", swizzle({}, {}, {})", s.chunk, s.row_div, s.period)
+        };
+        format!(
+            "tile({}, {}, {}{swizzle}) at ({}, {}){}",
+            self.memory(t.mem),
+            self.expr(t.base),
+            self.expr(t.stride),
+            self.expr(p.row),
+            self.expr(p.col),
+            if p.transposed { " transposed" } else { "" }
+        )
     }
 
     fn var_type(&self, v: VarId) -> String {

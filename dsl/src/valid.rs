@@ -11,8 +11,9 @@
 //! # Rules
 //!
 //! **Declarations.** Variable types are valid types (below); shared and local arrays have a
-//! non-zero length; a declared `block_size` has no zero dimension. Limits that depend on the
-//! target (total LDS bytes, threads per block) are checked against the `Target`, not here.
+//! non-zero length; a declared `block_size` has no zero dimension and no more threads than the
+//! kernel's target launches; the LDS arrays together fit the target's per-block limit
+//! (`lds_bytes_max`, with sm_90's dynamic opt-in).
 //!
 //! **Types.** A type is a scalar or a vector of 2, 4 or 8 lanes of a non-bool scalar (nothing
 //! produces or consumes bool vectors: vector comparisons are rejected for now).
@@ -52,6 +53,13 @@
 //! **Statements.** `Let`/`Assign` values have the variable's type; `if`/`while` conditions are
 //! scalar bool; a `for` variable is `u32` or `i32` and `start`, `end` and `step` have its type.
 //!
+//! **Matrix statements.** The kernel's target has a matrix instruction of the statement's shape
+//! for the multiplicands' element type (f16 or bf16); every fragment is a range of a local
+//! array of the instruction's element type (the multiplicand type for A and B, f32 for the
+//! accumulator) that holds the layout's elements per lane. A fragment access goes to a global
+//! buffer or an LDS array of the fragment's element type (writable for a store), with `u32`
+//! base, stride, row and column, and a swizzle of powers of two.
+//!
 //! **Variables and scope.** A variable is defined once in the whole kernel: by its `Let`, as a
 //! `for` variable, or as the result of an atomic that has no `Let` before it (the result variable
 //! of an atomic is assigned if it is in scope, and defined in the current block otherwise). A
@@ -72,10 +80,11 @@
 use thiserror::Error;
 
 use crate::ir::{
-    Access, AtomicOp, BinaryOp, Block, Expr, ExprId, Kernel, Memory, ParamKind, Scalar, Stmt, Type,
-    UnaryOp, VarId,
+    Access, AtomicOp, BinaryOp, Block, Expr, ExprId, FragPlace, FragRef, Kernel, Memory, MmaShape,
+    Operand, ParamKind, Scalar, Stmt, Swizzle, Type, UnaryOp, VarId,
 };
 use crate::print::Printer;
+use crate::target::MatrixInst;
 
 /// An ill-formed kernel: which kernel, where, what.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -161,6 +170,40 @@ pub enum ErrorKind {
     EmptyArray { what: &'static str, name: String },
     #[error("block_size({}, {}, {}) has a zero dimension", .0[0], .0[1], .0[2])]
     BadBlockSize([u32; 3]),
+    #[error("block_size({}, {}, {}) has {threads} threads; {target} launches at most {max}", .size[0], .size[1], .size[2])]
+    BlockTooLarge {
+        size: [u32; 3],
+        threads: u64,
+        target: &'static str,
+        max: u32,
+    },
+    #[error("the LDS arrays take {bytes} bytes; {target} allows at most {max} per block")]
+    LdsTooLarge {
+        bytes: u64,
+        target: &'static str,
+        max: u32,
+    },
+    #[error("{target} has no {shape} matrix instruction for {ab} inputs (it has: {have})")]
+    NoMatrixInst {
+        target: &'static str,
+        shape: MmaShape,
+        ab: Scalar,
+        have: String,
+    },
+    #[error(
+        "{operand} fragment `{name}@{offset}` needs {len} elements but `{name}` has {array_len}"
+    )]
+    FragmentOutOfRange {
+        operand: &'static str,
+        name: String,
+        offset: u32,
+        len: u32,
+        array_len: u32,
+    },
+    #[error("{what}: a fragment lives in a register (local) array, not in `{name}`")]
+    FragmentMemory { what: String, name: String },
+    #[error("swizzle(chunk {}, row_div {}, period {}): each must be a power of two", .0.chunk, .0.row_div, .0.period)]
+    BadSwizzle(Swizzle),
 }
 
 /// Checks `kernel` against the rules in the module docs; the first violation found is returned.
@@ -253,7 +296,10 @@ fn stmt_roots(stmt: &Stmt) -> Vec<ExprId> {
         Stmt::For {
             start, end, step, ..
         } => vec![*start, *end, *step],
-        Stmt::Return | Stmt::Barrier => vec![],
+        Stmt::Return | Stmt::Barrier | Stmt::Mma { .. } => vec![],
+        Stmt::LoadFragment { place, .. } | Stmt::StoreFragment { place, .. } => {
+            vec![place.tile.base, place.tile.stride, place.row, place.col]
+        }
     }
 }
 
@@ -411,6 +457,171 @@ impl<'k> Validator<'k> {
             if b.contains(&0) {
                 return Err(self.error("block_size".to_string(), None, ErrorKind::BadBlockSize(b)));
             }
+            let threads = b.iter().map(|&d| d as u64).product::<u64>();
+            if threads > k.target.max_block_threads as u64 {
+                let kind = ErrorKind::BlockTooLarge {
+                    size: b,
+                    threads,
+                    target: k.target.name,
+                    max: k.target.max_block_threads,
+                };
+                return Err(self.error("block_size".to_string(), None, kind));
+            }
+        }
+        let lds: u64 = k.shared.iter().map(|a| a.size_bytes() as u64).sum();
+        if lds > k.target.lds_bytes_max as u64 {
+            let kind = ErrorKind::LdsTooLarge {
+                bytes: lds,
+                target: k.target.name,
+                max: k.target.lds_bytes_max,
+            };
+            return Err(self.error("LDS arrays".to_string(), None, kind));
+        }
+        Ok(())
+    }
+
+    /// The instruction an `Mma` or fragment access of `shape` refers to; `ab` is the element
+    /// type of the multiplicands (`None` for an accumulator access, whose layout is the same
+    /// for every input type of one shape).
+    fn matrix_inst(
+        &self,
+        shape: MmaShape,
+        ab: Option<Scalar>,
+    ) -> Result<&'static MatrixInst, ErrorKind> {
+        let t = self.k.target;
+        let found = match ab {
+            Some(ab) => t.mma(shape, ab),
+            None => t.matrix.iter().find(|i| i.shape == shape),
+        };
+        found.ok_or_else(|| ErrorKind::NoMatrixInst {
+            target: t.name,
+            shape,
+            ab: ab.unwrap_or(Scalar::F32),
+            have: t
+                .matrix
+                .iter()
+                .map(|i| format!("{} {}", i.shape, i.ab))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Checks that `f` is a fragment of `len` elements and returns its element type.
+    fn fragment(&self, what: &str, f: FragRef, len: u32) -> Result<Scalar, ErrorKind> {
+        let n = self.k.locals.len();
+        let a = self
+            .k
+            .locals
+            .get(f.local.0 as usize)
+            .ok_or(ErrorKind::LocalOutOfRange {
+                id: f.local.0,
+                len: n,
+            })?;
+        if f.offset as u64 + len as u64 > a.len as u64 {
+            return Err(ErrorKind::FragmentOutOfRange {
+                operand: match what {
+                    "A" => "A",
+                    "B" => "B",
+                    _ => "accumulator",
+                },
+                name: a.name.clone(),
+                offset: f.offset,
+                len,
+                array_len: a.len,
+            });
+        }
+        Ok(a.elem)
+    }
+
+    fn mma(&self, shape: MmaShape, f: [FragRef; 4]) -> Result<(), ErrorKind> {
+        let local_elem = |r: FragRef| {
+            let n = self.k.locals.len();
+            self.k.locals.get(r.local.0 as usize).map(|a| a.elem).ok_or(
+                ErrorKind::LocalOutOfRange {
+                    id: r.local.0,
+                    len: n,
+                },
+            )
+        };
+        let ab = local_elem(f[0])?;
+        if !matches!(ab, Scalar::F16 | Scalar::BF16) {
+            return Err(bad("A fragment of mma", "f16 or bf16", Type::scalar(ab)));
+        }
+        let inst = self.matrix_inst(shape, Some(ab))?;
+        for (what, r, op) in [
+            ("A", f[0], Operand::A),
+            ("B", f[1], Operand::B),
+            ("C", f[2], Operand::Acc),
+            ("D", f[3], Operand::Acc),
+        ] {
+            let elem = self.fragment(what, r, inst.layout(op).len)?;
+            let want = inst.elem(op);
+            if elem != want {
+                let what = format!("{what} fragment of mma_{shape}");
+                return Err(mismatch(what, Type::scalar(want), Type::scalar(elem)));
+            }
+        }
+        Ok(())
+    }
+
+    fn fragment_access(
+        &self,
+        shape: MmaShape,
+        operand: Operand,
+        frag: FragRef,
+        place: &FragPlace,
+        usage: Use,
+    ) -> Result<(), ErrorKind> {
+        let n = self.k.locals.len();
+        let elem = self
+            .k
+            .locals
+            .get(frag.local.0 as usize)
+            .map(|a| a.elem)
+            .ok_or(ErrorKind::LocalOutOfRange {
+                id: frag.local.0,
+                len: n,
+            })?;
+        let ab = (operand != Operand::Acc).then_some(elem);
+        let inst = self.matrix_inst(shape, ab)?;
+        let want = inst.elem(operand);
+        if elem != want {
+            let what = format!("{} fragment of {shape}", operand.name());
+            return Err(mismatch(what, Type::scalar(want), Type::scalar(elem)));
+        }
+        self.fragment(operand.name(), frag, inst.layout(operand).len)?;
+        let tile = &place.tile;
+        if let Memory::Local(_) = tile.mem {
+            return Err(ErrorKind::FragmentMemory {
+                what: format!("the tile of a {} fragment access", operand.name()),
+                name: self.p.memory(tile.mem),
+            });
+        }
+        let mem_elem = self.memory(tile.mem, 1, usage)?;
+        if mem_elem != elem {
+            let what = format!(
+                "tile `{}` of a {} fragment",
+                self.p.memory(tile.mem),
+                operand.name()
+            );
+            return Err(mismatch(what, Type::scalar(elem), Type::scalar(mem_elem)));
+        }
+        for (what, e) in [
+            ("tile base", tile.base),
+            ("tile stride", tile.stride),
+            ("fragment row", place.row),
+            ("fragment column", place.col),
+        ] {
+            if self.k.ty(e) != Type::U32 {
+                return Err(mismatch(what, Type::U32, self.k.ty(e)));
+            }
+        }
+        let s = tile.swizzle;
+        if ![s.chunk, s.row_div, s.period]
+            .iter()
+            .all(|v| v.is_power_of_two())
+        {
+            return Err(ErrorKind::BadSwizzle(s));
         }
         Ok(())
     }
@@ -852,6 +1063,32 @@ impl<'k> Validator<'k> {
                 self.close_scope(mark);
             }
             Stmt::Return | Stmt::Barrier => {}
+            Stmt::Mma { shape, a, b, c, d } => {
+                if let Err(kind) = self.mma(*shape, [*a, *b, *c, *d]) {
+                    return fail(self, kind);
+                }
+            }
+            Stmt::LoadFragment {
+                shape,
+                operand,
+                frag,
+                place,
+            } => {
+                if let Err(kind) = self.fragment_access(*shape, *operand, *frag, place, Use::Load) {
+                    return fail(self, kind);
+                }
+            }
+            Stmt::StoreFragment {
+                shape,
+                operand,
+                frag,
+                place,
+            } => {
+                if let Err(kind) = self.fragment_access(*shape, *operand, *frag, place, Use::Store)
+                {
+                    return fail(self, kind);
+                }
+            }
             Stmt::Atomic {
                 op,
                 mem,

@@ -76,7 +76,7 @@ fn count(stmts: &[Stmt], pred: &dyn Fn(&Stmt) -> bool) -> usize {
 
 #[test]
 fn generic_kernel_records_params_config_and_body() {
-    let k = scale::<f16>(128).unwrap();
+    let k = scale::<f16>(&Target::GFX942, 128).unwrap();
     assert_eq!(k.name, "scale");
     assert_eq!(
         k.config,
@@ -94,7 +94,7 @@ fn generic_kernel_records_params_config_and_body() {
 
 #[test]
 fn comptime_loops_unroll_and_comptime_ifs_prune() {
-    let k = row_sum(256, 4).unwrap();
+    let k = row_sum(&Target::GFX942, 256, 4).unwrap();
     // one runtime for (strided) + one runtime for in block_sum (bound is runtime wave size)
     assert_eq!(count(&k.body, &|s| matches!(s, Stmt::For { .. })), 2);
     // the comptime `if unroll > 2` is pruned; runtime ifs: lane == 0, thread == 0
@@ -123,7 +123,7 @@ fn zero_length_lds_is_a_build_error() {
         s[0] = 1.0f32;
         out[0] = s[0];
     }
-    let err = bad(0).unwrap_err();
+    let err = bad(&Target::GFX942, 0).unwrap_err();
     assert!(err.to_string().contains("kernel `bad`"), "{err}");
     assert!(err.to_string().contains("length 0"), "{err}");
 }

@@ -18,6 +18,7 @@ impl B {
         B {
             k: Kernel {
                 name: name.to_string(),
+                target: &greta_dsl::Target::GFX942,
                 config: vec![],
                 params: vec![],
                 vars: vec![],
@@ -397,6 +398,7 @@ fn the_frame_itself_passes() {
 fn printer_snapshot() {
     let k = good_kernel();
     let expected = "\
+#[target(gfx942)]
 #[config(block = 64, T = f16)]
 #[block_size(64, 1, 1)]
 kernel everything(x: &[f16], y: &mut [f32], counts: &mut [u32], n: u32, eps: f32) {
@@ -488,6 +490,7 @@ fn printer_small_snapshot() {
     ]);
     let _ = (bf, inf);
     let expected = "\
+#[target(gfx942)]
 kernel scale(x: &[f32], y: &mut [f16], cols: u32) {
     let row: u32 = block_idx.y;
     let mut inv: f32 = 0.5;
@@ -1520,10 +1523,44 @@ fn empty_arrays_and_block_size() {
 }
 
 #[test]
-fn large_shared_is_not_a_verifier_matter() {
-    // 128 KiB of LDS: too much for every target, but that is the target's check.
+fn lds_and_block_size_are_checked_against_the_kernels_target() {
+    // 128 KiB of LDS: more than gfx942's 64 KiB, within sm_90's 227 KiB dynamic opt-in.
     let mut fr = frame("bigshared");
     fr.b.shared("tile", Scalar::F32, 32 * 1024);
-    let k = fr.finish(vec![]);
+    let mut k = fr.finish(vec![]);
+    let err = reject(&k, "LDS arrays");
+    assert!(
+        matches!(
+            err.kind,
+            ErrorKind::LdsTooLarge {
+                bytes: 131072,
+                target: "gfx942",
+                max: 65536
+            }
+        ),
+        "{err}"
+    );
+    k.target = &greta_dsl::Target::SM_90;
     validate(&k).unwrap();
+    k.shared[0].len = 60 * 1024;
+    let err = reject(&k, "LDS arrays");
+    assert!(
+        err.to_string().contains("sm_90 allows at most 232448"),
+        "{err}"
+    );
+
+    let mut k = frame("bigblock").finish(vec![]);
+    k.block_size = Some([64, 32, 1]);
+    let err = reject(&k, "block_size");
+    assert!(
+        matches!(
+            err.kind,
+            ErrorKind::BlockTooLarge {
+                threads: 2048,
+                max: 1024,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -11,6 +11,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 #[kernel]
 pub fn add<T: Float, const V: usize>(
@@ -38,9 +39,9 @@ pub fn reference(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| x + y).collect()
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     check_vec_width("add", cfg)?;
-    dispatch!(cfg, add, T, V; cfg.u32("block"))
+    dispatch!(cfg, target, add, T, V; cfg.u32("block"))
 }
 
 /// Launch: one thread per `vec` elements.
@@ -57,8 +58,13 @@ const PROBLEM: Binary = Binary {
     f32_rel: 1e-7,
 };
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
-    PROBLEM.problem(cfg, shape, inputs)
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
+    PROBLEM.problem(cfg, target, shape, inputs)
 }
 
 pub static SPEC: KernelSpec = KernelSpec {

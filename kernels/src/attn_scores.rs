@@ -27,6 +27,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 #[kernel]
 #[allow(clippy::too_many_arguments)]
@@ -123,8 +124,8 @@ pub fn reference(q: &[f64], k: &[f64], s: AttnShape, scale: f64) -> Vec<f64> {
     out
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
-    dispatch!(cfg, attn_scores, T; cfg.u32("block"))
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
+    dispatch!(cfg, target, attn_scores, T; cfg.u32("block"))
 }
 
 /// Launch: one thread per score, `H·T·L` of them.
@@ -133,7 +134,12 @@ pub fn launch(cfg: &Config, heads: u32, tokens: u32, len: u32) -> LaunchDims {
     linear(blocks_for(n, cfg.u32("block") as u64), cfg.u32("block"))
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let s = AttnShape::parse("attn_scores", shape, SPEC.shape)?;
     let dtype = cfg.dtype("dtype");
     let l = s.used_len();
@@ -145,7 +151,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let n = s.heads * s.tokens * l;
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, s.heads as u32, s.tokens as u32, l as u32),
         args: vec![
             ProblemArg::Buffer(qb),

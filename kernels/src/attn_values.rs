@@ -21,6 +21,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 #[kernel]
 #[allow(clippy::too_many_arguments)]
@@ -72,8 +73,8 @@ pub fn reference(probs: &[f64], v: &[f64], s: AttnShape) -> Vec<f64> {
     out
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
-    dispatch!(cfg, attn_values, T; cfg.u32("block"))
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
+    dispatch!(cfg, target, attn_values, T; cfg.u32("block"))
 }
 
 /// Launch: one thread per output element, `T·H·D` of them.
@@ -98,7 +99,12 @@ pub(crate) fn causal_probs(inputs: &mut Inputs, s: AttnShape) -> Vec<f64> {
     probs
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let s = AttnShape::parse("attn_values", shape, SPEC.shape)?;
     let dtype = cfg.dtype("dtype");
     let l = s.used_len();
@@ -108,7 +114,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let n = s.tokens * s.heads * s.head_dim;
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, s.tokens as u32, s.heads as u32, s.head_dim as u32),
         args: vec![
             ProblemArg::Buffer(Buffer::F32(probs.iter().map(|&p| p as f32).collect())),

@@ -20,6 +20,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 #[kernel]
 pub fn copy<T: Float, const V: usize>(
@@ -49,8 +50,8 @@ pub fn reference(before: &[f64], x: &[f64], dst_offset: usize) -> Vec<f64> {
     y
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
-    dispatch!(cfg, copy, T, V; cfg.u32("block"))
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
+    dispatch!(cfg, target, copy, T, V; cfg.u32("block"))
 }
 
 /// Launch: one thread per `vec` elements.
@@ -59,7 +60,12 @@ pub fn launch(cfg: &Config, n: u32) -> LaunchDims {
     linear(blocks_for(n as u64, per_block), cfg.u32("block"))
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let (n, offset) = match *shape {
         [n] if n > 0 => (n, 0),
         [n, offset] if n > 0 => (n, offset),
@@ -78,7 +84,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let (yb, before) = inputs.uniform(dtype, total, -4.0, 4.0);
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, n),
         args: vec![
             ProblemArg::Buffer(from_f64(Scalar::F32, &x)),

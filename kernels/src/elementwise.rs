@@ -9,6 +9,7 @@ use crate::{Config, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::Target;
 
 /// One thread per `vec` elements.
 pub fn launch(cfg: &Config, n: u32) -> LaunchDims {
@@ -38,7 +39,7 @@ pub(crate) fn len(
 pub(crate) struct Binary {
     pub kernel: &'static str,
     pub shape_doc: &'static str,
-    pub build: fn(&Config) -> Result<Kernel, BuildError>,
+    pub build: fn(&Config, &'static Target) -> Result<Kernel, BuildError>,
     pub ranges: [(f64, f64); 2],
     pub reference: fn(&[f64], &[f64]) -> Vec<f64>,
     pub f32_rel: f64,
@@ -49,6 +50,7 @@ impl Binary {
     pub fn problem(
         &self,
         cfg: &Config,
+        target: &'static Target,
         shape: &[u32],
         inputs: &mut Inputs,
     ) -> Result<Problem, ProblemError> {
@@ -59,7 +61,7 @@ impl Binary {
         let (bb, b) = inputs.uniform(dtype, n as usize, b_lo, b_hi);
         Ok(Problem {
             config: cfg.clone(),
-            kernel: (self.build)(cfg)?,
+            kernel: (self.build)(cfg, target)?,
             dims: launch(cfg, n),
             args: vec![
                 ProblemArg::Buffer(ab),

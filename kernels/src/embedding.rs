@@ -16,6 +16,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Kernel};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 #[kernel]
 pub fn embedding<T: Float, const V: usize>(
@@ -52,9 +53,9 @@ pub fn reference(table: &[f64], ids: &[u32], dim: usize) -> Vec<f64> {
         .collect()
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     check_vec_width("embedding", cfg)?;
-    dispatch!(cfg, embedding, T, V; cfg.u32("block"))
+    dispatch!(cfg, target, embedding, T, V; cfg.u32("block"))
 }
 
 /// Launch: one block per token.
@@ -62,7 +63,12 @@ pub fn launch(cfg: &Config, tokens: u32) -> LaunchDims {
     linear(tokens, cfg.u32("block"))
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let &[tokens, vocab, dim] = shape else {
         return Err(ProblemError::Shape {
             kernel: "embedding",
@@ -84,7 +90,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let n = (tokens * dim) as usize;
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, tokens),
         args: vec![
             ProblemArg::Buffer(tb),

@@ -19,6 +19,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 use half::f16;
 
 #[kernel]
@@ -55,8 +56,8 @@ pub fn reference(table: &[f64], ids: &[u32], dim: usize) -> Vec<f64> {
     crate::embedding::reference(table, ids, dim)
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
-    dispatch!(cfg, embedding_q8, T; cfg.u32("block"))
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
+    dispatch!(cfg, target, embedding_q8, T; cfg.u32("block"))
 }
 
 /// Launch: one block per token.
@@ -64,7 +65,12 @@ pub fn launch(cfg: &Config, tokens: u32) -> LaunchDims {
     linear(tokens, cfg.u32("block"))
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let &[tokens, vocab, dim] = shape else {
         return Err(ProblemError::Shape {
             kernel: "embedding_q8",
@@ -87,7 +93,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let n = (tokens * dim) as usize;
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, tokens),
         args: vec![
             ProblemArg::Buffer(Buffer::F16(scales)),

@@ -3,17 +3,16 @@
 
 use greta_dsl::prelude::*;
 
-/// The smallest wave size of any target (NVIDIA's 32). LDS for per-wave partials is sized for
-/// it, so one kernel definition serves wave 32 and wave 64; the wave count itself is read at
-/// run time.
-pub const MIN_WAVE: u32 = 32;
-
 /// Sum (or, with `is_max`, maximum) of `v` over the block; every thread gets the result.
 /// `block` must be a multiple of the target's wave size. Ends with a barrier, so it may be
-/// called again (in a loop, or for a second reduction) without racing on its LDS.
+/// called again (in a loop, or for a second reduction) without racing on its LDS. The LDS for
+/// the per-wave partials and the combining loop are sized by the target's wave size, known
+/// when the kernel is built.
 #[device]
 pub fn block_reduce(v: Val<f32>, #[comptime] block: u32, #[comptime] is_max: bool) -> Val<f32> {
-    let partial = shared::<f32>(block / MIN_WAVE);
+    #[comptime]
+    let waves = (block / target().wave_size).max(1);
+    let partial = shared::<f32>(waves);
     let mut w = v;
     if is_max {
         w = wave_max(v);
@@ -25,7 +24,7 @@ pub fn block_reduce(v: Val<f32>, #[comptime] block: u32, #[comptime] is_max: boo
     }
     barrier();
     let mut total = partial[0];
-    for k in 1..block / wave_size() {
+    for k in 1..waves {
         if is_max {
             total = max(total, partial[k]);
         } else {

@@ -31,6 +31,7 @@ pub use problem::{Expected, Inputs, Problem, ProblemArg, Tolerance};
 
 use greta_dsl::front::BuildError;
 use greta_dsl::ir::Kernel;
+use greta_dsl::Target;
 
 /// Why a problem could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -57,8 +58,11 @@ pub struct KernelSpec {
     pub test_shapes: &'static [&'static [u32]],
     /// The benchmark shape (4096 × 4096 activations).
     pub bench_shape: &'static [u32],
-    pub build: fn(&Config) -> Result<Kernel, BuildError>,
-    pub problem: fn(&Config, &[u32], &mut Inputs) -> Result<Problem, ProblemError>,
+    /// Builds the kernel at a configuration for a target (the builder sees the target's wave
+    /// size, LDS limits and matrix instructions).
+    pub build: fn(&Config, &'static Target) -> Result<Kernel, BuildError>,
+    /// A test or benchmark problem of a shape, with the kernel built for the target.
+    pub problem: fn(&Config, &'static Target, &[u32], &mut Inputs) -> Result<Problem, ProblemError>,
 }
 
 impl KernelSpec {
@@ -109,32 +113,32 @@ pub fn by_name(name: &str) -> Option<&'static KernelSpec> {
 }
 
 /// Calls a kernel builder generic over `T` (from the `dtype` parameter) and, optionally, a
-/// vector width `V` (from `vec`), with the given comptime arguments.
+/// vector width `V` (from `vec`), for `target`, with the given comptime arguments.
 #[macro_export]
 macro_rules! dispatch {
-    ($cfg:expr, $f:ident, T; $($arg:expr),*) => {{
+    ($cfg:expr, $target:expr, $f:ident, T; $($arg:expr),*) => {{
         use $crate::__private::*;
         match $cfg.dtype("dtype") {
-            Scalar::F16 => $f::<f16>($($arg),*),
-            Scalar::BF16 => $f::<bf16>($($arg),*),
-            _ => $f::<f32>($($arg),*),
+            Scalar::F16 => $f::<f16>($target, $($arg),*),
+            Scalar::BF16 => $f::<bf16>($target, $($arg),*),
+            _ => $f::<f32>($target, $($arg),*),
         }
     }};
-    ($cfg:expr, $f:ident, T, V; $($arg:expr),*) => {{
+    ($cfg:expr, $target:expr, $f:ident, T, V; $($arg:expr),*) => {{
         use $crate::__private::*;
         match ($cfg.dtype("dtype"), $cfg.u32("vec")) {
-            (Scalar::F16, 1) => $f::<f16, 1>($($arg),*),
-            (Scalar::F16, 2) => $f::<f16, 2>($($arg),*),
-            (Scalar::F16, 4) => $f::<f16, 4>($($arg),*),
-            (Scalar::F16, _) => $f::<f16, 8>($($arg),*),
-            (Scalar::BF16, 1) => $f::<bf16, 1>($($arg),*),
-            (Scalar::BF16, 2) => $f::<bf16, 2>($($arg),*),
-            (Scalar::BF16, 4) => $f::<bf16, 4>($($arg),*),
-            (Scalar::BF16, _) => $f::<bf16, 8>($($arg),*),
-            (_, 1) => $f::<f32, 1>($($arg),*),
-            (_, 2) => $f::<f32, 2>($($arg),*),
-            (_, 4) => $f::<f32, 4>($($arg),*),
-            (_, _) => $f::<f32, 8>($($arg),*),
+            (Scalar::F16, 1) => $f::<f16, 1>($target, $($arg),*),
+            (Scalar::F16, 2) => $f::<f16, 2>($target, $($arg),*),
+            (Scalar::F16, 4) => $f::<f16, 4>($target, $($arg),*),
+            (Scalar::F16, _) => $f::<f16, 8>($target, $($arg),*),
+            (Scalar::BF16, 1) => $f::<bf16, 1>($target, $($arg),*),
+            (Scalar::BF16, 2) => $f::<bf16, 2>($target, $($arg),*),
+            (Scalar::BF16, 4) => $f::<bf16, 4>($target, $($arg),*),
+            (Scalar::BF16, _) => $f::<bf16, 8>($target, $($arg),*),
+            (_, 1) => $f::<f32, 1>($target, $($arg),*),
+            (_, 2) => $f::<f32, 2>($target, $($arg),*),
+            (_, 4) => $f::<f32, 4>($target, $($arg),*),
+            (_, _) => $f::<f32, 8>($target, $($arg),*),
         }
     }};
 }

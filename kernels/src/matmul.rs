@@ -27,6 +27,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 #[kernel]
 #[allow(clippy::too_many_arguments)]
@@ -96,9 +97,9 @@ pub fn reference(x: &[f64], w: &[f64], m: usize, n: usize, k: usize) -> Vec<f64>
     y
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     check_vec_width("matmul", cfg)?;
-    dispatch!(cfg, matmul, T, V; cfg.u32("block"), cfg.u32("rows"), cfg.u32("m_tile"))
+    dispatch!(cfg, target, matmul, T, V; cfg.u32("block"), cfg.u32("rows"), cfg.u32("m_tile"))
 }
 
 /// Launch: grid `[⌈N / rows⌉, ⌈M / m_tile⌉, 1]`, `block` threads. (The same for `matmul_q8`.)
@@ -138,7 +139,12 @@ pub(crate) fn dot_tolerance(k: u32) -> Tolerance {
     }
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let (m, n, k) = mnk("matmul", shape, SPEC.shape, 1)?;
     let dtype = cfg.dtype("dtype");
     let (mu, nu, ku) = (m as usize, n as usize, k as usize);
@@ -146,7 +152,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, m, n),
         args: vec![
             ProblemArg::Buffer(xb),

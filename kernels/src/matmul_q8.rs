@@ -26,6 +26,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 use half::f16;
 
 #[kernel]
@@ -115,9 +116,9 @@ fn check_tile(cfg: &Config) -> Result<(), BuildError> {
     Ok(())
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     check_tile(cfg)?;
-    dispatch!(cfg, matmul_q8, T, V; cfg.u32("block"), cfg.u32("rows"), cfg.u32("m_tile"))
+    dispatch!(cfg, target, matmul_q8, T, V; cfg.u32("block"), cfg.u32("rows"), cfg.u32("m_tile"))
 }
 
 /// Launch: grid `[⌈N / rows⌉, ⌈M / m_tile⌉, 1]`, `block` threads.
@@ -125,7 +126,12 @@ pub fn launch(cfg: &Config, m: u32, n: u32) -> LaunchDims {
     crate::matmul::launch(cfg, m, n)
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let (m, n, k) = mnk("matmul_q8", shape, SPEC.shape, QK8_0 as u32)?;
     let dtype = cfg.dtype("dtype");
     let (mu, nu, ku) = (m as usize, n as usize, k as usize);
@@ -133,7 +139,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let (scales, quants, w) = crate::q8::random(inputs, nu, ku, -1.0, 1.0);
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, m, n),
         args: vec![
             ProblemArg::Buffer(xb),

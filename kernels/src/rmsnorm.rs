@@ -13,6 +13,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{ConfigValue, Const, Kernel};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 /// `rows_per_block` rows share a block: their loads are in flight together and the weights are
 /// loaded once for all of them. The host fits it to divide the row count ([`fit`]).
@@ -151,9 +152,9 @@ pub fn reference(x: &[f64], w: &[f64], rows: usize, cols: usize, eps: f64) -> Ve
     y
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     check_vec_width("rmsnorm", cfg)?;
-    dispatch!(cfg, rmsnorm, T, V; cfg.u32("block"), cfg.u32("cache"), cfg.u32("rows_per_block"))
+    dispatch!(cfg, target, rmsnorm, T, V; cfg.u32("block"), cfg.u32("cache"), cfg.u32("rows_per_block"))
 }
 
 /// Launch: one block per `rows_per_block` rows (`cfg` fitted with [`fit`]).
@@ -161,7 +162,12 @@ pub fn launch(cfg: &Config, rows: u32) -> LaunchDims {
     crate::problem::linear(rows / cfg.u32("rows_per_block"), cfg.u32("block"))
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let &[rows, cols] = shape else {
         return Err(ProblemError::Shape {
             kernel: "rmsnorm",
@@ -186,7 +192,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let size = dtype.size_bytes() as u64;
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, rows),
         args: vec![
             ProblemArg::Buffer(xb),

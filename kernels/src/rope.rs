@@ -17,6 +17,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{ConfigValue, Const, Kernel};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 /// Rotates the `V` pairs held by vectors `lo` (loaded from element `lo_at`) and `hi` (from
 /// `hi_at`) of a head row, given the cosines and sines of those pairs' angles, and stores them. NeoX layout: `lo` holds the
@@ -255,9 +256,9 @@ pub fn reference(
     y
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     check_vec_width("rope", cfg)?;
-    dispatch!(cfg, rope, T, V; cfg.bool("neox"), cfg.u32("heads_per_thread"), cfg.u32("block"))
+    dispatch!(cfg, target, rope, T, V; cfg.bool("neox"), cfg.u32("heads_per_thread"), cfg.u32("block"))
 }
 
 /// Launch: one thread per `vec` pairs of `heads_per_thread` heads (`cfg` fitted with [`fit`]).
@@ -285,7 +286,12 @@ const NEOX: ParamDef = ParamDef {
     doc: "NeoX half-split pairs instead of GGUF adjacent pairs",
 };
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let bad = || ProblemError::Shape {
         kernel: "rope",
         shape: shape.to_vec(),
@@ -326,7 +332,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let theta_err = (pos_offset + tokens) as f64 * 2.0 * f32::EPSILON as f64;
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, tokens, heads, head_dim),
         args: vec![
             ProblemArg::Buffer(xb),

@@ -11,6 +11,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 #[kernel]
 pub fn silu_mul<T: Float, const V: usize>(
@@ -45,9 +46,9 @@ pub fn reference(gate: &[f64], up: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     check_vec_width("silu_mul", cfg)?;
-    dispatch!(cfg, silu_mul, T, V; cfg.u32("block"))
+    dispatch!(cfg, target, silu_mul, T, V; cfg.u32("block"))
 }
 
 /// Launch: one thread per `vec` elements.
@@ -64,8 +65,13 @@ const PROBLEM: Binary = Binary {
     f32_rel: 4e-6,
 };
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
-    PROBLEM.problem(cfg, shape, inputs)
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
+    PROBLEM.problem(cfg, target, shape, inputs)
 }
 
 pub static SPEC: KernelSpec = KernelSpec {

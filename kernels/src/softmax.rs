@@ -15,6 +15,7 @@ use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{Const, Kernel};
 use greta_dsl::prelude::*;
+use greta_dsl::Target;
 
 #[kernel]
 pub fn softmax<T: Float>(x: &[T], y: &mut [T], cols: u32, #[comptime] block: u32) {
@@ -50,8 +51,8 @@ pub fn reference(x: &[f64], rows: usize, cols: usize) -> Vec<f64> {
     y
 }
 
-fn build(cfg: &Config) -> Result<Kernel, BuildError> {
-    dispatch!(cfg, softmax, T; cfg.u32("block"))
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
+    dispatch!(cfg, target, softmax, T; cfg.u32("block"))
 }
 
 /// Launch: one block per row.
@@ -59,7 +60,12 @@ pub fn launch(cfg: &Config, rows: u32) -> LaunchDims {
     linear(rows, cfg.u32("block"))
 }
 
-fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, ProblemError> {
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
     let (rows, cols, causal) = match *shape {
         [rows, cols] => (rows, cols, false),
         [rows, cols, causal] if rows <= cols => (rows, cols, causal != 0),
@@ -93,7 +99,7 @@ fn problem(cfg: &Config, shape: &[u32], inputs: &mut Inputs) -> Result<Problem, 
     let want = reference(&x, rows as usize, cols as usize);
     Ok(Problem {
         config: cfg.clone(),
-        kernel: build(cfg)?,
+        kernel: build(cfg, target)?,
         dims: launch(cfg, rows),
         args: vec![
             ProblemArg::Buffer(xb),

@@ -59,7 +59,7 @@ fn attention(
     out
 }
 
-fn run_step(target: &Target, t_n: usize, h_n: usize, hkv: usize, d_n: usize, start: usize) {
+fn run_step(target: &'static Target, t_n: usize, h_n: usize, hkv: usize, d_n: usize, start: usize) {
     let capacity = start + t_n + 4;
     let l = start + t_n;
     let row = hkv * d_n;
@@ -79,7 +79,7 @@ fn run_step(target: &Target, t_n: usize, h_n: usize, hkv: usize, d_n: usize, sta
 
     let copy_spec = by_name("copy").unwrap();
     let copy_cfg = copy_spec.config("dtype=f32").unwrap();
-    let copy_k = (copy_spec.build)(&copy_cfg).unwrap();
+    let copy_k = (copy_spec.build)(&copy_cfg, target).unwrap();
     let n_new = (t_n * row) as u32;
     for (cache, all) in [(&mut k_cache, &k_all), (&mut v_cache, &v_all)] {
         let new = Buffer::F32(all[start * row..].iter().map(|&x| x as f32).collect());
@@ -102,7 +102,7 @@ fn run_step(target: &Target, t_n: usize, h_n: usize, hkv: usize, d_n: usize, sta
     let scores_cfg = scores_spec.config("dtype=f32").unwrap();
     let mut scores = Buffer::F32(vec![0.0; h_n * t_n * l]);
     interp::run(
-        &(scores_spec.build)(&scores_cfg).unwrap(),
+        &(scores_spec.build)(&scores_cfg, target).unwrap(),
         target,
         attn_scores::launch(&scores_cfg, h, t, l as u32),
         &mut [
@@ -124,7 +124,7 @@ fn run_step(target: &Target, t_n: usize, h_n: usize, hkv: usize, d_n: usize, sta
     let softmax_cfg = softmax_spec.config("dtype=f32").unwrap();
     let mut probs = Buffer::F32(vec![0.0; h_n * t_n * l]);
     interp::run(
-        &(softmax_spec.build)(&softmax_cfg).unwrap(),
+        &(softmax_spec.build)(&softmax_cfg, target).unwrap(),
         target,
         softmax::launch(&softmax_cfg, h * t),
         &mut [Arg::Read(&scores), Arg::Write(&mut probs), u32v(l as u32)],
@@ -143,7 +143,7 @@ fn run_step(target: &Target, t_n: usize, h_n: usize, hkv: usize, d_n: usize, sta
     let values_cfg = values_spec.config("dtype=f32").unwrap();
     let mut out = Buffer::F32(vec![0.0; t_n * h_n * d_n]);
     interp::run(
-        &(values_spec.build)(&values_cfg).unwrap(),
+        &(values_spec.build)(&values_cfg, target).unwrap(),
         target,
         attn_values::launch(&values_cfg, t, h, d),
         &mut [

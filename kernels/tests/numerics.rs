@@ -6,11 +6,11 @@ use greta_dsl::ir::ConfigValue;
 use greta_dsl::Target;
 use greta_kernels::{all, Inputs, KernelSpec};
 
-fn check(spec: &KernelSpec, overrides: &str, target: &Target, seed: u64) {
+fn check(spec: &KernelSpec, overrides: &str, target: &'static Target, seed: u64) {
     let cfg = spec.config(overrides).unwrap();
     for shape in spec.test_shapes {
         let mut inputs = Inputs::new(seed);
-        let problem = (spec.problem)(&cfg, shape, &mut inputs)
+        let problem = (spec.problem)(&cfg, target, shape, &mut inputs)
             .unwrap_or_else(|e| panic!("{} [{cfg}] {shape:?}: {e}", spec.name));
         greta_dsl::valid::validate(&problem.kernel).unwrap_or_else(|e| panic!("{e}"));
         let out = problem

@@ -253,8 +253,8 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 
 extern "C" __global__ __attribute__((amdgpu_flat_work_group_size(1, 128)))
 void matmul_q8(const f32* __restrict__ x, const f16* __restrict__ scales, const u32* __restrict__ quants, f32* __restrict__ y, u32 m, u32 n, u32 k) {
-    __shared__ __attribute__((aligned(16))) f32 partial[4];
-    __shared__ __attribute__((aligned(16))) f32 partial_1[4];
+    __shared__ __attribute__((aligned(16))) f32 partial[2];
+    __shared__ __attribute__((aligned(16))) f32 partial_1[2];
     alignas(16) u32 w_at[2];
     alignas(16) u32 x_at[1];
     alignas(16) f32 acc[2];
@@ -381,9 +381,7 @@ void matmul_q8(const f32* __restrict__ x, const f16* __restrict__ scales, const 
         }
         greta_barrier();
         f32 total = partial[0];
-        for (u32 k_1 = 1u; k_1 < (128u / GRETA_WAVE_SIZE); ++k_1) {
-            total = total + partial[k_1];
-        }
+        total = total + partial[1u];
         greta_barrier();
         f32 total_1 = total;
         if (bool(bool((greta_thread_idx_x() == 0u) & ((n0 + 0u) < n)) & ((m0 + 0u) < m))) {
@@ -396,9 +394,7 @@ void matmul_q8(const f32* __restrict__ x, const f16* __restrict__ scales, const 
         }
         greta_barrier();
         f32 total_2 = partial_1[0];
-        for (u32 k_2 = 1u; k_2 < (128u / GRETA_WAVE_SIZE); ++k_2) {
-            total_2 = total_2 + partial_1[k_2];
-        }
+        total_2 = total_2 + partial_1[1u];
         greta_barrier();
         f32 total_3 = total_2;
         if (bool(bool((greta_thread_idx_x() == 0u) & ((n0 + 1u) < n)) & ((m0 + 0u) < m))) {

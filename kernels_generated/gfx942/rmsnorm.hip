@@ -253,7 +253,7 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 
 extern "C" __global__ __attribute__((amdgpu_flat_work_group_size(1, 256)))
 void rmsnorm(const f16* __restrict__ x, const f16* __restrict__ w, f16* __restrict__ y, u32 cols, f32 eps) {
-    __shared__ __attribute__((aligned(16))) f32 partial[8];
+    __shared__ __attribute__((aligned(16))) f32 partial[4];
     alignas(16) f32 held[16];
     alignas(16) f16 weights[16];
     alignas(16) f32 acc[1];
@@ -361,9 +361,9 @@ void rmsnorm(const f16* __restrict__ x, const f16* __restrict__ w, f16* __restri
     }
     greta_barrier();
     f32 total = partial[0];
-    for (u32 k = 1u; k < (256u / GRETA_WAVE_SIZE); ++k) {
-        total = total + partial[k];
-    }
+    total = total + partial[1u];
+    total = total + partial[2u];
+    total = total + partial[3u];
     greta_barrier();
     inv[0u] = greta_rsqrt(total / f32(cols) + eps);
     if (cached) {

@@ -253,8 +253,8 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 
 extern "C" __global__ __attribute__((amdgpu_flat_work_group_size(1, 256)))
 void softmax(const f16* __restrict__ x, f16* __restrict__ y, u32 cols) {
-    __shared__ __attribute__((aligned(16))) f32 partial[8];
-    __shared__ __attribute__((aligned(16))) f32 partial_1[8];
+    __shared__ __attribute__((aligned(16))) f32 partial[4];
+    __shared__ __attribute__((aligned(16))) f32 partial_1[4];
     u32 base = greta_block_idx_x() * cols;
     u32 tid = greta_thread_idx_x();
     f32 m = -__builtin_inff();
@@ -268,9 +268,9 @@ void softmax(const f16* __restrict__ x, f16* __restrict__ y, u32 cols) {
     }
     greta_barrier();
     f32 total = partial[0];
-    for (u32 k = 1u; k < (256u / GRETA_WAVE_SIZE); ++k) {
-        total = greta_max(total, partial[k]);
-    }
+    total = greta_max(total, partial[1u]);
+    total = greta_max(total, partial[2u]);
+    total = greta_max(total, partial[3u]);
     greta_barrier();
     f32 row_max = total;
     f32 s = 0.0f;
@@ -284,9 +284,9 @@ void softmax(const f16* __restrict__ x, f16* __restrict__ y, u32 cols) {
     }
     greta_barrier();
     f32 total_1 = partial_1[0];
-    for (u32 k_1 = 1u; k_1 < (256u / GRETA_WAVE_SIZE); ++k_1) {
-        total_1 = total_1 + partial_1[k_1];
-    }
+    total_1 = total_1 + partial_1[1u];
+    total_1 = total_1 + partial_1[2u];
+    total_1 = total_1 + partial_1[3u];
     greta_barrier();
     f32 inv = 1.0f / total_1;
     for (u32 c_2 = tid; c_2 < cols; c_2 += 256u) {

@@ -381,9 +381,9 @@ void matmul_q8(const f32* __restrict__ x, const f16* __restrict__ scales, const 
         }
         greta_barrier();
         f32 total = partial[0];
-        for (u32 k_1 = 1u; k_1 < (128u / GRETA_WAVE_SIZE); ++k_1) {
-            total = total + partial[k_1];
-        }
+        total = total + partial[1u];
+        total = total + partial[2u];
+        total = total + partial[3u];
         greta_barrier();
         f32 total_1 = total;
         if (bool(bool((greta_thread_idx_x() == 0u) & ((n0 + 0u) < n)) & ((m0 + 0u) < m))) {
@@ -396,9 +396,9 @@ void matmul_q8(const f32* __restrict__ x, const f16* __restrict__ scales, const 
         }
         greta_barrier();
         f32 total_2 = partial_1[0];
-        for (u32 k_2 = 1u; k_2 < (128u / GRETA_WAVE_SIZE); ++k_2) {
-            total_2 = total_2 + partial_1[k_2];
-        }
+        total_2 = total_2 + partial_1[1u];
+        total_2 = total_2 + partial_1[2u];
+        total_2 = total_2 + partial_1[3u];
         greta_barrier();
         f32 total_3 = total_2;
         if (bool(bool((greta_thread_idx_x() == 0u) & ((n0 + 1u) < n)) & ((m0 + 0u) < m))) {

@@ -361,9 +361,13 @@ void rmsnorm(const f16* __restrict__ x, const f16* __restrict__ w, f16* __restri
     }
     greta_barrier();
     f32 total = partial[0];
-    for (u32 k = 1u; k < (256u / GRETA_WAVE_SIZE); ++k) {
-        total = total + partial[k];
-    }
+    total = total + partial[1u];
+    total = total + partial[2u];
+    total = total + partial[3u];
+    total = total + partial[4u];
+    total = total + partial[5u];
+    total = total + partial[6u];
+    total = total + partial[7u];
     greta_barrier();
     inv[0u] = greta_rsqrt(total / f32(cols) + eps);
     if (cached) {

@@ -268,9 +268,13 @@ void softmax(const f16* __restrict__ x, f16* __restrict__ y, u32 cols) {
     }
     greta_barrier();
     f32 total = partial[0];
-    for (u32 k = 1u; k < (256u / GRETA_WAVE_SIZE); ++k) {
-        total = greta_max(total, partial[k]);
-    }
+    total = greta_max(total, partial[1u]);
+    total = greta_max(total, partial[2u]);
+    total = greta_max(total, partial[3u]);
+    total = greta_max(total, partial[4u]);
+    total = greta_max(total, partial[5u]);
+    total = greta_max(total, partial[6u]);
+    total = greta_max(total, partial[7u]);
     greta_barrier();
     f32 row_max = total;
     f32 s = 0.0f;
@@ -284,9 +288,13 @@ void softmax(const f16* __restrict__ x, f16* __restrict__ y, u32 cols) {
     }
     greta_barrier();
     f32 total_1 = partial_1[0];
-    for (u32 k_1 = 1u; k_1 < (256u / GRETA_WAVE_SIZE); ++k_1) {
-        total_1 = total_1 + partial_1[k_1];
-    }
+    total_1 = total_1 + partial_1[1u];
+    total_1 = total_1 + partial_1[2u];
+    total_1 = total_1 + partial_1[3u];
+    total_1 = total_1 + partial_1[4u];
+    total_1 = total_1 + partial_1[5u];
+    total_1 = total_1 + partial_1[6u];
+    total_1 = total_1 + partial_1[7u];
     greta_barrier();
     f32 inv = 1.0f / total_1;
     for (u32 c_2 = tid; c_2 < cols; c_2 += 256u) {

@@ -662,6 +662,7 @@ mod tests {
     fn kernel(name: &str, dtype: Scalar) -> Kernel {
         Kernel {
             name: name.to_string(),
+            target: &Target::GFX942,
             config: vec![
                 ("T".into(), ConfigValue::Type(dtype)),
                 ("block".into(), ConfigValue::U32(256)),

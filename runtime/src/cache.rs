@@ -369,6 +369,7 @@ mod tests {
     pub(crate) fn kernel(name: &str, block: u32) -> Kernel {
         Kernel {
             name: name.to_string(),
+            target: &Target::GFX942,
             config: vec![
                 ("T".into(), ConfigValue::Type(Scalar::F16)),
                 ("block".into(), ConfigValue::U32(block)),

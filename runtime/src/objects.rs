@@ -83,6 +83,7 @@ mod tests {
     fn a_bundle_source_serves_its_objects_and_refuses_other_targets() {
         let kernel = Kernel {
             name: "k".into(),
+            target: &Target::GFX942,
             config: vec![("T".into(), ConfigValue::Type(Scalar::F32))],
             params: vec![],
             vars: vec![],

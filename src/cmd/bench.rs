@@ -104,7 +104,12 @@ fn kernels(args: KernelArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(",");
         let cfg = spec.config(&overrides)?;
-        let problem = (spec.problem)(&cfg, spec.bench_shape, &mut Inputs::new(7))?;
+        let problem = (spec.problem)(
+            &cfg,
+            backend.target(),
+            spec.bench_shape,
+            &mut Inputs::new(7),
+        )?;
         let kernel = device::load(backend, &*objects, &problem.kernel)?;
         let sets = (ROTATE_BYTES / problem.min_bytes.max(1) + 1).clamp(2, 16) as usize;
         let mut on_device = vec![device::upload(backend, kernel, &problem)?];

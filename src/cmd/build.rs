@@ -42,7 +42,7 @@ struct Job {
     config: Config,
 }
 
-fn jobs(config: &str, kernel: Option<&str>) -> Result<Vec<Job>> {
+fn jobs(config: &str, kernel: Option<&str>, target: &'static Target) -> Result<Vec<Job>> {
     let dtypes: Vec<String> = if config.contains("dtype") {
         vec![String::new()]
     } else {
@@ -69,7 +69,8 @@ fn jobs(config: &str, kernel: Option<&str>) -> Result<Vec<Job>> {
             // narrows its vector width): `greta check` needs those variants in the bundle too.
             let mut configs = vec![config.clone()];
             for shape in spec.test_shapes {
-                let problem = (spec.problem)(&config, shape, &mut greta_kernels::Inputs::new(0))?;
+                let problem =
+                    (spec.problem)(&config, target, shape, &mut greta_kernels::Inputs::new(0))?;
                 if !configs.contains(&problem.config) {
                     configs.push(problem.config);
                 }
@@ -87,8 +88,8 @@ struct Built {
     outcome: CacheOutcome,
 }
 
-fn compile(cache: &CompileCache, job: &Job, target: &Target) -> Result<Built> {
-    let kernel = super::build(job.spec, &job.config)?;
+fn compile(cache: &CompileCache, job: &Job, target: &'static Target) -> Result<Built> {
+    let kernel = super::build(job.spec, &job.config, target)?;
     let (object, resources, outcome) = cache.get_or_compile(&kernel, target)?;
     Ok(Built {
         kernel,
@@ -100,7 +101,7 @@ fn compile(cache: &CompileCache, job: &Job, target: &Target) -> Result<Built> {
 
 pub fn run(args: Args) -> Result<()> {
     let target = super::target(&args.target)?;
-    let mut jobs = jobs(&args.config, args.kernel.as_deref())?;
+    let mut jobs = jobs(&args.config, args.kernel.as_deref(), target)?;
     for path in &args.model {
         let file = greta_model::gguf::GgufFile::open(path)?;
         let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)?;

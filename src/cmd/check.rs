@@ -45,7 +45,7 @@ pub fn run(args: Args) -> Result<()> {
             };
             for (s, shape) in shapes.iter().enumerate() {
                 let mut inputs = Inputs::new(1000 + 10 * d as u64 + s as u64);
-                let problem = (spec.problem)(&cfg, shape, &mut inputs)?;
+                let problem = (spec.problem)(&cfg, backend.target(), shape, &mut inputs)?;
                 let outcome = (|| -> Result<_> {
                     let kernel = device::load(backend.as_ref(), &*objects, &problem.kernel)?;
                     let on = device::upload(backend.as_ref(), kernel, &problem)?;

@@ -34,7 +34,7 @@ pub fn run(args: Args) -> Result<()> {
     let spec = super::kernel_spec(&args.kernel)?;
     let target = super::target(&args.target)?;
     let config = spec.config(&args.config)?;
-    let kernel = super::build(spec, &config)?;
+    let kernel = super::build(spec, &config, target)?;
     let format = match args.format {
         FormatArg::Ir => return output(args.output, &greta_dsl::print::print_kernel(&kernel)),
         FormatArg::Hip => Format::Hip,

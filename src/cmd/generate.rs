@@ -20,8 +20,8 @@ pub struct Args {
 fn files() -> Result<Vec<(PathBuf, String)>> {
     let mut out = Vec::new();
     for spec in greta_kernels::all() {
-        let kernel = super::build(spec, &spec.default_config())?;
         for target in Target::ALL {
+            let kernel = super::build(spec, &spec.default_config(), target)?;
             let source = greta_codegen::emit_hip(&kernel, target)?;
             out.push((
                 Path::new(target.name).join(format!("{}.hip", spec.name)),

@@ -88,7 +88,7 @@ fn jobs(args: &Args) -> Result<Vec<Job>> {
 }
 
 fn inspect(job: &Job) -> Result<Row> {
-    let kernel = super::build(job.spec, &job.config)?;
+    let kernel = super::build(job.spec, &job.config, job.target)?;
     let compiled = greta_codegen::compile(&kernel, job.target)?;
     let r = compiled.resources;
     Ok(Row {

@@ -33,10 +33,10 @@ pub fn target(name: &str) -> Result<&'static Target> {
     })
 }
 
-/// Builds and verifies a kernel at a configuration.
-pub fn build(spec: &KernelSpec, config: &Config) -> Result<Kernel> {
-    let kernel =
-        (spec.build)(config).with_context(|| format!("building `{}` [{config}]", spec.name))?;
+/// Builds and verifies a kernel at a configuration for a target.
+pub fn build(spec: &KernelSpec, config: &Config, target: &'static Target) -> Result<Kernel> {
+    let kernel = (spec.build)(config, target)
+        .with_context(|| format!("building `{}` [{config}] for {target}", spec.name))?;
     greta_dsl::valid::validate(&kernel)?;
     Ok(kernel)
 }

@@ -353,7 +353,10 @@ impl<'k> Emitter<'k> {
             Stmt::For {
                 start, end, step, ..
             } => vec![*start, *end, *step],
-            Stmt::While { .. } | Stmt::Return | Stmt::Barrier => vec![],
+            Stmt::While { .. } | Stmt::Return | Stmt::Barrier | Stmt::Mma { .. } => vec![],
+            Stmt::LoadFragment { place, .. } | Stmt::StoreFragment { place, .. } => {
+                vec![place.tile.base, place.tile.stride, place.row, place.col]
+            }
         };
         // Bindings of an enclosing statement must not leak into its body: the body may change
         // the variables and memory they read.
@@ -488,6 +491,9 @@ impl<'k> Emitter<'k> {
                 self.line("}");
             }
             Stmt::Return => self.line("return;"),
+            Stmt::Mma { .. } | Stmt::LoadFragment { .. } | Stmt::StoreFragment { .. } => {
+                return self.err("matrix statements are not lowered yet");
+            }
             Stmt::Barrier => self.line("greta_barrier();"),
             Stmt::Atomic {
                 op,

@@ -16,6 +16,7 @@ impl B {
         B {
             k: Kernel {
                 name: name.into(),
+                target: &greta_dsl::Target::GFX942,
                 config: vec![],
                 params: vec![],
                 vars: vec![],

@@ -51,6 +51,33 @@ fn compound_op(op: &BinOp) -> Option<TokenStream> {
     })
 }
 
+/// The names a destructuring comptime `let` binds (tuples and arrays of names, `_`).
+fn comptime_names(pat: &Pat, out: &mut Vec<String>) -> syn::Result<()> {
+    match pat {
+        Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() && p.mutability.is_none() => {
+            out.push(p.ident.to_string());
+        }
+        Pat::Wild(_) => {}
+        Pat::Tuple(t) => {
+            for p in &t.elems {
+                comptime_names(p, out)?;
+            }
+        }
+        Pat::Slice(s) => {
+            for p in &s.elems {
+                comptime_names(p, out)?;
+            }
+        }
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "a comptime `let` destructures tuples and arrays of names only",
+            ))
+        }
+    }
+    Ok(())
+}
+
 fn single_ident(e: &Expr) -> Option<&syn::Ident> {
     match e {
         Expr::Path(p) if p.qself.is_none() => p.path.get_ident(),
@@ -180,6 +207,45 @@ impl Transformer {
             return Err(unsupported(diverge, "`let … else`"));
         }
         let value = self.expr(&init.expr)?;
+        // A comptime `let` may destructure (`let [m, n, k] = shape;`): it is plain Rust.
+        if comptime && !matches!(&local.pat, Pat::Ident(_) | Pat::Type(_)) {
+            let pat = &local.pat;
+            let mut names = Vec::new();
+            comptime_names(pat, &mut names)?;
+            for n in names {
+                self.bind(&n, Binding::Comptime);
+            }
+            return Ok(quote!(let #pat = #value;));
+        }
+        // `let (a, b) = pair;` of runtime values: each name bound as a `let` of its own.
+        if let Pat::Tuple(t) = &local.pat {
+            let mut idents = Vec::new();
+            for p in &t.elems {
+                match p {
+                    Pat::Ident(i)
+                        if i.by_ref.is_none() && i.subpat.is_none() && i.mutability.is_none() =>
+                    {
+                        idents.push(i.ident.clone())
+                    }
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "a tuple `let` in a kernel binds plain names",
+                        ))
+                    }
+                }
+            }
+            let temps: Vec<syn::Ident> = (0..idents.len())
+                .map(|i| syn::Ident::new(&format!("__greta_t{i}"), Span::call_site()))
+                .collect();
+            let mut out = quote!(let (#(#temps,)*) = #value;);
+            for (ident, temp) in idents.iter().zip(&temps) {
+                let name = ident.to_string();
+                self.bind(&name, Binding::Immutable);
+                out.extend(quote_spanned!(ident.span()=> let #ident = ::greta_dsl::front::bind(#name, #temp);));
+            }
+            return Ok(out);
+        }
         let (ident, mutable, ty) = match &local.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => (&p.ident, p.mutability.is_some(), None),
             Pat::Type(t) if comptime => match &*t.pat {

@@ -127,12 +127,15 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
     Ok(quote! {
         #(#attrs)*
         #[allow(unused_mut, clippy::all)]
-        #vis fn #ident #generics (#(#comptime_args),*)
+        #vis fn #ident #generics (
+            __greta_target: &'static ::greta_dsl::Target,
+            #(#comptime_args),*
+        )
             -> ::core::result::Result<::greta_dsl::ir::Kernel, ::greta_dsl::front::BuildError>
             #where_clause
         {
             let __greta_config = ::std::vec![#(#generic_config,)* #(#config,)*];
-            ::greta_dsl::front::build_kernel(#name, __greta_config, move || {
+            ::greta_dsl::front::build_kernel(#name, __greta_target, __greta_config, move || {
                 #(#declare)*
                 #body
             })

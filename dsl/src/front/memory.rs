@@ -52,6 +52,12 @@ impl<T: Elem> Clone for Local<T> {
 }
 impl<T: Elem> Copy for Local<T> {}
 
+impl<T: Elem> Local<T> {
+    pub(crate) fn id(self) -> LocalId {
+        self.id
+    }
+}
+
 /// A memory object that can be indexed.
 #[diagnostic::on_unimplemented(
     message = "cannot index `{Self}`: it is not a buffer or an array",

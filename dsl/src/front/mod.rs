@@ -18,12 +18,17 @@
 
 mod control;
 mod intrinsics;
+mod matrix;
 mod memory;
 mod ops;
 mod values;
 
 pub use control::{for_range, for_range_step, ret, CondState, LoopRange, RuntimeLoop, WhileState};
 pub use intrinsics::*;
+pub use matrix::{
+    fragments, global_tile, lds_tiles, matrix_inst, matrix_inst_shaped, mma, Accum, Frag, Frags,
+    LdsTiles, MatA, MatB, MatrixElem, Role, Tile, TileLayout,
+};
 pub use memory::{
     declare_param, load, local_array, shared, store, vload, vstore, ComptimeLen, Global, Index,
     KernelParam, Local, MemoryHandle, Read, ReadWrite, Shared, Writable,
@@ -38,6 +43,7 @@ pub use values::{
 use crate::ir::{
     Block, ConfigValue, Expr, ExprId, ExprNode, Kernel, Stmt, Type, Var as IrVar, VarId,
 };
+use crate::target::Target;
 use std::cell::RefCell;
 
 /// Why a kernel could not be built. Most misuse is caught by Rust's type checker; these are the
@@ -115,17 +121,30 @@ impl Builder {
     pub(crate) fn kernel_mut(&mut self) -> &mut Kernel {
         &mut self.kernel
     }
+
+    pub(crate) fn target(&self) -> &'static Target {
+        self.kernel.target
+    }
 }
 
-/// Builds one kernel: `body` records its statements. This is what a `#[kernel]` function calls.
+/// The target the kernel being built is for: its wave size, LDS limits and matrix
+/// instructions, for choosing sizes at build time.
+pub fn target() -> &'static Target {
+    with(|b| b.target())
+}
+
+/// Builds one kernel for `target`: `body` records its statements. This is what a `#[kernel]`
+/// function calls.
 pub fn build_kernel(
     name: &str,
+    target: &'static Target,
     config: Vec<(String, ConfigValue)>,
     body: impl FnOnce(),
 ) -> Result<Kernel, BuildError> {
     let builder = Builder {
         kernel: Kernel {
             name: name.to_string(),
+            target,
             config,
             params: Vec::new(),
             vars: Vec::new(),

@@ -167,6 +167,29 @@ pub enum InterpError {
         why: &'static str,
     },
 
+    #[error(
+        "kernel `{kernel}`: {op} in block {block} needs every lane of wave {wave}: thread \
+         {thread} {why}"
+    )]
+    WaveCollective {
+        kernel: String,
+        op: &'static str,
+        block: Dim3,
+        wave: usize,
+        thread: Dim3,
+        why: &'static str,
+    },
+
+    #[error("kernel `{kernel}`: {op} of `{memory}` in block {block}, thread {thread}: {detail}")]
+    FragmentPlace {
+        kernel: String,
+        op: &'static str,
+        memory: String,
+        block: Dim3,
+        thread: Dim3,
+        detail: String,
+    },
+
     /// The kernel failed [`crate::valid::validate`] (its message names the kernel and place).
     #[error("invalid kernel: {0}")]
     Invalid(#[from] crate::valid::ValidationError),

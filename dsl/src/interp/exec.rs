@@ -11,6 +11,8 @@ use crate::ir::{
 };
 use crate::target::Target;
 
+mod matrix;
+
 type R<T> = Result<T, InterpError>;
 
 /// An LDS array (one per block) or a register array (one per thread) with its init bits.
@@ -381,6 +383,28 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
                         why,
                     });
                 }
+                Ok(false)
+            }
+            Stmt::Mma { shape, a, b, c, d } => {
+                self.exec_mma(*shape, *a, *b, *c, *d, mask)?;
+                Ok(false)
+            }
+            Stmt::LoadFragment {
+                shape,
+                operand,
+                frag,
+                place,
+            } => {
+                self.exec_fragment(*shape, *operand, *frag, place, false, mask)?;
+                Ok(false)
+            }
+            Stmt::StoreFragment {
+                shape,
+                operand,
+                frag,
+                place,
+            } => {
+                self.exec_fragment(*shape, *operand, *frag, place, true, mask)?;
                 Ok(false)
             }
         }

@@ -35,6 +35,8 @@
 //! - Global memory is the [`Arg`] buffers. LDS is per block and starts uninitialised; register
 //!   arrays are per thread and start uninitialised; both track an init bit per element and a read
 //!   of an unwritten element is an error.
+//! - Matrix statements (`Mma`, fragment loads and stores) run per wave by the kernel target's
+//!   fragment layouts; see `exec/matrix.rs`.
 //! - Shuffles and wave reductions group threads into waves of `target.wave_size` consecutive
 //!   linear thread ids (lane = linear id % wave size, also what `LaneId` returns).
 //!   `Down`/`Up` reading past either end of the wave keep their own value; `Xor` and `Idx` naming
@@ -234,6 +236,12 @@ fn check_dims(kernel: &Kernel, target: &Target, dims: &LaunchDims) -> Result<(),
             reason,
         })
     };
+    if kernel.target != target {
+        return bad(format!(
+            "it was built for {} and cannot run as {}: build it for the target it runs on",
+            kernel.target.name, target.name
+        ));
+    }
     if dims.grid.contains(&0) || dims.block.contains(&0) {
         return bad(format!(
             "grid {:?} and block {:?} must have no zero dimension",
@@ -266,10 +274,10 @@ fn check_dims(kernel: &Kernel, target: &Target, dims: &LaunchDims) -> Result<(),
             "its register arrays take {regs} elements per block, too many to interpret"
         ));
     }
-    if lds > target.lds_bytes as u64 {
+    if lds > target.lds_bytes_max as u64 {
         return bad(format!(
             "its LDS arrays take {lds} bytes, more than {} allows ({})",
-            target.name, target.lds_bytes
+            target.name, target.lds_bytes_max
         ));
     }
     Ok(())

@@ -7,6 +7,7 @@ use crate::ir::*;
 fn kernel(params: Vec<Param>, exprs: Vec<(Expr, Type)>, body: Vec<Stmt>) -> Kernel {
     Kernel {
         name: "bad".into(),
+        target: &Target::SM_90,
         config: vec![],
         params,
         vars: vec![Var {

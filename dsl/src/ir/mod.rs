@@ -16,6 +16,7 @@ mod types;
 
 pub use types::{Scalar, Type};
 
+use crate::target::Target;
 use std::fmt;
 
 /// Index of an expression in [`Kernel::exprs`].
@@ -310,6 +311,109 @@ pub enum AtomicOp {
     Max,
 }
 
+/// The shape of one matrix-core operation: `D (m × n) = A (m × k) · B (k × n) + C`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MmaShape {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+}
+
+impl MmaShape {
+    pub const fn new(m: u32, n: u32, k: u32) -> MmaShape {
+        MmaShape { m, n, k }
+    }
+}
+
+impl std::fmt::Display for MmaShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "m{}n{}k{}", self.m, self.n, self.k)
+    }
+}
+
+/// Which matrix of a matrix-core operation a fragment holds. C and D share the accumulator
+/// layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operand {
+    A,
+    B,
+    Acc,
+}
+
+impl Operand {
+    pub fn name(self) -> &'static str {
+        match self {
+            Operand::A => "A",
+            Operand::B => "B",
+            Operand::Acc => "accumulator",
+        }
+    }
+}
+
+/// A fragment: `len` consecutive elements of a per-thread register array, starting at
+/// `offset` (the length comes from the instruction's layout for the operand).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragRef {
+    pub local: LocalId,
+    pub offset: u32,
+}
+
+/// An XOR swizzle of a row-major tile: within row `r`, the groups of `chunk` consecutive
+/// elements are permuted by `group ^ ((r / row_div) % period)`, so that the same column of
+/// consecutive rows falls into different LDS banks. `period == 1` is no swizzle. All three are
+/// powers of two; the tile's row must hold a multiple of `chunk · period` elements for the
+/// permutation to stay inside the row (the DSL's tile type checks that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Swizzle {
+    pub chunk: u32,
+    pub row_div: u32,
+    pub period: u32,
+}
+
+impl Swizzle {
+    pub const NONE: Swizzle = Swizzle {
+        chunk: 1,
+        row_div: 1,
+        period: 1,
+    };
+
+    pub fn is_none(&self) -> bool {
+        self.period == 1
+    }
+
+    /// The column where element `(row, col)` of the logical tile is stored.
+    pub fn apply(&self, row: u32, col: u32) -> u32 {
+        let group = col / self.chunk;
+        let swizzled = group ^ ((row / self.row_div) % self.period);
+        swizzled * self.chunk + col % self.chunk
+    }
+}
+
+/// A row-major tile in memory: element `(r, c)` is at `base + r · stride + swizzle(r, c)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TileRef {
+    pub mem: Memory,
+    pub base: ExprId,
+    pub stride: ExprId,
+    pub swizzle: Swizzle,
+}
+
+/// How a fragment is placed in a tile: its element `(i, j)` of the operand's matrix is tile
+/// element `(row + i, col + j)`, or `(row + j, col + i)` when `transposed` (B stored as `n × k`,
+/// the GGUF weight layout, is a transposed B).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragPlace {
+    pub tile: TileRef,
+    pub row: ExprId,
+    pub col: ExprId,
+    pub transposed: bool,
+}
+
+/// Fragment accesses need `base`, `stride` and the placement's memory column to be multiples
+/// of this many elements, so that every lowering (NVIDIA's `ldmatrix` reads 16-byte rows) is
+/// valid; the interpreter checks it.
+pub const FRAGMENT_ALIGN: u32 = 8;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Const(Const),
@@ -417,6 +521,31 @@ pub enum Stmt {
         value: ExprId,
         result: Option<VarId>,
     },
+    /// Wave-collective matrix multiply-add `d = a · b + c` on fragments, by the kernel's
+    /// target's instruction of `shape` for the fragments' element type (the target's table has
+    /// each operand's layout). Every lane of the wave must take part. `d` may be `c`.
+    Mma {
+        shape: MmaShape,
+        a: FragRef,
+        b: FragRef,
+        c: FragRef,
+        d: FragRef,
+    },
+    /// Wave-collective load of `operand`'s fragment from a tile: each lane's elements by the
+    /// instruction's layout. `place`'s expressions must be the same on every lane of the wave.
+    LoadFragment {
+        shape: MmaShape,
+        operand: Operand,
+        frag: FragRef,
+        place: FragPlace,
+    },
+    /// The store counterpart of [`Stmt::LoadFragment`].
+    StoreFragment {
+        shape: MmaShape,
+        operand: Operand,
+        frag: FragRef,
+        place: FragPlace,
+    },
 }
 
 /// A comptime configuration value, recorded so that the kernel's identity and the generated
@@ -438,10 +567,14 @@ impl fmt::Display for ConfigValue {
     }
 }
 
-/// One kernel at one comptime configuration.
+/// One kernel at one comptime configuration, built for one target.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
     pub name: String,
+    /// The target the kernel was built for: its builder chose sizes and instructions from it,
+    /// so the kernel runs on that target only (the interpreter and the code generator refuse
+    /// another).
+    pub target: &'static Target,
     /// Comptime parameters with their values, in declaration order.
     pub config: Vec<(String, ConfigValue)>,
     pub params: Vec<Param>,

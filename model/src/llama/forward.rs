@@ -214,11 +214,12 @@ impl Model {
         let act = Activations::new(&cfg);
         let mut kernels = HashMap::new();
         for p in super::plan(g, &cfg) {
-            let kernel = (p.spec.build)(&p.config).map_err(|e| LoadError::Kernel {
-                kernel: p.spec.name.into(),
-                config: p.config.to_string(),
-                message: e.to_string(),
-            })?;
+            let kernel =
+                (p.spec.build)(&p.config, backend.target()).map_err(|e| LoadError::Kernel {
+                    kernel: p.spec.name.into(),
+                    config: p.config.to_string(),
+                    message: e.to_string(),
+                })?;
             let object = objects(&kernel).map_err(|message| LoadError::Kernel {
                 kernel: p.spec.name.into(),
                 config: p.config.to_string(),

@@ -8,6 +8,7 @@ use greta_dsl::ir::{Access, Const, Param, ParamKind};
 fn kernel(name: &str, params: Vec<Param>) -> Kernel {
     Kernel {
         name: name.into(),
+        target: &Target::GFX942,
         config: vec![],
         params,
         vars: vec![],

@@ -1,0 +1,572 @@
+//! Matrix cores in the DSL: tiles that own their memory layout, register fragments typed by the
+//! operand they hold, and the wave-collective `mma`.
+//!
+//! A kernel chooses its instruction at build time from the target it is built for
+//! ([`matrix_inst`]); fragment sizes follow from the instruction's layout, so one kernel
+//! definition serves wave-64 MFMA and warp-32 `mma.sync`. The operand is part of a fragment's
+//! type (`Frag<f16, MatA>`), so passing a B fragment where `mma` wants an A, or an f32 fragment
+//! as a multiplicand, is a Rust type error at the offending tokens.
+//!
+//! ```text
+//! let inst = matrix_inst::<T>();                       // comptime: the target's instruction
+//! let a = fragments::<T, MatA>(inst, 2);               // 2 A fragments in registers
+//! let acc = fragments::<f32, Accum>(inst, 4);
+//! a.at(0).load(&tile_a, row, col);                     // from an LDS tile (ldmatrix on NVIDIA)
+//! mma(a.at(0), b.at(1), acc.at(1), acc.at(1));         // acc += A · B
+//! let (r, c) = acc.at(1).coord(e);                     // where element e of this lane sits
+//! ```
+
+use super::memory::{Global, Local, MemoryHandle, Shared};
+use super::values::{Elem, Float, IntoVal, Val};
+use super::with;
+use crate::ir::{FragPlace, FragRef, Memory, MmaShape, Operand, Scalar, Stmt, Swizzle, TileRef};
+use crate::target::{Coord, MatrixInst};
+use std::marker::PhantomData;
+
+/// Element types matrix cores multiply: f16 and bf16.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a matrix-core multiplicand",
+    label = "matrix cores multiply f16 or bf16 fragments (accumulating in f32)"
+)]
+pub trait MatrixElem: Float {}
+impl MatrixElem for half::f16 {}
+impl MatrixElem for half::bf16 {}
+
+/// The operand a fragment type holds.
+pub trait Role: Copy + 'static {
+    const OPERAND: Operand;
+}
+/// Marker: the A (`m × k`) multiplicand.
+#[derive(Clone, Copy, Debug)]
+pub struct MatA;
+/// Marker: the B (`k × n`) multiplicand.
+#[derive(Clone, Copy, Debug)]
+pub struct MatB;
+/// Marker: the f32 accumulator (`m × n`), C and D.
+#[derive(Clone, Copy, Debug)]
+pub struct Accum;
+impl Role for MatA {
+    const OPERAND: Operand = Operand::A;
+}
+impl Role for MatB {
+    const OPERAND: Operand = Operand::B;
+}
+impl Role for Accum {
+    const OPERAND: Operand = Operand::Acc;
+}
+
+/// The preferred matrix instruction of the target being built for, for `T` multiplicands.
+/// Records a build error (and returns the first instruction of any type, so the build can go
+/// on to report it) when the target has none.
+pub fn matrix_inst<T: MatrixElem>() -> &'static MatrixInst {
+    matrix_inst_of::<T>(None)
+}
+
+/// The target's matrix instruction of `shape` for `T` multiplicands (see [`matrix_inst`]).
+pub fn matrix_inst_shaped<T: MatrixElem>(m: u32, n: u32, k: u32) -> &'static MatrixInst {
+    matrix_inst_of::<T>(Some(MmaShape::new(m, n, k)))
+}
+
+fn matrix_inst_of<T: MatrixElem>(shape: Option<MmaShape>) -> &'static MatrixInst {
+    with(|b| {
+        let target = b.target();
+        let found = match shape {
+            Some(s) => target.mma(s, T::SCALAR),
+            None => target.preferred_mma(T::SCALAR),
+        };
+        match found {
+            Some(i) => i,
+            None => {
+                let what = shape.map_or_else(String::new, |s| format!("{s} "));
+                b.error(format!(
+                    "{} has no {what}matrix instruction for {} inputs",
+                    target.name,
+                    T::SCALAR
+                ));
+                &target.matrix[0]
+            }
+        }
+    })
+}
+
+/// `count` fragments of `role` for `inst`, in one register array.
+pub fn fragments<T: Elem, R: Role>(inst: &'static MatrixInst, count: u32) -> Frags<T, R> {
+    if T::SCALAR != inst.elem(R::OPERAND) {
+        with(|b| {
+            b.error(format!(
+                "{} fragments of {} hold {}, not {}",
+                R::OPERAND.name(),
+                inst.name,
+                inst.elem(R::OPERAND),
+                T::SCALAR
+            ))
+        });
+    }
+    let len = inst.layout(R::OPERAND).len;
+    let local = super::memory::local_array::<T>(len * count.max(1));
+    Frags {
+        local,
+        inst,
+        count,
+        _r: PhantomData,
+    }
+}
+
+/// Several fragments of one operand in one register array; [`Frags::at`] picks one.
+pub struct Frags<T: Elem, R: Role> {
+    local: Local<T>,
+    inst: &'static MatrixInst,
+    count: u32,
+    _r: PhantomData<R>,
+}
+
+/// One fragment: `len` elements of a register array, per lane.
+pub struct Frag<T: Elem, R: Role> {
+    local: Local<T>,
+    offset: u32,
+    inst: &'static MatrixInst,
+    _r: PhantomData<R>,
+}
+
+impl<T: Elem, R: Role> Clone for Frags<T, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Elem, R: Role> Copy for Frags<T, R> {}
+impl<T: Elem, R: Role> Clone for Frag<T, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Elem, R: Role> Copy for Frag<T, R> {}
+
+impl<T: Elem, R: Role> super::Bind for Frags<T, R> {
+    fn bind(self, name: &str) -> Self {
+        super::Bind::bind(self.local, name);
+        self
+    }
+}
+impl<T: Elem, R: Role> super::Bind for Frag<T, R> {
+    fn bind(self, _name: &str) -> Self {
+        self
+    }
+}
+
+impl<T: Elem, R: Role> Frags<T, R> {
+    /// Fragment `i` (comptime).
+    pub fn at(self, i: u32) -> Frag<T, R> {
+        if i >= self.count {
+            with(|b| {
+                b.error(format!(
+                    "fragment {i} of {} {} fragments",
+                    self.count,
+                    R::OPERAND.name()
+                ))
+            });
+        }
+        let len = self.inst.layout(R::OPERAND).len;
+        Frag {
+            local: self.local,
+            offset: i.min(self.count.saturating_sub(1)) * len,
+            inst: self.inst,
+            _r: PhantomData,
+        }
+    }
+
+    /// Elements per lane of one fragment.
+    pub fn elems(self) -> u32 {
+        self.inst.layout(R::OPERAND).len
+    }
+
+    pub fn count(self) -> u32 {
+        self.count
+    }
+
+    /// Sets every element of every fragment to `value`.
+    pub fn fill(self, value: impl IntoVal<Elem = T> + Copy) {
+        for i in 0..self.count * self.elems() {
+            super::memory::store(&self.local, i, value);
+        }
+    }
+}
+
+fn coord_expr(c: &Coord, lane: Val<u32>, elem: u32) -> Val<u32> {
+    let mut v: Val<u32> = Val::constant(c.elem_part(elem));
+    for t in c.lane {
+        let mut x = lane;
+        if t.div != 1 {
+            x = x / t.div;
+        }
+        // `lane < wave size` and every term's modulo covers the lanes it sees, except where it
+        // folds lane groups; the modulo is kept whenever it can matter.
+        x = x % t.modulo;
+        if t.mul != 1 {
+            x = x * t.mul;
+        }
+        v = v + x;
+    }
+    v
+}
+
+impl<T: Elem, R: Role> Frag<T, R> {
+    fn frag_ref(self) -> FragRef {
+        FragRef {
+            local: self.local.id(),
+            offset: self.offset,
+        }
+    }
+
+    /// Elements per lane.
+    pub fn elems(self) -> u32 {
+        self.inst.layout(R::OPERAND).len
+    }
+
+    /// Element `i` (comptime) of this lane's fragment.
+    pub fn get(self, i: u32) -> Val<T> {
+        super::memory::load(&self.local, self.offset + i)
+    }
+
+    /// Sets element `i` (comptime) of this lane's fragment.
+    pub fn set(self, i: u32, value: impl IntoVal<Elem = T>) {
+        super::memory::store(&self.local, self.offset + i, value);
+    }
+
+    /// `(row, column)` in the operand's matrix of this lane's element `i` (comptime), by the
+    /// instruction's layout: what an epilogue needs to know where a result goes.
+    pub fn coord(self, i: u32) -> (Val<u32>, Val<u32>) {
+        let layout = self.inst.layout(R::OPERAND);
+        let lane = super::lane_id();
+        (
+            coord_expr(&layout.row, lane, i),
+            coord_expr(&layout.col, lane, i),
+        )
+    }
+
+    fn place(
+        tile: &Tile<T>,
+        row: impl IntoVal<Elem = u32>,
+        col: impl IntoVal<Elem = u32>,
+        transposed: bool,
+    ) -> FragPlace {
+        FragPlace {
+            tile: tile.tile_ref(),
+            row: row.into_val().id,
+            col: col.into_val().id,
+            transposed,
+        }
+    }
+
+    fn access(self, place: FragPlace, store: bool) {
+        let (shape, operand, frag) = (self.inst.shape, R::OPERAND, self.frag_ref());
+        with(|b| {
+            b.push(if store {
+                Stmt::StoreFragment {
+                    shape,
+                    operand,
+                    frag,
+                    place,
+                }
+            } else {
+                Stmt::LoadFragment {
+                    shape,
+                    operand,
+                    frag,
+                    place,
+                }
+            })
+        });
+    }
+
+    /// Loads this fragment from `tile`, its `(0, 0)` element at tile element `(row, col)`.
+    pub fn load(
+        self,
+        tile: &Tile<T>,
+        row: impl IntoVal<Elem = u32>,
+        col: impl IntoVal<Elem = u32>,
+    ) {
+        self.access(Self::place(tile, row, col, false), false);
+    }
+
+    /// Loads this fragment from a tile that holds the operand transposed: element `(i, j)` of
+    /// the operand is tile element `(row + j, col + i)` (B stored `n × k`, as GGUF weights are).
+    pub fn load_transposed(
+        self,
+        tile: &Tile<T>,
+        row: impl IntoVal<Elem = u32>,
+        col: impl IntoVal<Elem = u32>,
+    ) {
+        self.access(Self::place(tile, row, col, true), false);
+    }
+
+    /// Stores this fragment into `tile` at `(row, col)` (see [`Frag::load`]).
+    pub fn store(
+        self,
+        tile: &Tile<T>,
+        row: impl IntoVal<Elem = u32>,
+        col: impl IntoVal<Elem = u32>,
+    ) {
+        self.access(Self::place(tile, row, col, false), true);
+    }
+}
+
+/// `d = a · b + c`, collectively by the wave, on the kernel's target's matrix instruction.
+pub fn mma<T: MatrixElem>(
+    a: Frag<T, MatA>,
+    b: Frag<T, MatB>,
+    c: Frag<f32, Accum>,
+    d: Frag<f32, Accum>,
+) {
+    let inst = a.inst;
+    if b.inst != inst || c.inst != inst || d.inst != inst {
+        with(|bld| {
+            bld.error(format!(
+                "mma on fragments of different instructions ({}, {}, {}, {})",
+                a.inst.name, b.inst.name, c.inst.name, d.inst.name
+            ))
+        });
+    }
+    let stmt = Stmt::Mma {
+        shape: inst.shape,
+        a: a.frag_ref(),
+        b: b.frag_ref(),
+        c: c.frag_ref(),
+        d: d.frag_ref(),
+    };
+    with(|bld| bld.push(stmt));
+}
+
+/// How a tile lays out its rows in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TileLayout {
+    /// Rows of `cols + pad` elements: the padding shifts consecutive rows across banks.
+    Padded(u32),
+    /// Rows of exactly `cols` elements, 16-byte chunks XOR-swizzled by row (see [`Swizzle`]).
+    Swizzled(Swizzle),
+}
+
+impl super::Bind for TileLayout {
+    fn bind(self, _name: &str) -> Self {
+        self
+    }
+}
+
+impl TileLayout {
+    /// The XOR swizzle of 16-byte chunks that puts the same chunk of 8 consecutive rows in 8
+    /// different groups of banks of `target` (what 8-row `ldmatrix` reads and 16-byte stores
+    /// need to be conflict-free), for rows of `cols` elements of `elem`.
+    pub fn swizzled_for(target: &crate::Target, elem: Scalar, cols: u32) -> TileLayout {
+        let chunk = (16 / elem.size_bytes()).max(1);
+        let line_chunks = (target.lds_banks.banks * target.lds_banks.bank_bytes / 16).max(1);
+        let row_chunks = (cols / chunk).max(1);
+        if !row_chunks.is_power_of_two() || !cols.is_multiple_of(chunk) {
+            return TileLayout::Padded(chunk);
+        }
+        let period = row_chunks.min(line_chunks);
+        let row_div = (line_chunks / row_chunks).max(1);
+        TileLayout::Swizzled(Swizzle {
+            chunk,
+            row_div,
+            period,
+        })
+    }
+}
+
+/// A row-major matrix tile in LDS or global memory that knows its layout: element `(r, c)` is
+/// at `base + r · stride + swizzle(r, c)`.
+pub struct Tile<T: Elem> {
+    mem: Memory,
+    base: Val<u32>,
+    stride: Val<u32>,
+    /// Comptime stride, for LDS tiles (the allocation's row length).
+    stride_c: Option<u32>,
+    swizzle: Swizzle,
+    _t: PhantomData<T>,
+}
+
+impl<T: Elem> Clone for Tile<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Elem> Copy for Tile<T> {}
+impl<T: Elem> super::Bind for Tile<T> {
+    fn bind(self, _name: &str) -> Self {
+        self
+    }
+}
+
+/// `stages` LDS tiles of `rows × cols` elements with `layout`, in one LDS array; stage `s` is
+/// [`LdsTiles::stage`]. Build error if the layout does not fit the row length.
+pub fn lds_tiles<T: Elem>(stages: u32, rows: u32, cols: u32, layout: TileLayout) -> LdsTiles<T> {
+    let (stride, swizzle) = match layout {
+        TileLayout::Padded(pad) => (cols + pad, Swizzle::NONE),
+        TileLayout::Swizzled(s) => {
+            let ok = [s.chunk, s.row_div, s.period]
+                .iter()
+                .all(|v| v.is_power_of_two())
+                && cols.is_multiple_of(s.chunk * s.period);
+            if !ok {
+                with(|b| {
+                    b.error(format!(
+                        "swizzle {s:?} does not fit rows of {cols} elements (chunk, row_div and \
+                         period must be powers of two, and a row a multiple of chunk · period)"
+                    ))
+                });
+            }
+            (cols, s)
+        }
+    };
+    let array = super::memory::shared::<T>((stages * rows * stride).max(1));
+    LdsTiles {
+        array,
+        rows,
+        stride,
+        swizzle,
+        stages,
+    }
+}
+
+/// Stages of one LDS tile shape (see [`lds_tiles`]).
+pub struct LdsTiles<T: Elem> {
+    array: Shared<T>,
+    rows: u32,
+    stride: u32,
+    swizzle: Swizzle,
+    stages: u32,
+}
+
+impl<T: Elem> Clone for LdsTiles<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Elem> Copy for LdsTiles<T> {}
+impl<T: Elem> super::Bind for LdsTiles<T> {
+    fn bind(self, name: &str) -> Self {
+        super::Bind::bind(self.array, name);
+        self
+    }
+}
+
+impl<T: Elem> LdsTiles<T> {
+    /// Stage `s` (comptime, or runtime for a ring buffer).
+    pub fn stage(self, s: impl IntoVal<Elem = u32>) -> Tile<T> {
+        let s = s.into_val();
+        Tile {
+            mem: self.array.memory(),
+            base: s * (self.rows * self.stride),
+            stride: Val::constant(self.stride),
+            stride_c: Some(self.stride),
+            swizzle: self.swizzle,
+            _t: PhantomData,
+        }
+    }
+
+    pub fn stages(self) -> u32 {
+        self.stages
+    }
+}
+
+/// A plain row-major tile of a global buffer: element `(r, c)` at `base + r · stride + c`.
+pub fn global_tile<T: Elem, A>(
+    buffer: &Global<T, A>,
+    base: impl IntoVal<Elem = u32>,
+    stride: impl IntoVal<Elem = u32>,
+) -> Tile<T> {
+    Tile {
+        mem: buffer.memory(),
+        base: base.into_val(),
+        stride: stride.into_val(),
+        stride_c: None,
+        swizzle: Swizzle::NONE,
+        _t: PhantomData,
+    }
+}
+
+impl<T: Elem> Tile<T> {
+    fn tile_ref(&self) -> TileRef {
+        TileRef {
+            mem: self.mem,
+            base: self.base.id,
+            stride: self.stride.id,
+            swizzle: self.swizzle,
+        }
+    }
+
+    /// The element index of `(row, col)`; `col` comptime-aligned runs of the swizzle's chunk
+    /// stay contiguous, so a vector access of up to `chunk` elements at an aligned `col` is one
+    /// access.
+    pub fn index(&self, row: impl IntoVal<Elem = u32>, col: impl IntoVal<Elem = u32>) -> Val<u32> {
+        let (row, col) = (row.into_val(), col.into_val());
+        let s = self.swizzle;
+        let c = if s.is_none() {
+            col
+        } else {
+            let mut key = row;
+            if s.row_div != 1 {
+                key = key / s.row_div;
+            }
+            key = key % s.period;
+            col ^ (key * s.chunk)
+        };
+        self.base + row * self.stride + c
+    }
+
+    /// Row length of the allocation (LDS tiles).
+    pub fn stride(&self) -> Option<u32> {
+        self.stride_c
+    }
+
+    /// Loads `N` consecutive elements at `(row, col)` (`col` a multiple of `N`, `N` at most
+    /// the swizzle's chunk).
+    pub fn vload<const N: usize>(
+        &self,
+        row: impl IntoVal<Elem = u32>,
+        col: impl IntoVal<Elem = u32>,
+    ) -> Val<super::Vector<T, N>> {
+        let index = self.index(row, col);
+        Val::from_expr(crate::ir::Expr::Load {
+            mem: self.mem,
+            index: index.id,
+            lanes: N as u8,
+        })
+    }
+
+    /// Stores `N` consecutive elements at `(row, col)` (see [`Tile::vload`]).
+    pub fn vstore<const N: usize>(
+        &self,
+        row: impl IntoVal<Elem = u32>,
+        col: impl IntoVal<Elem = u32>,
+        value: Val<super::Vector<T, N>>,
+    ) {
+        let index = self.index(row, col);
+        let mem = self.mem;
+        with(|b| {
+            b.push(Stmt::Store {
+                mem,
+                index: index.id,
+                value: value.id,
+            })
+        });
+    }
+
+    /// Stores one element at `(row, col)`.
+    pub fn store(
+        &self,
+        row: impl IntoVal<Elem = u32>,
+        col: impl IntoVal<Elem = u32>,
+        value: impl IntoVal<Elem = T>,
+    ) {
+        let index = self.index(row, col);
+        let value = value.into_val();
+        let mem = self.mem;
+        with(|b| {
+            b.push(Stmt::Store {
+                mem,
+                index: index.id,
+                value: value.id,
+            })
+        });
+    }
+}
