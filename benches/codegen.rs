@@ -11,7 +11,8 @@ fn emit_all(c: &mut Criterion) {
                 for target in Target::ALL {
                     let kernel = (spec.build)(&spec.default_config(), target).expect("builds");
                     greta_dsl::valid::validate(&kernel).expect("valid");
-                    greta_codegen::emit_hip(&kernel, target).expect("emits");
+                    greta_codegen::emit_source(&kernel, target, greta_codegen::Via::Hip)
+                        .expect("emits");
                 }
             }
         })

@@ -10,6 +10,10 @@ pub enum CodegenError {
     #[error("kernel `{kernel}`: {message}")]
     Unsupported { kernel: String, message: String },
 
+    /// The kernel failed the verifier (a bug in the front end or in hand-built IR).
+    #[error(transparent)]
+    Invalid(Box<greta_dsl::valid::ValidationError>),
+
     /// An output format that does not exist for the target (PTX for an AMD GPU).
     #[error("{format} output is not available for target {target}: {reason}")]
     FormatUnavailable {

@@ -1,36 +1,77 @@
 //! greta-codegen: from the kernel IR to GPU code.
 //!
-//! - [`hip`]: IR → HIP C++, one emitter for AMD (gfx942) and NVIDIA (sm_90); what differs per
-//!   family is one [`hip::Dialect`] table.
-//! - [`toolchain`]: drivers for clang, ptxas and llvm-readelf (HIP → code object / AMDGCN
-//!   assembly / PTX → cubin), located once, with typed errors.
-//! - [`resources`]: register, LDS and scratch/spill figures read back from the tools.
+//! The IR is the centre; backends are peers around it (naga's `back/*`), each one module with
+//! one entry that takes the verified kernel and what the verifier learnt about it
+//! ([`greta_dsl::valid::KernelInfo`]):
+//! - [`back::hip`]: IR → HIP C++, one writer for AMD (gfx942) and NVIDIA (sm_90); what differs
+//!   per family is one [`back::hip::Dialect`] table;
+//! - (the LLVM IR backend will sit beside it; callers name a [`Via`] and never a backend's
+//!   internals).
 //!
-//! The top-level [`emit`] and [`compile`] are what the runtime and the CLI call.
+//! Around them:
+//! - [`toolchain`]: drivers for clang, ptxas and llvm-readelf (source → code object / AMDGCN
+//!   assembly / PTX → cubin), located once, with typed errors;
+//! - [`resources`]: register, LDS and scratch/spill figures read back from the tools, and the
+//!   count of matrix instructions in the result.
+//!
+//! The top-level [`emit`] and [`compile`] are what the runtime and the CLI call: they verify the
+//! kernel, check it was built for the target asked for, and hand both to the backend.
 
-pub mod hip;
+pub mod back;
 pub mod resources;
 pub mod toolchain;
 
 mod error;
 
 use greta_dsl::ir::Kernel;
+use greta_dsl::valid::KernelInfo;
 use greta_dsl::{Family, Target};
 
 pub use error::CodegenError;
-pub use hip::emit_hip;
 pub use resources::Resources;
 pub use toolchain::{ToolVersions, Toolchain};
 
-/// Bump whenever generated code may change for the same IR (prelude, emitter, compiler flags):
-/// compile caches key on it.
-pub const CODEGEN_VERSION: &str = "hip-1";
+/// Which lowering of the IR produces the code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// HIP C++ (CUDA dialect for NVIDIA) compiled by clang.
+    Hip,
+}
+
+impl Via {
+    pub const ALL: [Via; 1] = [Via::Hip];
+
+    /// The name users type (`--via hip`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Hip => "hip",
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<Via> {
+        Via::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// Bump whenever this backend's output may change for the same IR (prelude, writer,
+    /// compiler flags): compile caches and bundles key on it.
+    pub fn version(self) -> &'static str {
+        match self {
+            Via::Hip => "hip-2",
+        }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A textual output of [`emit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// The generated HIP C++ source.
-    Hip,
+    /// The backend's generated source (HIP C++ for [`Via::Hip`]).
+    Source,
     /// PTX (NVIDIA targets only).
     Ptx,
     /// The target's assembly: AMDGCN for AMD, PTX for NVIDIA.
@@ -40,7 +81,9 @@ pub enum Format {
 /// A kernel compiled for one target.
 #[derive(Clone, Debug)]
 pub struct Compiled {
-    pub hip_source: String,
+    pub via: Via,
+    /// The backend's generated source.
+    pub source: String,
     /// The PTX (NVIDIA only): what the CUDA driver can also load and JIT.
     pub ptx: Option<String>,
     /// The loadable binary: an AMDGPU code object (hsaco) or a cubin.
@@ -48,21 +91,45 @@ pub struct Compiled {
     pub resources: Resources,
 }
 
-/// One textual output for `kernel` on `target`, using the process-wide [`Toolchain`].
-pub fn emit(kernel: &Kernel, target: &Target, format: Format) -> Result<String, CodegenError> {
-    emit_with(Toolchain::global(), kernel, target, format)
+/// Verifies `kernel` and checks that it was built for `target`.
+fn prepare(kernel: &Kernel, target: &Target) -> Result<KernelInfo, CodegenError> {
+    if kernel.target != target {
+        return Err(CodegenError::Unsupported {
+            kernel: kernel.name.clone(),
+            message: format!(
+                "it was built for {} and cannot be compiled for {}: build it for the target \
+                 it is compiled for",
+                kernel.target.name, target.name
+            ),
+        });
+    }
+    greta_dsl::valid::validate(kernel).map_err(|e| CodegenError::Invalid(Box::new(e)))
 }
 
-/// [`emit`] with an explicit toolchain.
+/// The generated source of `kernel` for `target`, by `via`.
+pub fn emit_source(kernel: &Kernel, target: &Target, via: Via) -> Result<String, CodegenError> {
+    let info = prepare(kernel, target)?;
+    match via {
+        Via::Hip => back::hip::write_string(kernel, &info, target),
+    }
+}
+
+/// One textual output for `kernel` on `target`, using the process-wide [`Toolchain`].
+pub fn emit(kernel: &Kernel, target: &Target, format: Format) -> Result<String, CodegenError> {
+    emit_with(Toolchain::global(), kernel, target, Via::Hip, format)
+}
+
+/// [`emit`] with an explicit toolchain and lowering.
 pub fn emit_with(
     tools: &Toolchain,
     kernel: &Kernel,
     target: &Target,
+    via: Via,
     format: Format,
 ) -> Result<String, CodegenError> {
-    let source = emit_hip(kernel, target)?;
+    let source = emit_source(kernel, target, via)?;
     match (format, target.family) {
-        (Format::Hip, _) => Ok(source),
+        (Format::Source, _) => Ok(source),
         (Format::Ptx | Format::Asm, Family::Nvptx) => {
             tools.hip_to_ptx(&source, &kernel.name, target)
         }
@@ -77,34 +144,40 @@ pub fn emit_with(
 
 /// Generate, compile and assemble `kernel` for `target`, and read back its resource usage.
 pub fn compile(kernel: &Kernel, target: &Target) -> Result<Compiled, CodegenError> {
-    compile_with(Toolchain::global(), kernel, target)
+    compile_with(Toolchain::global(), kernel, target, Via::Hip)
 }
 
-/// [`compile`] with an explicit toolchain.
+/// [`compile`] with an explicit toolchain and lowering.
 pub fn compile_with(
     tools: &Toolchain,
     kernel: &Kernel,
     target: &Target,
+    via: Via,
 ) -> Result<Compiled, CodegenError> {
-    let hip_source = emit_hip(kernel, target)?;
+    let source = emit_source(kernel, target, via)?;
     match target.family {
         Family::Amdgcn => {
-            let object = tools.hip_to_code_object(&hip_source, &kernel.name, target)?;
+            let object = tools.hip_to_code_object(&source, &kernel.name, target)?;
             let notes = tools.code_object_notes(&object)?;
-            let resources = resources::parse_amd_notes(&notes, &kernel.name)?;
+            let mut resources = resources::parse_amd_notes(&notes, &kernel.name)?;
+            let asm = tools.disassemble(&object, target)?;
+            resources.matrix_instructions = resources::count_matrix_instructions(&asm, target);
             Ok(Compiled {
-                hip_source,
+                via,
+                source,
                 ptx: None,
                 object,
                 resources,
             })
         }
         Family::Nvptx => {
-            let ptx = tools.hip_to_ptx(&hip_source, &kernel.name, target)?;
+            let ptx = tools.hip_to_ptx(&source, &kernel.name, target)?;
             let (object, report) = tools.ptx_to_cubin(&ptx, &kernel.name, target)?;
-            let resources = resources::parse_ptxas(&report, &kernel.name)?;
+            let mut resources = resources::parse_ptxas(&report, &kernel.name)?;
+            resources.matrix_instructions = resources::count_matrix_instructions(&ptx, target);
             Ok(Compiled {
-                hip_source,
+                via,
+                source,
                 ptx: Some(ptx),
                 object,
                 resources,

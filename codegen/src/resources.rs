@@ -25,6 +25,23 @@ pub struct Resources {
     pub stack_bytes: Option<u32>,
     /// Static LDS / shared memory per block.
     pub lds_bytes: u32,
+    /// Matrix-core instructions in the code: `v_mfma*` in the gfx942 code object's
+    /// disassembly, `mma`/`wgmma` instructions in the sm_90 PTX (ptxas turns each `mma.sync`
+    /// m16n8k16 into one `HMMA`).
+    #[serde(default)]
+    pub matrix_instructions: u32,
+}
+
+/// Matrix-core instructions in `code`: the disassembly of an AMDGPU code object, or PTX.
+pub fn count_matrix_instructions(code: &str, target: &greta_dsl::Target) -> u32 {
+    let is_matrix = |line: &str| {
+        let op = line.split_whitespace().next().unwrap_or("");
+        match target.family {
+            greta_dsl::Family::Amdgcn => op.starts_with("v_mfma"),
+            greta_dsl::Family::Nvptx => op.starts_with("mma.") || op.starts_with("wgmma.mma_async"),
+        }
+    };
+    code.lines().filter(|l| is_matrix(l.trim_start())).count() as u32
 }
 
 fn bad(tool: &'static str, message: impl Into<String>) -> CodegenError {

@@ -4,7 +4,8 @@
 mod common;
 
 use common::kernels;
-use greta_codegen::{compile, emit, Format};
+use common::{compile, emit};
+use greta_codegen::Format;
 use greta_dsl::ir::{Kernel, Scalar};
 use greta_dsl::Target;
 

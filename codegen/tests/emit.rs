@@ -2,8 +2,8 @@
 
 mod common;
 
+use common::emit_hip;
 use common::{kernels, B};
-use greta_codegen::emit_hip;
 use greta_dsl::ir::{Access, BinaryOp, Scalar, Stmt};
 use greta_dsl::Target;
 

@@ -6,8 +6,7 @@ mod common;
 #[test]
 fn greta_clang_to_nonexistent_path() {
     std::env::set_var("GRETA_CLANG", "/definitely/not/here/clang++");
-    let err =
-        greta_codegen::compile(&common::kernels::math(), &greta_dsl::Target::SM_90).unwrap_err();
+    let err = common::compile(&common::kernels::math(), &greta_dsl::Target::SM_90).unwrap_err();
     let msg = err.to_string();
     assert!(
         matches!(

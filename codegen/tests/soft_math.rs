@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use greta_codegen::hip::prelude::PORTABLE_MATH;
+use greta_codegen::back::hip::prelude::PORTABLE_MATH;
 use greta_codegen::Toolchain;
 
 const HARNESS: &str = r#"

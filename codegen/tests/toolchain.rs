@@ -4,7 +4,8 @@ mod common;
 
 use std::ffi::OsString;
 
-use greta_codegen::{compile_with, emit_with, CodegenError, Format, Toolchain};
+use common::{compile_with, emit_with};
+use greta_codegen::{CodegenError, Format, Toolchain};
 use greta_dsl::Target;
 
 fn env_with(
@@ -37,7 +38,7 @@ fn missing_clang_is_tool_missing() {
         other => panic!("expected ToolMissing, got {other}"),
     }
     // The HIP source needs no tools at all.
-    assert!(emit_with(&tools, &k, &Target::SM_90, Format::Hip).is_ok());
+    assert!(emit_with(&tools, &k, &Target::SM_90, Format::Source).is_ok());
 }
 
 #[test]

@@ -207,12 +207,115 @@ pub enum ErrorKind {
 }
 
 /// Checks `kernel` against the rules in the module docs; the first violation found is returned.
-pub fn validate(kernel: &Kernel) -> Result<(), ValidationError> {
+/// On success, returns what the check learnt about the kernel, for the backends.
+pub fn validate(kernel: &Kernel) -> Result<KernelInfo, ValidationError> {
     let mut v = Validator::new(kernel);
     v.declarations()?;
     v.exprs()?;
     let mut ord = 0;
-    v.block(&kernel.body, &mut ord)
+    v.block(&kernel.body, &mut ord)?;
+    Ok(KernelInfo::of(kernel, &v.places))
+}
+
+/// What the verifier learns about a valid kernel, handed to every backend so that none has to
+/// compute it again (naga's `ModuleInfo`): a backend may assume every rule of this module holds
+/// and use these facts directly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelInfo {
+    /// Per expression: its value cannot change while the kernel runs — it reads no variable, no
+    /// memory and no other lane (a loop bound like this needs no hoisting).
+    pub invariant: Vec<bool>,
+    /// Per statement, in program pre-order (a statement, then the blocks nested in it, in
+    /// order — the order a backend walks them): the non-trivial expressions its own operands
+    /// use more than once (the IR is a DAG), children before parents, so a backend can bind
+    /// each to a name once. Empty for `while`, whose condition is evaluated every iteration.
+    pub shared: Vec<Vec<ExprId>>,
+    /// The matrix instructions the kernel's `Mma` statements use, each once.
+    pub matrix: Vec<&'static MatrixInst>,
+    /// Bytes of all LDS arrays.
+    pub lds_bytes: u32,
+}
+
+impl KernelInfo {
+    fn of(k: &Kernel, places: &[Place<'_>]) -> KernelInfo {
+        let mut invariant = vec![true; k.exprs.len()];
+        for (i, node) in k.exprs.iter().enumerate() {
+            invariant[i] = match &node.expr {
+                Expr::Var(_)
+                | Expr::Load { .. }
+                | Expr::Shuffle { .. }
+                | Expr::WaveReduce { .. } => false,
+                e => {
+                    let mut all = true;
+                    for_each_child(e, |c| all &= invariant[c.0 as usize]);
+                    all
+                }
+            };
+        }
+        let trivial = |id: ExprId| {
+            matches!(
+                k.expr(id),
+                Expr::Const(_) | Expr::Param(_) | Expr::Var(_) | Expr::Builtin(_)
+            )
+        };
+        let mut shared = Vec::with_capacity(places.len());
+        let mut uses = vec![0u32; k.exprs.len()];
+        let mut matrix: Vec<&'static MatrixInst> = Vec::new();
+        for place in places {
+            if let Stmt::Mma { shape, a, .. } = place.stmt {
+                let ab = k.locals[a.local.0 as usize].elem;
+                if let Some(inst) = k.target.mma(*shape, ab) {
+                    if !matrix.contains(&inst) {
+                        matrix.push(inst);
+                    }
+                }
+            }
+            if matches!(place.stmt, Stmt::While { .. }) {
+                shared.push(Vec::new());
+                continue;
+            }
+            // Count uses of everything reachable from the roots, then list the ones used
+            // more than once, children first.
+            let mut order = Vec::new();
+            let mut stack: Vec<(ExprId, bool)> = stmt_roots(place.stmt)
+                .into_iter()
+                .rev()
+                .map(|r| (r, false))
+                .collect();
+            while let Some((id, expanded)) = stack.pop() {
+                if expanded {
+                    order.push(id);
+                    continue;
+                }
+                let n = &mut uses[id.0 as usize];
+                *n += 1;
+                if *n > 1 {
+                    continue;
+                }
+                stack.push((id, true));
+                let mut children = Vec::new();
+                for_each_child(k.expr(id), |c| children.push(c));
+                for c in children.into_iter().rev() {
+                    stack.push((c, false));
+                }
+            }
+            let mine: Vec<ExprId> = order
+                .iter()
+                .copied()
+                .filter(|&id| uses[id.0 as usize] > 1 && !trivial(id))
+                .collect();
+            for id in order {
+                uses[id.0 as usize] = 0;
+            }
+            shared.push(mine);
+        }
+        KernelInfo {
+            invariant,
+            shared,
+            matrix,
+            lds_bytes: k.lds_bytes(),
+        }
+    }
 }
 
 /// Longest expression text put in a message; longer ones are cut (messages stay readable).
@@ -468,7 +571,7 @@ impl<'k> Validator<'k> {
                 return Err(self.error("block_size".to_string(), None, kind));
             }
         }
-        let lds: u64 = k.shared.iter().map(|a| a.size_bytes() as u64).sum();
+        let lds = k.lds_bytes() as u64;
         if lds > k.target.lds_bytes_max as u64 {
             let kind = ErrorKind::LdsTooLarge {
                 bytes: lds,

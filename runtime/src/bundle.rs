@@ -14,7 +14,7 @@
 //! ```json
 //! {
 //!   "greta_version": "0.1.0",
-//!   "codegen_version": "hip-1",
+//!   "codegen_version": "hip-2",
 //!   "target": "sm_90",
 //!   "entries": [
 //!     { "kernel": "rmsnorm", "config": "block=256,dtype=f16,vec=8",
@@ -25,7 +25,7 @@
 //! }
 //! ```
 //!
-//! - `hash` is [`content_hash`]: SHA-256 of the printed IR, the target and [`CODEGEN_VERSION`],
+//! - `hash` is [`content_hash`]: SHA-256 of the printed IR, the target and the codegen version,
 //!   *without* the toolchain version that the compile cache adds, because the machine loading the
 //!   bundle has no toolchain to ask. The runtime recomputes it from the IR it builds from its own
 //!   kernel library and looks entries up by it, so an entry built from different IR (another
@@ -45,7 +45,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use greta_codegen::{Resources, CODEGEN_VERSION};
+use crate::cache::VIA;
+use greta_codegen::Resources;
 use greta_dsl::ir::Kernel;
 use greta_dsl::{Family, Target};
 use serde_json::Value;
@@ -59,7 +60,7 @@ pub const MANIFEST: &str = "manifest.json";
 /// The content hash a bundle entry is keyed by: printed IR + target + codegen version.
 pub fn content_hash(kernel: &Kernel, target: &Target) -> String {
     let ir = greta_dsl::print::print_kernel(kernel);
-    hash_parts(&[&ir, target.name, CODEGEN_VERSION])
+    hash_parts(&[&ir, target.name, VIA.version()])
 }
 
 fn describe(kernel: &str, config: &str) -> String {
@@ -96,7 +97,7 @@ pub enum BundleError {
     #[error(
         "{}: codegen_version is `{found}` but this greta generates `{}`: rebuild it with \
          `{rebuild}`",
-        file.display(), CODEGEN_VERSION
+        file.display(), VIA.version()
     )]
     CodegenVersion {
         file: PathBuf,
@@ -257,7 +258,7 @@ impl Bundle {
                 ),
             )
         })?;
-        if manifest.codegen_version != CODEGEN_VERSION {
+        if manifest.codegen_version != VIA.version() {
             return Err(BundleError::CodegenVersion {
                 file,
                 found: manifest.codegen_version,
@@ -607,7 +608,7 @@ impl BundleWriter {
             .sort_by(|a, b| (&a.kernel, &a.config).cmp(&(&b.kernel, &b.config)));
         let manifest = Manifest {
             greta_version: env!("CARGO_PKG_VERSION").to_string(),
-            codegen_version: CODEGEN_VERSION.to_string(),
+            codegen_version: VIA.version().to_string(),
             target: self.target.name.to_string(),
             entries: std::mem::take(&mut self.entries),
         };

@@ -12,7 +12,7 @@
 //!
 //! The key is the SHA-256 of, each part length-prefixed so that no two tuples run together:
 //! the printed IR ([`greta_dsl::print::print_kernel`], which includes the kernel's name and its
-//! comptime configuration), the target name, [`CODEGEN_VERSION`] and the toolchain's version
+//! comptime configuration), the target name, the codegen version ([`VIA`]) and the toolchain's version
 //! string for the target ([`greta_codegen::ToolVersions::key_for`]). Keying on content rather
 //! than on kernel names means a changed kernel, emitter or compiler can never be served a stale
 //! object, and nothing ever has to be invalidated by hand.
@@ -34,7 +34,11 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use greta_codegen::{CodegenError, Compiled, Resources, Toolchain, CODEGEN_VERSION};
+use greta_codegen::{CodegenError, Compiled, Resources, Toolchain, Via};
+
+/// The lowering the runtime compiles through (the only one so far); its version is part of
+/// every cache key and bundle.
+pub const VIA: Via = Via::Hip;
 use greta_dsl::ir::Kernel;
 use greta_dsl::{Family, Target};
 use sha2::{Digest, Sha256};
@@ -169,7 +173,7 @@ pub(crate) fn hash_parts(parts: &[&str]) -> String {
 /// The cache key of `kernel` compiled for `target` by the tools whose versions are `toolchain`.
 pub fn cache_key(kernel: &Kernel, target: &Target, toolchain: &str) -> String {
     let ir = greta_dsl::print::print_kernel(kernel);
-    hash_parts(&[LAYOUT, &ir, target.name, CODEGEN_VERSION, toolchain])
+    hash_parts(&[LAYOUT, &ir, target.name, VIA.version(), toolchain])
 }
 
 /// A compile cache rooted at one directory. Cheap to share between threads (`&self` methods;
@@ -210,7 +214,7 @@ impl CompileCache {
         let tools = Toolchain::global();
         let toolchain = tools.versions().key_for(target)?;
         self.get_or_compile_with(kernel, target, &toolchain, || {
-            greta_codegen::compile_with(tools, kernel, target)
+            greta_codegen::compile_with(tools, kernel, target, VIA)
         })
     }
 
@@ -241,7 +245,7 @@ impl CompileCache {
             kernel: kernel.name.clone(),
             config: kernel.config_string(),
             target: target.name.to_string(),
-            codegen_version: CODEGEN_VERSION.to_string(),
+            codegen_version: VIA.version().to_string(),
             toolchain: toolchain.to_string(),
             format: object.format,
             object_sha256: sha256_hex(&object.bytes),
@@ -386,7 +390,8 @@ mod tests {
 
     fn fake(bytes: &[u8]) -> Compiled {
         Compiled {
-            hip_source: String::new(),
+            via: VIA,
+            source: String::new(),
             ptx: None,
             object: bytes.to_vec(),
             resources: Resources {

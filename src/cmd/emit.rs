@@ -37,7 +37,7 @@ pub fn run(args: Args) -> Result<()> {
     let kernel = super::build(spec, &config, target)?;
     let format = match args.format {
         FormatArg::Ir => return output(args.output, &greta_dsl::print::print_kernel(&kernel)),
-        FormatArg::Hip => Format::Hip,
+        FormatArg::Hip => Format::Source,
         FormatArg::Ptx => Format::Ptx,
         FormatArg::Asm => Format::Asm,
     };

@@ -22,7 +22,7 @@ fn files() -> Result<Vec<(PathBuf, String)>> {
     for spec in greta_kernels::all() {
         for target in Target::ALL {
             let kernel = super::build(spec, &spec.default_config(), target)?;
-            let source = greta_codegen::emit_hip(&kernel, target)?;
+            let source = greta_codegen::emit_source(&kernel, target, greta_codegen::Via::Hip)?;
             out.push((
                 Path::new(target.name).join(format!("{}.hip", spec.name)),
                 source,

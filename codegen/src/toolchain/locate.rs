@@ -34,6 +34,12 @@ pub const READELF: Spec = Spec {
     path_names: &["llvm-readelf-19", "llvm-readelf"],
     python_wheel: false,
 };
+pub const OBJDUMP: Spec = Spec {
+    tool: "llvm-objdump",
+    env: "GRETA_OBJDUMP",
+    path_names: &["llvm-objdump-19", "llvm-objdump"],
+    python_wheel: false,
+};
 pub const PTXAS: Spec = Spec {
     tool: "ptxas",
     env: "GRETA_PTXAS",

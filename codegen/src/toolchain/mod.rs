@@ -6,6 +6,7 @@
 //! | HIP → sm_90 PTX | `clang++-19 -x cuda --cuda-device-only -S` |
 //! | PTX → cubin (+ resource report) | `ptxas -arch=sm_90 -v` |
 //! | code object → metadata notes | `llvm-readelf-19 --notes` |
+//! | code object → disassembly (matrix-instruction count) | `llvm-objdump-19 -d` |
 //!
 //! Tools are located once per [`Toolchain`] ([`Toolchain::global`] for the process, from the
 //! environment at first use); a missing tool is an error only when a step needs it, so AMD
@@ -22,7 +23,7 @@ use std::sync::OnceLock;
 use greta_dsl::{Family, Target};
 
 use crate::CodegenError;
-use locate::{Missing, Spec, CLANG, PTXAS, READELF};
+use locate::{Missing, Spec, CLANG, OBJDUMP, PTXAS, READELF};
 use run::run;
 
 /// Where a missing tool comes from.
@@ -116,6 +117,7 @@ impl ToolVersions {
 pub struct Toolchain {
     clang: Result<PathBuf, Missing>,
     readelf: Result<PathBuf, Missing>,
+    objdump: Result<PathBuf, Missing>,
     ptxas: Result<PathBuf, Missing>,
     versions: OnceLock<ToolVersions>,
 }
@@ -137,6 +139,7 @@ impl Toolchain {
         Toolchain {
             clang: locate::locate(&CLANG, env),
             readelf: locate::locate(&READELF, env),
+            objdump: locate::locate(&OBJDUMP, env),
             ptxas: locate::locate(&PTXAS, env),
             versions: OnceLock::new(),
         }
@@ -161,6 +164,9 @@ impl Toolchain {
     }
     pub fn ptxas(&self) -> Result<&Path, CodegenError> {
         self.tool(&self.ptxas)
+    }
+    pub fn objdump(&self) -> Result<&Path, CodegenError> {
+        self.tool(&self.objdump)
     }
 
     pub fn versions(&self) -> &ToolVersions {
@@ -272,6 +278,24 @@ impl Toolchain {
         let cubin =
             std::fs::read(&out).map_err(CodegenError::io(format!("reading {}", out.display())))?;
         Ok((cubin, format!("{}{}", ran.stdout, ran.stderr)))
+    }
+
+    /// The disassembly of an AMDGPU code object (`llvm-objdump -d`): the instructions the GPU
+    /// runs, for counting matrix instructions.
+    pub fn disassemble(&self, object: &[u8], target: &Target) -> Result<String, CodegenError> {
+        let objdump = self.objdump()?;
+        let dir = tempdir()?;
+        let path = dir.path().join("kernel.hsaco");
+        std::fs::write(&path, object)
+            .map_err(CodegenError::io(format!("writing {}", path.display())))?;
+        let mcpu = format!("--mcpu={}", target.cpu);
+        Ok(run(
+            "llvm-objdump",
+            objdump,
+            &["-d", &mcpu, &path_str(&path)?],
+            Some(&path),
+        )?
+        .stdout)
     }
 
     /// `llvm-readelf --notes` of a code object.

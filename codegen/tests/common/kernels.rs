@@ -368,13 +368,19 @@ pub fn lanewise() -> Kernel {
     let v = b.load(h, i8, 8);
     let (_, v) = b.let_("v", v);
     let sq = b.bin(BinaryOp::Mul, v, v);
-    let gt = b.bin(BinaryOp::Gt, sq, v);
+    // Comparisons, shuffles and wave reductions take scalars (the verifier's rule): lanes.
+    let (sq0, v0) = (b.extract(sq, 0), b.extract(v, 0));
+    let gt = b.bin(BinaryOp::Gt, sq0, v0);
     let neg = b.un(UnaryOp::Neg, v);
     let sel = b.select(gt, sq, neg);
-    let sh = b.shuffle(ShuffleMode::Xor, sel, eight);
-    b.store(h, i8, sh);
+    b.store(h, i8, sel);
+    let sel1 = b.extract(sel, 1);
+    let sh = b.shuffle(ShuffleMode::Xor, sel1, eight);
     let wide = b.cast(Scalar::F32, sel);
-    let wmax = b.reduce(ReduceOp::Max, wide);
+    let wide2 = b.extract(wide, 2);
+    let shw = b.cast(Scalar::F32, sh);
+    let both = b.bin(BinaryOp::Add, wide2, shw);
+    let wmax = b.reduce(ReduceOp::Max, both);
     let e = b.un(UnaryOp::Exp, wmax);
     let four = b.u(4);
     let gi = b.bin(BinaryOp::Mul, g, eight);
@@ -396,7 +402,8 @@ pub fn lanewise() -> Kernel {
     let as_h = b.cast(Scalar::F16, s);
     let as_bf = b.cast(Scalar::BF16, as_h);
     let back = b.cast(Scalar::F32, as_bf);
-    let nz = b.cast(Scalar::Bool, back);
+    let zero = b.f(0.0);
+    let nz = b.bin(BinaryOp::Ne, back, zero);
     let t = b.e(Expr::Const(Const::Bool(true)), Type::BOOL);
     let both = b.bin(BinaryOp::And, nz, t);
     let either = b.bin(BinaryOp::Or, both, nz);

@@ -2,9 +2,48 @@
 //! `greta_dsl::front`, written elsewhere; these tests do not depend on it).
 #![allow(dead_code)]
 
+use greta_codegen::{CodegenError, Compiled, Format, Toolchain, Via};
 use greta_dsl::ir::*;
+use greta_dsl::Target;
 
 pub mod kernels;
+
+/// Hand-built IR uses nothing target-specific: the same kernel, marked as built for `target`
+/// (the code generator compiles a kernel only for the target it was built for).
+pub fn on(k: &Kernel, target: &Target) -> Kernel {
+    let mut k = k.clone();
+    k.target = Box::leak(Box::new(target.clone()));
+    k
+}
+
+pub fn emit_hip(k: &Kernel, target: &Target) -> Result<String, CodegenError> {
+    greta_codegen::emit_source(&on(k, target), target, Via::Hip)
+}
+
+pub fn emit(k: &Kernel, target: &Target, format: Format) -> Result<String, CodegenError> {
+    greta_codegen::emit(&on(k, target), target, format)
+}
+
+pub fn compile(k: &Kernel, target: &Target) -> Result<Compiled, CodegenError> {
+    greta_codegen::compile(&on(k, target), target)
+}
+
+pub fn emit_with(
+    tools: &Toolchain,
+    k: &Kernel,
+    target: &Target,
+    format: Format,
+) -> Result<String, CodegenError> {
+    greta_codegen::emit_with(tools, &on(k, target), target, Via::Hip, format)
+}
+
+pub fn compile_with(
+    tools: &Toolchain,
+    k: &Kernel,
+    target: &Target,
+) -> Result<Compiled, CodegenError> {
+    greta_codegen::compile_with(tools, &on(k, target), target, Via::Hip)
+}
 
 pub struct B {
     pub k: Kernel,

@@ -263,11 +263,7 @@ fn check_dims(kernel: &Kernel, target: &Target, dims: &LaunchDims) -> Result<(),
             dims.block, target.name, target.max_block_threads
         ));
     }
-    let lds: u64 = kernel
-        .shared
-        .iter()
-        .map(|a| a.elem.size_bytes() as u64 * a.len as u64)
-        .sum();
+    let lds = kernel.lds_bytes() as u64;
     let regs: u64 = kernel.locals.iter().map(|a| a.len as u64).sum::<u64>() * threads;
     if regs > 1 << 28 {
         return bad(format!(

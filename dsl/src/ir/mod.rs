@@ -70,8 +70,9 @@ pub struct SharedArray {
 }
 
 impl SharedArray {
+    /// Bytes of the array (saturating: a length no GPU could hold stays huge, not wrapped).
     pub fn size_bytes(&self) -> u32 {
-        self.elem.size_bytes() * self.len
+        self.elem.size_bytes().saturating_mul(self.len)
     }
 }
 
@@ -567,6 +568,17 @@ impl fmt::Display for ConfigValue {
     }
 }
 
+/// Alignment of each array in dynamic LDS: a whole 128-byte row of banks, so that a swizzle
+/// computed relative to an array is the same relative to the banks.
+pub const DYNAMIC_LDS_ALIGN: u32 = 128;
+
+/// See [`Kernel::dynamic_lds`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DynamicLds {
+    pub offsets: Vec<u32>,
+    pub bytes: u32,
+}
+
 /// One kernel at one comptime configuration, built for one target.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
@@ -628,7 +640,35 @@ impl Kernel {
 
     /// Total LDS bytes of the kernel's shared arrays.
     pub fn shared_bytes(&self) -> u32 {
-        self.shared.iter().map(SharedArray::size_bytes).sum()
+        self.shared
+            .iter()
+            .map(SharedArray::size_bytes)
+            .fold(0u32, u32::saturating_add)
+    }
+
+    /// LDS bytes one block takes: the arrays, plus alignment padding where they are one
+    /// dynamic allocation.
+    pub fn lds_bytes(&self) -> u32 {
+        self.dynamic_lds()
+            .map_or_else(|| self.shared_bytes(), |d| d.bytes)
+    }
+
+    /// The kernel's LDS as one dynamic allocation, where its target needs that (sm_90 above the
+    /// 48 KiB a block may declare statically): each shared array's byte offset, aligned to
+    /// [`DYNAMIC_LDS_ALIGN`], and the total to request at launch. `None` when the arrays are
+    /// declared statically. The code generator and the runtime both follow this one rule.
+    pub fn dynamic_lds(&self) -> Option<DynamicLds> {
+        if self.shared_bytes() <= self.target.lds_bytes {
+            return None;
+        }
+        let mut offsets = Vec::with_capacity(self.shared.len());
+        let mut bytes = 0u32;
+        for a in &self.shared {
+            offsets.push(bytes);
+            let padded = a.size_bytes().div_ceil(DYNAMIC_LDS_ALIGN) * DYNAMIC_LDS_ALIGN;
+            bytes = bytes.saturating_add(padded);
+        }
+        Some(DynamicLds { offsets, bytes })
     }
 
     /// The configuration as `key=value,...`, the form the CLI's `--config` takes.

@@ -12,6 +12,7 @@
 //! operand (a 16-byte load, say) is evaluated exactly once.
 
 pub mod dialect;
+mod matrix;
 mod names;
 pub mod prelude;
 
@@ -21,6 +22,7 @@ use greta_dsl::ir::{
     Access, AtomicOp, BinaryOp, Block, Builtin, Const, Expr, ExprId, Kernel, Memory, ParamKind,
     ReduceOp, Scalar, ShuffleMode, Stmt, Type, UnaryOp, VarId,
 };
+use greta_dsl::valid::KernelInfo;
 use greta_dsl::Target;
 
 pub use dialect::Dialect;
@@ -28,9 +30,14 @@ use names::Names;
 
 use crate::CodegenError;
 
-/// HIP C++ source of `kernel` for `target` (AMD: compile as HIP; NVIDIA: compile as CUDA).
-pub fn emit_hip(kernel: &Kernel, target: &Target) -> Result<String, CodegenError> {
-    Emitter::new(kernel, target)?.kernel()
+/// HIP C++ source of the verified `kernel` for `target` (AMD: compile as HIP; NVIDIA: compile
+/// as CUDA). `info` is what the verifier learnt about the kernel.
+pub fn write_string(
+    kernel: &Kernel,
+    info: &KernelInfo,
+    target: &Target,
+) -> Result<String, CodegenError> {
+    Emitter::new(kernel, info, target)?.kernel()
 }
 
 /// C name of an IR type: the prelude's typedefs (`f32`, `f16x8`, ...).
@@ -120,6 +127,9 @@ impl Code {
 
 struct Emitter<'k> {
     k: &'k Kernel,
+    info: &'k KernelInfo,
+    /// The ordinal (program pre-order, as [`KernelInfo::shared`] counts) of the next statement.
+    ord: usize,
     target: &'k Target,
     dialect: &'static Dialect,
     params: Vec<String>,
@@ -141,7 +151,7 @@ struct Emitter<'k> {
 type R<T> = Result<T, CodegenError>;
 
 impl<'k> Emitter<'k> {
-    fn new(k: &'k Kernel, target: &'k Target) -> R<Emitter<'k>> {
+    fn new(k: &'k Kernel, info: &'k KernelInfo, target: &'k Target) -> R<Emitter<'k>> {
         let dialect = Dialect::for_family(target.family);
         if !names::is_valid_symbol(&k.name) {
             return Err(CodegenError::Unsupported {
@@ -159,6 +169,8 @@ impl<'k> Emitter<'k> {
         let vars = k.vars.iter().map(|v| names.fresh(&v.name)).collect();
         Ok(Emitter {
             k,
+            info,
+            ord: 0,
             target,
             dialect,
             params,
@@ -197,6 +209,8 @@ impl<'k> Emitter<'k> {
         self.header();
         self.out
             .push_str(&prelude::prelude(self.dialect, self.target.wave_size));
+        self.out
+            .push_str(&matrix::prelude_part(&self.info.matrix, self.target));
         self.out.push('\n');
 
         let mut params = Vec::new();
@@ -225,16 +239,37 @@ impl<'k> Emitter<'k> {
         self.line(&format!("extern \"C\" __global__ {bounds}"));
         self.line(&format!("void {}({}) {{", k.name, params.join(", ")));
         self.indent += 1;
+        let dynamic = k.dynamic_lds();
+        if let Some(d) = &dynamic {
+            // More LDS than the target lets a block declare statically: one dynamic
+            // allocation (the runtime raises the limit and passes its size at launch).
+            self.line(&format!(
+                "// {} bytes of dynamic LDS (over the {}-byte static limit)",
+                d.bytes, self.target.lds_bytes
+            ));
+            self.line(&format!(
+                "extern __shared__ __attribute__((aligned({}))) unsigned char greta_lds_dynamic[];",
+                greta_dsl::ir::DYNAMIC_LDS_ALIGN
+            ));
+        }
         for (i, a) in k.shared.iter().enumerate() {
             if a.len == 0 {
                 return self.err(format!("shared array `{}` has length 0", a.name));
             }
-            let line = format!(
-                "__shared__ __attribute__((aligned(16))) {} {}[{}];",
-                c_scalar(a.elem),
-                self.shared[i],
-                a.len
-            );
+            let line = match &dynamic {
+                Some(d) => format!(
+                    "{t}* const {name} = reinterpret_cast<{t}*>(greta_lds_dynamic + {off});",
+                    t = c_scalar(a.elem),
+                    name = self.shared[i],
+                    off = d.offsets[i]
+                ),
+                None => format!(
+                    "__shared__ __attribute__((aligned(16))) {} {}[{}];",
+                    c_scalar(a.elem),
+                    self.shared[i],
+                    a.len
+                ),
+            };
             self.line(&line);
         }
         for (i, a) in k.locals.iter().enumerate() {
@@ -280,7 +315,7 @@ impl<'k> Emitter<'k> {
 // compile:    {compile}
 
 ",
-            version = crate::CODEGEN_VERSION,
+            version = crate::Via::Hip.version(),
             name = k.name,
             target = t.name,
             family = t.family,
@@ -331,125 +366,47 @@ impl<'k> Emitter<'k> {
         Ok(())
     }
 
-    fn check_ty(&self, what: &str, expected: Type, id: ExprId) -> R<()> {
-        let got = self.ty(id)?;
-        if got != expected {
-            return self.err(format!("{what}: expected a {expected} value, got {got}"));
-        }
-        Ok(())
-    }
-
-    /// One statement. Expressions it uses more than once (the IR is a DAG) are first bound to
-    /// constants, so the C text stays linear in the IR's size and each is evaluated once. This
-    /// is exact: a statement's loads all happen before its own store anyway. A `while`
-    /// condition is re-evaluated every iteration, so it is left as it is.
+    /// One statement. Expressions it uses more than once (the IR is a DAG; the verifier lists
+    /// them in [`KernelInfo::shared`]) are first bound to constants, so the C text stays linear
+    /// in the IR's size and each is evaluated once. This is exact: a statement's loads all
+    /// happen before its own store anyway. A `while` condition is re-evaluated every iteration,
+    /// so the verifier lists nothing for it.
     fn stmt(&mut self, s: &Stmt) -> R<()> {
-        let roots: Vec<ExprId> = match s {
-            Stmt::Let { value, .. } | Stmt::Assign { value, .. } => vec![*value],
-            Stmt::Store { index, value, .. } | Stmt::Atomic { index, value, .. } => {
-                vec![*index, *value]
-            }
-            Stmt::If { cond, .. } => vec![*cond],
-            Stmt::For {
-                start, end, step, ..
-            } => vec![*start, *end, *step],
-            Stmt::While { .. } | Stmt::Return | Stmt::Barrier | Stmt::Mma { .. } => vec![],
-            Stmt::LoadFragment { place, .. } | Stmt::StoreFragment { place, .. } => {
-                vec![place.tile.base, place.tile.stride, place.row, place.col]
-            }
-        };
+        let ord = self.ord;
+        self.ord += 1;
         // Bindings of an enclosing statement must not leak into its body: the body may change
         // the variables and memory they read.
         self.bound.clear();
-        self.bind_shared(&roots)?;
+        let info = self.info;
+        let Some(shared) = info.shared.get(ord) else {
+            return self.err(format!(
+                "statement {ord} is missing from the verifier's info"
+            ));
+        };
+        for &id in shared {
+            let code = self.expr(id)?;
+            let name = format!("greta_e{}", self.temps);
+            self.temps += 1;
+            self.line(&format!(
+                "const {} {name} = {};",
+                c_type(self.ty(id)?),
+                code.text
+            ));
+            self.bound.insert(id, name);
+        }
         let result = self.stmt_inner(s);
         self.bound.clear();
         result
     }
 
-    fn bind_shared(&mut self, roots: &[ExprId]) -> R<()> {
-        let mut uses = std::collections::HashMap::new();
-        let mut order = Vec::new();
-        for &r in roots {
-            self.count_uses(r, &mut uses, &mut order)?;
-        }
-        for id in order {
-            let trivial = matches!(
-                self.node(id)?,
-                Expr::Const(_) | Expr::Param(_) | Expr::Var(_) | Expr::Builtin(_)
-            );
-            if uses[&id] > 1 && !trivial {
-                let code = self.expr(id)?;
-                let name = format!("greta_e{}", self.temps);
-                self.temps += 1;
-                self.line(&format!(
-                    "const {} {name} = {};",
-                    c_type(self.ty(id)?),
-                    code.text
-                ));
-                self.bound.insert(id, name);
-            }
-        }
-        Ok(())
-    }
-
-    /// Use counts of every expression reachable from `id`; `order` lists them children first.
-    fn count_uses(
-        &self,
-        id: ExprId,
-        uses: &mut std::collections::HashMap<ExprId, u32>,
-        order: &mut Vec<ExprId>,
-    ) -> R<()> {
-        let n = uses.entry(id).or_insert(0);
-        *n += 1;
-        if *n > 1 {
-            return Ok(());
-        }
-        let children: Vec<ExprId> = match self.node(id)? {
-            Expr::Const(_) | Expr::Param(_) | Expr::Var(_) | Expr::Builtin(_) => vec![],
-            Expr::Unary(_, a)
-            | Expr::Cast { value: a, .. }
-            | Expr::Extract { vector: a, .. }
-            | Expr::WaveReduce { value: a, .. } => vec![*a],
-            Expr::Load { index, .. } => vec![*index],
-            Expr::Binary(_, a, b)
-            | Expr::Shuffle {
-                value: a, lane: b, ..
-            } => vec![*a, *b],
-            Expr::Fma(a, b, c)
-            | Expr::Select {
-                cond: a,
-                a: b,
-                b: c,
-            } => vec![*a, *b, *c],
-            Expr::Compose(xs) => xs.clone(),
-        };
-        for c in children {
-            self.count_uses(c, uses, order)?;
-        }
-        order.push(id);
-        Ok(())
-    }
-
     fn stmt_inner(&mut self, s: &Stmt) -> R<()> {
         match s {
             Stmt::Let { var, value } => {
-                let var_ty = self.k.vars.get(var.0 as usize).map(|v| v.ty);
-                let Some(var_ty) = var_ty else {
-                    return self.err(format!("variable #{} does not exist", var.0));
-                };
-                self.check_ty("let", var_ty, *value)?;
                 let value = self.expr(*value)?.text;
                 let decl = self.declare(*var)?;
                 self.line(&format!("{decl} = {value};"));
             }
             Stmt::Assign { var, value } => {
-                let name = self.var_name(*var)?.to_string();
-                self.check_ty(
-                    &format!("assignment to `{name}`"),
-                    self.k.var(*var).ty,
-                    *value,
-                )?;
                 let value = self.expr(*value)?.text;
                 self.define_or_assign(*var, &value)?;
             }
@@ -491,9 +448,19 @@ impl<'k> Emitter<'k> {
                 self.line("}");
             }
             Stmt::Return => self.line("return;"),
-            Stmt::Mma { .. } | Stmt::LoadFragment { .. } | Stmt::StoreFragment { .. } => {
-                return self.err("matrix statements are not lowered yet");
-            }
+            Stmt::Mma { shape, a, b, c, d } => self.mma(*shape, [*a, *b, *c, *d])?,
+            Stmt::LoadFragment {
+                shape,
+                operand,
+                frag,
+                place,
+            } => self.fragment_access(*shape, *operand, *frag, place, false)?,
+            Stmt::StoreFragment {
+                shape,
+                operand,
+                frag,
+                place,
+            } => self.fragment_access(*shape, *operand, *frag, place, true)?,
             Stmt::Barrier => self.line("greta_barrier();"),
             Stmt::Atomic {
                 op,
@@ -511,7 +478,6 @@ impl<'k> Emitter<'k> {
                 if matches!(mem, Memory::Local(_)) {
                     return self.err("atomics on a per-thread local array make no sense");
                 }
-                self.check_ty("atomic operand", Type::scalar(elem), *value)?;
                 let place = self.place(*mem, *index, 1, true)?;
                 let value = self.expr(*value)?.text;
                 let f = match op {
@@ -541,11 +507,14 @@ impl<'k> Emitter<'k> {
         self.indent -= 1;
         match otherwise.as_slice() {
             [] => self.line("}"),
+            // `else if` when the nested `if` needs no bindings before its condition.
             [Stmt::If {
                 cond,
                 then,
                 otherwise,
-            }] => {
+            }] if self.info.shared.get(self.ord).is_some_and(Vec::is_empty) => {
+                self.ord += 1;
+                self.bound.clear();
                 let c = self.expr(*cond)?.text;
                 self.line(&format!("}} else if ({c}) {{"));
                 self.if_tail(then, otherwise)?;
@@ -583,9 +552,6 @@ impl<'k> Emitter<'k> {
             }
         ) {
             return self.err(format!("loop variable of type {ty} (must be u32 or i32)"));
-        }
-        for (what, e) in [("start", start), ("end", end), ("step", step)] {
-            self.check_ty(&format!("loop {what}"), ty, e)?;
         }
         let name = self.var_name(var)?.to_string();
         let tn = c_type(ty);
@@ -630,29 +596,10 @@ impl<'k> Emitter<'k> {
 
     /// Whether an expression's value cannot change while a loop runs (no variables, no memory).
     fn invariant(&self, id: ExprId) -> R<bool> {
-        Ok(match self.node(id)? {
-            Expr::Const(_) | Expr::Param(_) | Expr::Builtin(_) => true,
-            Expr::Var(_) | Expr::Load { .. } | Expr::Shuffle { .. } | Expr::WaveReduce { .. } => {
-                false
-            }
-            Expr::Unary(_, a) | Expr::Cast { value: a, .. } | Expr::Extract { vector: a, .. } => {
-                self.invariant(*a)?
-            }
-            Expr::Binary(_, a, b) => self.invariant(*a)? && self.invariant(*b)?,
-            Expr::Fma(a, b, c)
-            | Expr::Select {
-                cond: a,
-                a: b,
-                b: c,
-            } => self.invariant(*a)? && self.invariant(*b)? && self.invariant(*c)?,
-            Expr::Compose(xs) => {
-                let mut all = true;
-                for x in xs {
-                    all &= self.invariant(*x)?;
-                }
-                all
-            }
-        })
+        match self.info.invariant.get(id.0 as usize) {
+            Some(&v) => Ok(v),
+            None => self.err(format!("expression #{} does not exist", id.0)),
+        }
     }
 
     // ---- memory -------------------------------------------------------------------------------
@@ -667,9 +614,9 @@ impl<'k> Emitter<'k> {
     /// The C lvalue/rvalue for `lanes` elements of `mem` at element `index`. Vector accesses
     /// reinterpret the element address as a pointer to the vector type: one naturally aligned
     /// wide access (the IR requires `index` to be a multiple of `lanes`).
-    fn place(&mut self, mem: Memory, index: ExprId, lanes: u8, write: bool) -> R<String> {
-        let elem = self.mem_elem(mem)?;
-        let name = match mem {
+    /// The C name of a memory object; an error for a write to a read-only buffer.
+    fn memory_name(&self, mem: Memory, write: bool) -> R<String> {
+        Ok(match mem {
             Memory::Global(p) => {
                 if let ParamKind::Buffer {
                     access: Access::Read,
@@ -687,7 +634,12 @@ impl<'k> Emitter<'k> {
             }
             Memory::Shared(s) => self.shared[s.0 as usize].clone(),
             Memory::Local(l) => self.locals[l.0 as usize].clone(),
-        };
+        })
+    }
+
+    fn place(&mut self, mem: Memory, index: ExprId, lanes: u8, write: bool) -> R<String> {
+        let elem = self.mem_elem(mem)?;
+        let name = self.memory_name(mem, write)?;
         let it = self.ty(index)?;
         if !matches!(
             it,

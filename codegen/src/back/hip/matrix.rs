@@ -1,0 +1,503 @@
+//! Matrix statements in HIP C++: the instruction helpers for the prelude and the lowering of
+//! `Mma` and fragment loads and stores.
+//!
+//! - `Mma` calls a prelude helper per instruction (`greta_mma_<shape>_<type>`) on the fragments'
+//!   register arrays: `__builtin_amdgcn_mfma_*` on gfx942, inline-PTX `mma.sync` on sm_90.
+//!   After inlining, the constant offsets into the fragment arrays let clang keep them in
+//!   registers (AGPRs/VGPRs on AMD).
+//! - A fragment access computes each lane's element addresses from the instruction's layout
+//!   (the same table the interpreter executes), loading or storing runs of elements that are
+//!   contiguous in memory and aligned as one vector access.
+//! - On sm_90, an A fragment (not transposed) or a transposed B fragment of 16-bit elements in
+//!   LDS is one `ldmatrix` (x4 for A, x2 for B): its 8×8 matrices are exactly the layout's
+//!   register pairs (see [`ldmatrix`] and its test).
+
+use std::fmt::Write;
+
+use greta_dsl::ir::{FragPlace, FragRef, Memory, MmaShape, Operand, Scalar, FRAGMENT_ALIGN};
+use greta_dsl::target::{Coord, FragLayout, MatrixInst};
+use greta_dsl::{Family, Target};
+
+use super::{c_scalar, c_type, Emitter, R};
+use greta_dsl::ir::Type;
+
+/// The prelude helper's name for `inst`.
+pub fn helper_name(inst: &MatrixInst) -> String {
+    let s = inst.shape;
+    format!("greta_mma_m{}n{}k{}_{}", s.m, s.n, s.k, c_scalar(inst.ab))
+}
+
+/// The prelude helper computing `d = a · b + c` on fragment arrays for `inst`.
+pub fn helper(inst: &MatrixInst, target: &Target) -> String {
+    let name = helper_name(inst);
+    let ab = c_scalar(inst.ab);
+    let (la, lb, lc) = (inst.a.len, inst.b.len, inst.acc.len);
+    let mut out = format!(
+        "// {} (D = A·B + C, {}): fragments by its layout.\n\
+         GRETA_INLINE void {name}(f32* d, const {ab}* a, const {ab}* b, const f32* c) {{\n",
+        inst.name, inst.shape
+    );
+    let list = |p: &str, n: u32| {
+        (0..n)
+            .map(|i| format!("{p}[{i}]"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match target.family {
+        Family::Amdgcn => {
+            let s = inst.shape;
+            let builtin = match (s.m, inst.ab) {
+                (16, Scalar::F16) => "__builtin_amdgcn_mfma_f32_16x16x16f16",
+                (16, _) => "__builtin_amdgcn_mfma_f32_16x16x16bf16_1k",
+                (_, Scalar::F16) => "__builtin_amdgcn_mfma_f32_32x32x8f16",
+                _ => "__builtin_amdgcn_mfma_f32_32x32x8bf16_1k",
+            };
+            let _ = writeln!(out, "    {ab}x4 av = {{{}}};", list("a", la));
+            let _ = writeln!(out, "    {ab}x4 bv = {{{}}};", list("b", lb));
+            let _ = writeln!(out, "    f32x{lc} cv = {{{}}};", list("c", lc));
+            // The bf16 `_1k` builtins take the bits as 16-bit integers.
+            let (a, b) = if inst.ab == Scalar::BF16 {
+                (
+                    "__builtin_bit_cast(i16x4, av)",
+                    "__builtin_bit_cast(i16x4, bv)",
+                )
+            } else {
+                ("av", "bv")
+            };
+            let _ = writeln!(out, "    f32x{lc} dv = {builtin}({a}, {b}, cv, 0, 0, 0);");
+            for i in 0..lc {
+                let _ = writeln!(out, "    d[{i}] = dv[{i}];");
+            }
+        }
+        Family::Nvptx => {
+            // Multiplicands travel as 32-bit registers of two elements, the lower index low.
+            for (p, n) in [("a", la), ("b", lb)] {
+                for r in 0..n / 2 {
+                    let _ = writeln!(
+                        out,
+                        "    u32 {p}{r} = __builtin_bit_cast(u32, {ab}x2{{{p}[{}], {p}[{}]}});",
+                        2 * r,
+                        2 * r + 1
+                    );
+                }
+            }
+            let regs = |first: u32, n: u32| {
+                (first..first + n)
+                    .map(|i| format!("%{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let (ra, rb) = (la / 2, lb / 2);
+            let _ = writeln!(
+                out,
+                "    asm(\"{} {{{}}}, {{{}}}, {{{}}}, {{{}}};\"",
+                inst.name,
+                regs(0, lc),
+                regs(lc, ra),
+                regs(lc + ra, rb),
+                regs(lc + ra + rb, lc)
+            );
+            let outs: Vec<String> = (0..lc).map(|i| format!("\"=f\"(d[{i}])")).collect();
+            let ins: Vec<String> = (0..ra)
+                .map(|i| format!("\"r\"(a{i})"))
+                .chain((0..rb).map(|i| format!("\"r\"(b{i})")))
+                .chain((0..lc).map(|i| format!("\"f\"(c[{i}])")))
+                .collect();
+            let _ = writeln!(out, "        : {}", outs.join(", "));
+            let _ = writeln!(out, "        : {});", ins.join(", "));
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The helpers of every instruction `used`, plus the shared-memory address helper `ldmatrix`
+/// needs on NVIDIA.
+pub fn prelude_part(used: &[&MatrixInst], target: &Target) -> String {
+    let mut out = String::new();
+    if used.is_empty() && target.family == Family::Amdgcn {
+        return out;
+    }
+    out.push_str("\n// ---- matrix cores ---------------------------------------------------------------------\n");
+    out.push_str("typedef short i16x4 __attribute__((ext_vector_type(4)));\n");
+    out.push_str("typedef f32 f32x16 __attribute__((ext_vector_type(16)));\n");
+    if target.family == Family::Nvptx {
+        out.push_str(
+            "// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes).\n\
+             GRETA_INLINE u32 greta_lds_address(const void* p) {\n    \
+             return (u32)(unsigned long long)(__attribute__((address_space(3))) const void*)p;\n}\n",
+        );
+    }
+    for inst in used {
+        out.push_str(&helper(inst, target));
+    }
+    out
+}
+
+/// How `ldmatrix` loads a fragment: `count` 8×8 matrices; lane `l` gives the address of row
+/// `l % 8` of matrix `l / 8`, whose top-left is at tile offset `(8·row_block, 8·col_block)`
+/// with `(row_block, col_block) = origin(l / 8)`. Lane `t` then receives, from each matrix
+/// `j`, the two elements `(t / 4, 2·(t % 4) + {0, 1})` as register `j` — fragment elements
+/// `2j` and `2j + 1`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ldmatrix {
+    pub count: u32,
+    pub origin: fn(u32) -> (u32, u32),
+}
+
+/// The `ldmatrix` plan for a fragment load, where one applies: sm_90's m16n8k16 layouts, an A
+/// fragment as stored (rows along m) or a B fragment stored transposed (rows along n), 16-bit
+/// elements in LDS, with 8-element row segments kept contiguous by the tile's swizzle.
+pub fn ldmatrix(
+    target: &Target,
+    inst: &MatrixInst,
+    operand: Operand,
+    place: &FragPlace,
+    elem: Scalar,
+) -> Option<Ldmatrix> {
+    let swizzle = place.tile.swizzle;
+    let eligible = target.family == Family::Nvptx
+        && inst.shape == MmaShape::new(16, 8, 16)
+        && matches!(place.tile.mem, Memory::Shared(_))
+        && elem.size_bytes() == 2
+        && (swizzle.is_none() || swizzle.chunk % 8 == 0);
+    if !eligible {
+        return None;
+    }
+    match (operand, place.transposed) {
+        // a0a1: rows 0-7 × cols 0-7, a2a3: rows 8-15, a4a5: cols 8-15, a6a7: both.
+        (Operand::A, false) => Some(Ldmatrix {
+            count: 4,
+            origin: |j| (j % 2, j / 2),
+        }),
+        // Stored n × k: b0b1 are k 0-7 of rows n 0-7, b2b3 are k 8-15.
+        (Operand::B, true) => Some(Ldmatrix {
+            count: 2,
+            origin: |j| (0, j % 2),
+        }),
+        _ => None,
+    }
+}
+
+/// C expression of a coordinate's lane part.
+fn lane_part(c: &Coord, lane: &str) -> String {
+    let terms: Vec<String> = c
+        .lane
+        .iter()
+        .map(|t| {
+            let mut x = lane.to_string();
+            if t.div != 1 {
+                x = format!("({x} / {}u)", t.div);
+            }
+            x = format!("({x} % {}u)", t.modulo);
+            if t.mul != 1 {
+                x = format!("{x} * {}u", t.mul);
+            }
+            x
+        })
+        .collect();
+    if terms.is_empty() {
+        "0u".into()
+    } else {
+        terms.join(" + ")
+    }
+}
+
+/// The largest power of two dividing every lane term of `c` (1 if a term has factor 1).
+fn lane_alignment(c: &Coord) -> u32 {
+    c.lane
+        .iter()
+        .map(|t| 1 << t.mul.trailing_zeros().min(3))
+        .min()
+        .unwrap_or(8)
+}
+
+impl Emitter<'_> {
+    pub(super) fn matrix_inst(
+        &self,
+        shape: MmaShape,
+        frag: FragRef,
+        operand: Operand,
+    ) -> R<&'static MatrixInst> {
+        let elem = self.mem_elem(Memory::Local(frag.local))?;
+        let t = self.target;
+        let found = match operand {
+            Operand::Acc => t.matrix.iter().find(|i| i.shape == shape),
+            _ => t.mma(shape, elem),
+        };
+        match found {
+            Some(i) => Ok(i),
+            None => self.err(format!("{} has no {shape} instruction for {elem}", t.name)),
+        }
+    }
+
+    fn frag_ptr(&self, f: FragRef) -> String {
+        format!("&{}[{}]", self.locals[f.local.0 as usize], f.offset)
+    }
+
+    pub(super) fn mma(&mut self, shape: MmaShape, f: [FragRef; 4]) -> R<()> {
+        let inst = self.matrix_inst(shape, f[0], Operand::A)?;
+        let call = format!(
+            "{}({}, {}, {}, {});",
+            helper_name(inst),
+            self.frag_ptr(f[3]),
+            self.frag_ptr(f[0]),
+            self.frag_ptr(f[1]),
+            self.frag_ptr(f[2])
+        );
+        self.line(&call);
+        Ok(())
+    }
+
+    pub(super) fn fragment_access(
+        &mut self,
+        shape: MmaShape,
+        operand: Operand,
+        frag: FragRef,
+        place: &FragPlace,
+        store: bool,
+    ) -> R<()> {
+        let inst = self.matrix_inst(shape, frag, operand)?;
+        let layout = *inst.layout(operand);
+        let elem = self.mem_elem(Memory::Local(frag.local))?;
+        let mem = self.memory_name(place.tile.mem, store)?;
+        let (base, stride) = (
+            self.expr(place.tile.base)?.text,
+            self.expr(place.tile.stride)?.text,
+        );
+        let (row, col) = (self.expr(place.row)?.text, self.expr(place.col)?.text);
+        let fr = self.locals[frag.local.0 as usize].clone();
+        self.line("{");
+        self.indent += 1;
+        self.line(&format!(
+            "const u32 greta_fb = {base}, greta_fs = {stride}, greta_fr = {row}, greta_fc = {col};"
+        ));
+        self.line("const u32 greta_lane = greta_lane_id();");
+        let swz = |r: &str, c: &str| -> String {
+            let s = place.tile.swizzle;
+            if s.is_none() {
+                c.to_string()
+            } else {
+                let key = if s.row_div == 1 {
+                    r.to_string()
+                } else {
+                    format!("({r}) / {}u", s.row_div)
+                };
+                format!("(({c}) ^ ((({key}) % {}u) * {}u))", s.period, s.chunk)
+            }
+        };
+        let ldm = (!store)
+            .then(|| ldmatrix(self.target, inst, operand, place, elem))
+            .flatten();
+        if let Some(plan) = ldm {
+            // Lane l addresses row l % 8 of matrix l / 8 (lanes past `count` matrices repeat
+            // the addresses of the first ones, which ldmatrix ignores).
+            let mut blocks = String::new();
+            for j in 0..4 {
+                let (rb, cb) = (plan.origin)(j % plan.count);
+                let _ = write!(
+                    blocks,
+                    "{}{{{}u, {}u}}",
+                    if j > 0 { ", " } else { "" },
+                    rb * 8,
+                    cb * 8
+                );
+            }
+            self.line(&format!("const u32 greta_blocks[4][2] = {{{blocks}}};"));
+            self.line("const u32 greta_m = (greta_lane / 8u) % 4u;");
+            self.line("const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;");
+            self.line("const u32 greta_c = greta_fc + greta_blocks[greta_m][1];");
+            let idx = format!(
+                "greta_fb + greta_r * greta_fs + {}",
+                swz("greta_r", "greta_c")
+            );
+            self.line(&format!(
+                "const u32 greta_addr = greta_lds_address(&{mem}[{idx}]);"
+            ));
+            let regs: Vec<String> = (0..plan.count).map(|j| format!("greta_m{j}")).collect();
+            self.line(&format!("u32 {};", regs.join(", ")));
+            let outs: Vec<String> = regs.iter().map(|r| format!("\"=r\"({r})")).collect();
+            let list: Vec<String> = (0..plan.count).map(|j| format!("%{j}")).collect();
+            self.line(&format!(
+                "asm volatile(\"ldmatrix.sync.aligned.m8n8.x{}.shared.b16 {{{}}}, [%{}];\" : {} : \"r\"(greta_addr));",
+                plan.count,
+                list.join(","),
+                plan.count,
+                outs.join(", ")
+            ));
+            let t = c_scalar(elem);
+            for (j, r) in regs.iter().enumerate() {
+                let base = frag.offset as usize + 2 * j;
+                self.line(&format!(
+                    "{{ {t}x2 greta_p = __builtin_bit_cast({t}x2, {r}); {fr}[{}] = greta_p[0]; {fr}[{}] = greta_p[1]; }}",
+                    base,
+                    base + 1
+                ));
+            }
+        } else {
+            self.generic_fragment(&layout, place, elem, &mem, &fr, frag.offset, store, &swz)?;
+        }
+        self.indent -= 1;
+        self.line("}");
+        Ok(())
+    }
+
+    /// Per-element addresses by the layout, contiguous aligned runs as one vector access.
+    #[allow(clippy::too_many_arguments)]
+    fn generic_fragment(
+        &mut self,
+        layout: &FragLayout,
+        place: &FragPlace,
+        elem: Scalar,
+        mem: &str,
+        fr: &str,
+        offset: u32,
+        store: bool,
+        swz: &dyn Fn(&str, &str) -> String,
+    ) -> R<()> {
+        self.line(&format!(
+            "const u32 greta_lr = {}, greta_lc = {};",
+            lane_part(&layout.row, "greta_lane"),
+            lane_part(&layout.col, "greta_lane")
+        ));
+        // Memory row and column of operand element (r, c): transposed tiles swap them.
+        let (mrow, mcol) = if place.transposed {
+            (&layout.col, &layout.row)
+        } else {
+            (&layout.row, &layout.col)
+        };
+        let (lr, lc) = if place.transposed {
+            ("greta_lc", "greta_lr")
+        } else {
+            ("greta_lr", "greta_lc")
+        };
+        let col_align = lane_alignment(mcol).min(FRAGMENT_ALIGN);
+        // Runs never cross a swizzle chunk (an unswizzled tile has no chunks).
+        let chunk = if place.tile.swizzle.is_none() {
+            1 << 16
+        } else {
+            place.tile.swizzle.chunk
+        };
+        let max_vec = (16 / elem.size_bytes()).min(8);
+        let mut i = 0;
+        while i < layout.len {
+            let (er, ec) = (mrow.elem_part(i), mcol.elem_part(i));
+            // The longest run from i: same memory row, consecutive memory columns.
+            let mut run = 1;
+            while i + run < layout.len
+                && mrow.elem_part(i + run) == er
+                && mcol.elem_part(i + run) == ec + run
+            {
+                run += 1;
+            }
+            let mut lanes = 1;
+            for l in [8u32, 4, 2] {
+                if l <= run
+                    && l <= max_vec
+                    && col_align % l == 0
+                    && ec % l == 0
+                    && chunk % l == 0
+                    && elem != Scalar::Bool
+                {
+                    lanes = l;
+                    break;
+                }
+            }
+            let r = format!("greta_fr + {lr} + {er}u");
+            let c = format!("greta_fc + {lc} + {ec}u");
+            let idx = format!("greta_fb + ({r}) * greta_fs + {}", swz(&r, &c));
+            let o = offset + i;
+            if lanes == 1 {
+                if store {
+                    self.line(&format!("{mem}[{idx}] = {fr}[{o}];"));
+                } else {
+                    self.line(&format!("{fr}[{o}] = {mem}[{idx}];"));
+                }
+            } else {
+                let vt = c_type(Type::vector(elem, lanes as u8));
+                let parts: Vec<String> = (0..lanes).map(|k| format!("{fr}[{}]", o + k)).collect();
+                if store {
+                    self.line(&format!(
+                        "*reinterpret_cast<{vt}*>(&{mem}[{idx}]) = {vt}{{{}}};",
+                        parts.join(", ")
+                    ));
+                } else {
+                    self.line(&format!(
+                        "{{ const {vt} greta_v = *reinterpret_cast<const {vt}*>(&{mem}[{idx}]);"
+                    ));
+                    for (k, p) in parts.iter().enumerate() {
+                        self.line(&format!("    {p} = greta_v[{k}];"));
+                    }
+                    self.line("}");
+                }
+            }
+            i += lanes;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use greta_dsl::ir::{ExprId, SharedId, Swizzle, TileRef};
+
+    fn place(transposed: bool) -> FragPlace {
+        FragPlace {
+            tile: TileRef {
+                mem: Memory::Shared(SharedId(0)),
+                base: ExprId(0),
+                stride: ExprId(0),
+                swizzle: Swizzle::NONE,
+            },
+            row: ExprId(0),
+            col: ExprId(0),
+            transposed,
+        }
+    }
+
+    /// `ldmatrix` semantics (PTX ISA, "warp-level matrix load": lane `t` receives elements
+    /// `(t / 4, 2·(t % 4) + {0, 1})` of each 8×8 matrix, whose rows come from the addresses of
+    /// lanes `8j..8j + 7`), composed with the plan's addresses, must put in every lane's every
+    /// fragment element the tile element the layout says — for both plans.
+    #[test]
+    fn ldmatrix_plans_follow_the_layouts() {
+        let t = &Target::SM_90;
+        for inst in t.matrix {
+            for (operand, transposed) in [(Operand::A, false), (Operand::B, true)] {
+                let p = place(transposed);
+                let plan = ldmatrix(t, inst, operand, &p, inst.ab).expect("eligible");
+                let layout = inst.layout(operand);
+                assert_eq!(plan.count * 2, layout.len);
+                for lane in 0..32 {
+                    for j in 0..plan.count {
+                        for h in 0..2 {
+                            // The row address lane (8j + lane/4) supplied for matrix j.
+                            let addr_lane = 8 * j + lane / 4;
+                            let (rb, cb) = (plan.origin)(addr_lane / 8);
+                            let mem = (8 * rb + addr_lane % 8, 8 * cb + 2 * (lane % 4) + h);
+                            let (r, c) = layout.coord(lane, 2 * j + h);
+                            let want = if transposed { (c, r) } else { (r, c) };
+                            assert_eq!(
+                                mem, want,
+                                "{} {operand:?} lane {lane} reg {j}.{h}",
+                                inst.name
+                            );
+                        }
+                    }
+                }
+            }
+            // Not for the other orientations, nor outside LDS.
+            assert!(ldmatrix(t, inst, Operand::A, &place(true), inst.ab).is_none());
+            assert!(ldmatrix(t, inst, Operand::B, &place(false), inst.ab).is_none());
+            assert!(ldmatrix(
+                &Target::GFX942,
+                &Target::GFX942.matrix[0],
+                Operand::A,
+                &place(false),
+                Scalar::F16
+            )
+            .is_none());
+        }
+    }
+}

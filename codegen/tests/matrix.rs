@@ -1,0 +1,111 @@
+//! Matrix statements through the real toolchain: every instruction of both targets compiles to
+//! its matrix instruction (counted in the code object / PTX), fragments from LDS use `ldmatrix`
+//! on sm_90, nothing spills, and more LDS than sm_90's static 48 KiB becomes dynamic LDS.
+
+use greta_codegen::{compile, emit, Format};
+use greta_dsl::ir::Scalar;
+use greta_dsl::prelude::*;
+
+/// `reps` products of one A tile (through swizzled LDS) and one transposed B, accumulated and
+/// stored as a fragment; `pad` extra LDS elements (to force dynamic LDS on sm_90).
+#[kernel]
+fn tile_mma<T: MatrixElem>(
+    a: &[T],
+    b: &[T],
+    d: &mut [f32],
+    #[comptime] m: u32,
+    #[comptime] n: u32,
+    #[comptime] k: u32,
+    #[comptime] pad: u32,
+) {
+    block_size(target().wave_size);
+    let inst = matrix_inst_shaped::<T>(m, n, k);
+    let tiles = lds_tiles::<T>(1, m, k, TileLayout::swizzled_for(target(), T::SCALAR, k));
+    let tile = tiles.stage(0u32);
+    let extra = shared::<f32>(pad);
+    for r in (thread_idx().x..m).step_by(target().wave_size) {
+        for c in 0..k {
+            tile.store(r, c, a[r * k + c]);
+        }
+    }
+    extra[thread_idx().x] = 0.0f32;
+    barrier();
+    let fa = fragments::<T, MatA>(inst, 1);
+    let fb = fragments::<T, MatB>(inst, 1);
+    let acc = fragments::<f32, Accum>(inst, 1);
+    acc.fill(extra[0]);
+    fa.at(0).load(&tile, 0u32, 0u32);
+    fb.at(0)
+        .load_transposed(&global_tile(&b, 0u32, k), 0u32, 0u32);
+    for _i in 0..4 {
+        mma(fa.at(0), fb.at(0), acc.at(0), acc.at(0));
+    }
+    acc.at(0).store(&global_tile(&d, 0u32, n), 0u32, 0u32);
+}
+
+fn build(inst: &MatrixInst, target: &'static Target, pad: u32) -> Kernel {
+    let s = inst.shape;
+    match inst.ab {
+        Scalar::F16 => tile_mma::<f16>(target, s.m, s.n, s.k, pad),
+        _ => tile_mma::<bf16>(target, s.m, s.n, s.k, pad),
+    }
+    .unwrap()
+}
+
+#[test]
+fn every_instruction_compiles_to_its_matrix_instruction() {
+    for target in Target::ALL {
+        for inst in target.matrix {
+            let k = build(inst, target, 64);
+            let c =
+                compile(&k, target).unwrap_or_else(|e| panic!("{} on {target}: {e}", inst.name));
+            let r = &c.resources;
+            assert_eq!(r.matrix_instructions, 4, "{} on {target}: {r:?}", inst.name);
+            assert_eq!(r.scratch_bytes.unwrap_or(0), 0, "{}: {r:?}", inst.name);
+            assert_eq!(r.spill_bytes.unwrap_or(0), 0, "{}: {r:?}", inst.name);
+            if target.family == greta_dsl::Family::Nvptx {
+                let ptx = c.ptx.as_deref().unwrap();
+                assert!(
+                    ptx.contains("ldmatrix.sync.aligned.m8n8.x4.shared.b16"),
+                    "{ptx}"
+                );
+                assert!(ptx.contains(inst.name), "{}", inst.name);
+            } else {
+                let asm = emit(&k, target, Format::Asm).unwrap();
+                assert!(asm.contains(inst.name), "{}", inst.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn lds_over_the_static_limit_is_dynamic_on_sm_90() {
+    let t = &Target::SM_90;
+    // 40 KiB of f32 padding + the tile: over 48 KiB only with 16 KiB more.
+    let inst = &t.matrix[0];
+    let small = build(inst, t, 10 * 1024);
+    assert!(small.dynamic_lds().is_none());
+    let big = build(inst, t, 16 * 1024);
+    let dynamic = big.dynamic_lds().expect("over 48 KiB");
+    assert!(dynamic.bytes > 48 * 1024);
+    let src = emit(&big, t, Format::Source).unwrap();
+    assert!(src.contains("extern __shared__"), "{src}");
+    let c = compile(&big, t).unwrap();
+    assert_eq!(c.resources.spill_bytes, Some(0));
+    // The same kernel is over gfx942's 64 KiB only beyond it.
+    let amd = build(&Target::GFX942.matrix[0], &Target::GFX942, 15 * 1024);
+    assert!(amd.dynamic_lds().is_none());
+    assert!(emit(&amd, &Target::GFX942, Format::Source)
+        .unwrap()
+        .contains("__shared__ __attribute__((aligned(16))) f32"));
+}
+
+#[test]
+fn a_kernel_compiles_only_for_its_target() {
+    let k = build(&Target::GFX942.matrix[0], &Target::GFX942, 64);
+    let err = compile(&k, &Target::SM_90).unwrap_err().to_string();
+    assert!(
+        err.contains("built for gfx942 and cannot be compiled for sm_90"),
+        "{err}"
+    );
+}
