@@ -9,8 +9,6 @@ use greta_dsl::ir::Kernel;
 use greta_dsl::Target;
 use greta_runtime::{Bundle, BundleError, ObjectFormat};
 
-const DTYPES: [&str; 3] = ["f16", "bf16", "f32"];
-
 fn greta_build(cache: &Path, target: &str, out: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_greta"))
         .args(["build", "--target", target, "-o"])
@@ -39,7 +37,7 @@ fn summary(o: &Output) -> String {
 fn library(target: &'static Target) -> Vec<(Kernel, String)> {
     let mut out: Vec<(Kernel, String)> = Vec::new();
     for spec in greta_kernels::all() {
-        for d in DTYPES {
+        for d in spec.dtypes() {
             let config = spec.config(&format!("dtype={d}")).unwrap();
             let mut configs = vec![config.clone()];
             for shape in spec.test_shapes {

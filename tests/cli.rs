@@ -114,23 +114,40 @@ fn inspect_json_lists_every_kernel_on_both_targets_without_scratch_or_spills() {
     let o = greta(&["inspect", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
-    for spec in greta_kernels::all().iter().map(|k| k.name) {
+    for kernel in greta_kernels::all() {
+        let spec = kernel.name;
         for target in ["gfx942", "sm_90"] {
             let mine: Vec<_> = rows
                 .iter()
                 .filter(|r| r["kernel"] == spec && r["target"] == target)
                 .collect();
-            assert_eq!(mine.len(), 3, "{spec} on {target}: one row per float dtype");
+            assert_eq!(
+                mine.len(),
+                kernel.dtypes().len(),
+                "{spec} on {target}: one row per element type"
+            );
             for r in mine {
                 assert_eq!(r["via"], "hip");
                 assert!(r["config"].as_str().unwrap().contains("dtype="));
                 assert!(r["lds_bytes"].is_u64());
+                // The matrix-core kernels contain matrix instructions; no other kernel does.
+                let mma = r["matrix_instructions"].as_u64().unwrap();
+                assert_eq!(mma > 0, spec.starts_with("gemm_") || spec == "gemm", "{r}");
                 if target == "gfx942" {
                     assert_eq!(r["scratch_bytes"], 0, "{r}");
                     assert!(r["vgpr"].as_u64().unwrap() > 0, "{r}");
                     assert!(r["sgpr"].as_u64().unwrap() > 0, "{r}");
                     assert!(r["agpr"].is_u64(), "{r}");
+                    // The static goal for the GEMMs on gfx942: LDS within 64 KiB and at
+                    // least two waves per SIMD.
+                    let waves = r["waves_per_simd"].as_u64().unwrap();
+                    assert!(waves >= 1, "{r}");
+                    if mma > 0 {
+                        assert!(r["lds_bytes"].as_u64().unwrap() <= 65536, "{r}");
+                        assert!(waves >= 2, "{r}");
+                    }
                 } else {
+                    assert!(r["waves_per_simd"].is_null(), "{r}");
                     assert_eq!(r["spill_bytes"], 0, "{r}");
                     assert!(r["regs"].as_u64().unwrap() > 0, "{r}");
                 }

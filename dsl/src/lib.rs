@@ -22,13 +22,13 @@ pub use target::{Family, Target};
 /// Everything a kernel author needs: `use greta_dsl::prelude::*;`.
 pub mod prelude {
     pub use crate::front::{
-        abs, atomic_add, atomic_max, barrier, block_dim, block_idx, block_size, block_size_3d, cos,
-        exp, exp2, floor, fma, fragments, global_tile, grid_dim, lane_id, lds_tiles, ln,
-        local_array, log2, materialize, matrix_inst, matrix_inst_shaped, max, min, mma, rsqrt,
-        select, shared, shfl, shfl_down, shfl_up, shfl_xor, sin, sqrt, tanh, target, thread_idx,
-        vload, vstore, wave_max, wave_min, wave_size, wave_sum, Accum, BuildError, Elem, Float,
-        Frag, Frags, Global, LdsTiles, Local, MatA, MatB, MatrixElem, Numeric, Read, ReadWrite,
-        Shared, Tile, TileLayout, Val, Vector,
+        abs, atomic_add, atomic_max, barrier, block_dim, block_idx, block_size, block_size_3d,
+        build_error, cos, exp, exp2, floor, fma, fragments, global_tile, grid_dim, lane_id,
+        lds_tiles, ln, local_array, log2, materialize, matrix_inst, matrix_inst_shaped, max, min,
+        mma, rsqrt, select, shared, shfl, shfl_down, shfl_up, shfl_xor, sin, sqrt, tanh, target,
+        thread_idx, vload, vstore, wave_max, wave_min, wave_size, wave_sum, Accum, BuildError,
+        Elem, Float, Frag, Frags, Global, LdsTiles, Local, MatA, MatB, MatrixElem, Numeric, Read,
+        ReadWrite, Shared, Tile, TileLayout, Val, Vector,
     };
     pub use crate::ir::{Kernel, Swizzle};
     pub use crate::target::{MatrixInst, Target};

@@ -187,6 +187,9 @@ impl fmt::Display for Config {
 /// The three float element types, the usual `dtype` choices.
 pub const FLOATS: &[Scalar] = &[Scalar::F16, Scalar::BF16, Scalar::F32];
 
+/// The 16-bit float types: matrix-core multiplicands.
+pub const HALVES: &[Scalar] = &[Scalar::F16, Scalar::BF16];
+
 /// A `dtype` parameter over the float types, defaulting to f16.
 pub const DTYPE: ParamDef = ParamDef {
     name: "dtype",

@@ -12,6 +12,7 @@ pub mod helpers;
 pub mod problem;
 
 pub mod q8;
+pub mod tiled;
 
 pub mod add;
 pub mod attn_scores;
@@ -19,6 +20,10 @@ pub mod attn_values;
 pub mod copy;
 pub mod embedding;
 pub mod embedding_q8;
+pub mod gemm;
+pub mod gemm_q8;
+pub mod gemv;
+pub mod gemv_q8;
 pub mod matmul;
 pub mod matmul_q8;
 pub mod rmsnorm;
@@ -30,7 +35,7 @@ pub use config::{Config, ConfigError, ParamDef};
 pub use problem::{Expected, Inputs, Problem, ProblemArg, Tolerance};
 
 use greta_dsl::front::BuildError;
-use greta_dsl::ir::Kernel;
+use greta_dsl::ir::{Kernel, Scalar};
 use greta_dsl::Target;
 
 /// Why a problem could not be made.
@@ -71,6 +76,19 @@ impl KernelSpec {
         Config::parse(self.name, self.params, overrides)
     }
 
+    /// The element types the kernel's `dtype` parameter takes (f16, bf16, f32 for most; the
+    /// matrix-core kernels take f16 and bf16).
+    pub fn dtypes(&self) -> Vec<Scalar> {
+        self.params
+            .iter()
+            .find(|p| p.name == "dtype")
+            .map(|p| match p.choices {
+                config::Choices::DType(list) => list.to_vec(),
+                _ => Vec::new(),
+            })
+            .unwrap_or_default()
+    }
+
     pub fn default_config(&self) -> Config {
         self.config("").expect("defaults are always valid")
     }
@@ -99,6 +117,10 @@ pub fn all() -> &'static [&'static KernelSpec] {
         &softmax::SPEC,
         &matmul::SPEC,
         &matmul_q8::SPEC,
+        &gemm::SPEC,
+        &gemm_q8::SPEC,
+        &gemv::SPEC,
+        &gemv_q8::SPEC,
         &embedding_q8::SPEC,
         &attn_scores::SPEC,
         &attn_values::SPEC,

@@ -25,7 +25,7 @@ fn check(spec: &KernelSpec, overrides: &str, target: &'static Target, seed: u64)
 }
 
 fn sweep(spec: &KernelSpec) {
-    for (i, dtype) in ["f32", "f16", "bf16"].iter().enumerate() {
+    for (i, dtype) in spec.dtypes().iter().map(|d| d.name()).enumerate() {
         for target in Target::ALL {
             check(spec, &format!("dtype={dtype}"), target, 1 + i as u64);
         }
@@ -83,6 +83,10 @@ kernel_tests!(
     softmax,
     matmul,
     matmul_q8,
+    gemm,
+    gemm_q8,
+    gemv,
+    gemv_q8,
     embedding_q8,
     attn_scores,
     attn_values,

@@ -88,7 +88,11 @@ pub struct Signature {
     pub name: String,
     pub params: Vec<Param>,
     pub block_size: Option<[u32; 3]>,
+    /// LDS a block takes.
     pub shared_bytes: u32,
+    /// Of which dynamic LDS, requested at launch (0 when all of it is static; see
+    /// `Kernel::dynamic_lds`).
+    pub dynamic_lds_bytes: u32,
 }
 
 impl Signature {
@@ -97,7 +101,8 @@ impl Signature {
             name: kernel.name.clone(),
             params: kernel.params.clone(),
             block_size: kernel.block_size,
-            shared_bytes: kernel.shared_bytes(),
+            shared_bytes: kernel.lds_bytes(),
+            dynamic_lds_bytes: kernel.dynamic_lds().map_or(0, |d| d.bytes),
         }
     }
 }

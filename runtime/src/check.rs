@@ -91,10 +91,10 @@ pub fn launch(
             )));
         }
     }
-    if sig.shared_bytes > target.lds_bytes {
+    if sig.shared_bytes > target.lds_bytes_max {
         return Err(launch_err(format!(
             "needs {} bytes of LDS; {} has {}",
-            sig.shared_bytes, target.name, target.lds_bytes
+            sig.shared_bytes, target.name, target.lds_bytes_max
         )));
     }
     Ok(())

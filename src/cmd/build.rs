@@ -43,28 +43,13 @@ struct Job {
 }
 
 fn jobs(config: &str, kernel: Option<&str>, target: &'static Target) -> Result<Vec<Job>> {
-    let dtypes: Vec<String> = if config.contains("dtype") {
-        vec![String::new()]
-    } else {
-        ["f16", "bf16", "f32"]
-            .iter()
-            .map(|d| format!("dtype={d}"))
-            .collect()
-    };
     let mut jobs = Vec::new();
     let specs = match kernel {
         Some(name) => vec![super::kernel_spec(name)?],
         None => greta_kernels::all().to_vec(),
     };
     for spec in specs {
-        for dtype in &dtypes {
-            let overrides = [dtype.as_str(), config]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join(",");
-            let config = spec.config(&overrides)?;
+        for config in super::dtype_configs(spec, config)? {
             // The library's test problems may adapt the configuration to their shapes (rope
             // narrows its vector width): `greta check` needs those variants in the bundle too.
             let mut configs = vec![config.clone()];

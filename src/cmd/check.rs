@@ -36,7 +36,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     let (mut passed, mut failed) = (0, 0);
     for spec in specs {
-        for (d, dtype) in ["f16", "bf16", "f32"].iter().enumerate() {
+        for (d, dtype) in spec.dtypes().iter().enumerate() {
             let cfg = spec.config(&format!("dtype={dtype}"))?;
             let shapes = if args.quick {
                 &spec.test_shapes[..1]

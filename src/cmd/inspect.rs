@@ -1,6 +1,8 @@
 //! `greta inspect [--json]`: compile every kernel × target × configuration (by default the
-//! default configuration of each float dtype) and report the resources the toolchain reports:
-//! registers, LDS, scratch (AMD) and spills (NVIDIA).
+//! default configuration of each element type the kernel takes) and report the resources the
+//! toolchain reports: registers, LDS, scratch (AMD) and spills (NVIDIA); on gfx942 the waves per
+//! SIMD that its registers (arch VGPRs + AGPRs) and LDS allow; and the matrix instructions in
+//! the code (`v_mfma` in the gfx942 code object, `mma`/`wgmma` in the sm_90 PTX).
 
 use anyhow::{bail, Result};
 use greta_dsl::Target;
@@ -39,7 +41,11 @@ struct Row {
     vgpr: Option<u32>,
     sgpr: Option<u32>,
     agpr: Option<u32>,
+    /// gfx942: waves one SIMD can hold, the smaller of what VGPR+AGPR and LDS allow.
+    waves_per_simd: Option<u32>,
     regs: Option<u32>,
+    /// Matrix-core instructions in the code.
+    matrix_instructions: u32,
 }
 
 struct Job {
@@ -57,24 +63,9 @@ fn jobs(args: &Args) -> Result<Vec<Job>> {
         Some(name) => vec![super::target(name)?],
         None => Target::ALL.to_vec(),
     };
-    let dtypes: Vec<String> = if args.config.contains("dtype") {
-        vec![String::new()]
-    } else {
-        ["f16", "bf16", "f32"]
-            .iter()
-            .map(|d| format!("dtype={d}"))
-            .collect()
-    };
     let mut jobs = Vec::new();
     for spec in specs {
-        for dtype in &dtypes {
-            let overrides = [dtype.as_str(), args.config.as_str()]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .copied()
-                .collect::<Vec<_>>()
-                .join(",");
-            let config = spec.config(&overrides)?;
+        for config in super::dtype_configs(spec, &args.config)? {
             for &target in &targets {
                 jobs.push(Job {
                     spec,
@@ -91,6 +82,19 @@ fn inspect(job: &Job) -> Result<Row> {
     let kernel = super::build(job.spec, &job.config, job.target)?;
     let compiled = greta_codegen::compile(&kernel, job.target)?;
     let r = compiled.resources;
+    let waves_per_simd = match (r.vgpr, r.agpr) {
+        (Some(v), agpr) => {
+            // Arch VGPRs are allocated in fours and AGPRs follow them in the same file.
+            let regs = v.next_multiple_of(4) + agpr.unwrap_or(0);
+            let threads = kernel
+                .block_size
+                .map_or(job.target.max_block_threads, |b| b.iter().product());
+            let by_regs = job.target.waves_per_simd_by_registers(regs);
+            let by_lds = job.target.waves_per_simd_by_lds(r.lds_bytes, threads);
+            Some(by_regs.min(by_lds))
+        }
+        (None, _) => None,
+    };
     Ok(Row {
         kernel: job.spec.name,
         target: job.target.name,
@@ -102,7 +106,9 @@ fn inspect(job: &Job) -> Result<Row> {
         vgpr: r.vgpr,
         sgpr: r.sgpr,
         agpr: r.agpr,
+        waves_per_simd,
         regs: r.regs,
+        matrix_instructions: r.matrix_instructions,
     })
 }
 
@@ -178,22 +184,34 @@ pub fn run(args: Args) -> Result<()> {
 fn print_table(rows: &[Row]) {
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
     println!(
-        "{:<10} {:<7} {:<40} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>6}",
-        "kernel", "target", "config", "lds", "vgpr", "sgpr", "agpr", "scratch", "regs", "spills"
+        "{:<12} {:<7} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>4}  config",
+        "kernel",
+        "target",
+        "lds",
+        "vgpr",
+        "sgpr",
+        "agpr",
+        "scratch",
+        "waves",
+        "regs",
+        "spills",
+        "mma"
     );
     for r in rows {
         println!(
-            "{:<10} {:<7} {:<40} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>6}",
+            "{:<12} {:<7} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>4}  {}",
             r.kernel,
             r.target,
-            r.config,
             r.lds_bytes,
             opt(r.vgpr),
             opt(r.sgpr),
             opt(r.agpr),
             opt(r.scratch_bytes),
+            opt(r.waves_per_simd),
             opt(r.regs),
-            opt(r.spill_bytes)
+            opt(r.spill_bytes),
+            r.matrix_instructions,
+            r.config
         );
     }
 }

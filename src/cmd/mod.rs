@@ -33,6 +33,28 @@ pub fn target(name: &str) -> Result<&'static Target> {
     })
 }
 
+/// The configurations `overrides` (`key=value,...`) gives `spec`: one per element type the
+/// kernel takes, unless `overrides` names the `dtype`.
+pub fn dtype_configs(spec: &KernelSpec, overrides: &str) -> Result<Vec<Config>> {
+    let dtypes: Vec<String> = if overrides.contains("dtype") {
+        vec![String::new()]
+    } else {
+        spec.dtypes().iter().map(|d| format!("dtype={d}")).collect()
+    };
+    dtypes
+        .iter()
+        .map(|d| {
+            let all = [d.as_str(), overrides]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(",");
+            Ok(spec.config(&all)?)
+        })
+        .collect()
+}
+
 /// Builds and verifies a kernel at a configuration for a target.
 pub fn build(spec: &KernelSpec, config: &Config, target: &'static Target) -> Result<Kernel> {
     let kernel = (spec.build)(config, target)

@@ -552,7 +552,24 @@ impl Transformer {
             Expr::Continue(_) => return Err(unsupported(expr, "`continue`")),
             Expr::Macro(_) => return Err(unsupported(expr, "a macro call")),
             Expr::Range(_) => return Err(unsupported(expr, "a range outside a `for` loop")),
-            Expr::Struct(_) => return Err(unsupported(expr, "a struct literal")),
+            // Plain Rust values (a comptime configuration struct, say): fields transformed.
+            Expr::Struct(st) => {
+                let path = &st.path;
+                let mut fields = Vec::new();
+                for f in &st.fields {
+                    let member = &f.member;
+                    let value = self.expr(&f.expr)?;
+                    fields.push(quote!(#member: #value));
+                }
+                let rest = match &st.rest {
+                    Some(r) => {
+                        let r = self.expr(r)?;
+                        quote!(.. #r)
+                    }
+                    None => quote!(),
+                };
+                quote_spanned!(span=> #path { #(#fields,)* #rest })
+            }
             Expr::Try(_) => return Err(unsupported(expr, "the `?` operator")),
             Expr::Unsafe(_) => return Err(unsupported(expr, "`unsafe`")),
             Expr::Async(_) | Expr::Await(_) => return Err(unsupported(expr, "async code")),

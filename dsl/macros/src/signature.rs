@@ -102,14 +102,16 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
         };
         let ident = arg_ident(&arg.pat)?.clone();
         let name = ident.to_string();
-        transformer.bind(&name, Binding::Immutable);
         if take_comptime(&mut arg.attrs) {
+            // Plain Rust: indexing it is Rust's (a comptime array or slice), not a memory load.
+            transformer.bind(&name, Binding::Comptime);
             let ty = &arg.ty;
             config.push(quote_spanned! {ty.span()=>
                 (::std::string::String::from(#name), ::greta_dsl::front::IntoConfig::into_config(#ident))
             });
             comptime_args.push(quote!(#ident: #ty));
         } else {
+            transformer.bind(&name, Binding::Immutable);
             let ty = &arg.ty;
             declare.push(quote_spanned! {ty.span()=>
                 let #ident = ::greta_dsl::front::declare_param::<#ty>(#name);
@@ -157,9 +159,14 @@ pub(crate) fn expand_device(attr: TokenStream, item: TokenStream) -> syn::Result
                 "a device function has no `self`",
             ));
         };
-        take_comptime(&mut arg.attrs);
+        let comptime = take_comptime(&mut arg.attrs);
         let ident = arg_ident(&arg.pat)?;
-        transformer.bind(&ident.to_string(), Binding::Immutable);
+        let binding = if comptime {
+            Binding::Comptime
+        } else {
+            Binding::Immutable
+        };
+        transformer.bind(&ident.to_string(), binding);
     }
     let body = transformer.block_contents(&f.block)?;
     let attrs = &f.attrs;

@@ -127,6 +127,14 @@ impl Builder {
     }
 }
 
+/// Makes the kernel being built fail with `message` (its build returns
+/// [`BuildError::Invalid`]): for comptime parameter combinations a kernel cannot serve, found
+/// while building. The build goes on, so the first such message is the one reported.
+pub fn build_error(message: impl Into<String>) {
+    let message = message.into();
+    with(|b| b.error(message));
+}
+
 /// The target the kernel being built is for: its wave size, LDS limits and matrix
 /// instructions, for choosing sizes at build time.
 pub fn target() -> &'static Target {

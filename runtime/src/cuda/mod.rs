@@ -467,8 +467,27 @@ impl Backend for CudaBackend {
                 describe(e)
             ))
         })?;
+        let signature = Signature::of(kernel);
+        if signature.dynamic_lds_bytes > 0 {
+            // More than the 48 KiB a block gets without asking: raise this function's limit.
+            // SAFETY: `function` was just obtained from the loaded module.
+            unsafe {
+                result::function::set_function_attribute(
+                    function,
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    signature.dynamic_lds_bytes as i32,
+                )
+            }
+            .map_err(|e| {
+                err(format!(
+                    "the device refused {} bytes of dynamic shared memory: {}",
+                    signature.dynamic_lds_bytes,
+                    describe(e)
+                ))
+            })?;
+        }
         Ok(LoadedKernel::new(
-            Signature::of(kernel),
+            signature,
             Box::new(CudaKernel {
                 function,
                 _module: module,
@@ -496,14 +515,14 @@ impl Backend for CudaBackend {
         // parameter's C type or a device pointer (`Params::pack` checked the count and kinds
         // against the signature the kernel was compiled from); the driver copies the values
         // before returning. The buffers stay allocated until the stream has run the kernel:
-        // `DeviceMem` waits for the stream before freeing. Shared memory is static (declared
-        // in the kernel), so the dynamic size is 0.
+        // `DeviceMem` waits for the stream before freeing. The dynamic shared memory size is
+        // the kernel's (`Kernel::dynamic_lds`); `load` raised the function's limit to it.
         unsafe {
             result::launch_kernel(
                 k.function,
                 (g[0], g[1], g[2]),
                 (b[0], b[1], b[2]),
-                0,
+                sig.dynamic_lds_bytes,
                 self.stream.cu_stream(),
                 &mut pointers,
             )

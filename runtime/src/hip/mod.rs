@@ -649,7 +649,8 @@ impl Backend for HipBackend {
         let [bx, by, bz] = dims.block;
         // SAFETY: `function` is live (its module is owned by `kernel`); `extra` follows HIP's
         // POINTER/SIZE/END protocol and it, `kernargs` and `size` outlive the call, during which
-        // HIP copies the arguments. LDS is static (in the code object), so no dynamic bytes.
+        // HIP copies the arguments. On gfx942 every kernel's LDS is static (its 64 KiB are
+        // all a block may declare), so the dynamic size is the signature's 0.
         let status = unsafe {
             ffi::hipModuleLaunchKernel(
                 k.function,
@@ -659,7 +660,7 @@ impl Backend for HipBackend {
                 bx,
                 by,
                 bz,
-                0,
+                kernel.signature.dynamic_lds_bytes,
                 self.stream.0,
                 ptr::null_mut(),
                 extra.as_mut_ptr(),

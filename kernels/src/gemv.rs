@@ -1,0 +1,479 @@
+//! Matrix-vector product for decode (`M` = 1…`m_tile` tokens): `y[m, n] = Σ_k x[m, k] · W[n, k]
+//! (+ r[m, n])`, memory-bound on the weights. `x` and `W` are f16 or bf16 (`dtype`), `y` and
+//! the optional residual `r` are `out`; accumulation in f32.
+//!
+//! Each wave owns `rows` weight rows: its lanes stride over `K` with 16-byte loads, `unroll`
+//! loads per row in flight before any is used (the bytes in flight per SM are what a GEMV's
+//! speed is made of), each lane keeping `rows × m_tile` partial sums; a butterfly wave sum
+//! finishes each output, with no barrier. When the grid would be short (few rows for the
+//! device's compute units) `splits` waves of a block share the same rows, each taking every
+//! `splits`-th stretch of `K`, and combine their sums through LDS in a fixed order — so the
+//! result does not depend on the schedule (split-K without atomics is deterministic).
+//!
+//! Floor: `N·K·size(T)` bytes of weights (plus `M·K` of `x` from cache and `M·N` written) at the
+//! copy bandwidth: 4096 × 4096 f16 = 32 MiB ≈ 8 µs on an H200.
+//!
+//! Arguments, in order: `x: &[T]` (at least `M·K`), `w: &[T]` (at least `N·K`), `r: &[O]` (at
+//! least `M·N` when `residual`, else never read), `y: &mut [O]` (at least `M·N`), `m: u32`
+//! (at most `m_tile`), `n: u32`, `k: u32`. Launch with [`launch`].
+
+use crate::config::u32_param;
+use crate::gemm::{dtype_param_halves, gemm_tolerance, reference, OUT, RESIDUAL};
+use crate::matmul::mnk;
+use crate::problem::{blocks_for, from_f64, Expected, Inputs, Problem, ProblemArg};
+use crate::q8::quant;
+use crate::{Config, KernelSpec, ParamDef, ProblemError};
+use greta_dsl::front::load;
+use greta_dsl::front::BuildError;
+use greta_dsl::interp::LaunchDims;
+use greta_dsl::ir::{Const, Kernel, Scalar};
+use greta_dsl::prelude::*;
+use greta_dsl::Target;
+
+/// Where a GEMV's weight rows come from: a source loads `ELEMS` consecutive weights of a row
+/// with one wide access (as f32 values and, for a quantised source, the block scale to apply to
+/// their dot product).
+pub trait RowSource: Copy {
+    /// Elements one load covers (16 bytes of them).
+    const ELEMS: u32;
+    /// Weights `c..c + ELEMS` of the row starting at element `row` (`c` a multiple of
+    /// `ELEMS`), and the scale of their dot product if any. Loads the first weights of the row
+    /// instead when `!ok`, so that a stretch past `K` stays in bounds.
+    fn load(self, row: Val<u32>, c: Val<u32>, ok: Val<bool>) -> (Vec<Val<f32>>, Option<Val<f32>>);
+    /// Weight `c` of the row starting at `row` (the path for a `K` that is not a multiple of
+    /// `ELEMS`).
+    fn element(self, row: Val<u32>, c: Val<u32>) -> Val<f32>;
+}
+
+/// Dense f16/bf16 rows: 8 per load.
+#[derive(Clone, Copy)]
+pub struct DenseRows<T: Float>(pub Global<T, Read>);
+
+impl<T: Float> RowSource for DenseRows<T> {
+    const ELEMS: u32 = 8;
+    fn load(self, row: Val<u32>, c: Val<u32>, ok: Val<bool>) -> (Vec<Val<f32>>, Option<Val<f32>>) {
+        let v = materialize("w", vload::<8, _>(&self.0, select(ok, row + c, row)));
+        let v = v.to_f32();
+        ((0..8).map(|l| v.lane(l)).collect(), None)
+    }
+    fn element(self, row: Val<u32>, c: Val<u32>) -> Val<f32> {
+        load(&self.0, row + c).to_f32()
+    }
+}
+
+/// Q8_0 rows (see [`crate::q8`]): 16 quants (four words) per load, and their block's scale.
+#[derive(Clone, Copy)]
+pub struct Q8Rows {
+    pub scales: Global<f16, Read>,
+    pub quants: Global<u32, Read>,
+}
+
+impl RowSource for Q8Rows {
+    const ELEMS: u32 = 16;
+    fn load(self, row: Val<u32>, c: Val<u32>, ok: Val<bool>) -> (Vec<Val<f32>>, Option<Val<f32>>) {
+        let at = select(ok, row + c, row);
+        let words = materialize("q", vload::<4, _>(&self.quants, at / 4u32));
+        let d = materialize("d", load(&self.scales, at / 32u32).to_f32());
+        let q = (0..16).map(|i| quant(words.lane(i / 4), i % 4)).collect();
+        (q, Some(d))
+    }
+    fn element(self, row: Val<u32>, c: Val<u32>) -> Val<f32> {
+        let at = row + c;
+        let word = load(&self.quants, at / 4u32);
+        // The byte of the word (a runtime index): shift it to the top and sign-extend.
+        let top = (word << (24u32 - 8u32 * (at % 4u32))).to_i32();
+        (top >> 24i32).to_f32() * load(&self.scales, at / 32u32).to_f32()
+    }
+}
+
+#[kernel]
+#[allow(clippy::too_many_arguments)]
+pub fn gemv<T: Float, O: Float>(
+    x: &[T],
+    w: &[T],
+    r: &[O],
+    y: &mut [O],
+    m: u32,
+    n: u32,
+    k: u32,
+    #[comptime] rows: u32,
+    #[comptime] unroll: u32,
+    #[comptime] waves: u32,
+    #[comptime] splits: u32,
+    #[comptime] m_tile: u32,
+    #[comptime] residual: bool,
+) {
+    #[comptime]
+    let p = GemvParams {
+        rows,
+        unroll,
+        waves,
+        splits,
+        m_tile,
+        residual,
+    };
+    gemv_body::<T, O, DenseRows<T>>(x, DenseRows(w), r, y, m, n, k, p);
+}
+
+/// The comptime parameters of a GEMV, in the order its kernels take them.
+#[derive(Clone, Copy, Debug)]
+pub struct GemvParams {
+    pub rows: u32,
+    pub unroll: u32,
+    pub waves: u32,
+    pub splits: u32,
+    pub m_tile: u32,
+    pub residual: bool,
+}
+
+/// The whole GEMV of one block (see the module docs), weights from `w`.
+#[device]
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_body<T: Float, O: Float, S: RowSource>(
+    x: Global<T, Read>,
+    #[comptime] w: S,
+    r: Global<O, Read>,
+    y: Global<O, ReadWrite>,
+    m: Val<u32>,
+    n: Val<u32>,
+    k: Val<u32>,
+    #[comptime] p: GemvParams,
+) {
+    #[comptime]
+    let wave = target().wave_size;
+    block_size(p.waves * wave);
+    #[comptime]
+    let v = S::ELEMS;
+    #[comptime]
+    let groups = p.waves / p.splits;
+    #[comptime]
+    let (rows, m_tile) = (p.rows, p.m_tile);
+    let lane = lane_id();
+    let wid = thread_idx().x / wave;
+    let group = wid / p.splits;
+    let split = wid % p.splits;
+    let n0 = (block_idx().x * groups + group) * rows;
+    // Rows past `n` and tokens past `m` read the last row (in bounds) and are not written.
+    #[comptime]
+    let mut w_at = Vec::new();
+    for i in 0..rows {
+        w_at.push(materialize("w_row", min(n0 + i, n - 1u32) * k));
+    }
+    #[comptime]
+    let mut x_at = Vec::new();
+    for j in 0..m_tile {
+        x_at.push(materialize("x_row", min(j, m - 1u32) * k));
+    }
+    let acc = local_array::<f32>(rows * m_tile);
+    for i in 0..rows * m_tile {
+        acc[i] = 0.0f32;
+    }
+    // One stretch: `unroll` loads per row, `wave · v` elements apart, for each of the
+    // `splits` waves sharing these rows in turn. Every weight load of a stretch is issued
+    // before any is used.
+    #[comptime]
+    let stretch = p.unroll * wave * v;
+    if k % v == 0u32 {
+        for c in (split * stretch + lane * v..k).step_by(p.splits * stretch) {
+            #[comptime]
+            let mut held = Vec::new();
+            for u in 0..p.unroll {
+                let at = c + u * wave * v;
+                for i in 0..rows {
+                    held.push(w.load(w_at[i as usize], at, at < k));
+                }
+            }
+            for u in 0..p.unroll {
+                let at = c + u * wave * v;
+                let ok = at < k;
+                for j in 0..m_tile {
+                    #[comptime]
+                    let mut xs = Vec::new();
+                    for h in 0..v / 8u32 {
+                        let xv =
+                            vload::<8, _>(&x, select(ok, x_at[j as usize] + at + 8u32 * h, 0u32));
+                        let xv = xv.to_f32();
+                        for l in 0..8u32 {
+                            xs.push(xv.lane(l));
+                        }
+                    }
+                    for i in 0..rows {
+                        #[comptime]
+                        let (ws, scale) = &held[(u * rows + i) as usize];
+                        let mut s = 0.0f32;
+                        for l in 0..v {
+                            s = fma(ws[l as usize], xs[l as usize], s);
+                        }
+                        acc[i * m_tile + j] =
+                            acc[i * m_tile + j] + select(ok, scaled(s, scale), 0.0f32);
+                    }
+                }
+            }
+        }
+    } else {
+        for c in (split * wave + lane..k).step_by(p.splits * wave) {
+            for i in 0..rows {
+                let wr = w.element(w_at[i as usize], c);
+                for j in 0..m_tile {
+                    acc[i * m_tile + j] =
+                        fma(wr, x[x_at[j as usize] + c].to_f32(), acc[i * m_tile + j]);
+                }
+            }
+        }
+    }
+    // Wave sums; with split-K, each wave's sums go through LDS and the first wave of the group
+    // adds them in wave order.
+    let part = shared::<f32>(split_lds_len(p.splits, p.waves * rows * m_tile));
+    for i in 0..rows {
+        for j in 0..m_tile {
+            let total = wave_sum(acc[i * m_tile + j]);
+            if p.splits == 1 {
+                if lane == 0u32 {
+                    write_one::<O>(r, y, total, n0 + i, j, m, n, p.residual);
+                }
+            } else if lane == 0u32 {
+                part[(wid * rows + i) * m_tile + j] = total;
+            }
+        }
+    }
+    if p.splits > 1 {
+        barrier();
+        if split == 0u32 && lane < rows * m_tile {
+            let i = lane / m_tile;
+            let j = lane % m_tile;
+            let mut total = 0.0f32;
+            for s in 0..p.splits {
+                total = total + part[((wid + s) * rows + i) * m_tile + j];
+            }
+            write_one::<O>(r, y, total, n0 + i, j, m, n, p.residual);
+        }
+    }
+}
+
+/// A dot product times its block's scale, where the source has one.
+fn scaled(s: Val<f32>, scale: &Option<Val<f32>>) -> Val<f32> {
+    match scale {
+        Some(d) => s * *d,
+        None => s,
+    }
+}
+
+/// LDS elements for the split-K combine: one per wave, row and token with `splits > 1`, else a
+/// placeholder element (the kernel declares the array either way).
+fn split_lds_len(splits: u32, len: u32) -> u32 {
+    if splits > 1 {
+        len
+    } else {
+        1
+    }
+}
+
+/// `y[j, row] = total (+ r[j, row])` if the output exists.
+#[device]
+#[allow(clippy::too_many_arguments)]
+fn write_one<O: Float>(
+    r: Global<O, Read>,
+    y: Global<O, ReadWrite>,
+    total: Val<f32>,
+    row: Val<u32>,
+    j: impl greta_dsl::front::IntoVal<Elem = u32>,
+    m: Val<u32>,
+    n: Val<u32>,
+    #[comptime] residual: bool,
+) {
+    let j = j.into_val();
+    if row < n && j < m {
+        let at = j * n + row;
+        let mut v = total;
+        if residual {
+            v = v + r[at].to_f32();
+        }
+        y[at] = O::from_f32(v);
+    }
+}
+
+/// The parameters of `cfg`, or why they cannot be built for `target`.
+pub(crate) fn params(
+    kernel: &str,
+    cfg: &Config,
+    target: &Target,
+) -> Result<GemvParams, BuildError> {
+    let c = |s: &str| cfg.u32(s);
+    let p = GemvParams {
+        rows: c("rows"),
+        unroll: c("unroll"),
+        waves: c("waves"),
+        splits: c("splits"),
+        m_tile: c("m_tile"),
+        residual: cfg.bool("residual"),
+    };
+    let fail = |message: String| {
+        Err(BuildError::Invalid {
+            kernel: kernel.into(),
+            message,
+        })
+    };
+    if p.waves % p.splits != 0 {
+        return fail(format!(
+            "splits={} does not divide waves={}",
+            p.splits, p.waves
+        ));
+    }
+    if p.splits > 1 && p.rows * p.m_tile > target.wave_size {
+        return fail("split-K combines at most one output per lane of a wave".into());
+    }
+    if p.waves * target.wave_size > target.max_block_threads {
+        return fail(format!(
+            "{} waves are more threads than {target} launches",
+            p.waves
+        ));
+    }
+    Ok(p)
+}
+
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
+    let p = params("gemv", cfg, target)?;
+    macro_rules! go {
+        ($t:ty, $o:ty) => {
+            gemv::<$t, $o>(
+                target, p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual,
+            )
+        };
+    }
+    match (cfg.dtype("dtype"), cfg.dtype("out")) {
+        (Scalar::F16, Scalar::F16) => go!(f16, f16),
+        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
+        (Scalar::F16, _) => go!(f16, f32),
+        (_, Scalar::F16) => go!(bf16, f16),
+        (_, Scalar::BF16) => go!(bf16, bf16),
+        (_, _) => go!(bf16, f32),
+    }
+}
+
+/// Launch: `waves / splits · rows` weight rows per block (the same for `gemv_q8`).
+pub fn launch(cfg: &Config, target: &Target, n: u32) -> LaunchDims {
+    let (waves, splits, rows) = (cfg.u32("waves"), cfg.u32("splits"), cfg.u32("rows"));
+    LaunchDims {
+        grid: [blocks_for(n as u64, (waves / splits * rows) as u64), 1, 1],
+        block: [waves * target.wave_size, 1, 1],
+    }
+}
+
+/// The split-K factor that gives `n` rows' GEMV at least `per_cu` waves per compute unit of
+/// `target` without splitting (1), or the smallest split of `cfg`'s choices that does.
+pub fn splits_for(cfg: &Config, target: &Target, n: u32, per_cu: u32) -> u32 {
+    let rows = cfg.u32("rows");
+    let wanted = target.compute_units * per_cu;
+    let row_waves = n.div_ceil(rows);
+    [1u32, 2, 4, 8]
+        .into_iter()
+        .filter(|s| cfg.u32("waves") % s == 0)
+        .find(|s| row_waves * s >= wanted)
+        .unwrap_or(cfg.u32("waves").min(8))
+}
+
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
+    let (m, n, k) = mnk("gemv", shape, SPEC.shape, 1)?;
+    let cfg = &fit_m(cfg, m);
+    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
+    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
+    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
+    let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
+    let residual = cfg.bool("residual");
+    let (rb, rv) = inputs.uniform(out, mu * nu, -1.0, 1.0);
+    Ok(Problem {
+        config: cfg.clone(),
+        kernel: build(cfg, target)?,
+        dims: launch(cfg, target, n),
+        args: vec![
+            ProblemArg::Buffer(xb),
+            ProblemArg::Buffer(wb),
+            ProblemArg::Buffer(rb),
+            ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
+            ProblemArg::Value(Const::U32(m)),
+            ProblemArg::Value(Const::U32(n)),
+            ProblemArg::Value(Const::U32(k)),
+        ],
+        expected: vec![Expected {
+            arg: 3,
+            values: reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku),
+            tolerance: gemm_tolerance(out, k),
+        }],
+        min_bytes: (nu * ku * dtype.size_bytes() as usize
+            + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
+            as u64,
+        flops: 2 * (mu * nu * ku) as u64,
+    })
+}
+
+/// `cfg` with an `m_tile` of at least `m` tokens (the next power of two; tokens are at most 8).
+pub fn fit_m(cfg: &Config, m: u32) -> Config {
+    if m <= cfg.u32("m_tile") {
+        return cfg.clone();
+    }
+    cfg.with(
+        "m_tile",
+        greta_dsl::ir::ConfigValue::U32(m.next_power_of_two().min(8)),
+    )
+}
+
+/// The parameters `gemv` and `gemv_q8` share.
+pub(crate) const GEMV_PARAMS: [ParamDef; 5] = [
+    u32_param(
+        "rows",
+        &[1, 2, 4],
+        2,
+        "weight rows (outputs along N) per wave",
+    ),
+    u32_param(
+        "unroll",
+        &[1, 2, 4],
+        2,
+        "16-byte loads per row in flight before use",
+    ),
+    u32_param("waves", &[2, 4, 8], 4, "waves per block"),
+    u32_param(
+        "splits",
+        &[1, 2, 4],
+        1,
+        "waves sharing the same rows, each a part of K (split-K, combined in LDS)",
+    ),
+    u32_param(
+        "m_tile",
+        &[1, 2, 4, 8],
+        1,
+        "tokens (rows of x) per launch, at most",
+    ),
+];
+
+pub static SPEC: KernelSpec = KernelSpec {
+    name: "gemv",
+    summary: "y = x · Wᵀ (+ r) for a few tokens, at the weights' bandwidth (f16/bf16)",
+    params: &[
+        dtype_param_halves(),
+        OUT,
+        RESIDUAL,
+        GEMV_PARAMS[0],
+        GEMV_PARAMS[1],
+        GEMV_PARAMS[2],
+        GEMV_PARAMS[3],
+        GEMV_PARAMS[4],
+    ],
+    shape: "m,n,k",
+    test_shapes: &[
+        &[1, 1, 1],
+        &[1, 7, 172],
+        &[1, 172, 4097],
+        &[1, 33, 1024],
+        &[3, 9, 2056],
+        &[8, 5, 520],
+    ],
+    bench_shape: &[1, 4096, 4096],
+    build,
+    problem,
+};
