@@ -36,7 +36,10 @@ fn summary(o: &Output) -> String {
 /// configuration per float dtype, plus the variants its test shapes adapt it to.
 fn library(target: &'static Target) -> Vec<(Kernel, String)> {
     let mut out: Vec<(Kernel, String)> = Vec::new();
-    for spec in greta_kernels::all() {
+    for spec in greta_kernels::all()
+        .iter()
+        .filter(|s| (s.available)(target))
+    {
         for d in spec.dtypes() {
             let config = spec.config(&format!("dtype={d}")).unwrap();
             let mut configs = vec![config.clone()];
@@ -77,9 +80,12 @@ fn cached_objects(dir: &Path) -> Vec<PathBuf> {
 fn bundles_for_both_targets_second_build_is_all_cache_hits() {
     let cache = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let n = library(&Target::GFX942).len();
-    assert_eq!(n, library(&Target::SM_90).len());
+    // sm_90 has more kernels: the warpgroup GEMMs need its engine.
+    assert!(library(&Target::SM_90).len() > library(&Target::GFX942).len());
+    let mut cached = 0;
     for target in Target::ALL {
+        let n = library(target).len();
+        cached += n;
         let dir = out.path().join(target.name);
         let first = summary(&greta_build(cache.path(), target.name, &dir));
         assert!(
@@ -118,7 +124,7 @@ fn bundles_for_both_targets_second_build_is_all_cache_hits() {
         }
     }
     // Both targets' objects share the one cache, and its scratch area is empty.
-    assert_eq!(cached_objects(cache.path()).len(), 2 * n);
+    assert_eq!(cached_objects(cache.path()).len(), cached);
     assert_eq!(
         std::fs::read_dir(cache.path().join("tmp")).unwrap().count(),
         0

@@ -91,8 +91,10 @@ pub struct Compiled {
     pub resources: Resources,
 }
 
-/// Verifies `kernel` and checks that it was built for `target`.
-fn prepare(kernel: &Kernel, target: &Target) -> Result<KernelInfo, CodegenError> {
+/// Verifies `kernel`, checks that it was built for `target`, and returns what the verifier
+/// learnt with the target to compile for: `target` itself, or its architecture-specific variant
+/// when the kernel uses instructions only that has (the warpgroup engine: `sm_90a`).
+fn prepare(kernel: &Kernel, target: &Target) -> Result<(KernelInfo, Target), CodegenError> {
     if kernel.target != target {
         return Err(CodegenError::Unsupported {
             kernel: kernel.name.clone(),
@@ -103,15 +105,27 @@ fn prepare(kernel: &Kernel, target: &Target) -> Result<KernelInfo, CodegenError>
             ),
         });
     }
-    greta_dsl::valid::validate(kernel).map_err(|e| CodegenError::Invalid(Box::new(e)))
+    let info =
+        greta_dsl::valid::validate(kernel).map_err(|e| CodegenError::Invalid(Box::new(e)))?;
+    let mut effective = target.clone();
+    if let (false, Some(wg)) = (info.warpgroup.is_empty(), target.warpgroup) {
+        effective.cpu = wg.arch;
+    }
+    Ok((info, effective))
 }
 
 /// The generated source of `kernel` for `target`, by `via`.
 pub fn emit_source(kernel: &Kernel, target: &Target, via: Via) -> Result<String, CodegenError> {
-    let info = prepare(kernel, target)?;
-    match via {
-        Via::Hip => back::hip::write_string(kernel, &info, target),
-    }
+    Ok(lower(kernel, target, via)?.0)
+}
+
+/// The generated source and the target to compile it for (see [`prepare`]).
+fn lower(kernel: &Kernel, target: &Target, via: Via) -> Result<(String, Target), CodegenError> {
+    let (info, effective) = prepare(kernel, target)?;
+    let source = match via {
+        Via::Hip => back::hip::write_string(kernel, &info, &effective)?,
+    };
+    Ok((source, effective))
 }
 
 /// One textual output for `kernel` on `target`, using the process-wide [`Toolchain`].
@@ -127,7 +141,8 @@ pub fn emit_with(
     via: Via,
     format: Format,
 ) -> Result<String, CodegenError> {
-    let source = emit_source(kernel, target, via)?;
+    let (source, target) = lower(kernel, target, via)?;
+    let target = &target;
     match (format, target.family) {
         (Format::Source, _) => Ok(source),
         (Format::Ptx | Format::Asm, Family::Nvptx) => {
@@ -154,7 +169,8 @@ pub fn compile_with(
     target: &Target,
     via: Via,
 ) -> Result<Compiled, CodegenError> {
-    let source = emit_source(kernel, target, via)?;
+    let (source, target) = lower(kernel, target, via)?;
+    let target = &target;
     match target.family {
         Family::Amdgcn => {
             let object = tools.hip_to_code_object(&source, &kernel.name, target)?;
@@ -174,6 +190,10 @@ pub fn compile_with(
             let ptx = tools.hip_to_ptx(&source, &kernel.name, target)?;
             let (object, report) = tools.ptx_to_cubin(&ptx, &kernel.name, target)?;
             let mut resources = resources::parse_ptxas(&report, &kernel.name)?;
+            // ptxas counts static shared memory only.
+            if let Some(d) = kernel.dynamic_lds() {
+                resources.lds_bytes += d.bytes;
+            }
             resources.matrix_instructions = resources::count_matrix_instructions(&ptx, target);
             Ok(Compiled {
                 via,

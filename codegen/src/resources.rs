@@ -32,16 +32,24 @@ pub struct Resources {
     pub matrix_instructions: u32,
 }
 
-/// Matrix-core instructions in `code`: the disassembly of an AMDGPU code object, or PTX.
+/// Matrix-core instructions in `code`: the disassembly of an AMDGPU code object (`v_mfma*`
+/// mnemonics), or PTX (`mma.sync` and `wgmma.mma_async` instructions, also inside inline-asm
+/// blocks that hold several instructions on one line).
 pub fn count_matrix_instructions(code: &str, target: &greta_dsl::Target) -> u32 {
-    let is_matrix = |line: &str| {
-        let op = line.split_whitespace().next().unwrap_or("");
+    let count = |line: &str| -> u32 {
+        let code = line.split("//").next().unwrap_or("");
         match target.family {
-            greta_dsl::Family::Amdgcn => op.starts_with("v_mfma"),
-            greta_dsl::Family::Nvptx => op.starts_with("mma.") || op.starts_with("wgmma.mma_async"),
+            greta_dsl::Family::Amdgcn => {
+                let op = code.split_whitespace().next().unwrap_or("");
+                op.starts_with("v_mfma") as u32
+            }
+            greta_dsl::Family::Nvptx => code
+                .split(|c: char| c.is_whitespace() || c == ';' || c == '{' || c == '}')
+                .filter(|t| t.starts_with("mma.sync.") || t.starts_with("wgmma.mma_async."))
+                .count() as u32,
         }
     };
-    code.lines().filter(|l| is_matrix(l.trim_start())).count() as u32
+    code.lines().map(count).sum()
 }
 
 fn bad(tool: &'static str, message: impl Into<String>) -> CodegenError {

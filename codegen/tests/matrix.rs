@@ -109,3 +109,58 @@ fn a_kernel_compiles_only_for_its_target() {
         "{err}"
     );
 }
+
+/// One warpgroup's `64 × n` product over a 64-deep K-tile, both tiles copied asynchronously.
+#[kernel]
+fn wg_tile(x: &[f16], w: &[f16], d: &mut [f32], #[comptime] n: u32) {
+    block_size(128);
+    let a = warpgroup_tiles::<f16>(1, 64).stage(0u32);
+    let b = warpgroup_tiles::<f16>(1, n).stage(0u32);
+    let tid = thread_idx().x;
+    for i in (tid..64u32 * 8u32).step_by(128u32) {
+        async_copy::<8, _, _>(&a, i / 8u32, i % 8u32 * 8u32, &x, i * 8u32, true);
+    }
+    for i in (tid..n * 8u32).step_by(128u32) {
+        async_copy::<8, _, _>(&b, i / 8u32, i % 8u32 * 8u32, &w, i * 8u32, true);
+    }
+    async_commit();
+    async_wait(0);
+    fence_async_lds();
+    barrier();
+    let acc = warpgroup_accumulators(n, 1);
+    acc.fill(0.0f32);
+    wgmma_fence();
+    for kk in 0..4u32 {
+        wgmma(acc.at(0), &a, 0u32, kk * 16u32, &b, 0u32, kk * 16u32);
+    }
+    wgmma_commit();
+    wgmma_wait(0);
+    for e in 0..acc.elems() {
+        let (r, c) = acc.at(0).coord(e);
+        d[r * n + c] = acc.at(0).get(e);
+    }
+}
+
+#[test]
+fn the_warpgroup_engine_compiles_for_sm_90a() {
+    let t = &Target::SM_90;
+    for n in [64, 256] {
+        let k = wg_tile(t, n).unwrap();
+        let c = compile(&k, t).unwrap_or_else(|e| panic!("n={n}: {e}"));
+        let ptx = c.ptx.as_deref().unwrap();
+        assert!(
+            ptx.contains(".target sm_90a"),
+            "needs the architecture-specific target"
+        );
+        assert!(ptx.contains(&format!(
+            "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.f16.f16"
+        )));
+        assert!(ptx.contains("cp.async.cg.shared.global"));
+        assert!(ptx.contains("fence.proxy.async.shared::cta"));
+        assert_eq!(c.resources.matrix_instructions, 4, "{:?}", c.resources);
+        assert_eq!(c.resources.spill_bytes, Some(0), "{:?}", c.resources);
+        assert_eq!(c.resources.stack_bytes.unwrap_or(0), 0, "{:?}", c.resources);
+    }
+    // Asynchronous copies are ordinary copies on gfx942, which compiles the copy loop.
+    assert!(wg_tile(&Target::GFX942, 64).is_err());
+}

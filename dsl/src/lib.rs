@@ -30,6 +30,10 @@ pub mod prelude {
         Elem, Float, Frag, Frags, Global, LdsTiles, Local, MatA, MatB, MatrixElem, Numeric, Read,
         ReadWrite, Shared, Tile, TileLayout, Val, Vector,
     };
+    pub use crate::front::{
+        async_commit, async_copy, async_wait, fence_async_lds, warpgroup_accumulators,
+        warpgroup_tiles, wgmma, wgmma_commit, wgmma_fence, wgmma_wait, WgAcc, WgAccs,
+    };
     pub use crate::ir::{Kernel, Swizzle};
     pub use crate::target::{MatrixInst, Target};
     pub use greta_dsl_macros::{device, kernel};

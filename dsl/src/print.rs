@@ -30,6 +30,11 @@
 //! - a variable is `let mut` exactly when an `Assign` or an atomic's result writes it;
 //! - an atomic whose result variable has no definition before it prints as that definition:
 //!   `let old: u32 = atomic_add(&counts[i], 1)`;
+//! - an LDS array aligned beyond 16 bytes says so: `shared t: [f16; 8192] align(1024)`;
+//! - asynchronous work: `async_copy(lds[i..+8], x[j..+8], pred)`, `acc@0 =
+//!   wgmma_m64n128k16(tile(…) at (…), tile(…) at (…) transposed, acc@0)` and the ordering
+//!   statements `async_commit()`, `async_wait(1)`, `fence_async_lds()`, `wgmma_fence()`,
+//!   `wgmma_commit()`, `wgmma_wait(0)`;
 //! - a fragment is `array@offset` (its length is the target instruction's); matrix statements
 //!   are `acc@0 = mma_m16n8k16(a@0, b@0, acc@0)`, `a@0 = load_fragment_A_m16n8k16(tile(lds,
 //!   base, stride, swizzle(8, 1, 8)) at (row, col))` and `store_fragment_…(tile(…) at (…), f@0)`.
@@ -238,7 +243,12 @@ impl<'k> Printer<'k> {
             .collect();
         let _ = writeln!(out, "kernel {}({}) {{", k.name, params.join(", "));
         for (a, name) in k.shared.iter().zip(&self.shared) {
-            let _ = writeln!(out, "    shared {name}: [{}; {}];", a.elem, a.len);
+            let align = if a.align == crate::ir::LDS_ALIGN {
+                String::new()
+            } else {
+                format!(" align({})", a.align)
+            };
+            let _ = writeln!(out, "    shared {name}: [{}; {}]{align};", a.elem, a.len);
         }
         for (a, name) in k.locals.iter().zip(&self.locals) {
             let _ = writeln!(out, "    local {name}: [{}; {}];", a.elem, a.len);
@@ -429,6 +439,27 @@ impl<'k> Printer<'k> {
                 self.place(place),
                 self.frag(*frag)
             ),
+            Stmt::AsyncCopy {
+                dst,
+                dst_index,
+                src,
+                src_index,
+                lanes,
+                pred,
+            } => format!(
+                "async_copy({}, {}, {})",
+                self.access(*dst, *dst_index, *lanes),
+                self.access(*src, *src_index, *lanes),
+                self.expr(*pred)
+            ),
+            Stmt::WarpgroupMma { n, acc, a, b } => format!(
+                "{} = wgmma_m64n{n}k16({}, {}, {})",
+                self.frag(*acc),
+                self.place(a),
+                self.place(b),
+                self.frag(*acc)
+            ),
+            Stmt::Sync(op) => op.name(),
         }
     }
 

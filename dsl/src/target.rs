@@ -9,7 +9,10 @@
 
 mod matrix;
 
-pub use matrix::{Coord, FragLayout, MatrixInst, Term, GFX942_MATRIX, SM_90_MATRIX};
+pub use matrix::{
+    Coord, FragLayout, MatrixInst, Term, WarpgroupInst, GFX942_MATRIX, SM_90_MATRIX,
+    SM_90_WARPGROUP,
+};
 
 use crate::ir::{MmaShape, Scalar};
 use std::fmt;
@@ -71,6 +74,11 @@ pub struct Target {
     pub registers: RegisterFile,
     /// The matrix-core instructions, with their fragment layouts.
     pub matrix: &'static [MatrixInst],
+    /// The warpgroup matrix engine, where the target has one (sm_90a's `wgmma`).
+    pub warpgroup: Option<WarpgroupInst>,
+    /// Whether global→LDS copies can run asynchronously (`cp.async`); elsewhere an
+    /// `AsyncCopy` is an ordinary load and store.
+    pub async_copy: bool,
     /// LLVM target triple.
     pub triple: &'static str,
     /// LLVM CPU name (`-mcpu`).
@@ -100,6 +108,8 @@ impl Target {
             lds_per_cu: 64 * 1024,
         },
         matrix: GFX942_MATRIX,
+        warpgroup: None,
+        async_copy: false,
         triple: "amdgcn-amd-amdhsa",
         cpu: "gfx942",
     };
@@ -127,6 +137,8 @@ impl Target {
             lds_per_cu: 228 * 1024,
         },
         matrix: SM_90_MATRIX,
+        warpgroup: Some(SM_90_WARPGROUP),
+        async_copy: true,
         triple: "nvptx64-nvidia-cuda",
         cpu: "sm_90",
     };

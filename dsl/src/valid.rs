@@ -81,7 +81,7 @@ use thiserror::Error;
 
 use crate::ir::{
     Access, AtomicOp, BinaryOp, Block, Expr, ExprId, FragPlace, FragRef, Kernel, Memory, MmaShape,
-    Operand, ParamKind, Scalar, Stmt, Swizzle, Type, UnaryOp, VarId,
+    Operand, ParamKind, Scalar, Stmt, Swizzle, SyncOp, Type, UnaryOp, VarId,
 };
 use crate::print::Printer;
 use crate::target::MatrixInst;
@@ -204,6 +204,25 @@ pub enum ErrorKind {
     FragmentMemory { what: String, name: String },
     #[error("swizzle(chunk {}, row_div {}, period {}): each must be a power of two", .0.chunk, .0.row_div, .0.period)]
     BadSwizzle(Swizzle),
+    #[error("{what}: {target} has no warpgroup matrix engine")]
+    NoWarpgroup { what: String, target: &'static str },
+    #[error("{0}")]
+    Warpgroup(String),
+    #[error("async copy of {lanes} × {elem}: copies move 4, 8 or 16 bytes")]
+    BadAsyncCopy { lanes: u8, elem: Scalar },
+    #[error("{what} `{name}`: must be {expected}")]
+    WrongMemory {
+        what: &'static str,
+        name: String,
+        expected: &'static str,
+    },
+    #[error("LDS array `{name}` is aligned to {align} bytes; {what} needs {need}")]
+    LdsAlignment {
+        name: String,
+        align: u32,
+        what: &'static str,
+        need: u32,
+    },
 }
 
 /// Checks `kernel` against the rules in the module docs; the first violation found is returned.
@@ -215,6 +234,12 @@ pub fn validate(kernel: &Kernel) -> Result<KernelInfo, ValidationError> {
     let mut ord = 0;
     v.block(&kernel.body, &mut ord)?;
     Ok(KernelInfo::of(kernel, &v.places))
+}
+
+fn bad_elem(what: &str, elem: Scalar) -> ErrorKind {
+    ErrorKind::Warpgroup(format!(
+        "wgmma {what} tile holds {elem}; the engine multiplies f16 or bf16"
+    ))
 }
 
 /// What the verifier learns about a valid kernel, handed to every backend so that none has to
@@ -232,6 +257,15 @@ pub struct KernelInfo {
     pub shared: Vec<Vec<ExprId>>,
     /// The matrix instructions the kernel's `Mma` statements use, each once.
     pub matrix: Vec<&'static MatrixInst>,
+    /// The `n` of every `WarpgroupMma` the kernel issues (sorted, each once): a kernel with any
+    /// needs the target's warpgroup architecture (`sm_90a`).
+    pub warpgroup: Vec<u32>,
+    /// The accumulator fragments `WarpgroupMma`s write (array, offset, elements per thread),
+    /// each once: the registers an asynchronous matrix operation may still be writing, which a
+    /// backend must not let ordinary code touch across a `wgmma_wait`.
+    pub warpgroup_accs: Vec<(crate::ir::LocalId, u32, u32)>,
+    /// Whether the kernel issues asynchronous copies.
+    pub async_copies: bool,
     /// Bytes of all LDS arrays.
     pub lds_bytes: u32,
 }
@@ -261,6 +295,9 @@ impl KernelInfo {
         let mut shared = Vec::with_capacity(places.len());
         let mut uses = vec![0u32; k.exprs.len()];
         let mut matrix: Vec<&'static MatrixInst> = Vec::new();
+        let mut warpgroup: Vec<u32> = Vec::new();
+        let mut warpgroup_accs = Vec::new();
+        let mut async_copies = false;
         for place in places {
             if let Stmt::Mma { shape, a, .. } = place.stmt {
                 let ab = k.locals[a.local.0 as usize].elem;
@@ -270,6 +307,16 @@ impl KernelInfo {
                     }
                 }
             }
+            if let Stmt::WarpgroupMma { n, acc, .. } = place.stmt {
+                if !warpgroup.contains(n) {
+                    warpgroup.push(*n);
+                }
+                let entry = (acc.local, acc.offset, n / 2);
+                if !warpgroup_accs.contains(&entry) {
+                    warpgroup_accs.push(entry);
+                }
+            }
+            async_copies |= matches!(place.stmt, Stmt::AsyncCopy { .. });
             if matches!(place.stmt, Stmt::While { .. }) {
                 shared.push(Vec::new());
                 continue;
@@ -309,10 +356,14 @@ impl KernelInfo {
             }
             shared.push(mine);
         }
+        warpgroup.sort_unstable();
         KernelInfo {
             invariant,
             shared,
             matrix,
+            warpgroup,
+            warpgroup_accs,
+            async_copies,
             lds_bytes: k.lds_bytes(),
         }
     }
@@ -399,11 +450,24 @@ fn stmt_roots(stmt: &Stmt) -> Vec<ExprId> {
         Stmt::For {
             start, end, step, ..
         } => vec![*start, *end, *step],
-        Stmt::Return | Stmt::Barrier | Stmt::Mma { .. } => vec![],
-        Stmt::LoadFragment { place, .. } | Stmt::StoreFragment { place, .. } => {
-            vec![place.tile.base, place.tile.stride, place.row, place.col]
+        Stmt::Return | Stmt::Barrier | Stmt::Mma { .. } | Stmt::Sync(_) => vec![],
+        Stmt::LoadFragment { place, .. } | Stmt::StoreFragment { place, .. } => place_roots(place),
+        Stmt::AsyncCopy {
+            dst_index,
+            src_index,
+            pred,
+            ..
+        } => vec![*dst_index, *src_index, *pred],
+        Stmt::WarpgroupMma { a, b, .. } => {
+            let mut r = place_roots(a);
+            r.extend(place_roots(b));
+            r
         }
     }
+}
+
+fn place_roots(place: &FragPlace) -> Vec<ExprId> {
+    vec![place.tile.base, place.tile.stride, place.row, place.col]
 }
 
 fn valid_type(t: Type) -> Result<(), ErrorKind> {
@@ -545,6 +609,17 @@ impl<'k> Validator<'k> {
                 )
             })?;
         }
+        for a in &k.shared {
+            if !a.align.is_power_of_two() || a.align < crate::ir::LDS_ALIGN {
+                let kind = ErrorKind::LdsAlignment {
+                    name: a.name.clone(),
+                    align: a.align,
+                    what: "an LDS array",
+                    need: crate::ir::LDS_ALIGN,
+                };
+                return Err(self.error(format!("shared array `{}`", a.name), None, kind));
+            }
+        }
         let arrays = k.shared.iter().map(|a| ("shared array", &a.name, a.len));
         let arrays = arrays.chain(k.locals.iter().map(|a| ("local array", &a.name, a.len)));
         for (what, name, len) in arrays {
@@ -662,6 +737,122 @@ impl<'k> Validator<'k> {
             if elem != want {
                 let what = format!("{what} fragment of mma_{shape}");
                 return Err(mismatch(what, Type::scalar(want), Type::scalar(elem)));
+            }
+        }
+        Ok(())
+    }
+
+    fn async_copy(&self, dst: Memory, src: Memory, lanes: u8) -> Result<(), ErrorKind> {
+        if !matches!(dst, Memory::Shared(_)) {
+            return Err(ErrorKind::WrongMemory {
+                what: "async copy destination",
+                name: self.p.memory(dst),
+                expected: "an LDS array",
+            });
+        }
+        if !matches!(src, Memory::Global(_)) {
+            return Err(ErrorKind::WrongMemory {
+                what: "async copy source",
+                name: self.p.memory(src),
+                expected: "a global buffer",
+            });
+        }
+        let de = self.memory(dst, lanes, Use::Store)?;
+        let se = self.memory(src, lanes, Use::Load)?;
+        if de != se {
+            return Err(mismatch(
+                "async copy source",
+                Type::vector(de, lanes),
+                Type::vector(se, lanes),
+            ));
+        }
+        if !matches!(de.size_bytes() * lanes as u32, 4 | 8 | 16) {
+            return Err(ErrorKind::BadAsyncCopy { lanes, elem: de });
+        }
+        Ok(())
+    }
+
+    fn warpgroup_mma(
+        &self,
+        n: u32,
+        acc: FragRef,
+        a: &FragPlace,
+        b: &FragPlace,
+    ) -> Result<(), ErrorKind> {
+        let t = self.k.target;
+        let Some(wg) = t.warpgroup else {
+            return Err(ErrorKind::NoWarpgroup {
+                what: format!("wgmma_m64n{n}k16"),
+                target: t.name,
+            });
+        };
+        let bad = |m: String| Err(ErrorKind::Warpgroup(m));
+        if !wg.valid_n(n) {
+            return bad(format!(
+                "wgmma n={n}: n is a multiple of {} up to {}",
+                wg.n_step, wg.n_max
+            ));
+        }
+        let elem = self.fragment("accumulator", acc, wg.acc(n).len)?;
+        if elem != Scalar::F32 {
+            return Err(mismatch("wgmma accumulator", Type::F32, Type::scalar(elem)));
+        }
+        let mut ab = None;
+        for (what, place, transposed) in [("A", a, false), ("B", b, true)] {
+            let Memory::Shared(s) = place.tile.mem else {
+                return Err(ErrorKind::WrongMemory {
+                    what: "wgmma operand tile",
+                    name: self.p.memory(place.tile.mem),
+                    expected: "an LDS array",
+                });
+            };
+            let arr = self
+                .k
+                .shared
+                .get(s.0 as usize)
+                .ok_or(ErrorKind::SharedOutOfRange {
+                    id: s.0,
+                    len: self.k.shared.len(),
+                })?;
+            if !wg.ab.contains(&arr.elem) {
+                return Err(bad_elem(what, arr.elem));
+            }
+            if *ab.get_or_insert(arr.elem) != arr.elem {
+                return Err(mismatch(
+                    "wgmma B tile",
+                    Type::scalar(ab.unwrap_or(arr.elem)),
+                    Type::scalar(arr.elem),
+                ));
+            }
+            if place.transposed != transposed {
+                return bad(format!(
+                    "wgmma {what} tile must be K-major: {}",
+                    if transposed {
+                        "B stored n × k (transposed)"
+                    } else {
+                        "A stored m × k (not transposed)"
+                    }
+                ));
+            }
+            if place.tile.swizzle != wg.swizzle(arr.elem) {
+                let s = wg.swizzle(arr.elem);
+                return bad(format!(
+                    "wgmma {what} tile needs the 128-byte swizzle (chunk {}, row_div 1, period 8)",
+                    s.chunk
+                ));
+            }
+            if arr.align < wg.align {
+                return Err(ErrorKind::LdsAlignment {
+                    name: arr.name.clone(),
+                    align: arr.align,
+                    what: "a wgmma operand tile",
+                    need: wg.align,
+                });
+            }
+            for e in place_roots(place) {
+                if self.k.ty(e) != Type::U32 {
+                    return Err(mismatch("wgmma tile place", Type::U32, self.k.ty(e)));
+                }
             }
         }
         Ok(())
@@ -1189,6 +1380,47 @@ impl<'k> Validator<'k> {
             } => {
                 if let Err(kind) = self.fragment_access(*shape, *operand, *frag, place, Use::Store)
                 {
+                    return fail(self, kind);
+                }
+            }
+            Stmt::AsyncCopy {
+                dst,
+                dst_index,
+                src,
+                src_index,
+                lanes,
+                pred,
+            } => {
+                if let Err(kind) = self.async_copy(*dst, *src, *lanes) {
+                    return fail(self, kind);
+                }
+                for e in [dst_index, src_index] {
+                    if let Err(kind) = check_index(ty(*e)) {
+                        return fail(self, kind);
+                    }
+                }
+                if ty(*pred) != Type::BOOL {
+                    return fail(
+                        self,
+                        mismatch("async copy predicate", Type::BOOL, ty(*pred)),
+                    );
+                }
+            }
+            Stmt::WarpgroupMma { n, acc, a, b } => {
+                if let Err(kind) = self.warpgroup_mma(*n, *acc, a, b) {
+                    return fail(self, kind);
+                }
+            }
+            Stmt::Sync(op) => {
+                let needs_engine = matches!(
+                    op,
+                    SyncOp::MmaFence | SyncOp::MmaCommit | SyncOp::MmaWait(_)
+                );
+                if needs_engine && self.k.target.warpgroup.is_none() {
+                    let kind = ErrorKind::NoWarpgroup {
+                        what: op.name(),
+                        target: self.k.target.name,
+                    };
                     return fail(self, kind);
                 }
             }

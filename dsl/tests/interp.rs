@@ -48,6 +48,7 @@ impl KB {
             name: name.into(),
             elem,
             len,
+            align: greta_dsl::ir::LDS_ALIGN,
         });
         Memory::Shared(SharedId(self.k.shared.len() as u32 - 1))
     }

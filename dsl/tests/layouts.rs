@@ -163,3 +163,23 @@ fn spot_checks_from_the_figures() {
     let acc32 = Target::GFX942.matrix[2].acc;
     assert_eq!(acc32.coord(32, 4), (12, 0));
 }
+
+#[test]
+fn sm_90_warpgroup_accumulators_match_the_ptx_isa() {
+    let wg = Target::SM_90
+        .warpgroup
+        .expect("sm_90 has the warpgroup engine");
+    let data = parse(include_str!("data/ptx/wgmma_m64n64k16.D.csv"), 'D');
+    check(
+        "wgmma m64n64k16 accumulator",
+        &wg.acc(64),
+        &data,
+        wg.threads(Target::SM_90.wave_size),
+        (64, 64),
+    );
+    // Wider n repeats the 8-column pattern: thread 37 (warp 1, lane 5) holds, as element 126
+    // of n = 256, row 16 + 5/4 + 8·((126/2) % 2) = 25, column 8·(126/4) + 2·(5 % 4) = 250.
+    assert_eq!(wg.acc(256).len, 128);
+    assert_eq!(wg.acc(256).coord(37, 126), (25, 250));
+    assert!(Target::GFX942.warpgroup.is_none());
+}

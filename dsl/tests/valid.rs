@@ -56,6 +56,7 @@ impl B {
             name: name.into(),
             elem,
             len,
+            align: greta_dsl::ir::LDS_ALIGN,
         });
         SharedId(self.k.shared.len() as u32 - 1)
     }

@@ -198,4 +198,5 @@ pub static SPEC: KernelSpec = KernelSpec {
     bench_shape: &[1, 32, 8, 128, 4095],
     build,
     problem,
+    available: crate::everywhere,
 };

@@ -127,4 +127,5 @@ pub static SPEC: KernelSpec = KernelSpec {
     bench_shape: &[1 << 24, 0],
     build,
     problem,
+    available: crate::everywhere,
 };

@@ -125,4 +125,5 @@ pub static SPEC: KernelSpec = KernelSpec {
     bench_shape: &[4096, 8192, 4096],
     build,
     problem,
+    available: crate::everywhere,
 };

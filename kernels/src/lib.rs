@@ -22,6 +22,7 @@ pub mod embedding;
 pub mod embedding_q8;
 pub mod gemm;
 pub mod gemm_q8;
+pub mod gemm_wg;
 pub mod gemv;
 pub mod gemv_q8;
 pub mod matmul;
@@ -68,6 +69,14 @@ pub struct KernelSpec {
     pub build: fn(&Config, &'static Target) -> Result<Kernel, BuildError>,
     /// A test or benchmark problem of a shape, with the kernel built for the target.
     pub problem: fn(&Config, &'static Target, &[u32], &mut Inputs) -> Result<Problem, ProblemError>,
+    /// Whether the kernel exists on a target (the warpgroup GEMM needs sm_90a's engine); the
+    /// commands and tests that go over every kernel skip it elsewhere.
+    pub available: fn(&Target) -> bool,
+}
+
+/// For kernels every target runs.
+pub fn everywhere(_: &Target) -> bool {
+    true
 }
 
 impl KernelSpec {
@@ -119,6 +128,8 @@ pub fn all() -> &'static [&'static KernelSpec] {
         &matmul_q8::SPEC,
         &gemm::SPEC,
         &gemm_q8::SPEC,
+        &gemm_wg::SPEC,
+        &gemm_wg::SPEC_Q8,
         &gemv::SPEC,
         &gemv_q8::SPEC,
         &embedding_q8::SPEC,

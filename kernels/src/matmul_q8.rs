@@ -188,4 +188,5 @@ pub static SPEC: KernelSpec = KernelSpec {
     bench_shape: &[1, 4096, 4096],
     build,
     problem,
+    available: crate::everywhere,
 };

@@ -229,13 +229,30 @@ pub fn from_f64(dtype: Scalar, values: &[f64]) -> Buffer {
 /// Random inputs for problems, reproducible from a seed.
 pub struct Inputs {
     rng: StdRng,
+    references: bool,
 }
 
 impl Inputs {
     pub fn new(seed: u64) -> Inputs {
         Inputs {
             rng: StdRng::seed_from_u64(seed),
+            references: true,
         }
+    }
+
+    /// Inputs for timing only: problems made from them may leave out their reference values
+    /// where computing them would take long (a 2048 × 11008 × 4096 GEMM in f64 is minutes of
+    /// CPU); such a problem cannot be checked.
+    pub fn for_timing(seed: u64) -> Inputs {
+        Inputs {
+            references: false,
+            ..Inputs::new(seed)
+        }
+    }
+
+    /// Whether problems should compute their reference values.
+    pub fn references(&self) -> bool {
+        self.references
     }
 
     /// `len` values uniform in `[lo, hi)`, rounded to `dtype`; returns the buffer and the rounded

@@ -371,4 +371,5 @@ pub static SPEC: KernelSpec = KernelSpec {
     bench_shape: &[4096, 32, 128],
     build,
     problem,
+    available: crate::everywhere,
 };

@@ -83,4 +83,5 @@ pub static SPEC: KernelSpec = KernelSpec {
     bench_shape: &[4096, 4096],
     build,
     problem,
+    available: crate::everywhere,
 };

@@ -521,3 +521,354 @@ pub fn write_output<O: Float>(
         }
     }
 }
+
+// ---- the warpgroup-engine GEMM (sm_90a) -------------------------------------------------------
+
+/// The tile geometry of the warpgroup GEMM: `bm = 64 · warpgroups` rows, `bn` columns (the
+/// engine's `n`), K-tiles of one 128-byte LDS row (`bk` = 64 f16/bf16), `stages` of them.
+#[derive(Clone, Copy, Debug)]
+pub struct WgShape {
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+    pub stages: u32,
+    pub warpgroups: u32,
+    pub threads: u32,
+}
+
+impl WgShape {
+    /// The geometry for `target` with `ab` multiplicands, or why it does not fit.
+    pub fn new(
+        bm: u32,
+        bn: u32,
+        stages: u32,
+        target: &'static Target,
+        ab: Scalar,
+    ) -> Result<WgShape, String> {
+        let wg = target
+            .warpgroup
+            .ok_or_else(|| format!("{target} has no warpgroup matrix engine"))?;
+        if bm == 0 || bm % wg.m != 0 {
+            return Err(format!(
+                "bm={bm} is not a multiple of the engine's {} rows",
+                wg.m
+            ));
+        }
+        if !wg.valid_n(bn) {
+            return Err(format!(
+                "bn={bn}: the engine's n is a multiple of {} up to {}",
+                wg.n_step, wg.n_max
+            ));
+        }
+        if stages < 3 {
+            return Err(format!("stages={stages}: the pipeline needs at least 3"));
+        }
+        let warpgroups = bm / wg.m;
+        let threads = warpgroups * wg.threads(target.wave_size);
+        if threads > target.max_block_threads {
+            return Err(format!(
+                "bm={bm} needs {threads} threads; {target} launches {}",
+                target.max_block_threads
+            ));
+        }
+        let bk = wg.row_elems(ab);
+        let shape = WgShape {
+            bm,
+            bn,
+            bk,
+            stages,
+            warpgroups,
+            threads,
+        };
+        let lds = stages * (bm + bn) * wg.row_bytes;
+        if lds > target.lds_bytes_max {
+            return Err(format!(
+                "{stages} stages of {bm}×{bk} and {bn}×{bk} tiles take {lds} bytes of LDS; {target} allows {}",
+                target.lds_bytes_max
+            ));
+        }
+        Ok(shape)
+    }
+
+    /// Inside a kernel being built: an invalid geometry becomes the build's error.
+    pub fn in_kernel(bm: u32, bn: u32, stages: u32, ab: Scalar) -> WgShape {
+        let target = greta_dsl::front::target();
+        WgShape::new(bm, bn, stages, target, ab).unwrap_or_else(|message| {
+            build_error(message);
+            WgShape {
+                bm: 64,
+                bn: 64,
+                bk: 64,
+                stages: 3,
+                warpgroups: 1,
+                threads: 128,
+            }
+        })
+    }
+}
+
+/// Where a warpgroup GEMM's tiles come from: a source fills one K-tile stage of `rows` rows
+/// (asynchronously where it can).
+pub trait WgTileSource<T: Float>: Copy {
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        self,
+        tile: Tile<T>,
+        total: Val<u32>,
+        k: Val<u32>,
+        row0: Val<u32>,
+        k0: Val<u32>,
+        rows: u32,
+        shape: WgShape,
+    );
+}
+
+impl<T: Float> WgTileSource<T> for Dense<T> {
+    fn fill(
+        self,
+        tile: Tile<T>,
+        total: Val<u32>,
+        k: Val<u32>,
+        row0: Val<u32>,
+        k0: Val<u32>,
+        rows: u32,
+        shape: WgShape,
+    ) {
+        copy_tile::<T>(self.0, tile, total, k, row0, k0, rows, shape)
+    }
+}
+
+impl<T: Float> WgTileSource<T> for Q8 {
+    fn fill(
+        self,
+        tile: Tile<T>,
+        total: Val<u32>,
+        k: Val<u32>,
+        row0: Val<u32>,
+        k0: Val<u32>,
+        rows: u32,
+        shape: WgShape,
+    ) {
+        dequantize_tile::<T>(
+            self.scales,
+            self.quants,
+            tile,
+            total,
+            k,
+            row0,
+            k0,
+            rows,
+            shape,
+        )
+    }
+}
+
+/// A `rows × bk` K-tile from a row-major `total × k` matrix into `tile`: 16-byte asynchronous
+/// copies (zero-filled outside the matrix) when `k` is a multiple of 8, else guarded element
+/// loads and stores.
+#[device]
+#[allow(clippy::too_many_arguments)]
+pub fn copy_tile<T: Float>(
+    src: Global<T, Read>,
+    tile: Tile<T>,
+    total: Val<u32>,
+    k: Val<u32>,
+    row0: Val<u32>,
+    k0: Val<u32>,
+    #[comptime] rows: u32,
+    #[comptime] shape: WgShape,
+) {
+    let tid = thread_idx().x;
+    #[comptime]
+    let chunks = rows * shape.bk / 8u32;
+    #[comptime]
+    let passes = chunks.div_ceil(shape.threads);
+    for p in 0..passes {
+        let lin = tid + p * shape.threads;
+        let r = lin / (shape.bk / 8u32);
+        let c = lin % (shape.bk / 8u32) * 8u32;
+        let row = row0 + r;
+        let col = k0 + c;
+        if lin < chunks {
+            if k % 8u32 == 0u32 {
+                let ok = row < total && col < k;
+                async_copy::<8, _, _>(&tile, r, c, &src, select(ok, row * k + col, 0u32), ok);
+            } else {
+                for l in 0..8u32 {
+                    let ok = row < total && col + l < k;
+                    let at = min(row, total - 1u32) * k + min(col + l, k - 1u32);
+                    tile.store(r, c + l, select(ok, src[at], T::from_f32(0.0f32)));
+                }
+            }
+        }
+    }
+}
+
+/// A `rows × bk` K-tile of Q8_0 weights, dequantised (`q · d` rounded to `T`) into `tile` with
+/// ordinary loads and stores; `k0` and `bk` are multiples of 32.
+#[device]
+#[allow(clippy::too_many_arguments)]
+pub fn dequantize_tile<T: Float>(
+    scales: Global<f16, Read>,
+    quants: Global<u32, Read>,
+    tile: Tile<T>,
+    total: Val<u32>,
+    k: Val<u32>,
+    row0: Val<u32>,
+    k0: Val<u32>,
+    #[comptime] rows: u32,
+    #[comptime] shape: WgShape,
+) {
+    let tid = thread_idx().x;
+    #[comptime]
+    let chunks = rows * shape.bk / 8u32;
+    #[comptime]
+    let passes = chunks.div_ceil(shape.threads);
+    for p in 0..passes {
+        let lin = tid + p * shape.threads;
+        let r = lin / (shape.bk / 8u32);
+        let c = lin % (shape.bk / 8u32) * 8u32;
+        let row = row0 + r;
+        let col = k0 + c;
+        if lin < chunks {
+            let ok = row < total && col < k;
+            let at = select(ok, row * k + col, 0u32);
+            let words = vload::<2, _>(&quants, at / 4u32);
+            let d = select(ok, scales[at / 32u32].to_f32(), 0.0f32);
+            #[comptime]
+            let mut lanes = [T::from_f32(0.0f32); 8];
+            for i in 0..8u32 {
+                lanes[i as usize] = T::from_f32(quant(words.lane(i / 4u32), i % 4u32) * d);
+            }
+            tile.vstore::<8>(r, c, Val::<Vector<T, 8>>::from_lanes(lanes));
+        }
+    }
+}
+
+/// The whole warpgroup GEMM of one block, `y = x · Wᵀ (+ r)`: `stages` K-tile stages in
+/// 128-byte-swizzled LDS filled `stages - 2` tiles ahead, each warpgroup multiplying its 64 rows
+/// by the block's `bn` columns with one engine batch per K-tile, one batch left in flight.
+///
+/// Per K-tile `kt`: wait for this thread's copies of tile `kt`, fence them for the engine and
+/// barrier (after which every warpgroup has finished the batch of tile `kt - 2`); issue the
+/// batch on stage `kt % stages`; start filling tile `kt + stages - 2` into the stage of tile
+/// `kt - 2`; wait until at most this batch is in flight. The interpreter checks every one of
+/// these orderings.
+#[device]
+#[allow(clippy::too_many_arguments)]
+pub fn warpgroup_gemm_body<T: MatrixElem, O: Float, W: WgTileSource<T>>(
+    x: Global<T, Read>,
+    #[comptime] w: W,
+    r: Global<O, Read>,
+    y: Global<O, ReadWrite>,
+    m: Val<u32>,
+    n: Val<u32>,
+    k: Val<u32>,
+    #[comptime] shape: WgShape,
+    #[comptime] residual: bool,
+) {
+    block_size(shape.threads);
+    #[comptime]
+    let a_src = Dense(x);
+    #[comptime]
+    let ahead = shape.stages - 2u32;
+    let ta = warpgroup_tiles::<T>(shape.stages, shape.bm);
+    let tb = warpgroup_tiles::<T>(shape.stages, shape.bn);
+    let m0 = block_idx().y * shape.bm;
+    let n0 = block_idx().x * shape.bn;
+    let wg = thread_idx().x / (4u32 * target().wave_size);
+    let acc = warpgroup_accumulators(shape.bn, 1);
+    acc.fill(0.0f32);
+    let tiles = (k + (shape.bk - 1u32)) / shape.bk;
+    for s in 0..ahead {
+        a_src.fill(
+            ta.stage(s),
+            m,
+            k,
+            m0,
+            Val::constant(s * shape.bk),
+            shape.bm,
+            shape,
+        );
+        w.fill(
+            tb.stage(s),
+            n,
+            k,
+            n0,
+            Val::constant(s * shape.bk),
+            shape.bn,
+            shape,
+        );
+        async_commit();
+    }
+    for kt in 0..tiles {
+        async_wait(ahead - 1u32);
+        fence_async_lds();
+        barrier();
+        let s = kt % shape.stages;
+        let a = ta.stage(s);
+        let b = tb.stage(s);
+        wgmma_fence();
+        for kk in 0..shape.bk / 16u32 {
+            wgmma(acc.at(0), &a, wg * 64u32, kk * 16u32, &b, 0u32, kk * 16u32);
+        }
+        wgmma_commit();
+        // Tile kt + ahead (past the end: a stage of zeros nobody reads).
+        let next = kt + ahead;
+        let fs = next % shape.stages;
+        let k0 = select(next < tiles, next * shape.bk, k);
+        a_src.fill(ta.stage(fs), m, k, m0, k0, shape.bm, shape);
+        w.fill(tb.stage(fs), n, k, n0, k0, shape.bn, shape);
+        async_commit();
+        wgmma_wait(1);
+    }
+    wgmma_wait(0);
+    write_warpgroup_output::<O>(acc.at(0), r, y, m0 + wg * 64u32, n0, m, n, residual);
+}
+
+/// Writes a warpgroup's `64 × bn` accumulators inside `m × n`: `y = acc (+ r)`, rounded to `O`
+/// once; pairs of adjacent columns as one access where `n` is even.
+#[device]
+#[allow(clippy::too_many_arguments)]
+pub fn write_warpgroup_output<O: Float>(
+    acc: WgAcc,
+    r: Global<O, Read>,
+    y: Global<O, ReadWrite>,
+    row0: Val<u32>,
+    col0: Val<u32>,
+    m: Val<u32>,
+    n: Val<u32>,
+    #[comptime] residual: bool,
+) {
+    let even = n % 2u32 == 0u32;
+    for e in (0..acc.elems()).step_by(2) {
+        let (fr, fc) = acc.coord(e);
+        let row = row0 + fr;
+        let col = col0 + fc;
+        let at = row * n + col;
+        let mut v0 = acc.get(e);
+        let mut v1 = acc.get(e + 1u32);
+        if even && row < m && col + 1u32 < n {
+            if residual {
+                let rv = vload::<2, _>(&r, at).to_f32();
+                v0 = v0 + rv.lane(0);
+                v1 = v1 + rv.lane(1);
+            }
+            vstore::<2, _>(
+                &y,
+                at,
+                Val::<Vector<O, 2>>::from_lanes([O::from_f32(v0), O::from_f32(v1)]),
+            );
+        } else {
+            for h in 0..2u32 {
+                if row < m && col + h < n {
+                    let mut v = acc.get(e + h);
+                    if residual {
+                        v = v + r[at + h].to_f32();
+                    }
+                    y[at + h] = O::from_f32(v);
+                }
+            }
+        }
+    }
+}

@@ -251,14 +251,6 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 }
 // ---- end of prelude -----------------------------------------------------------------------
 
-// ---- matrix cores ---------------------------------------------------------------------
-typedef short i16x4 __attribute__((ext_vector_type(4)));
-typedef f32 f32x16 __attribute__((ext_vector_type(16)));
-// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes).
-GRETA_INLINE u32 greta_lds_address(const void* p) {
-    return (u32)(unsigned long long)(__attribute__((address_space(3))) const void*)p;
-}
-
 extern "C" __global__ __attribute__((launch_bounds(128)))
 void gemv_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u32* __restrict__ quants, const f16* __restrict__ r, f16* __restrict__ y, u32 m, u32 n, u32 k) {
     __shared__ __attribute__((aligned(16))) f32 part[1];

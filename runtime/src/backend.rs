@@ -282,6 +282,23 @@ pub trait Backend: Send + Sync {
         work: &mut dyn FnMut(usize) -> Result<(), RuntimeError>,
     ) -> Result<Vec<f64>, RuntimeError>;
 
+    /// Milliseconds per call when `runs` calls of `work(i)` run back to back between one pair
+    /// of device events: what a stream of launches (a decode step) sees, where a kernel's
+    /// launch overlaps the tail of the one before it.
+    fn time_back_to_back(
+        &self,
+        runs: usize,
+        work: &mut dyn FnMut(usize) -> Result<(), RuntimeError>,
+    ) -> Result<f64, RuntimeError> {
+        let total = self.time_each(1, &mut |_| {
+            for i in 0..runs {
+                work(i)?;
+            }
+            Ok(())
+        })?;
+        Ok(total[0] / runs.max(1) as f64)
+    }
+
     /// Milliseconds one call of `work` takes on the device (see [`Backend::time_each`]).
     fn time(
         &self,

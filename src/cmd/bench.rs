@@ -1,7 +1,9 @@
-//! `greta bench kernels`: per kernel at its benchmark shape (4096 × 4096 activations), the
-//! median time of many launches after warm-up (device events around each launch), the achieved
-//! bandwidth, and its fraction of the floor: the device-to-device copy bandwidth this command
-//! measures itself, counting bytes read and written. Inputs rotate over enough copies to exceed
+//! `greta bench kernels`: per kernel at its benchmark shape (or `--shape`s), the median time of
+//! many launches after warm-up (device events around each launch), the time per launch of the
+//! same launches back to back between one pair of events (`b2b`: what a stream of kernels sees,
+//! where a launch overlaps the tail of the one before), the achieved bandwidth and its fraction
+//! of the floor — the device-to-device copy bandwidth this command measures itself, counting
+//! bytes read and written — and, for kernels that count their flops, TFLOP/s. Inputs rotate over enough copies to exceed
 //! the L2 cache, so no launch finds its data in cache from the previous one.
 
 use super::device;
@@ -33,6 +35,10 @@ struct KernelArgs {
     /// Extra tunable parameters (key=value,...), e.g. block=512.
     #[arg(long, short, default_value = "")]
     config: String,
+    /// Problem shape instead of the kernel's benchmark shape, e.g. `512,4096,4096` (m,n,k for
+    /// the matrix kernels); repeat it for several.
+    #[arg(long, short)]
+    shape: Vec<String>,
     /// Timed launches per kernel (the median is reported); at least 50.
     #[arg(long, default_value_t = 100)]
     runs: usize,
@@ -70,9 +76,14 @@ fn copy_bandwidth(backend: &dyn Backend) -> Result<f64> {
     Ok(2.0 * a.size_bytes() as f64 / (median(times) * 1e-3))
 }
 
-/// The goal from the runtime issue: memory-bound kernels at ≥ 85% of the copy bandwidth.
+/// The issues' goals as a fraction of the copy bandwidth: memory-bound kernels at ≥ 85%, the
+/// decode GEMV at ≥ 86%.
 fn goal(spec: &KernelSpec) -> Option<f64> {
-    matches!(spec.name, "rmsnorm" | "rope" | "silu_mul" | "add").then_some(0.85)
+    match spec.name {
+        "rmsnorm" | "rope" | "silu_mul" | "add" => Some(0.85),
+        "gemv" | "gemv_q8" => Some(0.86),
+        _ => None,
+    }
 }
 
 fn kernels(args: KernelArgs) -> Result<()> {
@@ -81,10 +92,7 @@ fn kernels(args: KernelArgs) -> Result<()> {
     }
     let (backend, objects) = args.source.open()?;
     let backend = backend.as_ref();
-    let specs = match &args.kernel {
-        Some(name) => vec![super::kernel_spec(name)?],
-        None => greta_kernels::all().to_vec(),
-    };
+    let specs = super::specs_on(args.kernel.as_deref(), backend.target())?;
     let copy = copy_bandwidth(backend)?;
     println!(
         "device: {} ({}); device-to-device copy: {:.0} GB/s (read + write)",
@@ -93,10 +101,47 @@ fn kernels(args: KernelArgs) -> Result<()> {
         copy / 1e9
     );
     println!(
-        "{:<10} {:<5} {:<16} {:<30} {:>9} {:>8} {:>7} {:>6}",
-        "kernel", "dtype", "shape", "config", "median", "GB/s", "% copy", "goal"
+        "{:<10} {:<5} {:<16} {:>9} {:>9} {:>8} {:>7} {:>7} {:>8} {:>6}  config",
+        "kernel", "dtype", "shape", "median", "b2b", "GB/s", "% copy", "b2b %", "TFLOP/s", "goal"
     );
+    let shapes: Vec<Vec<u32>> = args
+        .shape
+        .iter()
+        .map(|s| parse_shape(s))
+        .collect::<Result<_>>()?;
     for spec in specs {
+        let shapes = if shapes.is_empty() {
+            vec![spec.bench_shape.to_vec()]
+        } else {
+            shapes.clone()
+        };
+        for shape in &shapes {
+            bench_one(&args, backend, &*objects, spec, shape, copy)?;
+        }
+    }
+    Ok(())
+}
+
+/// `m,n,k` (or any comma-separated sizes) as numbers.
+fn parse_shape(text: &str) -> Result<Vec<u32>> {
+    text.split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<u32>()
+                .map_err(|_| anyhow::anyhow!("--shape `{text}`: `{d}` is not a size"))
+        })
+        .collect()
+}
+
+fn bench_one(
+    args: &KernelArgs,
+    backend: &dyn Backend,
+    objects: &device::Objects<'_>,
+    spec: &KernelSpec,
+    shape: &[u32],
+    copy: f64,
+) -> Result<()> {
+    {
         let overrides = [format!("dtype={}", args.dtype), args.config.clone()]
             .iter()
             .filter(|s| !s.is_empty())
@@ -104,17 +149,12 @@ fn kernels(args: KernelArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(",");
         let cfg = spec.config(&overrides)?;
-        let problem = (spec.problem)(
-            &cfg,
-            backend.target(),
-            spec.bench_shape,
-            &mut Inputs::new(7),
-        )?;
-        let kernel = device::load(backend, &*objects, &problem.kernel)?;
+        let problem = (spec.problem)(&cfg, backend.target(), shape, &mut Inputs::for_timing(7))?;
+        let kernel = device::load(backend, objects, &problem.kernel)?;
         let sets = (ROTATE_BYTES / problem.min_bytes.max(1) + 1).clamp(2, 16) as usize;
         let mut on_device = vec![device::upload(backend, kernel, &problem)?];
         for _ in 1..sets {
-            let kernel = device::load(backend, &*objects, &problem.kernel)?;
+            let kernel = device::load(backend, objects, &problem.kernel)?;
             on_device.push(device::upload(backend, kernel, &problem)?);
         }
         for i in 0..args.warmup {
@@ -130,23 +170,38 @@ fn kernels(args: KernelArgs) -> Result<()> {
             })
         })?;
         let t = median(times);
+        let b2b = backend.time_back_to_back(args.runs, &mut |i| {
+            device::launch(backend, &on_device[i % sets], &problem).map_err(|e| {
+                greta_runtime::RuntimeError::Launch {
+                    kernel: problem.kernel.name.clone(),
+                    message: format!("{e:#}"),
+                }
+            })
+        })?;
         let bw = problem.min_bytes as f64 / (t * 1e-3);
-        let shape = spec
-            .bench_shape
+        let bw_b2b = problem.min_bytes as f64 / (b2b * 1e-3);
+        let shape = shape
             .iter()
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join("x");
+        let tflops = match problem.flops {
+            0 => "-".to_string(),
+            f => format!("{:.1}", f as f64 / (t * 1e-3) / 1e12),
+        };
         println!(
-            "{:<10} {:<5} {:<16} {:<30} {:>7.1}us {:>8.0} {:>6.1}% {:>6}",
+            "{:<10} {:<5} {:<16} {:>7.1}us {:>7.1}us {:>8.0} {:>6.1}% {:>6.1}% {:>8} {:>6}  {}",
             spec.name,
-            args.dtype,
+            cfg.dtype("dtype"),
             shape,
-            cfg.to_string(),
             t * 1e3,
+            b2b * 1e3,
             bw / 1e9,
             100.0 * bw / copy,
-            goal(spec).map_or("-".to_string(), |g| format!("{:.0}%", g * 100.0))
+            100.0 * bw_b2b / copy,
+            tflops,
+            goal(spec).map_or("-".to_string(), |g| format!("{:.0}%", g * 100.0)),
+            problem.config
         );
     }
     Ok(())

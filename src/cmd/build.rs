@@ -24,10 +24,11 @@ pub struct Args {
     /// The bundle directory to write (replaced if it is already a bundle).
     #[arg(long, short)]
     output: PathBuf,
-    /// Tunable parameters as key=value,... applied to every kernel. Without `dtype`, each float
-    /// dtype gets an entry.
-    #[arg(long, short, default_value = "")]
-    config: String,
+    /// Tunable parameters as key=value,... applied to every selected kernel. Without `dtype`,
+    /// each element type the kernel takes gets an entry. Repeat it for several configurations
+    /// in one bundle (a tuning sweep for a GPU machine without a compiler).
+    #[arg(long, short)]
+    config: Vec<String>,
     /// Also every kernel configuration this GGUF model runs (for `greta run` on a GPU machine
     /// that has no compiler).
     #[arg(long, short)]
@@ -42,12 +43,9 @@ struct Job {
     config: Config,
 }
 
-fn jobs(config: &str, kernel: Option<&str>, target: &'static Target) -> Result<Vec<Job>> {
+fn jobs_for(config: &str, kernel: Option<&str>, target: &'static Target) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
-    let specs = match kernel {
-        Some(name) => vec![super::kernel_spec(name)?],
-        None => greta_kernels::all().to_vec(),
-    };
+    let specs = super::specs_on(kernel, target)?;
     for spec in specs {
         for config in super::dtype_configs(spec, config)? {
             // The library's test problems may adapt the configuration to their shapes (rope
@@ -86,7 +84,22 @@ fn compile(cache: &CompileCache, job: &Job, target: &'static Target) -> Result<B
 
 pub fn run(args: Args) -> Result<()> {
     let target = super::target(&args.target)?;
-    let mut jobs = jobs(&args.config, args.kernel.as_deref(), target)?;
+    let configs = if args.config.is_empty() {
+        vec![String::new()]
+    } else {
+        args.config.clone()
+    };
+    let mut jobs = Vec::new();
+    for config in &configs {
+        for job in jobs_for(config, args.kernel.as_deref(), target)? {
+            if !jobs
+                .iter()
+                .any(|j: &Job| j.spec.name == job.spec.name && j.config == job.config)
+            {
+                jobs.push(job);
+            }
+        }
+    }
     for path in &args.model {
         let file = greta_model::gguf::GgufFile::open(path)?;
         let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)?;

@@ -21,10 +21,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let (backend, objects) = args.source.open()?;
-    let specs = match &args.kernel {
-        Some(name) => vec![super::kernel_spec(name)?],
-        None => greta_kernels::all().to_vec(),
-    };
+    let specs = super::specs_on(args.kernel.as_deref(), backend.target())?;
     eprintln!(
         "greta check on {} ({})",
         backend.device_name(),

@@ -20,7 +20,7 @@ pub struct Args {
 fn files() -> Result<Vec<(PathBuf, String)>> {
     let mut out = Vec::new();
     for spec in greta_kernels::all() {
-        for target in Target::ALL {
+        for target in Target::ALL.into_iter().filter(|t| (spec.available)(t)) {
             let kernel = super::build(spec, &spec.default_config(), target)?;
             let source = greta_codegen::emit_source(&kernel, target, greta_codegen::Via::Hip)?;
             out.push((

@@ -63,10 +63,13 @@ fn jobs(args: &Args) -> Result<Vec<Job>> {
         Some(name) => vec![super::target(name)?],
         None => Target::ALL.to_vec(),
     };
+    if let (Some(name), [target]) = (&args.kernel, targets.as_slice()) {
+        super::specs_on(Some(name), target)?;
+    }
     let mut jobs = Vec::new();
     for spec in specs {
         for config in super::dtype_configs(spec, &args.config)? {
-            for &target in &targets {
+            for &target in targets.iter().filter(|t| (spec.available)(t)) {
                 jobs.push(Job {
                     spec,
                     config: config.clone(),

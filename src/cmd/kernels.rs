@@ -4,9 +4,17 @@ use anyhow::Result;
 
 pub fn run() -> Result<()> {
     for spec in greta_kernels::all() {
+        let targets: Vec<&str> = greta_dsl::Target::ALL
+            .iter()
+            .filter(|t| (spec.available)(t))
+            .map(|t| t.name)
+            .collect();
         println!(
-            "{:<10} {}  (shape: {})",
-            spec.name, spec.summary, spec.shape
+            "{:<10} {}  (shape: {}; targets: {})",
+            spec.name,
+            spec.summary,
+            spec.shape,
+            targets.join(", ")
         );
         for p in spec.params {
             let values: Vec<String> = p.values().iter().map(ToString::to_string).collect();

@@ -26,6 +26,25 @@ pub fn kernel_spec(name: &str) -> Result<&'static KernelSpec> {
     })
 }
 
+/// The kernels a command goes over on `target`: the one `name`d (an error if it does not run
+/// there), else every kernel that runs there.
+pub fn specs_on(name: Option<&str>, target: &Target) -> Result<Vec<&'static KernelSpec>> {
+    match name {
+        Some(name) => {
+            let spec = kernel_spec(name)?;
+            if !(spec.available)(target) {
+                anyhow::bail!("kernel `{name}` does not run on {target}");
+            }
+            Ok(vec![spec])
+        }
+        None => Ok(greta_kernels::all()
+            .iter()
+            .copied()
+            .filter(|s| (s.available)(target))
+            .collect()),
+    }
+}
+
 pub fn target(name: &str) -> Result<&'static Target> {
     Target::by_name(name).ok_or_else(|| {
         let known: Vec<_> = Target::ALL.iter().map(|t| t.name).collect();

@@ -97,6 +97,7 @@ impl B {
             name: name.into(),
             elem,
             len,
+            align: greta_dsl::ir::LDS_ALIGN,
         });
         Memory::Shared(SharedId(self.k.shared.len() as u32 - 1))
     }

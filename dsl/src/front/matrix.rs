@@ -570,3 +570,236 @@ impl<T: Elem> Tile<T> {
         });
     }
 }
+
+// ---- the warpgroup matrix engine and asynchronous copies -------------------------------------
+
+/// `stages` LDS tiles of `rows` K-major rows for the target's warpgroup matrix engine: each row
+/// one K-tile (`row_bytes` of `T`, 64 f16/bf16 on sm_90a), 128-byte swizzled, every stage
+/// starting at a multiple of the engine's alignment. A build error on a target without the
+/// engine.
+pub fn warpgroup_tiles<T: MatrixElem>(stages: u32, rows: u32) -> LdsTiles<T> {
+    let Some(wg) = with(|b| b.target().warpgroup) else {
+        with(|b| {
+            let name = b.target().name;
+            b.error(format!("{name} has no warpgroup matrix engine"))
+        });
+        return lds_tiles::<T>(stages, rows, 64, TileLayout::Padded(0));
+    };
+    let cols = wg.row_elems(T::SCALAR);
+    if (rows * cols * T::SCALAR.size_bytes()) % wg.align != 0 {
+        with(|b| {
+            b.error(format!(
+                "warpgroup tiles of {rows} rows are not a whole number of {}-byte swizzle atoms",
+                wg.align
+            ))
+        });
+    }
+    let array = super::memory::shared_aligned::<T>((stages * rows * cols).max(1), wg.align);
+    LdsTiles {
+        array,
+        rows,
+        stride: cols,
+        swizzle: wg.swizzle(T::SCALAR),
+        stages,
+    }
+}
+
+/// Accumulators of the warpgroup engine: `count` tiles of `64 × n` f32, `n / 2` per thread
+/// each, in one register array.
+pub fn warpgroup_accumulators(n: u32, count: u32) -> WgAccs {
+    let Some(wg) = with(|b| b.target().warpgroup) else {
+        with(|b| {
+            let name = b.target().name;
+            b.error(format!("{name} has no warpgroup matrix engine"))
+        });
+        return WgAccs {
+            local: super::memory::local_array::<f32>(1u32),
+            n,
+            count: 1,
+            layout: crate::target::SM_90_WARPGROUP.acc(8),
+        };
+    };
+    if !wg.valid_n(n) {
+        with(|b| {
+            b.error(format!(
+                "wgmma n={n}: n is a multiple of {} up to {}",
+                wg.n_step, wg.n_max
+            ))
+        });
+    }
+    let layout = wg.acc(n);
+    WgAccs {
+        local: super::memory::local_array::<f32>((layout.len * count).max(1)),
+        n,
+        count,
+        layout,
+    }
+}
+
+/// See [`warpgroup_accumulators`].
+#[derive(Clone, Copy)]
+pub struct WgAccs {
+    local: Local<f32>,
+    n: u32,
+    count: u32,
+    layout: crate::target::FragLayout,
+}
+
+/// One `64 × n` accumulator tile of the warpgroup engine.
+#[derive(Clone, Copy)]
+pub struct WgAcc {
+    local: Local<f32>,
+    offset: u32,
+    n: u32,
+    layout: crate::target::FragLayout,
+}
+
+impl super::Bind for WgAccs {
+    fn bind(self, name: &str) -> Self {
+        super::Bind::bind(self.local, name);
+        self
+    }
+}
+impl super::Bind for WgAcc {
+    fn bind(self, _name: &str) -> Self {
+        self
+    }
+}
+
+impl WgAccs {
+    pub fn at(self, i: u32) -> WgAcc {
+        if i >= self.count {
+            with(|b| b.error(format!("accumulator tile {i} of {}", self.count)));
+        }
+        WgAcc {
+            local: self.local,
+            offset: i.min(self.count.saturating_sub(1)) * self.layout.len,
+            n: self.n,
+            layout: self.layout,
+        }
+    }
+
+    /// Floats per thread of one tile (`n / 2`).
+    pub fn elems(self) -> u32 {
+        self.layout.len
+    }
+
+    pub fn fill(self, value: impl IntoVal<Elem = f32> + Copy) {
+        for i in 0..self.count * self.layout.len {
+            super::memory::store(&self.local, i, value);
+        }
+    }
+}
+
+impl WgAcc {
+    pub fn get(self, i: u32) -> Val<f32> {
+        super::memory::load(&self.local, self.offset + i)
+    }
+
+    pub fn elems(self) -> u32 {
+        self.layout.len
+    }
+
+    /// `(row, column)` in the `64 × n` tile of this thread's element `i` (comptime), by the
+    /// engine's layout over the warpgroup's threads.
+    pub fn coord(self, i: u32) -> (Val<u32>, Val<u32>) {
+        let t = super::thread_idx().x % (4u32 * super::wave_size());
+        (
+            coord_expr(&self.layout.row, t, i),
+            coord_expr(&self.layout.col, t, i),
+        )
+    }
+}
+
+/// `acc += A · B` on the warpgroup engine, asynchronously: A is the `64 × 16` block of `a` at
+/// `(a_row, a_col)`, B the `16 × n` block stored `n × 16` in `b` at `(b_row, b_col)`. Issue
+/// [`wgmma_fence`] before the first of a batch, [`wgmma_commit`] after it and
+/// [`wgmma_wait`] before touching the accumulators or overwriting the tiles.
+#[allow(clippy::too_many_arguments)]
+pub fn wgmma<T: MatrixElem>(
+    acc: WgAcc,
+    a: &Tile<T>,
+    a_row: impl IntoVal<Elem = u32>,
+    a_col: impl IntoVal<Elem = u32>,
+    b: &Tile<T>,
+    b_row: impl IntoVal<Elem = u32>,
+    b_col: impl IntoVal<Elem = u32>,
+) {
+    let a = FragPlace {
+        tile: a.tile_ref(),
+        row: a_row.into_val().id,
+        col: a_col.into_val().id,
+        transposed: false,
+    };
+    let b = FragPlace {
+        tile: b.tile_ref(),
+        row: b_row.into_val().id,
+        col: b_col.into_val().id,
+        transposed: true,
+    };
+    let stmt = Stmt::WarpgroupMma {
+        n: acc.n,
+        acc: FragRef {
+            local: acc.local.id(),
+            offset: acc.offset,
+        },
+        a,
+        b,
+    };
+    with(|bld| bld.push(stmt));
+}
+
+fn sync(op: crate::ir::SyncOp) {
+    with(|b| b.push(Stmt::Sync(op)));
+}
+
+/// Orders the warpgroup's accumulator registers before the next [`wgmma`]s.
+pub fn wgmma_fence() {
+    sync(crate::ir::SyncOp::MmaFence);
+}
+/// Closes the group of [`wgmma`]s issued since the last commit.
+pub fn wgmma_commit() {
+    sync(crate::ir::SyncOp::MmaCommit);
+}
+/// Waits until at most `pending` committed [`wgmma`] groups are in flight.
+pub fn wgmma_wait(pending: u32) {
+    sync(crate::ir::SyncOp::MmaWait(pending));
+}
+/// Closes this thread's group of [`async_copy`]s issued since the last commit.
+pub fn async_commit() {
+    sync(crate::ir::SyncOp::AsyncCommit);
+}
+/// Waits until at most `pending` of this thread's committed copy groups are in flight.
+pub fn async_wait(pending: u32) {
+    sync(crate::ir::SyncOp::AsyncWait(pending));
+}
+/// Makes this thread's LDS writes visible to the matrix engine (before the barrier that
+/// precedes a [`wgmma`] reading them).
+pub fn fence_async_lds() {
+    sync(crate::ir::SyncOp::ProxyFence);
+}
+
+/// An asynchronous copy of `N` elements (4, 8 or 16 bytes) from `src` at `src_index` into
+/// `tile` at `(row, col)`, or of zeros where `pred` is false (then `src_index` is not read).
+/// The data is in the tile after this thread's [`async_wait`] covering the copy's group.
+pub fn async_copy<const N: usize, T: Elem, A>(
+    tile: &Tile<T>,
+    row: impl IntoVal<Elem = u32>,
+    col: impl IntoVal<Elem = u32>,
+    src: &Global<T, A>,
+    src_index: impl IntoVal<Elem = u32>,
+    pred: impl IntoVal<Elem = bool>,
+) {
+    let dst_index = tile.index(row, col);
+    let src_index = src_index.into_val();
+    let pred = pred.into_val();
+    let stmt = Stmt::AsyncCopy {
+        dst: tile.mem,
+        dst_index: dst_index.id,
+        src: src.memory(),
+        src_index: src_index.id,
+        lanes: N as u8,
+        pred: pred.id,
+    };
+    with(|b| b.push(stmt));
+}

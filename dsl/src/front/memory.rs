@@ -205,6 +205,12 @@ fn check_len(what: &str, len: u32) {
 
 /// An LDS array of `len` elements (renamed to its `let` binding's name).
 pub fn shared<T: Elem>(len: impl ComptimeLen) -> Shared<T> {
+    shared_aligned(len, crate::ir::LDS_ALIGN)
+}
+
+/// An LDS array of `len` elements whose start is aligned to `align` bytes (a power of two of at
+/// least 16), for tiles the matrix engine reads with a swizzle that repeats every `align` bytes.
+pub fn shared_aligned<T: Elem>(len: impl ComptimeLen, align: u32) -> Shared<T> {
     let len = len.len();
     check_len("LDS array", len);
     let id = with(|b| {
@@ -214,6 +220,7 @@ pub fn shared<T: Elem>(len: impl ComptimeLen) -> Shared<T> {
             name: format!("lds{}", id.0),
             elem: T::SCALAR,
             len,
+            align: align.max(crate::ir::LDS_ALIGN),
         });
         id
     });

@@ -26,8 +26,10 @@ mod values;
 pub use control::{for_range, for_range_step, ret, CondState, LoopRange, RuntimeLoop, WhileState};
 pub use intrinsics::*;
 pub use matrix::{
-    fragments, global_tile, lds_tiles, matrix_inst, matrix_inst_shaped, mma, Accum, Frag, Frags,
-    LdsTiles, MatA, MatB, MatrixElem, Role, Tile, TileLayout,
+    async_commit, async_copy, async_wait, fence_async_lds, fragments, global_tile, lds_tiles,
+    matrix_inst, matrix_inst_shaped, mma, warpgroup_accumulators, warpgroup_tiles, wgmma,
+    wgmma_commit, wgmma_fence, wgmma_wait, Accum, Frag, Frags, LdsTiles, MatA, MatB, MatrixElem,
+    Role, Tile, TileLayout, WgAcc, WgAccs,
 };
 pub use memory::{
     declare_param, load, local_array, shared, store, vload, vstore, ComptimeLen, Global, Index,

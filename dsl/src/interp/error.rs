@@ -180,6 +180,14 @@ pub enum InterpError {
         why: &'static str,
     },
 
+    #[error("kernel `{kernel}`: in block {block}, thread {thread}: {detail}")]
+    Async {
+        kernel: String,
+        block: Dim3,
+        thread: Dim3,
+        detail: String,
+    },
+
     #[error("kernel `{kernel}`: {op} of `{memory}` in block {block}, thread {thread}: {detail}")]
     FragmentPlace {
         kernel: String,

@@ -11,6 +11,7 @@ use crate::ir::{
 };
 use crate::target::Target;
 
+mod asynch;
 mod matrix;
 
 type R<T> = Result<T, InterpError>;
@@ -67,6 +68,8 @@ pub(super) struct Exec<'k, 'a, 'b> {
     mask_pool: Vec<Vec<bool>>,
     /// Scratch for (thread, element index) pairs of one memory access.
     at: Vec<(u32, u32)>,
+    /// Orderings of asynchronous work, for kernels that issue any.
+    hazards: Option<asynch::Hazards>,
 }
 
 impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
@@ -134,6 +137,7 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
             pool: Vec::new(),
             mask_pool: Vec::new(),
             at: Vec::new(),
+            hazards: asynch::Hazards::for_kernel(k, n),
         })
     }
 
@@ -165,6 +169,9 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
         }
         self.exited.fill(false);
         self.any_exited = false;
+        if let Some(h) = &mut self.hazards {
+            h.reset();
+        }
     }
 
     // ----- small helpers -----
@@ -405,6 +412,25 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
                 place,
             } => {
                 self.exec_fragment(*shape, *operand, *frag, place, true, mask)?;
+                Ok(false)
+            }
+            Stmt::AsyncCopy {
+                dst,
+                dst_index,
+                src,
+                src_index,
+                lanes,
+                pred,
+            } => {
+                self.exec_async_copy(*dst, *dst_index, *src, *src_index, *lanes, *pred, mask)?;
+                Ok(false)
+            }
+            Stmt::WarpgroupMma { n, acc, a, b } => {
+                self.exec_warpgroup_mma(*n, *acc, a, b, mask)?;
+                Ok(false)
+            }
+            Stmt::Sync(op) => {
+                self.exec_sync(*op, mask)?;
                 Ok(false)
             }
         }
@@ -878,6 +904,13 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
                 for &(t, i) in &self.at {
                     for l in 0..lanes {
                         let e = i as usize + l;
+                        if let Some(why) = self
+                            .hazards
+                            .as_ref()
+                            .and_then(|h| h.lds_read(s.0 as usize, e))
+                        {
+                            return Err(self.async_hazard(mem, e, t, "read", why));
+                        }
                         if !m.init[e] {
                             return Err(self.uninit(mem, e, t));
                         }
@@ -891,6 +924,13 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
                     for l in 0..lanes {
                         let e = i as usize + l;
                         let off = t as usize * m.len + e;
+                        if self
+                            .hazards
+                            .as_ref()
+                            .is_some_and(|h| h.acc_pending(lid.0 as usize, off))
+                        {
+                            return Err(self.async_hazard(mem, e, t, "read", PENDING_ACC));
+                        }
                         if !m.init[off] {
                             return Err(self.uninit(mem, e, t));
                         }
@@ -950,6 +990,17 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
         match mem {
             Memory::Global(p) => self.writable(mem, p.0)?.scatter(&at, lanes, n, &v),
             Memory::Shared(s) => {
+                if let Some(h) = &self.hazards {
+                    for &(t, i) in &at {
+                        for l in 0..lanes {
+                            if let Some(why) = h.lds_write(s.0 as usize, i as usize + l) {
+                                let e = self.async_hazard(mem, i as usize + l, t, "store to", why);
+                                self.at = at;
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
                 let m = &mut self.shared[s.0 as usize];
                 for &(t, i) in &at {
                     for l in 0..lanes {
@@ -957,8 +1008,34 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
                         m.init[i as usize + l] = true;
                     }
                 }
+                if let Some(h) = &mut self.hazards {
+                    for &(t, i) in &at {
+                        for l in 0..lanes {
+                            h.lds_written(s.0 as usize, i as usize + l, t as usize);
+                        }
+                    }
+                }
             }
             Memory::Local(lid) => {
+                if let Some(h) = &self.hazards {
+                    let len = self.locals[lid.0 as usize].len;
+                    for &(t, i) in &at {
+                        for l in 0..lanes {
+                            let off = t as usize * len + i as usize + l;
+                            if h.acc_pending(lid.0 as usize, off) {
+                                let e = self.async_hazard(
+                                    mem,
+                                    i as usize + l,
+                                    t,
+                                    "store to",
+                                    PENDING_ACC,
+                                );
+                                self.at = at;
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
                 let m = &mut self.locals[lid.0 as usize];
                 for &(t, i) in &at {
                     for l in 0..lanes {
@@ -1183,6 +1260,21 @@ impl<'k, 'a, 'b> Exec<'k, 'a, 'b> {
         }
         self.give(v);
         Ok(out)
+    }
+}
+
+/// Why a pending accumulator may not be touched.
+const PENDING_ACC: &str =
+    "it is the accumulator of a wgmma that has not been waited for (wgmma_wait)";
+
+impl Exec<'_, '_, '_> {
+    fn async_hazard(&self, mem: Memory, e: usize, t: u32, what: &str, why: &str) -> InterpError {
+        InterpError::Async {
+            kernel: self.kname(),
+            block: self.block(),
+            thread: self.thread(t as usize),
+            detail: format!("{what} `{}`[{e}]: {why}", self.k.memory_name(mem)),
+        }
     }
 }
 

@@ -61,13 +61,19 @@ pub struct Param {
     pub kind: ParamKind,
 }
 
-/// An LDS (shared memory) array: one per block, `len` elements, sized at IR-build time.
+/// An LDS (shared memory) array: one per block, `len` elements, sized at IR-build time, its
+/// start aligned to `align` bytes (a power of two, at least 16; tiles the warpgroup matrix
+/// engine reads with a 128-byte swizzle need 1024).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SharedArray {
     pub name: String,
     pub elem: Scalar,
     pub len: u32,
+    pub align: u32,
 }
+
+/// The alignment of an LDS array that asks for nothing more.
+pub const LDS_ALIGN: u32 = 16;
 
 impl SharedArray {
     /// Bytes of the array (saturating: a length no GPU could hold stays huge, not wrapped).
@@ -410,6 +416,41 @@ pub struct FragPlace {
     pub transposed: bool,
 }
 
+/// Operations that order or complete asynchronous work: global→LDS copies, and the warpgroup
+/// matrix engine, which runs asynchronously to the threads that issue it (sm_90's `wgmma`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyncOp {
+    /// Closes this thread's group of asynchronous copies issued since the last commit.
+    AsyncCommit,
+    /// Waits until at most this many of this thread's committed copy groups are in flight.
+    AsyncWait(u32),
+    /// Makes this thread's LDS writes (ordinary stores, completed copies) visible to the matrix
+    /// engine's reads of LDS; needed before a barrier that precedes a `WarpgroupMma` reading
+    /// them (`fence.proxy.async.shared::cta`).
+    ProxyFence,
+    /// Orders this warpgroup's accumulator registers before the next `WarpgroupMma`s
+    /// (`wgmma.fence`).
+    MmaFence,
+    /// Closes the warpgroup's group of `WarpgroupMma`s issued since the last commit.
+    MmaCommit,
+    /// Waits until at most this many of the warpgroup's committed `WarpgroupMma` groups are in
+    /// flight; only then may their accumulators be read, and their LDS tiles be overwritten.
+    MmaWait(u32),
+}
+
+impl SyncOp {
+    pub fn name(self) -> String {
+        match self {
+            SyncOp::AsyncCommit => "async_commit()".into(),
+            SyncOp::AsyncWait(n) => format!("async_wait({n})"),
+            SyncOp::ProxyFence => "fence_async_lds()".into(),
+            SyncOp::MmaFence => "wgmma_fence()".into(),
+            SyncOp::MmaCommit => "wgmma_commit()".into(),
+            SyncOp::MmaWait(n) => format!("wgmma_wait({n})"),
+        }
+    }
+}
+
 /// Fragment accesses need `base`, `stride` and the placement's memory column to be multiples
 /// of this many elements, so that every lowering (NVIDIA's `ldmatrix` reads 16-byte rows) is
 /// valid; the interpreter checks it.
@@ -547,6 +588,29 @@ pub enum Stmt {
         frag: FragRef,
         place: FragPlace,
     },
+    /// An asynchronous copy of `lanes` elements (16 bytes) from global memory to LDS, or of
+    /// zeros where `pred` is false. It completes at this thread's `AsyncWait` that covers its
+    /// group (see [`SyncOp`]); targets without asynchronous copies complete it at once.
+    AsyncCopy {
+        dst: Memory,
+        dst_index: ExprId,
+        src: Memory,
+        src_index: ExprId,
+        lanes: u8,
+        pred: ExprId,
+    },
+    /// The warpgroup matrix engine's `acc (64 × n) += A (64 × 16) · B (16 × n)`, A and B read
+    /// from LDS tiles (B stored `n × 16`, transposed) in the target's warpgroup layout,
+    /// asynchronously: see [`SyncOp`]. All threads of the warpgroup (the target's
+    /// `warpgroup.waves` consecutive waves) take part.
+    WarpgroupMma {
+        n: u32,
+        acc: FragRef,
+        a: FragPlace,
+        b: FragPlace,
+    },
+    /// See [`SyncOp`].
+    Sync(SyncOp),
 }
 
 /// A comptime configuration value, recorded so that the kernel's identity and the generated
@@ -653,6 +717,16 @@ impl Kernel {
             .map_or_else(|| self.shared_bytes(), |d| d.bytes)
     }
 
+    /// The largest alignment an LDS array of the kernel asks for.
+    pub fn lds_align(&self) -> u32 {
+        self.shared
+            .iter()
+            .map(|a| a.align)
+            .max()
+            .unwrap_or(LDS_ALIGN)
+            .max(DYNAMIC_LDS_ALIGN)
+    }
+
     /// The kernel's LDS as one dynamic allocation, where its target needs that (sm_90 above the
     /// 48 KiB a block may declare statically): each shared array's byte offset, aligned to
     /// [`DYNAMIC_LDS_ALIGN`], and the total to request at launch. `None` when the arrays are
@@ -664,10 +738,16 @@ impl Kernel {
         let mut offsets = Vec::with_capacity(self.shared.len());
         let mut bytes = 0u32;
         for a in &self.shared {
+            let align = a.align.max(DYNAMIC_LDS_ALIGN);
+            bytes = bytes.div_ceil(align).saturating_mul(align);
             offsets.push(bytes);
-            let padded = a.size_bytes().div_ceil(DYNAMIC_LDS_ALIGN) * DYNAMIC_LDS_ALIGN;
-            bytes = bytes.saturating_add(padded);
+            bytes = bytes.saturating_add(a.size_bytes());
         }
+        // The allocation itself is aligned to the largest array alignment by the code
+        // generator; round the size up so the last array's padding is counted too.
+        bytes = bytes
+            .div_ceil(DYNAMIC_LDS_ALIGN)
+            .saturating_mul(DYNAMIC_LDS_ALIGN);
         Some(DynamicLds { offsets, bytes })
     }
 

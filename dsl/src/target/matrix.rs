@@ -15,7 +15,7 @@
 //! which lets the front end compute the lane's part once at run time and add per-element
 //! constants.
 
-use crate::ir::{MmaShape, Operand, Scalar};
+use crate::ir::{MmaShape, Operand, Scalar, Swizzle};
 
 /// One term of a coordinate: `((x / div) % modulo) · mul`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -297,3 +297,99 @@ pub const SM_90_MATRIX: &[MatrixInst] = &[
         source: PTX_SOURCE,
     },
 ];
+
+// ---- sm_90a warpgroup matrix engine ------------------------------------------------------------
+
+/// The warpgroup matrix engine of sm_90a (`wgmma.mma_async`): four consecutive warps multiply
+/// `64 × 16` of A by `16 × n` of B into `64 × n` f32 accumulators, reading A and B from LDS
+/// through matrix descriptors, asynchronously to the threads.
+///
+/// greta uses it with both operands K-major in LDS (rows of `row_bytes` = one K-tile, the
+/// layout of activations `x[m, k]` and of GGUF weights `W[n, k]` alike) in the 128-byte
+/// swizzle: the 16-byte chunks of row `r` XOR-permuted by `r % 8`, the pattern repeating every
+/// 8 rows (1024 bytes, so tiles start at multiples of `align`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WarpgroupInst {
+    pub m: u32,
+    pub k: u32,
+    /// `n` is a multiple of `n_step` up to `n_max`.
+    pub n_step: u32,
+    pub n_max: u32,
+    /// Consecutive waves of one warpgroup (the first one's index a multiple of this).
+    pub waves: u32,
+    pub ab: &'static [Scalar],
+    /// The accumulator layout over the warpgroup's threads, by thread index within the
+    /// warpgroup; [`WarpgroupInst::acc`] gives it for one `n`.
+    acc: FragLayout,
+    /// Bytes of one row of an operand tile.
+    pub row_bytes: u32,
+    /// Alignment of an operand tile's start, in bytes.
+    pub align: u32,
+    /// The architecture the instruction needs.
+    pub arch: &'static str,
+    pub source: &'static str,
+}
+
+impl WarpgroupInst {
+    /// The accumulator layout for an `n`-column instruction: `n / 2` floats per thread.
+    pub fn acc(&self, n: u32) -> FragLayout {
+        FragLayout {
+            len: n / 2,
+            ..self.acc
+        }
+    }
+
+    pub fn valid_n(&self, n: u32) -> bool {
+        n > 0 && n <= self.n_max && n % self.n_step == 0
+    }
+
+    /// Elements of `elem` in one operand tile row.
+    pub fn row_elems(&self, elem: Scalar) -> u32 {
+        self.row_bytes / elem.size_bytes()
+    }
+
+    /// The swizzle of an operand tile of `elem`: 16-byte chunks, period 8 rows.
+    pub fn swizzle(&self, elem: Scalar) -> Swizzle {
+        Swizzle {
+            chunk: 16 / elem.size_bytes(),
+            row_div: 1,
+            period: 8,
+        }
+    }
+
+    /// Threads of one warpgroup on a target of `wave_size`.
+    pub fn threads(&self, wave_size: u32) -> u32 {
+        self.waves * wave_size
+    }
+}
+
+/// sm_90a's `wgmma.mma_async.m64nNk16.f32.{f16,bf16}`. Accumulator layout (PTX ISA 8.x,
+/// section 9.7.15.5.1.1.1, "Matrix Fragments for wgmma.mma_async.m64nNk16", the accumulator
+/// D figure): warp `w` of the warpgroup holds rows `16w..16w + 16`; within it, as
+/// `mma.m16n8`'s accumulator repeated every 8 columns: element `i` of lane `l` is row
+/// `16w + l / 4 + 8·((i / 2) % 2)`, column `8·(i / 4) + 2·(l % 4) + i % 2`. Shared-memory
+/// layouts and descriptors: section 9.7.15.5.1.2.
+pub const SM_90_WARPGROUP: WarpgroupInst = WarpgroupInst {
+    m: 64,
+    k: 16,
+    n_step: 8,
+    n_max: 256,
+    waves: 4,
+    ab: &[Scalar::F16, Scalar::BF16],
+    acc: FragLayout {
+        len: 0,
+        row: Coord {
+            lane: &[t(32, 4, 16), t(4, 8, 1)],
+            elem: &[t(2, 2, 8)],
+        },
+        col: Coord {
+            lane: &[t(1, 4, 2)],
+            elem: &[t(4, 1 << 16, 8), t(1, 2, 1)],
+        },
+    },
+    row_bytes: 128,
+    align: 1024,
+    arch: "sm_90a",
+    source: "PTX ISA 8.x, sections 9.7.15.5.1.1.1 (accumulator fragments) and 9.7.15.5.1.2 \
+             (shared memory layouts, 128-byte swizzle, matrix descriptors)",
+};

@@ -111,11 +111,11 @@ pub fn helper(inst: &MatrixInst, target: &Target) -> String {
     out
 }
 
-/// The helpers of every instruction `used`, plus the shared-memory address helper `ldmatrix`
-/// needs on NVIDIA.
-pub fn prelude_part(used: &[&MatrixInst], target: &Target) -> String {
+/// The helpers of every instruction `used`, plus, on NVIDIA, the shared-memory address helper
+/// `ldmatrix`, `cp.async` and `wgmma` take (`lds_addresses`: the kernel uses any of them).
+pub fn prelude_part(used: &[&MatrixInst], lds_addresses: bool, target: &Target) -> String {
     let mut out = String::new();
-    if used.is_empty() && target.family == Family::Amdgcn {
+    if used.is_empty() && !(lds_addresses && target.family == Family::Nvptx) {
         return out;
     }
     out.push_str("\n// ---- matrix cores ---------------------------------------------------------------------\n");
@@ -499,5 +499,157 @@ mod tests {
             )
             .is_none());
         }
+    }
+}
+
+// ---- asynchronous copies and the warpgroup engine --------------------------------------------
+
+/// Prelude helpers for kernels that use the warpgroup engine (sm_90a): the matrix descriptor of
+/// a K-major, 128-byte-swizzled LDS tile starting at a shared-window address.
+pub fn warpgroup_prelude() -> &'static str {
+    "
+// The wgmma matrix descriptor of a K-major operand in LDS with the 128-byte swizzle (PTX ISA
+// 9.7.15.5.1.2.2): start address >> 4 in bits 0-13, leading byte offset 16 (unused by K-major
+// swizzled operands) >> 4 in bits 16-29, stride byte offset 1024 (8 rows of 128 bytes) >> 4 in
+// bits 32-45, swizzle mode 1 (128 bytes) in bits 62-63.
+GRETA_INLINE unsigned long long greta_wgmma_desc(u32 lds_address) {
+    return (unsigned long long)((lds_address & 0x3FFFFu) >> 4)
+        | (1ull << 16) | ((unsigned long long)(1024 >> 4) << 32) | (1ull << 62);
+}
+"
+}
+
+impl Emitter<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn async_copy(
+        &mut self,
+        dst: Memory,
+        dst_index: greta_dsl::ir::ExprId,
+        src: Memory,
+        src_index: greta_dsl::ir::ExprId,
+        lanes: u8,
+        pred: greta_dsl::ir::ExprId,
+    ) -> R<()> {
+        let elem = self.mem_elem(dst)?;
+        let d = self.memory_name(dst, true)?;
+        let s = self.memory_name(src, false)?;
+        let (di, si, p) = (
+            self.expr(dst_index)?.text,
+            self.expr(src_index)?.text,
+            self.expr(pred)?.text,
+        );
+        let bytes = elem.size_bytes() * lanes as u32;
+        if self.target.async_copy {
+            // Zero-fill where `pred` is false: a source size of 0 reads nothing (the address
+            // stays inside the buffer all the same).
+            let cache = if bytes == 16 { "cg" } else { "ca" };
+            self.line(&format!(
+                "{{ const bool greta_p = {p}; asm volatile(\"cp.async.{cache}.shared.global [%0], [%1], {bytes}, %2;\" :: \"r\"(greta_lds_address(&{d}[{di}])), \"l\"(&{s}[greta_p ? {si} : 0u]), \"r\"(greta_p ? {bytes}u : 0u) : \"memory\"); }}"
+            ));
+        } else {
+            let vt = c_type(Type::vector(elem, lanes.max(1)));
+            let (load, zero) = if lanes == 1 {
+                (format!("{s}[{si}]"), format!("{}(0)", c_scalar(elem)))
+            } else {
+                (
+                    format!("*reinterpret_cast<const {vt}*>(&{s}[{si}])"),
+                    format!("{vt}{{}}"),
+                )
+            };
+            let place = if lanes == 1 {
+                format!("{d}[{di}]")
+            } else {
+                format!("*reinterpret_cast<{vt}*>(&{d}[{di}])")
+            };
+            self.line(&format!(
+                "if ({p}) {{ {place} = {load}; }} else {{ {place} = {zero}; }}"
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn sync_op(&mut self, op: greta_dsl::ir::SyncOp) -> R<()> {
+        use greta_dsl::ir::SyncOp::*;
+        let nv = self.target.family == Family::Nvptx;
+        let asm = |text: &str| format!("asm volatile(\"{text};\" ::: \"memory\");");
+        match op {
+            AsyncCommit if self.target.async_copy => self.line(&asm("cp.async.commit_group")),
+            AsyncWait(n) if self.target.async_copy => {
+                self.line(&asm(&format!("cp.async.wait_group {n}")))
+            }
+            ProxyFence if nv => self.line(&asm("fence.proxy.async.shared::cta")),
+            MmaFence => {
+                self.fence_accumulators();
+                self.line(&asm("wgmma.fence.sync.aligned"));
+            }
+            MmaCommit => self.line(&asm("wgmma.commit_group.sync.aligned")),
+            MmaWait(n) => {
+                self.line(&asm(&format!("wgmma.wait_group.sync.aligned {n}")));
+                self.fence_accumulators();
+            }
+            // Copies are synchronous on this target, and nothing else reads LDS through
+            // another path: nothing to order.
+            _ => self.line(&format!(
+                "/* {}: nothing to do on {} */",
+                op.name(),
+                self.target.name
+            )),
+        }
+        Ok(())
+    }
+
+    /// Ties every warpgroup accumulator register to this point of the program: ordinary code
+    /// cannot be moved across it to touch an accumulator a wgmma may still be writing.
+    fn fence_accumulators(&mut self) {
+        let accs = self.info.warpgroup_accs.clone();
+        for (local, offset, len) in accs {
+            let name = self.locals[local.0 as usize].clone();
+            for chunk in (offset..offset + len).collect::<Vec<_>>().chunks(32) {
+                let ops: Vec<String> = chunk
+                    .iter()
+                    .map(|i| format!("\"+f\"({name}[{i}])"))
+                    .collect();
+                self.line(&format!(
+                    "asm volatile(\"\" : {} :: \"memory\");",
+                    ops.join(", ")
+                ));
+            }
+        }
+    }
+
+    pub(super) fn warpgroup_mma(
+        &mut self,
+        n: u32,
+        acc: FragRef,
+        a: &FragPlace,
+        b: &FragPlace,
+    ) -> R<()> {
+        let elem = self.mem_elem(a.tile.mem)?;
+        let mut desc = Vec::new();
+        for p in [a, b] {
+            let name = self.memory_name(p.tile.mem, false)?;
+            let (base, stride) = (self.expr(p.tile.base)?.text, self.expr(p.tile.stride)?.text);
+            let (row, col) = (self.expr(p.row)?.text, self.expr(p.col)?.text);
+            desc.push(format!(
+                "greta_wgmma_desc(greta_lds_address(&{name}[({base}) + ({row}) * ({stride}) + ({col})]))"
+            ));
+        }
+        let regs = n / 2;
+        let list: Vec<String> = (0..regs).map(|i| format!("%{i}")).collect();
+        let fr = self.locals[acc.local.0 as usize].clone();
+        let outs: Vec<String> = (0..regs)
+            .map(|i| format!("\"+f\"({fr}[{}])", acc.offset + i))
+            .collect();
+        let t = c_scalar(elem);
+        self.line(&format!(
+            "asm volatile(\"{{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n{n}k16.f32.{t}.{t} {{{}}}, %{}, %{}, p, 1, 1, 0, 0; }}\" : {} : \"l\"({}), \"l\"({}));",
+            list.join(","),
+            regs,
+            regs + 1,
+            outs.join(", "),
+            desc[0],
+            desc[1]
+        ));
+        Ok(())
     }
 }

@@ -209,8 +209,17 @@ impl<'k> Emitter<'k> {
         self.header();
         self.out
             .push_str(&prelude::prelude(self.dialect, self.target.wave_size));
-        self.out
-            .push_str(&matrix::prelude_part(&self.info.matrix, self.target));
+        let info = self.info;
+        let lds_addresses =
+            !info.matrix.is_empty() || info.async_copies || !info.warpgroup.is_empty();
+        self.out.push_str(&matrix::prelude_part(
+            &info.matrix,
+            lds_addresses,
+            self.target,
+        ));
+        if !self.info.warpgroup.is_empty() {
+            self.out.push_str(matrix::warpgroup_prelude());
+        }
         self.out.push('\n');
 
         let mut params = Vec::new();
@@ -249,7 +258,7 @@ impl<'k> Emitter<'k> {
             ));
             self.line(&format!(
                 "extern __shared__ __attribute__((aligned({}))) unsigned char greta_lds_dynamic[];",
-                greta_dsl::ir::DYNAMIC_LDS_ALIGN
+                k.lds_align()
             ));
         }
         for (i, a) in k.shared.iter().enumerate() {
@@ -264,7 +273,8 @@ impl<'k> Emitter<'k> {
                     off = d.offsets[i]
                 ),
                 None => format!(
-                    "__shared__ __attribute__((aligned(16))) {} {}[{}];",
+                    "__shared__ __attribute__((aligned({}))) {} {}[{}];",
+                    a.align,
                     c_scalar(a.elem),
                     self.shared[i],
                     a.len
@@ -461,6 +471,16 @@ impl<'k> Emitter<'k> {
                 frag,
                 place,
             } => self.fragment_access(*shape, *operand, *frag, place, true)?,
+            Stmt::AsyncCopy {
+                dst,
+                dst_index,
+                src,
+                src_index,
+                lanes,
+                pred,
+            } => self.async_copy(*dst, *dst_index, *src, *src_index, *lanes, *pred)?,
+            Stmt::WarpgroupMma { n, acc, a, b } => self.warpgroup_mma(*n, *acc, a, b)?,
+            Stmt::Sync(op) => self.sync_op(*op)?,
             Stmt::Barrier => self.line("greta_barrier();"),
             Stmt::Atomic {
                 op,

@@ -31,7 +31,13 @@ impl<'k> Exec<'k, '_, '_> {
     /// The first thread of every wave that has an active thread; an error if such a wave is not
     /// entirely active and present.
     fn full_waves(&self, op: &'static str, mask: &[bool]) -> R<Vec<usize>> {
-        let (n, ws) = (self.n, self.wave);
+        self.full_groups(op, self.wave, mask)
+    }
+
+    /// The first thread of every group of `ws` consecutive threads (a wave, a warpgroup) that
+    /// has an active thread; an error if such a group is not entirely active and present.
+    pub(super) fn full_groups(&self, op: &'static str, ws: usize, mask: &[bool]) -> R<Vec<usize>> {
+        let n = self.n;
         let mut waves = Vec::new();
         for (w, base) in (0..n).step_by(ws).enumerate() {
             let end = (base + ws).min(n);
@@ -39,7 +45,7 @@ impl<'k> Exec<'k, '_, '_> {
                 continue;
             };
             let missing = if end - base < ws {
-                Some((first, "is in a wave that the block fills only partly (block size not a multiple of the wave size)"))
+                Some((first, "is in a wave (or warpgroup) that the block fills only partly (block size not a multiple of it)"))
             } else {
                 (base..end).find(|&t| !mask[t]).map(|t| {
                     let why = if self.exited[t] {

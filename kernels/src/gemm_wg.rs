@@ -1,0 +1,297 @@
+//! The prefill GEMM on sm_90a's warpgroup matrix engine (`wgmma`): `y = x · Wᵀ (+ r)` as
+//! [`gemm`](crate::gemm) computes it, for the targets that have the engine (NVIDIA Hopper).
+//!
+//! Why a second kernel: Hopper's warp-level `mma.sync` (what `gemm` uses there) runs at about
+//! half the tensor cores' rate, below the 0.8 × cuBLAS this GEMM is held to; the warpgroup
+//! engine reads both operands straight from LDS and runs asynchronously, so the threads spend
+//! their time feeding it. It is a different operation (operands in LDS, four warps, an
+//! asynchronous completion model), so it is its own IR statement (`WarpgroupMma`), not a
+//! lowering of the register-fragment `Mma`.
+//!
+//! Each block computes `bm × bn` outputs with `bm / 64` warpgroups, each warpgroup a `64 × bn`
+//! accumulator tile; K-tiles of 64 are copied asynchronously (`cp.async`, zero-filled at the
+//! edges) into `stages` 128-byte-swizzled LDS stages, `stages - 2` ahead of the engine (see
+//! [`crate::tiled::warpgroup_gemm_body`]). `gemm_wg_q8` dequantises Q8_0 weights into the
+//! stage with ordinary loads and stores instead.
+//!
+//! Arguments as `gemm` / `gemm_q8`. Launch with [`launch`].
+
+use crate::gemm::{dtype_param_halves, gemm_tolerance, reference, OUT, RESIDUAL};
+use crate::gemm_q8::q8_weights;
+use crate::matmul::mnk;
+use crate::problem::{blocks_for, from_f64, Expected, Inputs, Problem, ProblemArg};
+use crate::q8::QK8_0;
+use crate::tiled::{warpgroup_gemm_body, Dense, WgShape, Q8};
+use crate::{config::u32_param, Config, KernelSpec, ParamDef, ProblemError};
+use greta_dsl::front::BuildError;
+use greta_dsl::interp::LaunchDims;
+use greta_dsl::ir::{Const, Kernel, Scalar};
+use greta_dsl::prelude::*;
+use greta_dsl::Target;
+
+#[kernel]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_wg<T: MatrixElem, O: Float>(
+    x: &[T],
+    w: &[T],
+    r: &[O],
+    y: &mut [O],
+    m: u32,
+    n: u32,
+    k: u32,
+    #[comptime] bm: u32,
+    #[comptime] bn: u32,
+    #[comptime] stages: u32,
+    #[comptime] residual: bool,
+) {
+    #[comptime]
+    let shape = WgShape::in_kernel(bm, bn, stages, T::SCALAR);
+    warpgroup_gemm_body::<T, O, Dense<T>>(x, Dense(w), r, y, m, n, k, shape, residual);
+}
+
+#[kernel]
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_wg_q8<T: MatrixElem, O: Float>(
+    x: &[T],
+    scales: &[f16],
+    quants: &[u32],
+    r: &[O],
+    y: &mut [O],
+    m: u32,
+    n: u32,
+    k: u32,
+    #[comptime] bm: u32,
+    #[comptime] bn: u32,
+    #[comptime] stages: u32,
+    #[comptime] residual: bool,
+) {
+    #[comptime]
+    let shape = WgShape::in_kernel(bm, bn, stages, T::SCALAR);
+    warpgroup_gemm_body::<T, O, Q8>(x, Q8 { scales, quants }, r, y, m, n, k, shape, residual);
+}
+
+fn shape_of(kernel: &str, cfg: &Config, target: &'static Target) -> Result<WgShape, BuildError> {
+    WgShape::new(
+        cfg.u32("bm"),
+        cfg.u32("bn"),
+        cfg.u32("stages"),
+        target,
+        cfg.dtype("dtype"),
+    )
+    .map_err(|message| BuildError::Invalid {
+        kernel: kernel.to_string(),
+        message,
+    })
+}
+
+fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
+    shape_of("gemm_wg", cfg, target)?;
+    let (bm, bn, st, res) = (
+        cfg.u32("bm"),
+        cfg.u32("bn"),
+        cfg.u32("stages"),
+        cfg.bool("residual"),
+    );
+    macro_rules! go {
+        ($t:ty, $o:ty) => {
+            gemm_wg::<$t, $o>(target, bm, bn, st, res)
+        };
+    }
+    match (cfg.dtype("dtype"), cfg.dtype("out")) {
+        (Scalar::F16, Scalar::F16) => go!(f16, f16),
+        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
+        (Scalar::F16, _) => go!(f16, f32),
+        (_, Scalar::F16) => go!(bf16, f16),
+        (_, Scalar::BF16) => go!(bf16, bf16),
+        (_, _) => go!(bf16, f32),
+    }
+}
+
+fn build_q8(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
+    shape_of("gemm_wg_q8", cfg, target)?;
+    let (bm, bn, st, res) = (
+        cfg.u32("bm"),
+        cfg.u32("bn"),
+        cfg.u32("stages"),
+        cfg.bool("residual"),
+    );
+    macro_rules! go {
+        ($t:ty, $o:ty) => {
+            gemm_wg_q8::<$t, $o>(target, bm, bn, st, res)
+        };
+    }
+    match (cfg.dtype("dtype"), cfg.dtype("out")) {
+        (Scalar::F16, Scalar::F16) => go!(f16, f16),
+        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
+        (Scalar::F16, _) => go!(f16, f32),
+        (_, Scalar::F16) => go!(bf16, f16),
+        (_, Scalar::BF16) => go!(bf16, bf16),
+        (_, _) => go!(bf16, f32),
+    }
+}
+
+/// Launch: grid `[⌈N / bn⌉, ⌈M / bm⌉, 1]`, `bm / 64` warpgroups per block.
+pub fn launch(cfg: &Config, target: &Target, m: u32, n: u32) -> LaunchDims {
+    let wg = target.warpgroup.map_or(4, |w| w.waves) * target.wave_size;
+    LaunchDims {
+        grid: [
+            blocks_for(n as u64, cfg.u32("bn") as u64),
+            blocks_for(m as u64, cfg.u32("bm") as u64),
+            1,
+        ],
+        block: [cfg.u32("bm") / 64 * wg, 1, 1],
+    }
+}
+
+/// Whether a target has the warpgroup engine these kernels run on.
+pub fn available(target: &Target) -> bool {
+    target.warpgroup.is_some()
+}
+
+fn problem_with(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+    q8: bool,
+) -> Result<Problem, ProblemError> {
+    let name = if q8 { "gemm_wg_q8" } else { "gemm_wg" };
+    let multiple = if q8 { QK8_0 as u32 } else { 1 };
+    let expected = if q8 { SPEC_Q8.shape } else { SPEC.shape };
+    let (m, n, k) = mnk(name, shape, expected, multiple)?;
+    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
+    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
+    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
+    let mut args = vec![ProblemArg::Buffer(xb)];
+    let (w, weight_bytes) = if q8 {
+        let (sb, qb, w) = q8_weights(inputs, dtype, nu, ku);
+        args.push(ProblemArg::Buffer(sb));
+        args.push(ProblemArg::Buffer(qb));
+        (w, nu * ku / QK8_0 * 34)
+    } else {
+        let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
+        args.push(ProblemArg::Buffer(wb));
+        (w, nu * ku * dtype.size_bytes() as usize)
+    };
+    let residual = cfg.bool("residual");
+    let (rb, rv) = inputs.uniform(out, mu * nu, -1.0, 1.0);
+    let y_arg = args.len() + 1;
+    args.extend([
+        ProblemArg::Buffer(rb),
+        ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
+        ProblemArg::Value(Const::U32(m)),
+        ProblemArg::Value(Const::U32(n)),
+        ProblemArg::Value(Const::U32(k)),
+    ]);
+    let kernel = if q8 {
+        build_q8(cfg, target)?
+    } else {
+        build(cfg, target)?
+    };
+    Ok(Problem {
+        config: cfg.clone(),
+        kernel,
+        dims: launch(cfg, target, m, n),
+        args,
+        expected: vec![Expected {
+            arg: y_arg,
+            values: if inputs.references() {
+                reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
+            } else {
+                Vec::new()
+            },
+            tolerance: gemm_tolerance(out, k),
+        }],
+        min_bytes: (weight_bytes
+            + mu * ku * dtype.size_bytes() as usize
+            + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
+            as u64,
+        flops: 2 * (mu * nu * ku) as u64,
+    })
+}
+
+fn problem(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
+    problem_with(cfg, target, shape, inputs, false)
+}
+
+fn problem_q8(
+    cfg: &Config,
+    target: &'static Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
+    problem_with(cfg, target, shape, inputs, true)
+}
+
+/// The tile parameters both kernels take.
+const WG_PARAMS: [ParamDef; 3] = [
+    u32_param(
+        "bm",
+        &[64, 128, 192],
+        128,
+        "output rows per block (64 per warpgroup)",
+    ),
+    u32_param(
+        "bn",
+        &[64, 128, 192, 256],
+        256,
+        "output columns per block (the engine's n)",
+    ),
+    u32_param(
+        "stages",
+        &[3, 4],
+        4,
+        "LDS stages of 64-deep K-tiles (filled stages − 2 ahead of the engine)",
+    ),
+];
+
+pub static SPEC: KernelSpec = KernelSpec {
+    name: "gemm_wg",
+    summary: "y = x · Wᵀ (+ r) on sm_90a's warpgroup matrix engine (wgmma, cp.async pipeline)",
+    params: &[
+        dtype_param_halves(),
+        OUT,
+        RESIDUAL,
+        WG_PARAMS[0],
+        WG_PARAMS[1],
+        WG_PARAMS[2],
+    ],
+    shape: "m,n,k",
+    test_shapes: &[
+        &[1, 1, 1],
+        &[7, 172, 64],
+        &[3, 17, 4097],
+        &[172, 7, 40],
+        &[65, 300, 200],
+        &[4097, 9, 16],
+        &[2, 4097, 24],
+    ],
+    bench_shape: &[512, 4096, 4096],
+    build,
+    problem,
+    available,
+};
+
+pub static SPEC_Q8: KernelSpec = KernelSpec {
+    name: "gemm_wg_q8",
+    summary: "gemm_wg with Q8_0 weights, dequantised into the LDS stages",
+    params: &[
+        dtype_param_halves(),
+        OUT,
+        RESIDUAL,
+        WG_PARAMS[0],
+        WG_PARAMS[1],
+        WG_PARAMS[2],
+    ],
+    shape: "m,n,k (k a multiple of 32)",
+    test_shapes: &[&[1, 1, 32], &[7, 172, 64], &[3, 17, 4096], &[130, 300, 96]],
+    bench_shape: &[512, 4096, 4096],
+    build: build_q8,
+    problem: problem_q8,
+    available,
+};
