@@ -1,5 +1,7 @@
 //! Embedding lookup: `out[t, :] = table[ids[t], :]`, one block per token, converting the
-//! table's `T` (f16/bf16/f32) to the f32 activations the model computes in (exactly).
+//! table's `T` (f16/bf16/f32) to the activation type `O` (`out`: f32 by default, exact; f16 or
+//! bf16 for half-precision activations, rounded once). The model also gathers rows of its own
+//! activations with it (`T = O`).
 //!
 //! Token ids are not checked here (a GPU kernel has no way to report them): the model checks
 //! every id against the vocabulary before launching; the interpreter reports an out-of-range
@@ -7,22 +9,22 @@
 //! `tokens·dim·(size + 4)` bytes.
 //!
 //! Arguments, in order: `table: &[T]` (at least `vocab·dim`), `ids: &[u32]` (at least `tokens`),
-//! `out: &mut [f32]` (at least `tokens·dim`), `dim: u32`. Launch with [`launch`].
+//! `out: &mut [O]` (at least `tokens·dim`), `dim: u32`. Launch with [`launch`].
 
 use crate::config::{block_param, DTYPE, VEC};
-use crate::problem::{linear, Expected, Inputs, Problem, ProblemArg, Tolerance};
-use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
+use crate::problem::{from_f64, linear, to_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::{check_vec_width, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::{ConfigValue, Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
 #[kernel]
-pub fn embedding<T: Float, const V: usize>(
+pub fn embedding<T: Float, O: Float, const V: usize>(
     table: &[T],
     ids: &[u32],
-    out: &mut [f32],
+    out: &mut [O],
     dim: u32,
     #[comptime] block: u32,
 ) {
@@ -34,11 +36,12 @@ pub fn embedding<T: Float, const V: usize>(
     let dst = t * dim;
     if dim % v == 0 {
         for c in (thread_idx().x * v..dim).step_by(block * v) {
-            vstore::<V, _>(&out, dst + c, vload::<V, _>(&table, src + c).to_f32());
+            let row = vload::<V, _>(&table, src + c).to_f32();
+            vstore::<V, _>(&out, dst + c, row.cast::<O>());
         }
     } else {
         for c in (thread_idx().x..dim).step_by(block) {
-            out[dst + c] = table[src + c].to_f32();
+            out[dst + c] = O::from_f32(table[src + c].to_f32());
         }
     }
 }
@@ -55,7 +58,28 @@ pub fn reference(table: &[f64], ids: &[u32], dim: usize) -> Vec<f64> {
 
 fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     check_vec_width("embedding", cfg)?;
-    dispatch!(cfg, target, embedding, T, V; cfg.u32("block"))
+    let block = cfg.u32("block");
+    macro_rules! go {
+        ($t:ty, $o:ty) => {
+            match cfg.u32("vec") {
+                1 => embedding::<$t, $o, 1>(target, block),
+                2 => embedding::<$t, $o, 2>(target, block),
+                4 => embedding::<$t, $o, 4>(target, block),
+                _ => embedding::<$t, $o, 8>(target, block),
+            }
+        };
+    }
+    match (cfg.dtype("dtype"), cfg.dtype("out")) {
+        (Scalar::F16, Scalar::F16) => go!(f16, f16),
+        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
+        (Scalar::F16, _) => go!(f16, f32),
+        (Scalar::BF16, Scalar::F16) => go!(bf16, f16),
+        (Scalar::BF16, Scalar::BF16) => go!(bf16, bf16),
+        (Scalar::BF16, _) => go!(bf16, f32),
+        (_, Scalar::F16) => go!(f32, f16),
+        (_, Scalar::BF16) => go!(f32, bf16),
+        (_, _) => go!(f32, f32),
+    }
 }
 
 /// Launch: one block per token.
@@ -83,10 +107,12 @@ fn problem(
             expected: SPEC.shape,
         });
     }
-    let dtype = cfg.dtype("dtype");
+    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
     let (tb, table) = inputs.uniform(dtype, (vocab * dim) as usize, -1.0, 1.0);
     let ids = inputs.indices(tokens as usize, vocab);
     let want = reference(&table, &ids, dim as usize);
+    // The rows converted to `out`: exact unless `out` is narrower than the table.
+    let want = to_f64(&from_f64(out, &want));
     let n = (tokens * dim) as usize;
     Ok(Problem {
         config: cfg.clone(),
@@ -95,24 +121,33 @@ fn problem(
         args: vec![
             ProblemArg::Buffer(tb),
             ProblemArg::Buffer(Buffer::U32(ids)),
-            ProblemArg::Buffer(Buffer::F32(vec![0.0; n])),
+            ProblemArg::Buffer(from_f64(out, &vec![0.0; n])),
             ProblemArg::Value(Const::U32(dim)),
         ],
-        // A conversion to f32 is exact.
+        // The reference rounds to `out` as the kernel does (once, to nearest even).
         expected: vec![Expected {
             arg: 2,
             values: want,
             tolerance: Tolerance { abs: 0.0, rel: 0.0 },
         }],
-        min_bytes: n as u64 * (dtype.size_bytes() as u64 + 4) + 4 * tokens as u64,
+        min_bytes: n as u64 * (dtype.size_bytes() + out.size_bytes()) as u64 + 4 * tokens as u64,
         flops: 0,
     })
 }
 
+/// The activation type written (f32 by default).
+const OUT_F32: crate::ParamDef = crate::ParamDef {
+    name: "out",
+    choices: crate::config::Choices::DType(crate::config::FLOATS),
+    default: ConfigValue::Type(Scalar::F32),
+    default_for_dtype: None,
+    doc: "element type of the rows written (the activations)",
+};
+
 pub static SPEC: KernelSpec = KernelSpec {
     name: "embedding",
     summary: "out[t] = f32(table[ids[t]]) (row gather)",
-    params: &[DTYPE, block_param(256), VEC],
+    params: &[DTYPE, OUT_F32, block_param(256), VEC],
     shape: "tokens,vocab,dim",
     test_shapes: &[
         &[1, 1, 1],

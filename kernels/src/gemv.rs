@@ -431,7 +431,7 @@ pub(crate) const GEMV_PARAMS: [ParamDef; 5] = [
     u32_param(
         "rows",
         &[1, 2, 4],
-        2,
+        1,
         "weight rows (outputs along N) per wave",
     ),
     u32_param(

@@ -3,7 +3,7 @@
 // kernel:     gemv
 // target:     gfx942 (Amdgcn, wave size 64)
 // language:   HIP (clang -x hip, no ROCm headers or device libraries)
-// config:     T=f16,O=f16,rows=2,unroll=2,waves=4,splits=1,m_tile=1,residual=false
+// config:     T=f16,O=f16,rows=1,unroll=2,waves=4,splits=1,m_tile=1,residual=false
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x hip --cuda-device-only --offload-arch=gfx942 -nogpuinc -nogpulib --no-gpu-bundle-output -O3 -fwrapv -c kernel.hip -o kernel.hsaco
 
@@ -254,25 +254,21 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 extern "C" __global__ __attribute__((amdgpu_flat_work_group_size(1, 256)))
 void gemv(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __restrict__ r, f16* __restrict__ y, u32 m, u32 n, u32 k) {
     __shared__ __attribute__((aligned(16))) f32 part[1];
-    alignas(16) f32 acc[2];
+    alignas(16) f32 acc[1];
     u32 lane = greta_lane_id();
     u32 wid = greta_thread_idx_x() / 64u;
     u32 group = wid / 1u;
     u32 split = wid % 1u;
-    u32 n0 = (greta_block_idx_x() * 4u + group) * 2u;
+    u32 n0 = (greta_block_idx_x() * 4u + group) * 1u;
     u32 w_row = greta_min(n0 + 0u, n - 1u) * k;
-    u32 w_row_1 = greta_min(n0 + 1u, n - 1u) * k;
     u32 x_row = greta_min(0u, m - 1u) * k;
     acc[0u] = 0.0f;
-    acc[1u] = 0.0f;
     if ((k % 8u) == 0u) {
         for (u32 c = split * 1024u + lane * 8u; c < k; c += 1024u) {
             u32 at = c + 0u;
             f16x8 w_1 = *reinterpret_cast<const f16x8*>(&w[at < k ? w_row + at : w_row]);
-            f16x8 w_2 = *reinterpret_cast<const f16x8*>(&w[at < k ? w_row_1 + at : w_row_1]);
             u32 at_1 = c + 512u;
-            f16x8 w_3 = *reinterpret_cast<const f16x8*>(&w[at_1 < k ? w_row + at_1 : w_row]);
-            f16x8 w_4 = *reinterpret_cast<const f16x8*>(&w[at_1 < k ? w_row_1 + at_1 : w_row_1]);
+            f16x8 w_2 = *reinterpret_cast<const f16x8*>(&w[at_1 < k ? w_row + at_1 : w_row]);
             u32 at_2 = c + 0u;
             bool ok = at_2 < k;
             f16x8 xv = *reinterpret_cast<const f16x8*>(&x[ok ? x_row + at_2 + 0u : 0u]);
@@ -287,47 +283,25 @@ void gemv(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
             s = greta_fma(({ f16x8 greta_t7 = w_1; f32x8{f32(greta_t7[0]), f32(greta_t7[1]), f32(greta_t7[2]), f32(greta_t7[3]), f32(greta_t7[4]), f32(greta_t7[5]), f32(greta_t7[6]), f32(greta_t7[7])}; })[6], xv_1[6], s);
             s = greta_fma(({ f16x8 greta_t8 = w_1; f32x8{f32(greta_t8[0]), f32(greta_t8[1]), f32(greta_t8[2]), f32(greta_t8[3]), f32(greta_t8[4]), f32(greta_t8[5]), f32(greta_t8[6]), f32(greta_t8[7])}; })[7], xv_1[7], s);
             acc[0u] = acc[0u] + (ok ? s : 0.0f);
-            f32 s_1 = 0.0f;
-            s_1 = greta_fma(({ f16x8 greta_t9 = w_2; f32x8{f32(greta_t9[0]), f32(greta_t9[1]), f32(greta_t9[2]), f32(greta_t9[3]), f32(greta_t9[4]), f32(greta_t9[5]), f32(greta_t9[6]), f32(greta_t9[7])}; })[0], xv_1[0], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t10 = w_2; f32x8{f32(greta_t10[0]), f32(greta_t10[1]), f32(greta_t10[2]), f32(greta_t10[3]), f32(greta_t10[4]), f32(greta_t10[5]), f32(greta_t10[6]), f32(greta_t10[7])}; })[1], xv_1[1], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t11 = w_2; f32x8{f32(greta_t11[0]), f32(greta_t11[1]), f32(greta_t11[2]), f32(greta_t11[3]), f32(greta_t11[4]), f32(greta_t11[5]), f32(greta_t11[6]), f32(greta_t11[7])}; })[2], xv_1[2], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t12 = w_2; f32x8{f32(greta_t12[0]), f32(greta_t12[1]), f32(greta_t12[2]), f32(greta_t12[3]), f32(greta_t12[4]), f32(greta_t12[5]), f32(greta_t12[6]), f32(greta_t12[7])}; })[3], xv_1[3], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t13 = w_2; f32x8{f32(greta_t13[0]), f32(greta_t13[1]), f32(greta_t13[2]), f32(greta_t13[3]), f32(greta_t13[4]), f32(greta_t13[5]), f32(greta_t13[6]), f32(greta_t13[7])}; })[4], xv_1[4], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t14 = w_2; f32x8{f32(greta_t14[0]), f32(greta_t14[1]), f32(greta_t14[2]), f32(greta_t14[3]), f32(greta_t14[4]), f32(greta_t14[5]), f32(greta_t14[6]), f32(greta_t14[7])}; })[5], xv_1[5], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t15 = w_2; f32x8{f32(greta_t15[0]), f32(greta_t15[1]), f32(greta_t15[2]), f32(greta_t15[3]), f32(greta_t15[4]), f32(greta_t15[5]), f32(greta_t15[6]), f32(greta_t15[7])}; })[6], xv_1[6], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t16 = w_2; f32x8{f32(greta_t16[0]), f32(greta_t16[1]), f32(greta_t16[2]), f32(greta_t16[3]), f32(greta_t16[4]), f32(greta_t16[5]), f32(greta_t16[6]), f32(greta_t16[7])}; })[7], xv_1[7], s_1);
-            acc[1u] = acc[1u] + (ok ? s_1 : 0.0f);
             u32 at_3 = c + 512u;
             bool ok_1 = at_3 < k;
             f16x8 xv_2 = *reinterpret_cast<const f16x8*>(&x[ok_1 ? x_row + at_3 + 0u : 0u]);
-            f32x8 xv_3 = ({ f16x8 greta_t17 = xv_2; f32x8{f32(greta_t17[0]), f32(greta_t17[1]), f32(greta_t17[2]), f32(greta_t17[3]), f32(greta_t17[4]), f32(greta_t17[5]), f32(greta_t17[6]), f32(greta_t17[7])}; });
-            f32 s_2 = 0.0f;
-            s_2 = greta_fma(({ f16x8 greta_t18 = w_3; f32x8{f32(greta_t18[0]), f32(greta_t18[1]), f32(greta_t18[2]), f32(greta_t18[3]), f32(greta_t18[4]), f32(greta_t18[5]), f32(greta_t18[6]), f32(greta_t18[7])}; })[0], xv_3[0], s_2);
-            s_2 = greta_fma(({ f16x8 greta_t19 = w_3; f32x8{f32(greta_t19[0]), f32(greta_t19[1]), f32(greta_t19[2]), f32(greta_t19[3]), f32(greta_t19[4]), f32(greta_t19[5]), f32(greta_t19[6]), f32(greta_t19[7])}; })[1], xv_3[1], s_2);
-            s_2 = greta_fma(({ f16x8 greta_t20 = w_3; f32x8{f32(greta_t20[0]), f32(greta_t20[1]), f32(greta_t20[2]), f32(greta_t20[3]), f32(greta_t20[4]), f32(greta_t20[5]), f32(greta_t20[6]), f32(greta_t20[7])}; })[2], xv_3[2], s_2);
-            s_2 = greta_fma(({ f16x8 greta_t21 = w_3; f32x8{f32(greta_t21[0]), f32(greta_t21[1]), f32(greta_t21[2]), f32(greta_t21[3]), f32(greta_t21[4]), f32(greta_t21[5]), f32(greta_t21[6]), f32(greta_t21[7])}; })[3], xv_3[3], s_2);
-            s_2 = greta_fma(({ f16x8 greta_t22 = w_3; f32x8{f32(greta_t22[0]), f32(greta_t22[1]), f32(greta_t22[2]), f32(greta_t22[3]), f32(greta_t22[4]), f32(greta_t22[5]), f32(greta_t22[6]), f32(greta_t22[7])}; })[4], xv_3[4], s_2);
-            s_2 = greta_fma(({ f16x8 greta_t23 = w_3; f32x8{f32(greta_t23[0]), f32(greta_t23[1]), f32(greta_t23[2]), f32(greta_t23[3]), f32(greta_t23[4]), f32(greta_t23[5]), f32(greta_t23[6]), f32(greta_t23[7])}; })[5], xv_3[5], s_2);
-            s_2 = greta_fma(({ f16x8 greta_t24 = w_3; f32x8{f32(greta_t24[0]), f32(greta_t24[1]), f32(greta_t24[2]), f32(greta_t24[3]), f32(greta_t24[4]), f32(greta_t24[5]), f32(greta_t24[6]), f32(greta_t24[7])}; })[6], xv_3[6], s_2);
-            s_2 = greta_fma(({ f16x8 greta_t25 = w_3; f32x8{f32(greta_t25[0]), f32(greta_t25[1]), f32(greta_t25[2]), f32(greta_t25[3]), f32(greta_t25[4]), f32(greta_t25[5]), f32(greta_t25[6]), f32(greta_t25[7])}; })[7], xv_3[7], s_2);
-            acc[0u] = acc[0u] + (ok_1 ? s_2 : 0.0f);
-            f32 s_3 = 0.0f;
-            s_3 = greta_fma(({ f16x8 greta_t26 = w_4; f32x8{f32(greta_t26[0]), f32(greta_t26[1]), f32(greta_t26[2]), f32(greta_t26[3]), f32(greta_t26[4]), f32(greta_t26[5]), f32(greta_t26[6]), f32(greta_t26[7])}; })[0], xv_3[0], s_3);
-            s_3 = greta_fma(({ f16x8 greta_t27 = w_4; f32x8{f32(greta_t27[0]), f32(greta_t27[1]), f32(greta_t27[2]), f32(greta_t27[3]), f32(greta_t27[4]), f32(greta_t27[5]), f32(greta_t27[6]), f32(greta_t27[7])}; })[1], xv_3[1], s_3);
-            s_3 = greta_fma(({ f16x8 greta_t28 = w_4; f32x8{f32(greta_t28[0]), f32(greta_t28[1]), f32(greta_t28[2]), f32(greta_t28[3]), f32(greta_t28[4]), f32(greta_t28[5]), f32(greta_t28[6]), f32(greta_t28[7])}; })[2], xv_3[2], s_3);
-            s_3 = greta_fma(({ f16x8 greta_t29 = w_4; f32x8{f32(greta_t29[0]), f32(greta_t29[1]), f32(greta_t29[2]), f32(greta_t29[3]), f32(greta_t29[4]), f32(greta_t29[5]), f32(greta_t29[6]), f32(greta_t29[7])}; })[3], xv_3[3], s_3);
-            s_3 = greta_fma(({ f16x8 greta_t30 = w_4; f32x8{f32(greta_t30[0]), f32(greta_t30[1]), f32(greta_t30[2]), f32(greta_t30[3]), f32(greta_t30[4]), f32(greta_t30[5]), f32(greta_t30[6]), f32(greta_t30[7])}; })[4], xv_3[4], s_3);
-            s_3 = greta_fma(({ f16x8 greta_t31 = w_4; f32x8{f32(greta_t31[0]), f32(greta_t31[1]), f32(greta_t31[2]), f32(greta_t31[3]), f32(greta_t31[4]), f32(greta_t31[5]), f32(greta_t31[6]), f32(greta_t31[7])}; })[5], xv_3[5], s_3);
-            s_3 = greta_fma(({ f16x8 greta_t32 = w_4; f32x8{f32(greta_t32[0]), f32(greta_t32[1]), f32(greta_t32[2]), f32(greta_t32[3]), f32(greta_t32[4]), f32(greta_t32[5]), f32(greta_t32[6]), f32(greta_t32[7])}; })[6], xv_3[6], s_3);
-            s_3 = greta_fma(({ f16x8 greta_t33 = w_4; f32x8{f32(greta_t33[0]), f32(greta_t33[1]), f32(greta_t33[2]), f32(greta_t33[3]), f32(greta_t33[4]), f32(greta_t33[5]), f32(greta_t33[6]), f32(greta_t33[7])}; })[7], xv_3[7], s_3);
-            acc[1u] = acc[1u] + (ok_1 ? s_3 : 0.0f);
+            f32x8 xv_3 = ({ f16x8 greta_t9 = xv_2; f32x8{f32(greta_t9[0]), f32(greta_t9[1]), f32(greta_t9[2]), f32(greta_t9[3]), f32(greta_t9[4]), f32(greta_t9[5]), f32(greta_t9[6]), f32(greta_t9[7])}; });
+            f32 s_1 = 0.0f;
+            s_1 = greta_fma(({ f16x8 greta_t10 = w_2; f32x8{f32(greta_t10[0]), f32(greta_t10[1]), f32(greta_t10[2]), f32(greta_t10[3]), f32(greta_t10[4]), f32(greta_t10[5]), f32(greta_t10[6]), f32(greta_t10[7])}; })[0], xv_3[0], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t11 = w_2; f32x8{f32(greta_t11[0]), f32(greta_t11[1]), f32(greta_t11[2]), f32(greta_t11[3]), f32(greta_t11[4]), f32(greta_t11[5]), f32(greta_t11[6]), f32(greta_t11[7])}; })[1], xv_3[1], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t12 = w_2; f32x8{f32(greta_t12[0]), f32(greta_t12[1]), f32(greta_t12[2]), f32(greta_t12[3]), f32(greta_t12[4]), f32(greta_t12[5]), f32(greta_t12[6]), f32(greta_t12[7])}; })[2], xv_3[2], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t13 = w_2; f32x8{f32(greta_t13[0]), f32(greta_t13[1]), f32(greta_t13[2]), f32(greta_t13[3]), f32(greta_t13[4]), f32(greta_t13[5]), f32(greta_t13[6]), f32(greta_t13[7])}; })[3], xv_3[3], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t14 = w_2; f32x8{f32(greta_t14[0]), f32(greta_t14[1]), f32(greta_t14[2]), f32(greta_t14[3]), f32(greta_t14[4]), f32(greta_t14[5]), f32(greta_t14[6]), f32(greta_t14[7])}; })[4], xv_3[4], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t15 = w_2; f32x8{f32(greta_t15[0]), f32(greta_t15[1]), f32(greta_t15[2]), f32(greta_t15[3]), f32(greta_t15[4]), f32(greta_t15[5]), f32(greta_t15[6]), f32(greta_t15[7])}; })[5], xv_3[5], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t16 = w_2; f32x8{f32(greta_t16[0]), f32(greta_t16[1]), f32(greta_t16[2]), f32(greta_t16[3]), f32(greta_t16[4]), f32(greta_t16[5]), f32(greta_t16[6]), f32(greta_t16[7])}; })[6], xv_3[6], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t17 = w_2; f32x8{f32(greta_t17[0]), f32(greta_t17[1]), f32(greta_t17[2]), f32(greta_t17[3]), f32(greta_t17[4]), f32(greta_t17[5]), f32(greta_t17[6]), f32(greta_t17[7])}; })[7], xv_3[7], s_1);
+            acc[0u] = acc[0u] + (ok_1 ? s_1 : 0.0f);
         }
     } else {
         for (u32 c_1 = split * 64u + lane; c_1 < k; c_1 += 64u) {
             f32 wr = f32(w[w_row + c_1]);
             acc[0u] = greta_fma(wr, f32(x[x_row + c_1]), acc[0u]);
-            f32 wr_1 = f32(w[w_row_1 + c_1]);
-            acc[1u] = greta_fma(wr_1, f32(x[x_row + c_1]), acc[1u]);
         }
     }
     f32 total = greta_wave_sum(acc[0u]);
@@ -337,15 +311,6 @@ void gemv(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
             u32 at_4 = j * n + (n0 + 0u);
             f32 v = total;
             y[at_4] = f16(v);
-        }
-    }
-    f32 total_1 = greta_wave_sum(acc[1u]);
-    if (lane == 0u) {
-        u32 j_1 = 0u;
-        if (bool(((n0 + 1u) < n) & (j_1 < m))) {
-            u32 at_5 = j_1 * n + (n0 + 1u);
-            f32 v_1 = total_1;
-            y[at_5] = f16(v_1);
         }
     }
 }

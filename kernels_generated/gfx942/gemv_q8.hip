@@ -3,7 +3,7 @@
 // kernel:     gemv_q8
 // target:     gfx942 (Amdgcn, wave size 64)
 // language:   HIP (clang -x hip, no ROCm headers or device libraries)
-// config:     T=f16,O=f16,rows=2,unroll=2,waves=4,splits=1,m_tile=1,residual=false
+// config:     T=f16,O=f16,rows=1,unroll=2,waves=4,splits=1,m_tile=1,residual=false
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x hip --cuda-device-only --offload-arch=gfx942 -nogpuinc -nogpulib --no-gpu-bundle-output -O3 -fwrapv -c kernel.hip -o kernel.hsaco
 
@@ -254,17 +254,15 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 extern "C" __global__ __attribute__((amdgpu_flat_work_group_size(1, 256)))
 void gemv_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u32* __restrict__ quants, const f16* __restrict__ r, f16* __restrict__ y, u32 m, u32 n, u32 k) {
     __shared__ __attribute__((aligned(16))) f32 part[1];
-    alignas(16) f32 acc[2];
+    alignas(16) f32 acc[1];
     u32 lane = greta_lane_id();
     u32 wid = greta_thread_idx_x() / 64u;
     u32 group = wid / 1u;
     u32 split = wid % 1u;
-    u32 n0 = (greta_block_idx_x() * 4u + group) * 2u;
+    u32 n0 = (greta_block_idx_x() * 4u + group) * 1u;
     u32 w_row = greta_min(n0 + 0u, n - 1u) * k;
-    u32 w_row_1 = greta_min(n0 + 1u, n - 1u) * k;
     u32 x_row = greta_min(0u, m - 1u) * k;
     acc[0u] = 0.0f;
-    acc[1u] = 0.0f;
     if ((k % 16u) == 0u) {
         for (u32 c = split * 2048u + lane * 16u; c < k; c += 2048u) {
             u32 at = c + 0u;
@@ -286,8 +284,9 @@ void gemv_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
             i32 top_13 = i32(q[3] << (16u & 31u));
             i32 top_14 = i32(q[3] << (8u & 31u));
             i32 top_15 = i32(q[3] << (0u & 31u));
-            u32x4 q_1 = *reinterpret_cast<const u32x4*>(&quants[(at < k ? w_row_1 + at : w_row_1) / 4u]);
-            f32 d_1 = f32(scales[(at < k ? w_row_1 + at : w_row_1) / 32u]);
+            u32 at_1 = c + 1024u;
+            u32x4 q_1 = *reinterpret_cast<const u32x4*>(&quants[(at_1 < k ? w_row + at_1 : w_row) / 4u]);
+            f32 d_1 = f32(scales[(at_1 < k ? w_row + at_1 : w_row) / 32u]);
             i32 top_16 = i32(q_1[0] << (24u & 31u));
             i32 top_17 = i32(q_1[0] << (16u & 31u));
             i32 top_18 = i32(q_1[0] << (8u & 31u));
@@ -304,43 +303,6 @@ void gemv_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
             i32 top_29 = i32(q_1[3] << (16u & 31u));
             i32 top_30 = i32(q_1[3] << (8u & 31u));
             i32 top_31 = i32(q_1[3] << (0u & 31u));
-            u32 at_1 = c + 1024u;
-            u32x4 q_2 = *reinterpret_cast<const u32x4*>(&quants[(at_1 < k ? w_row + at_1 : w_row) / 4u]);
-            f32 d_2 = f32(scales[(at_1 < k ? w_row + at_1 : w_row) / 32u]);
-            i32 top_32 = i32(q_2[0] << (24u & 31u));
-            i32 top_33 = i32(q_2[0] << (16u & 31u));
-            i32 top_34 = i32(q_2[0] << (8u & 31u));
-            i32 top_35 = i32(q_2[0] << (0u & 31u));
-            i32 top_36 = i32(q_2[1] << (24u & 31u));
-            i32 top_37 = i32(q_2[1] << (16u & 31u));
-            i32 top_38 = i32(q_2[1] << (8u & 31u));
-            i32 top_39 = i32(q_2[1] << (0u & 31u));
-            i32 top_40 = i32(q_2[2] << (24u & 31u));
-            i32 top_41 = i32(q_2[2] << (16u & 31u));
-            i32 top_42 = i32(q_2[2] << (8u & 31u));
-            i32 top_43 = i32(q_2[2] << (0u & 31u));
-            i32 top_44 = i32(q_2[3] << (24u & 31u));
-            i32 top_45 = i32(q_2[3] << (16u & 31u));
-            i32 top_46 = i32(q_2[3] << (8u & 31u));
-            i32 top_47 = i32(q_2[3] << (0u & 31u));
-            u32x4 q_3 = *reinterpret_cast<const u32x4*>(&quants[(at_1 < k ? w_row_1 + at_1 : w_row_1) / 4u]);
-            f32 d_3 = f32(scales[(at_1 < k ? w_row_1 + at_1 : w_row_1) / 32u]);
-            i32 top_48 = i32(q_3[0] << (24u & 31u));
-            i32 top_49 = i32(q_3[0] << (16u & 31u));
-            i32 top_50 = i32(q_3[0] << (8u & 31u));
-            i32 top_51 = i32(q_3[0] << (0u & 31u));
-            i32 top_52 = i32(q_3[1] << (24u & 31u));
-            i32 top_53 = i32(q_3[1] << (16u & 31u));
-            i32 top_54 = i32(q_3[1] << (8u & 31u));
-            i32 top_55 = i32(q_3[1] << (0u & 31u));
-            i32 top_56 = i32(q_3[2] << (24u & 31u));
-            i32 top_57 = i32(q_3[2] << (16u & 31u));
-            i32 top_58 = i32(q_3[2] << (8u & 31u));
-            i32 top_59 = i32(q_3[2] << (0u & 31u));
-            i32 top_60 = i32(q_3[3] << (24u & 31u));
-            i32 top_61 = i32(q_3[3] << (16u & 31u));
-            i32 top_62 = i32(q_3[3] << (8u & 31u));
-            i32 top_63 = i32(q_3[3] << (0u & 31u));
             u32 at_2 = c + 0u;
             bool ok = at_2 < k;
             f16x8 xv = *reinterpret_cast<const f16x8*>(&x[ok ? x_row + at_2 + 0u : 0u]);
@@ -365,75 +327,36 @@ void gemv_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
             s = greta_fma(f32(top_14 >> (24 & 31u)), xv_3[6], s);
             s = greta_fma(f32(top_15 >> (24 & 31u)), xv_3[7], s);
             acc[0u] = acc[0u] + (ok ? s * d : 0.0f);
-            f32 s_1 = 0.0f;
-            s_1 = greta_fma(f32(top_16 >> (24 & 31u)), xv_1[0], s_1);
-            s_1 = greta_fma(f32(top_17 >> (24 & 31u)), xv_1[1], s_1);
-            s_1 = greta_fma(f32(top_18 >> (24 & 31u)), xv_1[2], s_1);
-            s_1 = greta_fma(f32(top_19 >> (24 & 31u)), xv_1[3], s_1);
-            s_1 = greta_fma(f32(top_20 >> (24 & 31u)), xv_1[4], s_1);
-            s_1 = greta_fma(f32(top_21 >> (24 & 31u)), xv_1[5], s_1);
-            s_1 = greta_fma(f32(top_22 >> (24 & 31u)), xv_1[6], s_1);
-            s_1 = greta_fma(f32(top_23 >> (24 & 31u)), xv_1[7], s_1);
-            s_1 = greta_fma(f32(top_24 >> (24 & 31u)), xv_3[0], s_1);
-            s_1 = greta_fma(f32(top_25 >> (24 & 31u)), xv_3[1], s_1);
-            s_1 = greta_fma(f32(top_26 >> (24 & 31u)), xv_3[2], s_1);
-            s_1 = greta_fma(f32(top_27 >> (24 & 31u)), xv_3[3], s_1);
-            s_1 = greta_fma(f32(top_28 >> (24 & 31u)), xv_3[4], s_1);
-            s_1 = greta_fma(f32(top_29 >> (24 & 31u)), xv_3[5], s_1);
-            s_1 = greta_fma(f32(top_30 >> (24 & 31u)), xv_3[6], s_1);
-            s_1 = greta_fma(f32(top_31 >> (24 & 31u)), xv_3[7], s_1);
-            acc[1u] = acc[1u] + (ok ? s_1 * d_1 : 0.0f);
             u32 at_3 = c + 1024u;
             bool ok_1 = at_3 < k;
             f16x8 xv_4 = *reinterpret_cast<const f16x8*>(&x[ok_1 ? x_row + at_3 + 0u : 0u]);
             f32x8 xv_5 = ({ f16x8 greta_t2 = xv_4; f32x8{f32(greta_t2[0]), f32(greta_t2[1]), f32(greta_t2[2]), f32(greta_t2[3]), f32(greta_t2[4]), f32(greta_t2[5]), f32(greta_t2[6]), f32(greta_t2[7])}; });
             f16x8 xv_6 = *reinterpret_cast<const f16x8*>(&x[ok_1 ? x_row + at_3 + 8u : 0u]);
             f32x8 xv_7 = ({ f16x8 greta_t3 = xv_6; f32x8{f32(greta_t3[0]), f32(greta_t3[1]), f32(greta_t3[2]), f32(greta_t3[3]), f32(greta_t3[4]), f32(greta_t3[5]), f32(greta_t3[6]), f32(greta_t3[7])}; });
-            f32 s_2 = 0.0f;
-            s_2 = greta_fma(f32(top_32 >> (24 & 31u)), xv_5[0], s_2);
-            s_2 = greta_fma(f32(top_33 >> (24 & 31u)), xv_5[1], s_2);
-            s_2 = greta_fma(f32(top_34 >> (24 & 31u)), xv_5[2], s_2);
-            s_2 = greta_fma(f32(top_35 >> (24 & 31u)), xv_5[3], s_2);
-            s_2 = greta_fma(f32(top_36 >> (24 & 31u)), xv_5[4], s_2);
-            s_2 = greta_fma(f32(top_37 >> (24 & 31u)), xv_5[5], s_2);
-            s_2 = greta_fma(f32(top_38 >> (24 & 31u)), xv_5[6], s_2);
-            s_2 = greta_fma(f32(top_39 >> (24 & 31u)), xv_5[7], s_2);
-            s_2 = greta_fma(f32(top_40 >> (24 & 31u)), xv_7[0], s_2);
-            s_2 = greta_fma(f32(top_41 >> (24 & 31u)), xv_7[1], s_2);
-            s_2 = greta_fma(f32(top_42 >> (24 & 31u)), xv_7[2], s_2);
-            s_2 = greta_fma(f32(top_43 >> (24 & 31u)), xv_7[3], s_2);
-            s_2 = greta_fma(f32(top_44 >> (24 & 31u)), xv_7[4], s_2);
-            s_2 = greta_fma(f32(top_45 >> (24 & 31u)), xv_7[5], s_2);
-            s_2 = greta_fma(f32(top_46 >> (24 & 31u)), xv_7[6], s_2);
-            s_2 = greta_fma(f32(top_47 >> (24 & 31u)), xv_7[7], s_2);
-            acc[0u] = acc[0u] + (ok_1 ? s_2 * d_2 : 0.0f);
-            f32 s_3 = 0.0f;
-            s_3 = greta_fma(f32(top_48 >> (24 & 31u)), xv_5[0], s_3);
-            s_3 = greta_fma(f32(top_49 >> (24 & 31u)), xv_5[1], s_3);
-            s_3 = greta_fma(f32(top_50 >> (24 & 31u)), xv_5[2], s_3);
-            s_3 = greta_fma(f32(top_51 >> (24 & 31u)), xv_5[3], s_3);
-            s_3 = greta_fma(f32(top_52 >> (24 & 31u)), xv_5[4], s_3);
-            s_3 = greta_fma(f32(top_53 >> (24 & 31u)), xv_5[5], s_3);
-            s_3 = greta_fma(f32(top_54 >> (24 & 31u)), xv_5[6], s_3);
-            s_3 = greta_fma(f32(top_55 >> (24 & 31u)), xv_5[7], s_3);
-            s_3 = greta_fma(f32(top_56 >> (24 & 31u)), xv_7[0], s_3);
-            s_3 = greta_fma(f32(top_57 >> (24 & 31u)), xv_7[1], s_3);
-            s_3 = greta_fma(f32(top_58 >> (24 & 31u)), xv_7[2], s_3);
-            s_3 = greta_fma(f32(top_59 >> (24 & 31u)), xv_7[3], s_3);
-            s_3 = greta_fma(f32(top_60 >> (24 & 31u)), xv_7[4], s_3);
-            s_3 = greta_fma(f32(top_61 >> (24 & 31u)), xv_7[5], s_3);
-            s_3 = greta_fma(f32(top_62 >> (24 & 31u)), xv_7[6], s_3);
-            s_3 = greta_fma(f32(top_63 >> (24 & 31u)), xv_7[7], s_3);
-            acc[1u] = acc[1u] + (ok_1 ? s_3 * d_3 : 0.0f);
+            f32 s_1 = 0.0f;
+            s_1 = greta_fma(f32(top_16 >> (24 & 31u)), xv_5[0], s_1);
+            s_1 = greta_fma(f32(top_17 >> (24 & 31u)), xv_5[1], s_1);
+            s_1 = greta_fma(f32(top_18 >> (24 & 31u)), xv_5[2], s_1);
+            s_1 = greta_fma(f32(top_19 >> (24 & 31u)), xv_5[3], s_1);
+            s_1 = greta_fma(f32(top_20 >> (24 & 31u)), xv_5[4], s_1);
+            s_1 = greta_fma(f32(top_21 >> (24 & 31u)), xv_5[5], s_1);
+            s_1 = greta_fma(f32(top_22 >> (24 & 31u)), xv_5[6], s_1);
+            s_1 = greta_fma(f32(top_23 >> (24 & 31u)), xv_5[7], s_1);
+            s_1 = greta_fma(f32(top_24 >> (24 & 31u)), xv_7[0], s_1);
+            s_1 = greta_fma(f32(top_25 >> (24 & 31u)), xv_7[1], s_1);
+            s_1 = greta_fma(f32(top_26 >> (24 & 31u)), xv_7[2], s_1);
+            s_1 = greta_fma(f32(top_27 >> (24 & 31u)), xv_7[3], s_1);
+            s_1 = greta_fma(f32(top_28 >> (24 & 31u)), xv_7[4], s_1);
+            s_1 = greta_fma(f32(top_29 >> (24 & 31u)), xv_7[5], s_1);
+            s_1 = greta_fma(f32(top_30 >> (24 & 31u)), xv_7[6], s_1);
+            s_1 = greta_fma(f32(top_31 >> (24 & 31u)), xv_7[7], s_1);
+            acc[0u] = acc[0u] + (ok_1 ? s_1 * d_1 : 0.0f);
         }
     } else {
         for (u32 c_1 = split * 64u + lane; c_1 < k; c_1 += 64u) {
             const u32 greta_e4 = w_row + c_1;
             f32 wr = f32(i32(quants[greta_e4 / 4u] << ((24u - 8u * (greta_e4 % 4u)) & 31u)) >> (24 & 31u)) * f32(scales[greta_e4 / 32u]);
             acc[0u] = greta_fma(wr, f32(x[x_row + c_1]), acc[0u]);
-            const u32 greta_e5 = w_row_1 + c_1;
-            f32 wr_1 = f32(i32(quants[greta_e5 / 4u] << ((24u - 8u * (greta_e5 % 4u)) & 31u)) >> (24 & 31u)) * f32(scales[greta_e5 / 32u]);
-            acc[1u] = greta_fma(wr_1, f32(x[x_row + c_1]), acc[1u]);
         }
     }
     f32 total = greta_wave_sum(acc[0u]);
@@ -443,15 +366,6 @@ void gemv_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
             u32 at_4 = j * n + (n0 + 0u);
             f32 v = total;
             y[at_4] = f16(v);
-        }
-    }
-    f32 total_1 = greta_wave_sum(acc[1u]);
-    if (lane == 0u) {
-        u32 j_1 = 0u;
-        if (bool(((n0 + 1u) < n) & (j_1 < m))) {
-            u32 at_5 = j_1 * n + (n0 + 1u);
-            f32 v_1 = total_1;
-            y[at_5] = f16(v_1);
         }
     }
 }

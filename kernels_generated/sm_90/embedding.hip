@@ -3,7 +3,7 @@
 // kernel:     embedding
 // target:     sm_90 (Nvptx, wave size 32)
 // language:   CUDA (clang -x cuda, no CUDA headers or libdevice)
-// config:     T=f16,V=8,block=256
+// config:     T=f16,O=f32,V=8,block=256
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x cuda --cuda-device-only --cuda-gpu-arch=sm_90 -nocudainc -nocudalib -Xclang -target-feature -Xclang +ptx80 -O3 -fwrapv -S kernel.cu -o kernel.ptx
 
@@ -258,7 +258,8 @@ void embedding(const f16* __restrict__ table, const u32* __restrict__ ids, f32* 
     u32 dst = t * dim;
     if ((dim % 8u) == 0u) {
         for (u32 c = greta_thread_idx_x() * 8u; c < dim; c += 2048u) {
-            *reinterpret_cast<f32x8*>(&out[dst + c]) = ({ f16x8 greta_t0 = *reinterpret_cast<const f16x8*>(&table[src + c]); f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
+            f32x8 row = ({ f16x8 greta_t0 = *reinterpret_cast<const f16x8*>(&table[src + c]); f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
+            *reinterpret_cast<f32x8*>(&out[dst + c]) = ({ f32x8 greta_t1 = row; f32x8{greta_t1[0], greta_t1[1], greta_t1[2], greta_t1[3], greta_t1[4], greta_t1[5], greta_t1[6], greta_t1[7]}; });
         }
     } else {
         for (u32 c_1 = greta_thread_idx_x(); c_1 < dim; c_1 += 256u) {

@@ -2,6 +2,7 @@
 //! plain f64 reference forward pass, on the real stories260K model: logits within 1e-4 at every
 //! position (prefill) and at every decode step (KV cache), and greedy decoding token for token.
 
+use greta_dsl::ir::Scalar;
 use greta_dsl::Target;
 use greta_model::gguf::GgufFile;
 use greta_model::llama::reference::Reference;
@@ -17,11 +18,23 @@ const MODEL: &str = concat!(
 );
 
 fn load(file: &GgufFile, target: &'static Target, context: usize) -> Model {
+    load_as(file, target, context, None)
+}
+
+fn load_as(
+    file: &GgufFile,
+    target: &'static Target,
+    context: usize,
+    activations: Option<Scalar>,
+) -> Model {
     Model::load(
         file,
         Box::new(CpuBackend::new(target)),
         &|_| Ok(None),
-        &ModelOptions { context },
+        &ModelOptions {
+            context,
+            activations,
+        },
         &mut |_, _| {},
     )
     .unwrap()
@@ -108,9 +121,9 @@ fn positions_past_the_context_and_unknown_tokens_are_errors() {
     assert!(model.forward(&[], 0).is_err());
 }
 
-/// The other weight types of the kernel path — F16, BF16 and Q8_0 (dequantised inside the
-/// matmul and embedding kernels) — on a synthesized tiny model, against the reference on the
-/// same weights.
+/// The other weight types of the f32-activation kernel path — F16, BF16 and Q8_0 (dequantised
+/// inside the matmul and embedding kernels) — on a synthesized tiny model, against the
+/// reference on the same weights.
 #[test]
 fn f16_bf16_and_q8_0_weights_match_the_reference() {
     use greta_model::gguf::GgmlType;
@@ -129,7 +142,7 @@ fn f16_bf16_and_q8_0_weights_match_the_reference() {
         let reference = Reference::new(&file).unwrap();
         let tokens = [1u32, 17, 300, 42, 7, 99];
         let want = reference.logits(&tokens);
-        let mut model = load(&file, &Target::SM_90, 16);
+        let mut model = load_as(&file, &Target::SM_90, 16, Some(Scalar::F32));
         let got = model.forward_all(&tokens, 0).unwrap();
         let diff = got
             .iter()
@@ -146,5 +159,55 @@ fn f16_bf16_and_q8_0_weights_match_the_reference() {
             "{}: differs by {diff}",
             ty.name()
         );
+    }
+}
+
+/// Half-precision activations on stories260K: the GEMM (prefill of more than eight tokens) and
+/// GEMV (decode) paths against the f64 reference, for f16 and bf16 on both wave sizes.
+#[test]
+fn half_activations_track_the_reference() {
+    let file = GgufFile::open(Path::new(MODEL)).unwrap();
+    let tok = Tokenizer::from_gguf(&file).unwrap();
+    let reference = Reference::new(&file).unwrap();
+    let mut tokens = tok.encode("Once upon a time, there was a little girl named", true);
+    assert!(tokens.len() > greta_model::llama::GEMV_MAX_TOKENS, "the prompt takes the GEMM path");
+    let prompt_len = tokens.len();
+    for _ in 0..6 {
+        let logits = reference.logits(&tokens);
+        let last = logits.last().unwrap();
+        let best = last
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, v)| if *v > last[b] { i } else { b });
+        tokens.push(best as u32);
+    }
+    let want = reference.logits(&tokens);
+    let scale = want.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+    for act in [Scalar::F16, Scalar::BF16] {
+        // Each activation is rounded to `act` after every kernel (unit roundoff u = 2^-11 for
+        // f16, 2^-8 for bf16) through 5 layers; the measured errors are 1.6·u·scale (f16,
+        // 1.7e-2) and 1.3·u·scale (bf16, 1.2e-1) with logits up to 22, so the error scales with
+        // u as it should; 4·u·scale leaves a margin of 2.5-3 while a real defect (a wrong row,
+        // a missed residual) moves logits by the order of the scale.
+        let u = if act == Scalar::F16 { 2f64.powi(-11) } else { 2f64.powi(-8) };
+        let tolerance = 4.0 * u * scale;
+        for target in Target::ALL {
+            let mut model = load_as(&file, target, 64, Some(act));
+            let mut logits = model.forward(&tokens[..prompt_len], 0).unwrap();
+            let mut worst = max_diff(&logits, &want[prompt_len - 1]);
+            let mut agree = 0;
+            for pos in prompt_len..tokens.len() {
+                agree += (argmax(&logits) == tokens[pos]) as usize;
+                logits = model.forward(&tokens[pos..pos + 1], pos).unwrap();
+                worst = worst.max(max_diff(&logits, &want[pos]));
+            }
+            eprintln!(
+                "{act} on {target}: max |logit - reference| = {worst:.3e} (tolerance {tolerance:.3e}, \
+                 logits up to {scale:.1}), greedy agreement {agree}/{}",
+                tokens.len() - prompt_len
+            );
+            assert!(worst <= tolerance, "{act} on {target}: {worst} > {tolerance}");
+            assert_eq!(agree, tokens.len() - prompt_len, "{act} on {target}: greedy tokens");
+        }
     }
 }

@@ -33,6 +33,10 @@ pub struct Args {
     /// that has no compiler).
     #[arg(long, short)]
     model: Vec<PathBuf>,
+    /// Activation types to bundle the models' kernels for (repeatable; default: each model's
+    /// own, see `greta run --dtype`).
+    #[arg(long)]
+    dtype: Vec<String>,
     /// Only this kernel (e.g. to bundle a configuration only it has).
     #[arg(long, short)]
     kernel: Option<String>,
@@ -103,7 +107,18 @@ pub fn run(args: Args) -> Result<()> {
     for path in &args.model {
         let file = greta_model::gguf::GgufFile::open(path)?;
         let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)?;
-        for p in greta_model::llama::plan(&file, &cfg) {
+        let acts = if args.dtype.is_empty() {
+            vec![greta_model::llama::default_activations(&file)]
+        } else {
+            args.dtype
+                .iter()
+                .map(|d| super::activations(d))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let plans = acts
+            .into_iter()
+            .flat_map(|a| greta_model::llama::plan(&file, &cfg, a, target));
+        for p in plans {
             if !jobs
                 .iter()
                 .any(|j| j.spec.name == p.spec.name && j.config == p.config)

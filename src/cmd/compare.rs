@@ -1,5 +1,6 @@
-//! `greta model compare -m FILE -p PROMPT [-n N] --backend cuda`: the same greedy generation on
-//! the CPU backend (the interpreter) and on a GPU backend, step by step, reporting the largest
+//! `greta model compare -m FILE -p PROMPT [-n N] --backend cuda [--dtype D] [--vs-dtype E]`: the
+//! same greedy generation on the CPU backend (the interpreter) and on a GPU backend — or, with
+//! `--vs-dtype`, on one backend at two activation types — step by step, reporting the largest
 //! logit difference and whether every greedy token agrees. Used by `scripts/gpu-check`.
 
 use anyhow::{bail, Result};
@@ -22,6 +23,13 @@ pub struct Args {
     /// Largest logit difference accepted.
     #[arg(long, default_value_t = 1e-3)]
     tolerance: f64,
+    /// Activation type (default: the model's).
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Compare with the same backend at this activation type instead of with the CPU backend
+    /// (e.g. f16 against f32).
+    #[arg(long)]
+    vs_dtype: Option<String>,
     #[command(flatten)]
     source: super::source::SourceArgs,
 }
@@ -34,22 +42,42 @@ pub fn run(args: Args) -> Result<()> {
     let (backend, objects) = args.source.open()?;
     let gpu_name = format!("{} ({})", backend.kind(), backend.device_name());
     let objects_fn = |k: &greta_dsl::ir::Kernel| objects(k).map_err(|e| format!("{e:#}"));
-    let options = ModelOptions { context };
+    let activations = args.dtype.as_deref().map(super::activations).transpose()?;
+    let options = ModelOptions {
+        context,
+        activations,
+    };
     let mut gpu = Model::load(&file, backend, &objects_fn, &options, &mut |_, _| {})?;
-    let mut cpu = Model::load(
-        &file,
-        Box::new(CpuBackend::default()),
-        &|_| Ok(None),
-        &options,
-        &mut |_, _| {},
-    )?;
+    // The other side: the same backend at another activation type, or the CPU backend.
+    let (mut other, other_name) = match &args.vs_dtype {
+        Some(d) => {
+            let (backend, objects) = args.source.open()?;
+            let objects_fn = |k: &greta_dsl::ir::Kernel| objects(k).map_err(|e| format!("{e:#}"));
+            let options = ModelOptions {
+                context,
+                activations: Some(super::activations(d)?),
+            };
+            let model = Model::load(&file, backend, &objects_fn, &options, &mut |_, _| {})?;
+            (model, format!("{gpu_name} with {d} activations"))
+        }
+        None => (
+            Model::load(
+                &file,
+                Box::new(CpuBackend::default()),
+                &|_| Ok(None),
+                &options,
+                &mut |_, _| {},
+            )?,
+            "cpu".to_string(),
+        ),
+    };
     let diff = |a: &[f32], b: &[f32]| {
         a.iter()
             .zip(b)
             .map(|(x, y)| (x - y).abs() as f64)
             .fold(0.0, f64::max)
     };
-    let (mut g, mut c) = (gpu.forward(&tokens, 0)?, cpu.forward(&tokens, 0)?);
+    let (mut g, mut c) = (gpu.forward(&tokens, 0)?, other.forward(&tokens, 0)?);
     let mut worst = diff(&g, &c);
     let mut agree = true;
     for _ in 0..args.steps {
@@ -58,18 +86,19 @@ pub fn run(args: Args) -> Result<()> {
         tokens.push(tc);
         let pos = tokens.len() - 1;
         g = gpu.forward(&tokens[pos..], pos)?;
-        c = cpu.forward(&tokens[pos..], pos)?;
+        c = other.forward(&tokens[pos..], pos)?;
         worst = worst.max(diff(&g, &c));
     }
+    let act = activations.map_or_else(|| "default".to_string(), |a| a.to_string());
     println!(
-        "{}: {gpu_name} vs cpu over {} positions: max |logit difference| = {worst:.2e}, greedy tokens {}",
+        "{}: {gpu_name} ({act} activations) vs {other_name} over {} positions: max |logit difference| = {worst:.2e}, greedy tokens {}",
         args.model.display(),
         tokens.len(),
         if agree { "identical" } else { "DIFFER" }
     );
     println!("text: {}", tokenizer.decode(&tokens));
     if !agree || worst > args.tolerance {
-        bail!("the GPU and CPU forward passes disagree (max difference {worst:.2e}, tolerance {:.0e})", args.tolerance);
+        bail!("the two forward passes disagree (max difference {worst:.2e}, tolerance {:.0e})", args.tolerance);
     }
     Ok(())
 }

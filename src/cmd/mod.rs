@@ -74,6 +74,17 @@ pub fn dtype_configs(spec: &KernelSpec, overrides: &str) -> Result<Vec<Config>> 
         .collect()
 }
 
+/// An activation type users name: `f32`, `f16` or `bf16`.
+pub fn activations(name: &str) -> Result<greta_dsl::ir::Scalar> {
+    use greta_dsl::ir::Scalar;
+    match Scalar::from_name(name) {
+        Some(s @ (Scalar::F32 | Scalar::F16 | Scalar::BF16)) => Ok(s),
+        _ => Err(anyhow!(
+            "--dtype `{name}`: activations are f32, f16 or bf16"
+        )),
+    }
+}
+
 /// Builds and verifies a kernel at a configuration for a target.
 pub fn build(spec: &KernelSpec, config: &Config, target: &'static Target) -> Result<Kernel> {
     let kernel = (spec.build)(config, target)

@@ -45,6 +45,10 @@ pub struct Args {
     /// Context length (KV-cache positions). Default: the model's training context, at most 4096.
     #[arg(long = "ctx-size", short = 'c')]
     ctx: Option<usize>,
+    /// Activation type: f16, bf16 or f32. Default: the weights' type for f16/bf16 models, f32
+    /// for the others (f32 keeps f32 models exact).
+    #[arg(long)]
+    dtype: Option<String>,
     #[command(flatten)]
     source: super::source::SourceArgs,
 }
@@ -82,6 +86,7 @@ pub fn run(args: Args) -> Result<()> {
             cfg.context_train
         );
     }
+    let activations = args.dtype.as_deref().map(super::activations).transpose()?;
     let backend_name = format!("{} ({})", backend.kind(), backend.device_name());
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")
@@ -92,7 +97,10 @@ pub fn run(args: Args) -> Result<()> {
         &file,
         backend,
         &objects_fn,
-        &ModelOptions { context: ctx },
+        &ModelOptions {
+            context: ctx,
+            activations,
+        },
         &mut |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
@@ -101,6 +109,11 @@ pub fn run(args: Args) -> Result<()> {
     .with_context(|| format!("loading {}", args.model.display()))?;
     bar.finish_and_clear();
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    eprintln!(
+        "greta: {} activations; projections: {}",
+        model.activations(),
+        model.projection_kernels()
+    );
 
     let mut out = std::io::stdout().lock();
     let mut decoder = Decoder::new();

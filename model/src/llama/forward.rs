@@ -2,21 +2,32 @@
 //! backend: no host-side math on the hot path (the host only uploads token ids and reads the
 //! logits back).
 //!
-//! Activations are f32 (`[tokens, features]`, row-major); weights stay in their GGUF type (F32,
-//! F16, BF16, or Q8_0 repacked into scales and quants, dequantised inside the kernels); norms are
-//! converted to f32 once at load. The KV cache holds f32 rows for `context` positions per layer,
-//! allocated up front. A forward pass over `T` new tokens at position `start`:
+//! Activations (`[tokens, features]`, row-major) are of one type, `act`: f32, or f16/bf16 (the
+//! default for f16/bf16 models; `--dtype`), with norms, softmax and every accumulation in f32
+//! inside the kernels. Weights stay in their GGUF type with f32 activations (F32, F16, BF16, or
+//! Q8_0 repacked into scales and quants, dequantised inside the kernels); with half activations
+//! dense weights are uploaded in the activation type and Q8_0 stays quantised. Norm weights are
+//! uploaded in the activation type. Queries, keys and values come out of their projections in
+//! f32 and attention runs in f32 over an f32 KV cache of `context` positions per layer,
+//! allocated up front. Which kernel runs each projection (GEMV for decode, the matrix-core GEMM
+//! for prefill) is [`super::kernels::projection`]'s choice. A forward pass over `T` new tokens
+//! at position `start`:
 //!
 //! ```text
 //! x = embed(tokens)
-//! per layer: xn = rmsnorm(x) · w;  q, k, v = xn·Wq, xn·Wk, xn·Wv;  q, k = rope(q, k; start)
+//! per layer: xn = rmsnorm(x) · w;  q, k, v = xn·Wq, xn·Wk, xn·Wv (f32);  q, k = rope(q, k; start)
 //!            cache[start..start+T] = k, v;  s = q·kᵀ/√d (causal);  p = softmax(s);  a = p·v
 //!            x = x + a·Wo;  xn = rmsnorm(x) · w;  x = x + (silu(xn·Wg) ∘ xn·Wu)·Wd
-//! logits = rmsnorm(x[T-1]) · w · Wout
+//! logits = rmsnorm(x[T-1]) · w · Wout (f32)
 //! ```
+//!
+//! With half activations the two residual additions happen in the projections' epilogues.
 
 use super::config::LlamaConfig;
-use super::kernels::{embedding_for, matmul_for, Activations, Planned, WeightType};
+use super::kernels::{
+    default_activations, embedding_for, projection, Activations, Output, Outputs, Planned,
+    WeightType,
+};
 use super::{weights, LoadError, RunError};
 use crate::gguf::{self, GgufFile, TensorInfo};
 use greta_dsl::interp::{Buffer, LaunchDims};
@@ -32,6 +43,9 @@ pub type ObjectFn<'a> = dyn Fn(&greta_dsl::ir::Kernel) -> Result<Option<CodeObje
 pub struct ModelOptions {
     /// Context length: KV-cache positions allocated up front.
     pub context: usize,
+    /// The activation type (f32, f16 or bf16); `None`: the model's default (its weights' type
+    /// for f16/bf16 models, else f32).
+    pub activations: Option<Scalar>,
 }
 
 /// A weight matrix on the device: `rows` outputs of `cols` inputs.
@@ -94,6 +108,8 @@ struct Scratch {
     kr: DeviceBuffer,
     v: DeviceBuffer,
     att: DeviceBuffer,
+    /// The attention output in the activation type (half activations only; else `att`).
+    att_act: DeviceBuffer,
     o: DeviceBuffer,
     gate: DeviceBuffer,
     up: DeviceBuffer,
@@ -112,6 +128,7 @@ pub struct Model {
     backend: Box<dyn Backend>,
     context: usize,
     act: Activations,
+    outputs: Outputs,
     kernels: HashMap<String, LoadedKernel>,
     embd: Weight,
     /// `None`: tied to the embeddings.
@@ -131,6 +148,24 @@ fn key(p: &Planned) -> String {
 
 fn mib(bytes: u64) -> u64 {
     bytes.div_ceil(1 << 20)
+}
+
+/// `b` in element type `to` (rounded once, to nearest even; unchanged if it already is).
+fn convert(b: Buffer, to: Scalar) -> Buffer {
+    if b.scalar() == to {
+        return b;
+    }
+    let values: Vec<f32> = match &b {
+        Buffer::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        Buffer::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        Buffer::F32(v) => v.clone(),
+        Buffer::I32(_) | Buffer::U32(_) => return b,
+    };
+    match to {
+        Scalar::F16 => Buffer::F16(values.iter().map(|&x| f16::from_f32(x)).collect()),
+        Scalar::BF16 => Buffer::BF16(values.iter().map(|&x| bf16::from_f32(x)).collect()),
+        _ => Buffer::F32(values),
+    }
 }
 
 /// Host data of a dense tensor in its own type.
@@ -184,17 +219,28 @@ impl Model {
             });
         }
 
+        let act_ty = options.activations.unwrap_or_else(|| default_activations(g));
+        if !matches!(act_ty, Scalar::F32 | Scalar::F16 | Scalar::BF16) {
+            return Err(LoadError::Activations(act_ty.to_string()));
+        }
+        let act_size = act_ty.size_bytes() as u64;
+
         // Memory: weights as uploaded, the KV cache, and decode-time scratch.
         let mut weight_bytes = 0u64;
         for t in g.tensors() {
             weight_bytes += if t.dims.len() == 1 {
-                t.dims[0] * 4
+                t.dims[0] * act_size
             } else {
-                t.size_bytes
+                match WeightType::of(t.ty).map(|w| w.on_device(act_ty)) {
+                    Some(WeightType::Dense(d)) => {
+                        t.dims.iter().product::<u64>() * d.size_bytes() as u64
+                    }
+                    _ => t.size_bytes,
+                }
             };
         }
         let kv_bytes = 2 * cfg.n_layers as u64 * context as u64 * cfg.kv_dim() as u64 * 4;
-        let scratch_bytes = Scratch::bytes(&cfg, 1, context);
+        let scratch_bytes = Scratch::bytes(&cfg, act_ty, 1, context);
         let need = weight_bytes + kv_bytes + scratch_bytes;
         if let Some((free, _total)) = backend.memory_info() {
             if need > free {
@@ -211,9 +257,9 @@ impl Model {
             }
         }
 
-        let act = Activations::new(&cfg);
+        let act = Activations::new(&cfg, act_ty);
         let mut kernels = HashMap::new();
-        for p in super::plan(g, &cfg) {
+        for p in super::plan(g, &cfg, act_ty, backend.target()) {
             let kernel =
                 (p.spec.build)(&p.config, backend.target()).map_err(|e| LoadError::Kernel {
                     kernel: p.spec.name.into(),
@@ -233,6 +279,7 @@ impl Model {
             cfg: cfg.clone(),
             context,
             act,
+            outputs: Outputs::for_act(act_ty),
             kernels,
             embd: Weight {
                 ty: WeightType::Dense(Scalar::F32),
@@ -294,6 +341,30 @@ impl Model {
         self.backend.as_ref()
     }
 
+    /// The activation type the model computes in.
+    pub fn activations(&self) -> Scalar {
+        self.act.act
+    }
+
+    /// Which kernels run the projections for 1, a few and many tokens (the choice is by the
+    /// number of tokens of a forward pass), for a log line.
+    pub fn projection_kernels(&self) -> String {
+        let Some(layer) = self.layers.first() else {
+            return String::new();
+        };
+        let target = self.backend.target();
+        let out = self.outputs.plain;
+        let many = super::kernels::GEMV_MAX_TOKENS + 1;
+        [(1, "1 token"), (2, "2-8 tokens"), (many, "more than 8 tokens")]
+            .iter()
+            .map(|&(m, what)| {
+                let p = projection(layer.q.ty, self.act.act, m, out, target);
+                format!("{what}: {p}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The most device memory greta's own buffers have held at once.
     pub fn peak_device_bytes(&self) -> u64 {
         self.peak_device_bytes
@@ -324,12 +395,14 @@ impl Model {
             config: name.into(),
             message: e.to_string(),
         })?;
-        Ok(self.upload(&Buffer::F32(v))?)
+        Ok(self.upload(&convert(Buffer::F32(v), self.act.act))?)
     }
 
     fn upload_weight(&mut self, g: &GgufFile, name: &str) -> Result<Weight, LoadError> {
         let t = g.tensor(name).expect("checked by weights::check");
-        let ty = WeightType::of(t.ty).expect("checked by weights::check");
+        let ty = WeightType::of(t.ty)
+            .expect("checked by weights::check")
+            .on_device(self.act.act);
         let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
         let bytes = g.tensor_data(t);
         let bufs = match ty {
@@ -340,7 +413,9 @@ impl Model {
                     quants: self.upload(&Buffer::U32(quants))?,
                 }
             }
-            WeightType::Dense(_) => WeightBufs::Dense(self.upload(&dense_buffer(t, bytes))?),
+            WeightType::Dense(d) => {
+                WeightBufs::Dense(self.upload(&convert(dense_buffer(t, bytes), d))?)
+            }
         };
         Ok(Weight {
             ty,
@@ -359,7 +434,7 @@ impl Model {
                 self.free(b);
             }
         }
-        let need = Scratch::bytes(&self.cfg, tokens, self.context);
+        let need = Scratch::bytes(&self.cfg, self.act.act, tokens, self.context);
         if let Some((free, _)) = self.backend.memory_info() {
             if need > free {
                 return Err(RunError::Memory {
@@ -386,49 +461,65 @@ impl Model {
         self.backend.launch(self.kernel(p), dims, args)
     }
 
-    /// `y[m, rows] = x[m, cols] · Wᵀ`.
-    fn matmul(
+    /// `y = x · Wᵀ (+ residual)` for `m` tokens, `y` of `out.ty`, on the kernel
+    /// [`projection`] chooses (GEMV for decode, the matrix-core GEMM for prefill, `matmul` for
+    /// f32 activations). Without a residual the kernel's `r` argument is `y` (never read).
+    fn project(
         &self,
         x: &DeviceBuffer,
         w: &Weight,
         y: &DeviceBuffer,
         m: usize,
+        out: Output,
+        residual: Option<&DeviceBuffer>,
     ) -> Result<(), RuntimeError> {
-        let p = matmul_for(w.ty);
-        let dims = greta_kernels::matmul::launch(&p.config, m as u32, w.rows as u32);
-        let (mu, nu, ku) = (
-            Const::U32(m as u32),
-            Const::U32(w.rows as u32),
-            Const::U32(w.cols as u32),
-        );
-        let xa = KernelArg::BufferAtLeast(x, m * w.cols);
-        let ya = KernelArg::BufferAtLeast(y, m * w.rows);
+        let target = self.backend.target();
+        let p = projection(w.ty, self.act.act, m, out, target);
+        let (mu, nu) = (m as u32, w.rows as u32);
+        let dims = match p.spec.name {
+            "matmul" | "matmul_q8" => greta_kernels::matmul::launch(&p.config, mu, nu),
+            "gemv" | "gemv_q8" => greta_kernels::gemv::launch(&p.config, target, nu),
+            "gemm_wg" | "gemm_wg_q8" => greta_kernels::gemm_wg::launch(&p.config, target, mu, nu),
+            _ => greta_kernels::gemm::launch(&p.config, target, mu, nu),
+        };
+        let mut args = vec![KernelArg::BufferAtLeast(x, m * w.cols)];
         match &w.bufs {
-            WeightBufs::Dense(b) => self.launch(
-                &p,
-                dims,
-                &[
-                    xa,
-                    KernelArg::Buffer(b),
-                    ya,
-                    KernelArg::Value(mu),
-                    KernelArg::Value(nu),
-                    KernelArg::Value(ku),
-                ],
-            ),
-            WeightBufs::Q8 { scales, quants } => self.launch(
-                &p,
-                dims,
-                &[
-                    xa,
-                    KernelArg::Buffer(scales),
-                    KernelArg::Buffer(quants),
-                    ya,
-                    KernelArg::Value(mu),
-                    KernelArg::Value(nu),
-                    KernelArg::Value(ku),
-                ],
-            ),
+            WeightBufs::Dense(b) => args.push(KernelArg::Buffer(b)),
+            WeightBufs::Q8 { scales, quants } => {
+                args.push(KernelArg::Buffer(scales));
+                args.push(KernelArg::Buffer(quants));
+            }
+        }
+        if !p.spec.name.starts_with("matmul") {
+            args.push(KernelArg::BufferAtLeast(residual.unwrap_or(y), m * w.rows));
+        }
+        args.extend([
+            KernelArg::BufferAtLeast(y, m * w.rows),
+            KernelArg::Value(Const::U32(mu)),
+            KernelArg::Value(Const::U32(nu)),
+            KernelArg::Value(Const::U32(w.cols as u32)),
+        ]);
+        self.launch(&p, dims, &args)
+    }
+
+    /// `into = from + x · Wᵀ` (the residual stream after a projection): fused into the
+    /// projection's epilogue with half activations, else a projection into `tmp` and an add.
+    #[allow(clippy::too_many_arguments)]
+    fn project_residual(
+        &self,
+        x: &DeviceBuffer,
+        w: &Weight,
+        from: &DeviceBuffer,
+        into: &DeviceBuffer,
+        tmp: &DeviceBuffer,
+        m: usize,
+    ) -> Result<(), RuntimeError> {
+        let out = self.outputs.residual;
+        if out.residual {
+            self.project(x, w, into, m, out, Some(from))
+        } else {
+            self.project(x, w, tmp, m, out, None)?;
+            self.elementwise(&self.act.add, from, tmp, into, m * w.rows)
         }
     }
 
@@ -601,8 +692,9 @@ impl Model {
         let mut ids = vec![0u32; s.tokens];
         ids[..t].copy_from_slice(tokens);
         self.backend.write(&s.ids, &Buffer::U32(ids))?;
+        let act = self.act.act;
         self.gather(
-            &embedding_for(self.embd.ty),
+            &embedding_for(self.embd.ty, act),
             self.embd.bufs.table(),
             &s.ids,
             &s.x,
@@ -610,26 +702,26 @@ impl Model {
             d,
         )?;
 
+        let o = &self.outputs;
         let (mut x, mut x2) = (&s.x, &s.x2);
         for (l, layer) in self.layers.iter().enumerate() {
             self.rmsnorm(x, &layer.attn_norm, &s.xn, t)?;
-            self.matmul(&s.xn, &layer.q, &s.q, t)?;
-            self.matmul(&s.xn, &layer.k, &s.k, t)?;
-            self.matmul(&s.xn, &layer.v, &s.v, t)?;
+            self.project(&s.xn, &layer.q, &s.q, t, o.qkv, None)?;
+            self.project(&s.xn, &layer.k, &s.k, t, o.qkv, None)?;
+            self.project(&s.xn, &layer.v, &s.v, t, o.qkv, None)?;
             self.rope(&self.act.rope_q, &s.q, &s.qr, t, c.n_heads, start)?;
             self.rope(&self.act.rope_k, &s.k, &s.kr, t, c.n_kv_heads, start)?;
             self.append(&s.kr, &self.k_cache[l], t, start)?;
             self.append(&s.v, &self.v_cache[l], t, start)?;
             self.attention(s, l, t, start)?;
-            self.matmul(&s.att, &layer.o, &s.o, t)?;
-            self.elementwise(&self.act.add, x, &s.o, x2, t * d)?;
+            let att = self.to_activations(&s.att, &s.att_act, t * c.q_dim())?;
+            self.project_residual(att, &layer.o, x, x2, &s.o, t)?;
             std::mem::swap(&mut x, &mut x2);
             self.rmsnorm(x, &layer.ffn_norm, &s.xn, t)?;
-            self.matmul(&s.xn, &layer.gate, &s.gate, t)?;
-            self.matmul(&s.xn, &layer.up, &s.up, t)?;
+            self.project(&s.xn, &layer.gate, &s.gate, t, o.plain, None)?;
+            self.project(&s.xn, &layer.up, &s.up, t, o.plain, None)?;
             self.elementwise(&self.act.silu_mul, &s.gate, &s.up, &s.h, t * f)?;
-            self.matmul(&s.h, &layer.down, &s.o, t)?;
-            self.elementwise(&self.act.add, x, &s.o, x2, t * d)?;
+            self.project_residual(&s.h, &layer.down, x, x2, &s.o, t)?;
             std::mem::swap(&mut x, &mut x2);
         }
 
@@ -638,7 +730,7 @@ impl Model {
         let logits = if all {
             self.rmsnorm(x, &self.output_norm, &s.xn, t)?;
             let out = self.backend.alloc(Scalar::F32, t * c.vocab)?;
-            self.matmul(&s.xn, output, &out, t)?;
+            self.project(&s.xn, output, &out, t, o.logits, None)?;
             self.backend.synchronize()?;
             self.backend.read(&out)?
         } else {
@@ -646,7 +738,7 @@ impl Model {
                 .write(&s.last_id, &Buffer::U32(vec![(t - 1) as u32]))?;
             self.gather(&self.act.gather, Table::Dense(x), &s.last_id, &s.last, 1, d)?;
             self.rmsnorm(&s.last, &self.output_norm, &s.last_n, 1)?;
-            self.matmul(&s.last_n, output, &s.logits, 1)?;
+            self.project(&s.last_n, output, &s.logits, 1, o.logits, None)?;
             self.backend.synchronize()?;
             self.backend.read(&s.logits)?
         };
@@ -664,6 +756,31 @@ impl Model {
             .take(rows)
             .map(<[f32]>::to_vec)
             .collect())
+    }
+
+    /// The f32 attention output in the activation type: converted into `into` with half
+    /// activations, else `att` itself.
+    fn to_activations<'b>(
+        &self,
+        att: &'b DeviceBuffer,
+        into: &'b DeviceBuffer,
+        n: usize,
+    ) -> Result<&'b DeviceBuffer, RuntimeError> {
+        if self.act.act == Scalar::F32 {
+            return Ok(att);
+        }
+        let p = &self.act.to_act;
+        self.launch(
+            p,
+            greta_kernels::copy::launch(&p.config, n as u32),
+            &[
+                KernelArg::BufferAtLeast(att, n),
+                KernelArg::BufferAtLeast(into, n),
+                KernelArg::Value(Const::U32(n as u32)),
+                KernelArg::Value(Const::U32(0)),
+            ],
+        )?;
+        Ok(into)
     }
 
     fn attention(
@@ -723,43 +840,49 @@ impl Model {
 }
 
 impl Scratch {
-    /// Bytes of scratch for `tokens` tokens at once with a context of `context`.
-    fn bytes(c: &LlamaConfig, tokens: usize, context: usize) -> u64 {
-        let t = tokens as u64;
-        let per_token = 4 * (4 * c.dim + 2 * c.q_dim() + 3 * c.kv_dim() + 3 * c.ffn_dim) as u64 + 4;
+    /// Bytes of scratch for `tokens` tokens at once with a context of `context`, activations
+    /// of `act` (queries, keys, values, attention and logits are f32).
+    fn bytes(c: &LlamaConfig, act: Scalar, tokens: usize, context: usize) -> u64 {
+        let (t, a) = (tokens as u64, act.size_bytes() as u64);
+        let in_act = (4 * c.dim + c.q_dim() + 3 * c.ffn_dim) as u64;
+        let in_f32 = (3 * c.q_dim() + 3 * c.kv_dim()) as u64;
+        let per_token = a * in_act + 4 * in_f32 + 4;
         let attn = 2 * 4 * c.n_heads as u64 * t * context as u64;
-        t * per_token + attn + 4 * (2 * c.dim + c.vocab + 1) as u64
+        t * per_token + attn + a * 2 * c.dim as u64 + 4 * (c.vocab + 1) as u64
     }
 
     fn new(m: &mut Model, tokens: usize) -> Result<Scratch, RuntimeError> {
         let c = m.cfg.clone();
+        let act = m.act.act;
         let t = tokens;
         let ids = m.alloc(Scalar::U32, t)?;
         let last_id = m.alloc(Scalar::U32, 1)?;
         let scores_len = c.n_heads * t * m.context;
-        let mut f = |n: usize| m.alloc(Scalar::F32, n);
+        let mut f = |ty: Scalar, n: usize| m.alloc(ty, n);
+        let f32_ = Scalar::F32;
         Ok(Scratch {
             tokens,
             ids,
             last_id,
-            x: f(t * c.dim)?,
-            x2: f(t * c.dim)?,
-            xn: f(t * c.dim)?,
-            q: f(t * c.q_dim())?,
-            qr: f(t * c.q_dim())?,
-            k: f(t * c.kv_dim())?,
-            kr: f(t * c.kv_dim())?,
-            v: f(t * c.kv_dim())?,
-            att: f(t * c.q_dim())?,
-            o: f(t * c.dim)?,
-            gate: f(t * c.ffn_dim)?,
-            up: f(t * c.ffn_dim)?,
-            h: f(t * c.ffn_dim)?,
-            scores: f(scores_len)?,
-            probs: f(scores_len)?,
-            last: f(c.dim)?,
-            last_n: f(c.dim)?,
-            logits: f(c.vocab)?,
+            x: f(act, t * c.dim)?,
+            x2: f(act, t * c.dim)?,
+            xn: f(act, t * c.dim)?,
+            q: f(f32_, t * c.q_dim())?,
+            qr: f(f32_, t * c.q_dim())?,
+            k: f(f32_, t * c.kv_dim())?,
+            kr: f(f32_, t * c.kv_dim())?,
+            v: f(f32_, t * c.kv_dim())?,
+            att: f(f32_, t * c.q_dim())?,
+            att_act: f(act, if act == f32_ { 0 } else { t * c.q_dim() })?,
+            o: f(act, t * c.dim)?,
+            gate: f(act, t * c.ffn_dim)?,
+            up: f(act, t * c.ffn_dim)?,
+            h: f(act, t * c.ffn_dim)?,
+            scores: f(f32_, scores_len)?,
+            probs: f(f32_, scores_len)?,
+            last: f(act, c.dim)?,
+            last_n: f(act, c.dim)?,
+            logits: f(f32_, c.vocab)?,
         })
     }
 
@@ -775,6 +898,7 @@ impl Scratch {
             self.kr,
             self.v,
             self.att,
+            self.att_act,
             self.o,
             self.gate,
             self.up,

@@ -1,11 +1,25 @@
 //! Which library kernels, at which configurations, a model runs — one list shared by the forward
 //! pass (which loads them) and `greta build --model` (which bundles them for a GPU machine that
 //! has no compiler).
+//!
+//! The choice depends on the activation type and, for the projections, on how many tokens a
+//! forward pass multiplies at once:
+//! - f32 activations (f32 models, and `--dtype f32`): `matmul` / `matmul_q8` for every
+//!   projection, everything f32 — the exact path stories260K is checked on.
+//! - f16/bf16 activations: decode (at most [`GEMV_MAX_TOKENS`] tokens) on `gemv` / `gemv_q8`,
+//!   prefill on the matrix-core GEMM — `gemm_wg` / `gemm_wg_q8` where the target has the
+//!   warpgroup engine (sm_90a), else `gemm` / `gemm_q8` (MFMA on gfx942, the interpreter). The
+//!   GEMMs and GEMVs write f32 (queries, keys, values, logits) or the activation type (the rest),
+//!   and add the residual in their epilogue where one follows.
 
 use super::config::LlamaConfig;
 use crate::gguf::{GgmlType, GgufFile};
 use greta_dsl::ir::Scalar;
+use greta_dsl::Target;
 use greta_kernels::{Config, KernelSpec};
+
+/// Tokens up to which a forward pass's projections run as GEMVs (decode, small batches).
+pub const GEMV_MAX_TOKENS: usize = 8;
 
 /// The element type of a dense weight, or Q8_0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +37,26 @@ impl WeightType {
             GgmlType::Q8_0 => WeightType::Q8_0,
             _ => return None,
         })
+    }
+
+    /// The type the weight is uploaded as for activations of `act`: dense weights become the
+    /// activation type where it is f16/bf16 (the matrix kernels multiply like with like), Q8_0
+    /// stays quantised.
+    pub fn on_device(self, act: Scalar) -> WeightType {
+        match self {
+            WeightType::Dense(_) if act != Scalar::F32 => WeightType::Dense(act),
+            other => other,
+        }
+    }
+}
+
+/// The activation type a model computes in by default: its weights' type for f16 and bf16
+/// models, f32 otherwise (f32 models stay exact; Q8_0 models keep their f32 path).
+pub fn default_activations(g: &GgufFile) -> Scalar {
+    match g.tensor("blk.0.attn_q.weight").map(|t| t.ty) {
+        Some(GgmlType::F16) => Scalar::F16,
+        Some(GgmlType::BF16) => Scalar::BF16,
+        _ => Scalar::F32,
     }
 }
 
@@ -45,6 +79,12 @@ impl std::fmt::Debug for Planned {
     }
 }
 
+impl std::fmt::Display for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}]", self.spec.name, self.config)
+    }
+}
+
 fn spec(name: &str) -> &'static KernelSpec {
     greta_kernels::by_name(name).unwrap_or_else(|| panic!("greta-kernels has no `{name}` kernel"))
 }
@@ -57,7 +97,7 @@ fn planned(name: &str, overrides: &str) -> Planned {
     Planned { spec, config }
 }
 
-/// The matrix-vector/matrix kernel for weights of type `w`.
+/// The f32-activation matrix kernel for weights of type `w` (`y` f32, no residual).
 pub fn matmul_for(w: WeightType) -> Planned {
     match w {
         WeightType::Dense(s) => planned("matmul", &format!("dtype={s}")),
@@ -65,31 +105,73 @@ pub fn matmul_for(w: WeightType) -> Planned {
     }
 }
 
-/// The embedding (row gather) kernel for a table of type `w`, writing f32 activations.
-pub fn embedding_for(w: WeightType) -> Planned {
-    match w {
-        WeightType::Dense(s) => planned("embedding", &format!("dtype={s}")),
-        WeightType::Q8_0 => planned("embedding_q8", "dtype=f32"),
+/// What one projection writes: the output type and whether the residual is added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub ty: Scalar,
+    pub residual: bool,
+}
+
+/// The kernel computing `y = x · Wᵀ (+ r)` for `tokens` tokens of activations `act` with
+/// device weights `w` (see the module docs). With f32 activations the residual is not fused.
+pub fn projection(
+    w: WeightType,
+    act: Scalar,
+    tokens: usize,
+    out: Output,
+    target: &Target,
+) -> Planned {
+    if act == Scalar::F32 {
+        return matmul_for(w);
+    }
+    let q8 = w == WeightType::Q8_0;
+    let common = format!("dtype={act},out={},residual={}", out.ty, out.residual);
+    if tokens <= GEMV_MAX_TOKENS {
+        let m_tile = if tokens == 1 { 1 } else { GEMV_MAX_TOKENS };
+        let name = if q8 { "gemv_q8" } else { "gemv" };
+        planned(name, &format!("{common},m_tile={m_tile}"))
+    } else {
+        let name = match (target.warpgroup.is_some(), q8) {
+            (true, false) => "gemm_wg",
+            (true, true) => "gemm_wg_q8",
+            (false, false) => "gemm",
+            (false, true) => "gemm_q8",
+        };
+        planned(name, &common)
     }
 }
 
-/// The f32 activation kernels (norms, RoPE fitted to the head shape, attention, SwiGLU, add).
+/// The embedding (row gather) kernel for a table of type `w`, writing activations of `act`.
+pub fn embedding_for(w: WeightType, act: Scalar) -> Planned {
+    match w {
+        WeightType::Dense(s) => planned("embedding", &format!("dtype={s},out={act}")),
+        WeightType::Q8_0 => planned("embedding_q8", &format!("dtype={act}")),
+    }
+}
+
+/// The activation kernels (norms, RoPE fitted to the head shape, attention, SwiGLU, add,
+/// conversions) for activations of `act`. Attention runs in f32 (queries, keys, values and the
+/// KV cache; the attention issue brings half-precision caches).
 pub struct Activations {
+    pub act: Scalar,
     pub rmsnorm: Planned,
     pub rope_q: Planned,
     pub rope_k: Planned,
+    /// f32 rows into the f32 KV cache.
     pub copy: Planned,
+    /// f32 attention output into the activation type (a plain copy for f32 activations).
+    pub to_act: Planned,
     pub attn_scores: Planned,
     pub softmax: Planned,
     pub attn_values: Planned,
     pub silu_mul: Planned,
     pub add: Planned,
-    /// Row gather of f32 activations (the embedding kernel over the hidden states).
+    /// Row gather of activations (the last token's hidden state).
     pub gather: Planned,
 }
 
 impl Activations {
-    pub fn new(cfg: &LlamaConfig) -> Activations {
+    pub fn new(cfg: &LlamaConfig, act: Scalar) -> Activations {
         let rope = planned("rope", "dtype=f32");
         let fit = |heads: usize| Planned {
             spec: rope.spec,
@@ -101,17 +183,19 @@ impl Activations {
             ),
         };
         Activations {
+            act,
             // One row per block: the row count (tokens) varies from call to call.
-            rmsnorm: planned("rmsnorm", "dtype=f32,rows_per_block=1"),
+            rmsnorm: planned("rmsnorm", &format!("dtype={act},rows_per_block=1")),
             rope_q: fit(cfg.n_heads),
             rope_k: fit(cfg.n_kv_heads),
             copy: planned("copy", "dtype=f32"),
+            to_act: planned("copy", &format!("dtype={act}")),
             attn_scores: planned("attn_scores", "dtype=f32"),
             softmax: planned("softmax", "dtype=f32"),
             attn_values: planned("attn_values", "dtype=f32"),
-            silu_mul: planned("silu_mul", "dtype=f32"),
-            add: planned("add", "dtype=f32"),
-            gather: planned("embedding", "dtype=f32"),
+            silu_mul: planned("silu_mul", &format!("dtype={act}")),
+            add: planned("add", &format!("dtype={act}")),
+            gather: planned("embedding", &format!("dtype={act},out={act}")),
         }
     }
 
@@ -121,6 +205,7 @@ impl Activations {
             self.rope_q.clone(),
             self.rope_k.clone(),
             self.copy.clone(),
+            self.to_act.clone(),
             self.attn_scores.clone(),
             self.softmax.clone(),
             self.attn_values.clone(),
@@ -131,20 +216,64 @@ impl Activations {
     }
 }
 
-/// Every kernel configuration a model runs, without duplicates.
-pub fn plan(g: &GgufFile, cfg: &LlamaConfig) -> Vec<Planned> {
-    let mut out = Activations::new(cfg).all();
+/// What each projection of a layer writes for activations of `act`.
+pub struct Outputs {
+    /// Queries, keys and values: f32, for attention.
+    pub qkv: Output,
+    /// The attention output and down projections: the activation type, residual added.
+    pub residual: Output,
+    /// Gate and up: the activation type.
+    pub plain: Output,
+    /// Logits: f32.
+    pub logits: Output,
+}
+
+impl Outputs {
+    pub fn for_act(act: Scalar) -> Outputs {
+        let f32_out = Output {
+            ty: Scalar::F32,
+            residual: false,
+        };
+        Outputs {
+            qkv: f32_out,
+            residual: Output {
+                ty: act,
+                residual: act != Scalar::F32,
+            },
+            plain: Output {
+                ty: act,
+                residual: false,
+            },
+            logits: f32_out,
+        }
+    }
+}
+
+/// Every kernel configuration a model runs on `target` with activations of `act`, without
+/// duplicates.
+pub fn plan(g: &GgufFile, cfg: &LlamaConfig, act: Scalar, target: &Target) -> Vec<Planned> {
+    let mut out = Activations::new(cfg, act).all();
+    let outputs = Outputs::for_act(act);
     for t in g.tensors() {
-        if let Some(w) = WeightType::of(t.ty) {
-            let p = if t.name == "token_embd.weight" {
-                embedding_for(w)
-            } else {
-                matmul_for(w)
-            };
-            out.push(p);
-            if t.name == "token_embd.weight" {
-                // A tied output projection multiplies by the embedding table.
-                out.push(matmul_for(w));
+        let Some(w) = WeightType::of(t.ty) else {
+            continue;
+        };
+        let dev = w.on_device(act);
+        if t.name == "token_embd.weight" {
+            out.push(embedding_for(dev, act));
+        }
+        if t.dims.len() < 2 {
+            continue;
+        }
+        let kinds = [
+            outputs.qkv,
+            outputs.residual,
+            outputs.plain,
+            outputs.logits,
+        ];
+        for tokens in [1, GEMV_MAX_TOKENS, GEMV_MAX_TOKENS + 1] {
+            for o in kinds {
+                out.push(projection(dev, act, tokens, o, target));
             }
         }
     }

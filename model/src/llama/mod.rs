@@ -9,7 +9,7 @@ pub mod weights;
 
 pub use config::{ConfigError, LlamaConfig};
 pub use forward::{Model, ModelOptions};
-pub use kernels::plan;
+pub use kernels::{default_activations, plan, projection, Output, GEMV_MAX_TOKENS};
 pub use weights::WeightError;
 
 use greta_runtime::RuntimeError;
@@ -34,6 +34,8 @@ pub enum LoadError {
         device: String,
         what: String,
     },
+    #[error("activations of {0}: greta computes in f32, f16 or bf16")]
+    Activations(String),
     #[error("kernel `{kernel}` [{config}]: {message}")]
     Kernel {
         kernel: String,
