@@ -95,6 +95,32 @@ fn the_same_seed_samples_the_same_text() {
     );
 }
 
+/// `--profile` times every launch: the text is unchanged, and stderr counts the launches a
+/// forward pass makes (stories260K: 5 layers × 7 projections + the logits = 36 per pass; the
+/// first generated token comes from the prompt's pass, so 4 tokens take 3 decode passes).
+#[test]
+fn profile_counts_every_launch_and_leaves_the_text_alone() {
+    let args = ["run", "-m", MODEL, "-p", "Once upon a time", "-n", "4", "--temp", "0"];
+    let plain = greta(&args);
+    let profiled = greta(&[&args[..], &["--profile"]].concat());
+    assert!(profiled.status.success(), "{}", String::from_utf8_lossy(&profiled.stderr));
+    assert_eq!(plain.stdout, profiled.stdout);
+    let err = String::from_utf8_lossy(&profiled.stderr);
+    let line = |phase: &str, kernel: &str| {
+        let section = &err[err.find(&format!("greta: {phase}:")).expect(phase)..];
+        let end = section[1..].find("greta: decode:").map_or(section.len(), |e| e + 1);
+        section[..end]
+            .lines()
+            .find(|l| l.ends_with(']') && l.contains(&format!("  {kernel}[")))
+            .unwrap_or_else(|| panic!("no {kernel} in the {phase} profile:\n{err}"))
+            .to_string()
+    };
+    assert!(line("prefill", "matmul").contains(" 36 launches"), "{err}");
+    assert!(line("decode", "matmul").contains(" 108 launches"), "{err}");
+    assert!(line("prefill", "rmsnorm").contains(" 11 launches"), "{err}");
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("profile"));
+}
+
 fn assert_user_error(o: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");

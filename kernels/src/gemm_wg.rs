@@ -143,6 +143,51 @@ pub fn launch(cfg: &Config, target: &Target, m: u32, n: u32) -> LaunchDims {
     }
 }
 
+/// The `bn` values [`bn_for`] chooses among (with `bm` = 128, `stages` = 4).
+pub const BN_CHOICES: [u32; 3] = [256, 192, 128];
+
+/// Throughput of one block relative to `bn` = 256, measured on the H200 (BENCHMARKS.md): a
+/// narrower tile re-reads the `x` tile for fewer columns and spends a larger share of its time
+/// filling and draining the pipeline.
+fn relative_rate(bn: u32) -> f64 {
+    match bn {
+        256 => 1.0,
+        192 => 0.93,
+        _ => 0.85,
+    }
+}
+
+/// The `bn` for an `m × n` output on `target`, by a wave-quantisation model until `greta tune`
+/// records measured choices: blocks run in waves of one per compute unit, so the time goes as
+/// `waves · bn / rate(bn)`. At 512 tokens a 4096-wide output has 64 blocks of 128 × 256 — half
+/// the H200's 132 SMs idle — and 128 of 128 × 128 fill it; at 2048 tokens the wide tile wins.
+pub fn bn_for(m: u32, n: u32, target: &Target) -> u32 {
+    let units = target.compute_units.max(1) as u64;
+    let cost = |bn: u32| {
+        let blocks = blocks_for(m as u64, 128) as u64 * blocks_for(n as u64, bn as u64) as u64;
+        let waves = blocks.div_ceil(units);
+        waves as f64 * bn as f64 / relative_rate(bn)
+    };
+    BN_CHOICES
+        .into_iter()
+        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+        .unwrap_or(256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The choices the H200 measurements behind [`relative_rate`] favoured (BENCHMARKS.md).
+    #[test]
+    fn bn_fills_the_machine() {
+        assert_eq!(bn_for(512, 4096, &Target::SM_90), 128);
+        assert_eq!(bn_for(512, 11008, &Target::SM_90), 192);
+        assert_eq!(bn_for(2048, 11008, &Target::SM_90), 256);
+        assert_eq!(bn_for(2048, 4096, &Target::SM_90), 256);
+    }
+}
+
 /// Whether a target has the warpgroup engine these kernels run on.
 pub fn available(target: &Target) -> bool {
     target.warpgroup.is_some()

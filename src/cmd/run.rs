@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use greta_model::generate::generate;
 use greta_model::gguf::GgufFile;
+use greta_model::llama::profile::{Phase, ProfileRow};
 use greta_model::llama::{Model, ModelOptions};
 use greta_model::sampler::{Sampler, SamplerConfig};
 use greta_model::tokenizer::{Decoder, Tokenizer};
@@ -49,6 +50,10 @@ pub struct Args {
     /// for the others (f32 keeps f32 models exact).
     #[arg(long)]
     dtype: Option<String>,
+    /// Time every kernel launch on the device and print where the time went, by kernel, for
+    /// the prompt and for generation (slower: each launch is timed on its own).
+    #[arg(long)]
+    profile: bool,
     #[command(flatten)]
     source: super::source::SourceArgs,
 }
@@ -108,6 +113,9 @@ pub fn run(args: Args) -> Result<()> {
     )
     .with_context(|| format!("loading {}", args.model.display()))?;
     bar.finish_and_clear();
+    if args.profile {
+        model.enable_profile();
+    }
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     eprintln!(
         "greta: {} activations; projections: {}",
@@ -169,5 +177,30 @@ pub fn run(args: Args) -> Result<()> {
         "greta: peak device memory = {:.1} MiB (greta's buffers)",
         model.peak_device_bytes() as f64 / (1u64 << 20) as f64
     );
+    if let Some(rows) = model.profile() {
+        print_profile(&rows);
+    }
     Ok(())
+}
+
+/// The profile as a table on stderr: per phase, each kernel's share of the device time.
+fn print_profile(rows: &[ProfileRow]) {
+    eprintln!("greta: profile (device time per kernel; each launch timed on its own)");
+    for phase in [Phase::Prefill, Phase::Decode] {
+        let of_phase: Vec<&ProfileRow> = rows.iter().filter(|r| r.phase == phase).collect();
+        let total: f64 = of_phase.iter().map(|r| r.total_ms).sum();
+        if of_phase.is_empty() {
+            continue;
+        }
+        eprintln!("greta: {phase}: {total:.2} ms on the device");
+        for r in of_phase {
+            eprintln!(
+                "greta:   {:6.2}% {:10.3} ms {:6} launches  {}",
+                100.0 * r.total_ms / total.max(f64::MIN_POSITIVE),
+                r.total_ms,
+                r.launches,
+                r.kernel
+            );
+        }
+    }
 }

@@ -28,12 +28,14 @@ use super::kernels::{
     default_activations, embedding_for, projection, Activations, Output, Outputs, Planned,
     WeightType,
 };
+use super::profile::{Phase, Profile, ProfileRow};
 use super::{weights, LoadError, RunError};
 use crate::gguf::{self, GgufFile, TensorInfo};
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Scalar};
 use greta_runtime::{Backend, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, RuntimeError};
 use half::{bf16, f16};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Where compiled kernels come from: the caller's bundle, compile cache or (CPU) nothing.
@@ -140,6 +142,10 @@ pub struct Model {
     scratch: Option<Scratch>,
     device_bytes: u64,
     peak_device_bytes: u64,
+    /// Per-kernel launch times, when profiling ([`Model::enable_profile`]).
+    profile: Option<RefCell<Profile>>,
+    /// The phase of the forward pass running now (for the profile).
+    phase: Phase,
 }
 
 fn key(p: &Planned) -> String {
@@ -295,6 +301,8 @@ impl Model {
             scratch: None,
             device_bytes: 0,
             peak_device_bytes: 0,
+            profile: None,
+            phase: Phase::Decode,
             backend,
         };
         let total = 2 + cfg.n_layers + (output_name == "output.weight") as usize;
@@ -358,7 +366,7 @@ impl Model {
         [(1, "1 token"), (2, "2-8 tokens"), (many, "more than 8 tokens")]
             .iter()
             .map(|&(m, what)| {
-                let p = projection(layer.q.ty, self.act.act, m, out, target);
+                let p = projection(layer.q.ty, self.act.act, m, layer.q.rows, out, target);
                 format!("{what}: {p}")
             })
             .collect::<Vec<_>>()
@@ -448,6 +456,16 @@ impl Model {
         Ok(())
     }
 
+    /// Times every launch from now on with device events (see [`super::profile`]).
+    pub fn enable_profile(&mut self) {
+        self.profile = Some(RefCell::new(Profile::default()));
+    }
+
+    /// The launches timed so far by kernel, or `None` when not profiling.
+    pub fn profile(&self) -> Option<Vec<ProfileRow>> {
+        self.profile.as_ref().map(|p| p.borrow().rows())
+    }
+
     fn kernel(&self, p: &Planned) -> &LoadedKernel {
         &self.kernels[&key(p)]
     }
@@ -458,7 +476,15 @@ impl Model {
         dims: LaunchDims,
         args: &[KernelArg<'_>],
     ) -> Result<(), RuntimeError> {
-        self.backend.launch(self.kernel(p), dims, args)
+        let kernel = self.kernel(p);
+        let Some(profile) = &self.profile else {
+            return self.backend.launch(kernel, dims, args);
+        };
+        let ms = self
+            .backend
+            .time(&mut || self.backend.launch(kernel, dims, args))?;
+        profile.borrow_mut().record(self.phase, &key(p), ms);
+        Ok(())
     }
 
     /// `y = x · Wᵀ (+ residual)` for `m` tokens, `y` of `out.ty`, on the kernel
@@ -474,7 +500,7 @@ impl Model {
         residual: Option<&DeviceBuffer>,
     ) -> Result<(), RuntimeError> {
         let target = self.backend.target();
-        let p = projection(w.ty, self.act.act, m, out, target);
+        let p = projection(w.ty, self.act.act, m, w.rows, out, target);
         let (mu, nu) = (m as u32, w.rows as u32);
         let dims = match p.spec.name {
             "matmul" | "matmul_q8" => greta_kernels::matmul::launch(&p.config, mu, nu),
@@ -684,6 +710,7 @@ impl Model {
         }
         self.check_tokens(tokens, start)?;
         let t = tokens.len();
+        self.phase = if t > 1 { Phase::Prefill } else { Phase::Decode };
         self.ensure_scratch(t)?;
         let s = self.scratch.as_ref().expect("ensured above");
         let c = &self.cfg;

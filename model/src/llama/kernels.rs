@@ -113,11 +113,14 @@ pub struct Output {
 }
 
 /// The kernel computing `y = x · Wᵀ (+ r)` for `tokens` tokens of activations `act` with
-/// device weights `w` (see the module docs). With f32 activations the residual is not fused.
+/// device weights `w` of `rows` output features (see the module docs). With f32 activations the
+/// residual is not fused. The warpgroup GEMM's tile width is chosen for the output's shape
+/// ([`greta_kernels::gemm_wg::bn_for`]).
 pub fn projection(
     w: WeightType,
     act: Scalar,
     tokens: usize,
+    rows: usize,
     out: Output,
     target: &Target,
 ) -> Planned {
@@ -125,20 +128,31 @@ pub fn projection(
         return matmul_for(w);
     }
     let q8 = w == WeightType::Q8_0;
-    let common = format!("dtype={act},out={},residual={}", out.ty, out.residual);
+    let common = projection_params(act, out);
     if tokens <= GEMV_MAX_TOKENS {
         let m_tile = if tokens == 1 { 1 } else { GEMV_MAX_TOKENS };
         let name = if q8 { "gemv_q8" } else { "gemv" };
         planned(name, &format!("{common},m_tile={m_tile}"))
     } else {
-        let name = match (target.warpgroup.is_some(), q8) {
-            (true, false) => "gemm_wg",
-            (true, true) => "gemm_wg_q8",
-            (false, false) => "gemm",
-            (false, true) => "gemm_q8",
-        };
-        planned(name, &common)
+        match (target.warpgroup.is_some(), q8) {
+            (true, _) => {
+                let bn = greta_kernels::gemm_wg::bn_for(tokens as u32, rows as u32, target);
+                gemm_wg(q8, &common, bn)
+            }
+            (false, false) => planned("gemm", &common),
+            (false, true) => planned("gemm_q8", &common),
+        }
     }
+}
+
+/// The parameters every half-precision projection kernel shares.
+fn projection_params(act: Scalar, out: Output) -> String {
+    format!("dtype={act},out={},residual={}", out.ty, out.residual)
+}
+
+fn gemm_wg(q8: bool, common: &str, bn: u32) -> Planned {
+    let name = if q8 { "gemm_wg_q8" } else { "gemm_wg" };
+    planned(name, &format!("{common},bn={bn}"))
 }
 
 /// The embedding (row gather) kernel for a table of type `w`, writing activations of `act`.
@@ -271,9 +285,19 @@ pub fn plan(g: &GgufFile, cfg: &LlamaConfig, act: Scalar, target: &Target) -> Ve
             outputs.plain,
             outputs.logits,
         ];
+        let rows = t.dims[1] as usize;
         for tokens in [1, GEMV_MAX_TOKENS, GEMV_MAX_TOKENS + 1] {
             for o in kinds {
-                out.push(projection(dev, act, tokens, o, target));
+                out.push(projection(dev, act, tokens, rows, o, target));
+            }
+        }
+        // The GEMM's tile width depends on the prompt's length: every choice is planned.
+        if act != Scalar::F32 && target.warpgroup.is_some() {
+            for o in kinds {
+                for bn in greta_kernels::gemm_wg::BN_CHOICES {
+                    let common = projection_params(act, o);
+                    out.push(gemm_wg(dev == WeightType::Q8_0, &common, bn));
+                }
             }
         }
     }
@@ -284,4 +308,46 @@ pub fn plan(g: &GgufFile, cfg: &LlamaConfig, act: Scalar, target: &Target) -> Ve
         }
     }
     unique
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgmlType;
+    use crate::synth::{synthesize, Shape, SynthOptions};
+
+    /// Whatever the prompt's length, the kernel a projection chooses is one the plan loaded (and
+    /// `greta build --model` bundled): the tile width the GEMM picks varies with the length.
+    #[test]
+    fn the_plan_holds_every_projection_choice() {
+        let dir = tempfile::tempdir().unwrap();
+        for ty in [GgmlType::F16, GgmlType::Q8_0] {
+            let path = dir.path().join(format!("tiny-{}.gguf", ty.name()));
+            let opts = SynthOptions {
+                shape: Shape::Tiny,
+                dtype: ty,
+                seed: 1,
+                threads: 1,
+            };
+            synthesize(&opts, &path, &mut |_, _| {}).unwrap();
+            let g = GgufFile::open(&path).unwrap();
+            let cfg = LlamaConfig::from_gguf(&g).unwrap();
+            for target in [&Target::SM_90, &Target::GFX942] {
+                for act in [Scalar::F16, Scalar::BF16, Scalar::F32] {
+                    let plan = plan(&g, &cfg, act, target);
+                    let w = WeightType::of(ty).unwrap().on_device(act);
+                    let outputs = Outputs::for_act(act);
+                    for out in [outputs.qkv, outputs.residual, outputs.plain, outputs.logits] {
+                        // Token counts and output widths of real models, not only this one's.
+                        for tokens in [1, 2, 8, 9, 100, 512, 2048, 4096] {
+                            for rows in [64, 4096, 11008, 32000, 128256] {
+                                let p = projection(w, act, tokens, rows, out, target);
+                                assert!(plan.contains(&p), "{target} {act}: {p} is not planned");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
