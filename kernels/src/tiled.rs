@@ -620,6 +620,7 @@ pub trait WgTileSource<T: Float>: Copy {
         k0: Val<u32>,
         rows: u32,
         shape: WgShape,
+        aligned: bool,
     );
 }
 
@@ -633,8 +634,9 @@ impl<T: Float> WgTileSource<T> for Dense<T> {
         k0: Val<u32>,
         rows: u32,
         shape: WgShape,
+        aligned: bool,
     ) {
-        copy_tile::<T>(self.0, tile, total, k, row0, k0, rows, shape)
+        copy_tile::<T>(self.0, tile, total, k, row0, k0, rows, shape, aligned)
     }
 }
 
@@ -648,7 +650,9 @@ impl<T: Float> WgTileSource<T> for Q8 {
         k0: Val<u32>,
         rows: u32,
         shape: WgShape,
+        _aligned: bool,
     ) {
+        // Q8_0 rows are whole blocks of 32: always aligned.
         dequantize_tile::<T>(
             self.scales,
             self.quants,
@@ -664,8 +668,8 @@ impl<T: Float> WgTileSource<T> for Q8 {
 }
 
 /// A `rows × bk` K-tile from a row-major `total × k` matrix into `tile`: 16-byte asynchronous
-/// copies (zero-filled outside the matrix) when `k` is a multiple of 8, else guarded element
-/// loads and stores.
+/// copies (zero-filled outside the matrix) when `aligned` (`k` a multiple of 8), else guarded
+/// element loads and stores.
 #[device]
 #[allow(clippy::too_many_arguments)]
 pub fn copy_tile<T: Float>(
@@ -677,6 +681,7 @@ pub fn copy_tile<T: Float>(
     k0: Val<u32>,
     #[comptime] rows: u32,
     #[comptime] shape: WgShape,
+    #[comptime] aligned: bool,
 ) {
     let tid = thread_idx().x;
     #[comptime]
@@ -689,8 +694,9 @@ pub fn copy_tile<T: Float>(
         let c = lin % (shape.bk / 8u32) * 8u32;
         let row = row0 + r;
         let col = k0 + c;
-        if lin < chunks {
-            if k % 8u32 == 0u32 {
+        // Every pass but a last partial one covers all threads.
+        if (p + 1u32) * shape.threads <= chunks || lin < chunks {
+            if aligned {
                 let ok = row < total && col < k;
                 async_copy::<8, _, _>(&tile, r, c, &src, select(ok, row * k + col, 0u32), ok);
             } else {
@@ -749,11 +755,10 @@ pub fn dequantize_tile<T: Float>(
 /// 128-byte-swizzled LDS filled `stages - 2` tiles ahead, each warpgroup multiplying its 64 rows
 /// by the block's `bn` columns with one engine batch per K-tile, one batch left in flight.
 ///
-/// Per K-tile `kt`: wait for this thread's copies of tile `kt`, fence them for the engine and
-/// barrier (after which every warpgroup has finished the batch of tile `kt - 2`); issue the
-/// batch on stage `kt % stages`; start filling tile `kt + stages - 2` into the stage of tile
-/// `kt - 2`; wait until at most this batch is in flight. The interpreter checks every one of
-/// these orderings.
+/// The pipeline ([`warpgroup_mainloop`]) is specialised on whether `k` is a multiple of 8: the
+/// common case copies 16-byte chunks asynchronously with no per-chunk branch (the copies are
+/// most of what the threads issue, and a branch per chunk doubled their instructions); the
+/// other falls back to guarded element loads.
 #[device]
 #[allow(clippy::too_many_arguments)]
 pub fn warpgroup_gemm_body<T: MatrixElem, O: Float, W: WgTileSource<T>>(
@@ -768,10 +773,6 @@ pub fn warpgroup_gemm_body<T: MatrixElem, O: Float, W: WgTileSource<T>>(
     #[comptime] residual: bool,
 ) {
     block_size(shape.threads);
-    #[comptime]
-    let a_src = Dense(x);
-    #[comptime]
-    let ahead = shape.stages - 2u32;
     let ta = warpgroup_tiles::<T>(shape.stages, shape.bm);
     let tb = warpgroup_tiles::<T>(shape.stages, shape.bn);
     let m0 = block_idx().y * shape.bm;
@@ -779,26 +780,58 @@ pub fn warpgroup_gemm_body<T: MatrixElem, O: Float, W: WgTileSource<T>>(
     let wg = thread_idx().x / (4u32 * target().wave_size);
     let acc = warpgroup_accumulators(shape.bn, 1);
     acc.fill(0.0f32);
-    let tiles = (k + (shape.bk - 1u32)) / shape.bk;
+    #[comptime]
+    let edges = Edges { m, n, k, m0, n0 };
+    // Each branch ends with its own epilogue: accumulators live across a join would be copies
+    // between the engine's batches, which makes ptxas serialise them (C7515).
+    if k % 8u32 == 0u32 {
+        warpgroup_mainloop::<T, W>(Dense(x), w, ta, tb, acc.at(0), wg, edges, shape, true);
+        wgmma_wait(0);
+        write_warpgroup_output::<O>(acc.at(0), r, y, m0 + wg * 64u32, n0, m, n, residual);
+    } else {
+        warpgroup_mainloop::<T, W>(Dense(x), w, ta, tb, acc.at(0), wg, edges, shape, false);
+        wgmma_wait(0);
+        write_warpgroup_output::<O>(acc.at(0), r, y, m0 + wg * 64u32, n0, m, n, residual);
+    }
+}
+
+/// The problem's extent and the block's corner, as a warpgroup GEMM's pipeline sees them.
+#[derive(Clone, Copy)]
+pub struct Edges {
+    pub m: Val<u32>,
+    pub n: Val<u32>,
+    pub k: Val<u32>,
+    pub m0: Val<u32>,
+    pub n0: Val<u32>,
+}
+
+/// The K loop of [`warpgroup_gemm_body`]; `aligned`: `k` is a multiple of 8.
+///
+/// Per K-tile `kt`: wait for this thread's copies of tile `kt`, fence them for the engine and
+/// barrier (after which every warpgroup has finished the batch of tile `kt - 2`); issue the
+/// batch on stage `kt % stages`; start filling tile `kt + stages - 2` into the stage of tile
+/// `kt - 2`; wait until at most this batch is in flight. The interpreter checks every one of
+/// these orderings.
+#[device]
+#[allow(clippy::too_many_arguments)]
+pub fn warpgroup_mainloop<T: MatrixElem, W: WgTileSource<T>>(
+    #[comptime] a_src: Dense<T>,
+    #[comptime] w: W,
+    ta: LdsTiles<T>,
+    tb: LdsTiles<T>,
+    acc: WgAcc,
+    wg: Val<u32>,
+    #[comptime] e: Edges,
+    #[comptime] shape: WgShape,
+    #[comptime] aligned: bool,
+) {
+    #[comptime]
+    let ahead = shape.stages - 2u32;
+    let tiles = (e.k + (shape.bk - 1u32)) / shape.bk;
     for s in 0..ahead {
-        a_src.fill(
-            ta.stage(s),
-            m,
-            k,
-            m0,
-            Val::constant(s * shape.bk),
-            shape.bm,
-            shape,
-        );
-        w.fill(
-            tb.stage(s),
-            n,
-            k,
-            n0,
-            Val::constant(s * shape.bk),
-            shape.bn,
-            shape,
-        );
+        let k0 = Val::constant(s * shape.bk);
+        a_src.fill(ta.stage(s), e.m, e.k, e.m0, k0, shape.bm, shape, aligned);
+        w.fill(tb.stage(s), e.n, e.k, e.n0, k0, shape.bn, shape, aligned);
         async_commit();
     }
     for kt in 0..tiles {
@@ -810,20 +843,18 @@ pub fn warpgroup_gemm_body<T: MatrixElem, O: Float, W: WgTileSource<T>>(
         let b = tb.stage(s);
         wgmma_fence();
         for kk in 0..shape.bk / 16u32 {
-            wgmma(acc.at(0), &a, wg * 64u32, kk * 16u32, &b, 0u32, kk * 16u32);
+            wgmma(acc, &a, wg * 64u32, kk * 16u32, &b, 0u32, kk * 16u32);
         }
         wgmma_commit();
         // Tile kt + ahead (past the end: a stage of zeros nobody reads).
         let next = kt + ahead;
         let fs = next % shape.stages;
-        let k0 = select(next < tiles, next * shape.bk, k);
-        a_src.fill(ta.stage(fs), m, k, m0, k0, shape.bm, shape);
-        w.fill(tb.stage(fs), n, k, n0, k0, shape.bn, shape);
+        let k0 = select(next < tiles, next * shape.bk, e.k);
+        a_src.fill(ta.stage(fs), e.m, e.k, e.m0, k0, shape.bm, shape, aligned);
+        w.fill(tb.stage(fs), e.n, e.k, e.n0, k0, shape.bn, shape, aligned);
         async_commit();
         wgmma_wait(1);
     }
-    wgmma_wait(0);
-    write_warpgroup_output::<O>(acc.at(0), r, y, m0 + wg * 64u32, n0, m, n, residual);
 }
 
 /// Writes a warpgroup's `64 × bn` accumulators inside `m × n`: `y = acc (+ r)`, rounded to `O`
