@@ -218,7 +218,44 @@ pub enum KernelArg<'a> {
     Buffer(&'a DeviceBuffer),
     /// A buffer the launch needs at least this many elements of (checked before launching).
     BufferAtLeast(&'a DeviceBuffer, usize),
+    /// Elements `offset..offset + len` of a buffer, passed as a buffer of `len` elements (the
+    /// queries, keys and values of one fused projection's output). The start must be 16-byte
+    /// aligned, as every buffer's is, so that a kernel's vector accesses stay aligned.
+    Slice {
+        buffer: &'a DeviceBuffer,
+        offset: usize,
+        len: usize,
+    },
     Value(Const),
+}
+
+impl<'a> KernelArg<'a> {
+    /// The buffer an argument passes (all of it or a part), if it is one.
+    pub fn buffer(&self) -> Option<&'a DeviceBuffer> {
+        match *self {
+            KernelArg::Buffer(b) | KernelArg::BufferAtLeast(b, _) => Some(b),
+            KernelArg::Slice { buffer, .. } => Some(buffer),
+            KernelArg::Value(_) => None,
+        }
+    }
+
+    /// The elements of the buffer the kernel sees: all of them, or a slice's.
+    pub fn elements(&self) -> std::ops::Range<usize> {
+        match *self {
+            KernelArg::Slice { offset, len, .. } => offset..offset + len,
+            _ => 0..self.buffer().map_or(0, |b| b.len()),
+        }
+    }
+
+    /// Bytes from the buffer's start to the first element the kernel sees.
+    pub fn byte_offset(&self) -> u64 {
+        match *self {
+            KernelArg::Slice { buffer, offset, .. } => {
+                offset as u64 * buffer.scalar().size_bytes() as u64
+            }
+            _ => 0,
+        }
+    }
 }
 
 /// A compute device greta can run kernels on.

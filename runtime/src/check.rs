@@ -6,6 +6,9 @@ use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::ParamKind;
 use greta_dsl::Target;
 
+/// The alignment a [`KernelArg::Slice`] must start on: the widest vector access a kernel makes.
+pub const SLICE_ALIGN: u64 = 16;
+
 pub fn launch(
     sig: &Signature,
     target: &Target,
@@ -32,6 +35,27 @@ pub fn launch(
             message,
         };
         match (&param.kind, arg) {
+            (ParamKind::Buffer { elem, .. }, KernelArg::Slice { buffer: b, offset, len }) => {
+                if b.scalar() != *elem {
+                    return Err(arg_err(format!(
+                        "expected a buffer of {elem}, got a slice of a buffer of {}",
+                        b.scalar()
+                    )));
+                }
+                if !matches!(offset.checked_add(*len), Some(end) if end <= b.len()) {
+                    return Err(arg_err(format!(
+                        "the slice {offset}..{} is past the buffer's {} elements",
+                        offset.saturating_add(*len),
+                        b.len()
+                    )));
+                }
+                if arg.byte_offset() % SLICE_ALIGN != 0 {
+                    return Err(arg_err(format!(
+                        "the slice starts {} bytes in, not on a {SLICE_ALIGN}-byte boundary",
+                        arg.byte_offset()
+                    )));
+                }
+            }
             (
                 ParamKind::Buffer { elem, .. },
                 KernelArg::Buffer(b) | KernelArg::BufferAtLeast(b, _),

@@ -116,13 +116,7 @@ impl Backend for CpuBackend {
             message: "was not loaded by the CPU backend".into(),
         })?;
         // Lock each distinct buffer once (the same buffer may be passed twice, e.g. in-place).
-        let buffers: Vec<Option<&DeviceBuffer>> = args
-            .iter()
-            .map(|a| match a {
-                KernelArg::Buffer(b) | KernelArg::BufferAtLeast(b, _) => Some(*b),
-                KernelArg::Value(_) => None,
-            })
-            .collect();
+        let buffers: Vec<Option<&DeviceBuffer>> = args.iter().map(|a| a.buffer()).collect();
         let distinct = buffers.iter().flatten().enumerate().all(|(i, a)| {
             buffers
                 .iter()
@@ -130,7 +124,8 @@ impl Backend for CpuBackend {
                 .skip(i + 1)
                 .all(|b| !std::ptr::eq(*a, *b))
         });
-        if distinct {
+        let whole = !args.iter().any(|a| matches!(a, KernelArg::Slice { .. }));
+        if distinct && whole {
             // The usual case: lend the interpreter each buffer in place, no copies.
             let mut guards = Vec::new();
             for b in buffers.iter().flatten() {
@@ -160,16 +155,18 @@ impl Backend for CpuBackend {
                 guards.push((*b as *const DeviceBuffer, lock(b)?));
             }
         }
-        // Aliased buffers would need two &mut into one guard; run on copies and write back.
+        // Aliased buffers would need two &mut into one guard, and the interpreter runs on whole
+        // buffers: run on copies of what each argument sees and write those back.
         let mut owned: Vec<Option<Buffer>> = buffers
             .iter()
-            .map(|b| {
+            .zip(args)
+            .map(|(b, arg)| {
                 b.map(|b| {
                     let g = guards
                         .iter()
                         .find(|(p, _)| std::ptr::eq(*p, b))
                         .expect("locked above");
-                    g.1.clone()
+                    g.1.range(arg.elements())
                 })
             })
             .collect();
@@ -190,7 +187,7 @@ impl Backend for CpuBackend {
             }
             interp::run(ir, self.emulated, dims, &mut iargs)?;
         }
-        for ((b, data), param) in buffers.iter().zip(owned).zip(&ir.params) {
+        for (((b, data), param), arg) in buffers.iter().zip(owned).zip(&ir.params).zip(args) {
             if let (
                 Some(b),
                 Some(data),
@@ -204,7 +201,7 @@ impl Backend for CpuBackend {
                     .iter_mut()
                     .find(|(p, _)| std::ptr::eq(*p, *b))
                     .expect("locked above");
-                *g.1 = data;
+                g.1.write_range(arg.elements().start, &data);
             }
         }
         Ok(())
@@ -226,5 +223,86 @@ impl Backend for CpuBackend {
                 Ok(start.elapsed().as_secs_f64() * 1e3)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use greta_dsl::ir::Const;
+    use greta_dsl::prelude::*;
+
+    /// `y[i] = x[i] + y[i]` for `i < n`: reads one argument, reads and writes another.
+    #[kernel]
+    fn accumulate(x: &[f32], y: &mut [f32], n: u32) {
+        block_size(64);
+        let i = block_idx().x * 64u32 + thread_idx().x;
+        if i < n {
+            y[i] = y[i] + x[i];
+        }
+    }
+
+    fn setup() -> (CpuBackend, LoadedKernel, DeviceBuffer) {
+        let cpu = CpuBackend::default();
+        let k = cpu
+            .load(&accumulate(&Target::GFX942).unwrap(), None)
+            .expect("the kernel loads");
+        let b = cpu.alloc(Scalar::F32, 16).unwrap();
+        let init: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        cpu.write(&b, &Buffer::F32(init)).unwrap();
+        (cpu, k, b)
+    }
+
+    fn dims() -> LaunchDims {
+        LaunchDims {
+            grid: [1, 1, 1],
+            block: [64, 1, 1],
+        }
+    }
+
+    /// Two slices of one buffer: the kernel sees each as a buffer of its own, and elements
+    /// outside the written slice are untouched.
+    #[test]
+    fn slices_of_one_buffer_are_separate_arguments() {
+        let (cpu, k, b) = setup();
+        let x = KernelArg::Slice {
+            buffer: &b,
+            offset: 0,
+            len: 4,
+        };
+        let y = KernelArg::Slice {
+            buffer: &b,
+            offset: 8,
+            len: 4,
+        };
+        cpu.launch(&k, dims(), &[x, y, KernelArg::Value(Const::U32(4))])
+            .unwrap();
+        let got = cpu.read(&b).unwrap().to_f32_vec();
+        let mut want: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        for i in 0..4 {
+            want[8 + i] += i as f32;
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn slices_out_of_bounds_or_misaligned_are_errors() {
+        let (cpu, k, b) = setup();
+        let n = KernelArg::Value(Const::U32(4));
+        let slice = |offset, len| KernelArg::Slice {
+            buffer: &b,
+            offset,
+            len,
+        };
+        let e = cpu
+            .launch(&k, dims(), &[slice(0, 4), slice(12, 8), n])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("12..20 is past the buffer's 16 elements"), "{e}");
+        let e = cpu
+            .launch(&k, dims(), &[slice(2, 4), slice(8, 4), n])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("8 bytes in, not on a 16-byte boundary"), "{e}");
     }
 }

@@ -43,6 +43,31 @@ impl Buffer {
         self.len() == 0
     }
 
+    /// A copy of elements `range` (a view's contents, for the interpreter, which runs on whole
+    /// buffers). Panics if the range is out of bounds, as slicing does.
+    pub fn range(&self, range: std::ops::Range<usize>) -> Buffer {
+        match self {
+            Buffer::F16(v) => Buffer::F16(v[range].to_vec()),
+            Buffer::BF16(v) => Buffer::BF16(v[range].to_vec()),
+            Buffer::F32(v) => Buffer::F32(v[range].to_vec()),
+            Buffer::I32(v) => Buffer::I32(v[range].to_vec()),
+            Buffer::U32(v) => Buffer::U32(v[range].to_vec()),
+        }
+    }
+
+    /// Writes `src` over elements `at..at + src.len()`. Panics on a type mismatch or an
+    /// out-of-bounds range.
+    pub fn write_range(&mut self, at: usize, src: &Buffer) {
+        match (self, src) {
+            (Buffer::F16(d), Buffer::F16(s)) => d[at..at + s.len()].copy_from_slice(s),
+            (Buffer::BF16(d), Buffer::BF16(s)) => d[at..at + s.len()].copy_from_slice(s),
+            (Buffer::F32(d), Buffer::F32(s)) => d[at..at + s.len()].copy_from_slice(s),
+            (Buffer::I32(d), Buffer::I32(s)) => d[at..at + s.len()].copy_from_slice(s),
+            (Buffer::U32(d), Buffer::U32(s)) => d[at..at + s.len()].copy_from_slice(s),
+            (d, s) => panic!("write_range: {} over {}", s.scalar(), d.scalar()),
+        }
+    }
+
     /// The element type, compared against the kernel parameter's.
     pub fn scalar(&self) -> Scalar {
         match self {

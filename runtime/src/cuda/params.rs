@@ -50,9 +50,11 @@ impl Params {
         for (arg, param) in args.iter().zip(params) {
             let (bytes, width) = match (arg, &param.kind) {
                 (
-                    KernelArg::Buffer(b) | KernelArg::BufferAtLeast(b, _),
+                    KernelArg::Buffer(b)
+                    | KernelArg::BufferAtLeast(b, _)
+                    | KernelArg::Slice { buffer: b, .. },
                     ParamKind::Buffer { .. },
-                ) => (device_ptr(b)?.to_ne_bytes(), 8),
+                ) => ((device_ptr(b)? + arg.byte_offset()).to_ne_bytes(), 8),
                 (KernelArg::Value(c), ParamKind::Value(s)) if c.scalar() == *s => value_bytes(*c),
                 _ => {
                     return Err(RuntimeError::Argument {
@@ -104,6 +106,7 @@ fn describe_arg(arg: &KernelArg<'_>) -> String {
         KernelArg::Buffer(b) | KernelArg::BufferAtLeast(b, _) => {
             format!("a buffer of {}", b.scalar())
         }
+        KernelArg::Slice { buffer, .. } => format!("a slice of a buffer of {}", buffer.scalar()),
         KernelArg::Value(c) => format!("a {} value", c.scalar()),
     }
 }
@@ -205,6 +208,19 @@ mod tests {
             assert_eq!(*ptr as usize % 8, 0);
             assert_eq!(*ptr as usize, p.slots.as_ptr() as usize + 8 * i);
         }
+    }
+
+    /// A slice passes the buffer's address plus its offset in bytes.
+    #[test]
+    fn slices_point_past_their_offset() {
+        let b = fake_buffer();
+        let p = pack(&[KernelArg::Slice {
+            buffer: &b,
+            offset: 8,
+            len: 4,
+        }]);
+        let bytes = (8 * b.scalar().size_bytes()) as u64;
+        assert_eq!(p.bytes(0), (0x7f00_dead_beef_0040u64 + bytes).to_le_bytes());
     }
 
     #[test]

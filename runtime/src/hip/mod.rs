@@ -628,11 +628,12 @@ impl Backend for HipBackend {
         }
         let mut values = Vec::with_capacity(args.len());
         for arg in args {
-            values.push(match arg {
-                KernelArg::Buffer(b) | KernelArg::BufferAtLeast(b, _) => {
-                    KernargValue::Pointer(self.allocation(b)?.ptr as u64)
+            values.push(match (arg, arg.buffer()) {
+                (KernelArg::Value(c), _) => KernargValue::Value(*c),
+                (_, Some(b)) => {
+                    KernargValue::Pointer(self.allocation(b)?.ptr as u64 + arg.byte_offset())
                 }
-                KernelArg::Value(c) => KernargValue::Value(*c),
+                (_, None) => unreachable!("every argument but a value passes a buffer"),
             });
         }
         let mut kernargs = Kernargs::pack(&values).bytes().to_vec();
