@@ -55,6 +55,18 @@ impl Buffer {
         }
     }
 
+    /// Appends `src`'s elements. Panics on a type mismatch.
+    pub fn extend_from(&mut self, src: &Buffer) {
+        match (self, src) {
+            (Buffer::F16(d), Buffer::F16(s)) => d.extend_from_slice(s),
+            (Buffer::BF16(d), Buffer::BF16(s)) => d.extend_from_slice(s),
+            (Buffer::F32(d), Buffer::F32(s)) => d.extend_from_slice(s),
+            (Buffer::I32(d), Buffer::I32(s)) => d.extend_from_slice(s),
+            (Buffer::U32(d), Buffer::U32(s)) => d.extend_from_slice(s),
+            (d, s) => panic!("extend_from: {} onto {}", s.scalar(), d.scalar()),
+        }
+    }
+
     /// Writes `src` over elements `at..at + src.len()`. Panics on a type mismatch or an
     /// out-of-bounds range.
     pub fn write_range(&mut self, at: usize, src: &Buffer) {
