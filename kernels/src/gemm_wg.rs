@@ -143,8 +143,18 @@ pub fn launch(cfg: &Config, target: &Target, m: u32, n: u32) -> LaunchDims {
     }
 }
 
-/// The `bn` values [`bn_for`] chooses among (with `bm` = 128, `stages` = 4).
+/// The `bn` values [`bn_for`] chooses among (with `bm` = 128 and [`stages_for`]).
 pub const BN_CHOICES: [u32; 3] = [256, 192, 128];
+
+/// The most stages (up to the parameter's 7) of `128 × 64` and `bn × 64` tiles the target's
+/// LDS holds: 7 for bn = 128, 5 for 192, 4 for 256 on sm_90. More stages put more copies in
+/// flight ahead of the engine: at bn = 128 on the H200, 4 → 7 stages took 512×4096×4096 from
+/// 428 to 477 TFLOP/s (BENCHMARKS.md).
+pub fn stages_for(bn: u32, target: &Target) -> u32 {
+    let row_bytes = target.warpgroup.map_or(128, |w| w.row_bytes);
+    let per_stage = (128 + bn) * row_bytes;
+    (target.lds_bytes_max / per_stage.max(1)).clamp(3, 7)
+}
 
 /// Throughput of one block relative to `bn` = 256, measured on the H200 (BENCHMARKS.md): a
 /// narrower tile re-reads the `x` tile for fewer columns and spends a larger share of its time
@@ -185,6 +195,16 @@ mod tests {
         assert_eq!(bn_for(512, 11008, &Target::SM_90), 192);
         assert_eq!(bn_for(2048, 11008, &Target::SM_90), 256);
         assert_eq!(bn_for(2048, 4096, &Target::SM_90), 256);
+    }
+
+    /// Every choice builds: the stages chosen fit the LDS.
+    #[test]
+    fn chosen_stages_fit() {
+        let t = &Target::SM_90;
+        assert_eq!(BN_CHOICES.map(|bn| stages_for(bn, t)), [4, 5, 7]);
+        for bn in BN_CHOICES {
+            WgShape::new(128, bn, stages_for(bn, t), t, Scalar::F16).unwrap();
+        }
     }
 }
 
@@ -284,14 +304,14 @@ const WG_PARAMS: [ParamDef; 3] = [
     u32_param(
         "bn",
         &[64, 128, 192, 256],
-        256,
+        128,
         "output columns per block (the engine's n)",
     ),
     u32_param(
         "stages",
-        &[3, 4],
+        &[3, 4, 5, 6, 7],
         4,
-        "LDS stages of 64-deep K-tiles (filled stages − 2 ahead of the engine)",
+        "LDS stages of 64-deep K-tiles (filled stages − 2 ahead of the engine; as many as the LDS holds)",
     ),
 ];
 

@@ -3,7 +3,7 @@
 // kernel:     gemm_wg
 // target:     sm_90 (Nvptx, wave size 32)
 // language:   CUDA (clang -x cuda, no CUDA headers or libdevice)
-// config:     T=f16,O=f16,bm=128,bn=256,stages=4,residual=false
+// config:     T=f16,O=f16,bm=128,bn=128,stages=4,residual=false
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x cuda --cuda-device-only --cuda-gpu-arch=sm_90a -nocudainc -nocudalib -Xclang -target-feature -Xclang +ptx80 -O3 -fwrapv -S kernel.cu -o kernel.ptx
 
@@ -270,13 +270,13 @@ GRETA_INLINE unsigned long long greta_wgmma_desc(u32 lds_address) {
 
 extern "C" __global__ __attribute__((launch_bounds(256)))
 void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __restrict__ r, f16* __restrict__ y, u32 m, u32 n, u32 k) {
-    // 196608 bytes of dynamic LDS (over the 49152-byte static limit)
+    // 131072 bytes of dynamic LDS (over the 49152-byte static limit)
     extern __shared__ __attribute__((aligned(1024))) unsigned char greta_lds_dynamic[];
     f16* const ta = reinterpret_cast<f16*>(greta_lds_dynamic + 0);
     f16* const tb = reinterpret_cast<f16*>(greta_lds_dynamic + 65536);
-    alignas(16) f32 acc[128];
+    alignas(16) f32 acc[64];
     u32 m0 = greta_block_idx_y() * 128u;
-    u32 n0 = greta_block_idx_x() * 256u;
+    u32 n0 = greta_block_idx_x() * 128u;
     u32 wg = greta_thread_idx_x() / 128u;
     acc[0u] = 0.0f;
     acc[1u] = 0.0f;
@@ -342,70 +342,6 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
     acc[61u] = 0.0f;
     acc[62u] = 0.0f;
     acc[63u] = 0.0f;
-    acc[64u] = 0.0f;
-    acc[65u] = 0.0f;
-    acc[66u] = 0.0f;
-    acc[67u] = 0.0f;
-    acc[68u] = 0.0f;
-    acc[69u] = 0.0f;
-    acc[70u] = 0.0f;
-    acc[71u] = 0.0f;
-    acc[72u] = 0.0f;
-    acc[73u] = 0.0f;
-    acc[74u] = 0.0f;
-    acc[75u] = 0.0f;
-    acc[76u] = 0.0f;
-    acc[77u] = 0.0f;
-    acc[78u] = 0.0f;
-    acc[79u] = 0.0f;
-    acc[80u] = 0.0f;
-    acc[81u] = 0.0f;
-    acc[82u] = 0.0f;
-    acc[83u] = 0.0f;
-    acc[84u] = 0.0f;
-    acc[85u] = 0.0f;
-    acc[86u] = 0.0f;
-    acc[87u] = 0.0f;
-    acc[88u] = 0.0f;
-    acc[89u] = 0.0f;
-    acc[90u] = 0.0f;
-    acc[91u] = 0.0f;
-    acc[92u] = 0.0f;
-    acc[93u] = 0.0f;
-    acc[94u] = 0.0f;
-    acc[95u] = 0.0f;
-    acc[96u] = 0.0f;
-    acc[97u] = 0.0f;
-    acc[98u] = 0.0f;
-    acc[99u] = 0.0f;
-    acc[100u] = 0.0f;
-    acc[101u] = 0.0f;
-    acc[102u] = 0.0f;
-    acc[103u] = 0.0f;
-    acc[104u] = 0.0f;
-    acc[105u] = 0.0f;
-    acc[106u] = 0.0f;
-    acc[107u] = 0.0f;
-    acc[108u] = 0.0f;
-    acc[109u] = 0.0f;
-    acc[110u] = 0.0f;
-    acc[111u] = 0.0f;
-    acc[112u] = 0.0f;
-    acc[113u] = 0.0f;
-    acc[114u] = 0.0f;
-    acc[115u] = 0.0f;
-    acc[116u] = 0.0f;
-    acc[117u] = 0.0f;
-    acc[118u] = 0.0f;
-    acc[119u] = 0.0f;
-    acc[120u] = 0.0f;
-    acc[121u] = 0.0f;
-    acc[122u] = 0.0f;
-    acc[123u] = 0.0f;
-    acc[124u] = 0.0f;
-    acc[125u] = 0.0f;
-    acc[126u] = 0.0f;
-    acc[127u] = 0.0f;
     if ((k % 8u) == 0u) {
         u32 tiles = (k + 63u) / 64u;
         u32 k0 = 0u;
@@ -452,184 +388,112 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 c_4 = lin_4 % 8u * 8u;
         u32 row_4 = n0 + r_5;
         u32 col_4 = k0 + c_4;
-        if (bool(true | (lin_4 < 2048u))) {
+        if (bool(true | (lin_4 < 1024u))) {
             bool ok_4 = bool((row_4 < n) & (col_4 < k));
-            { const bool greta_p = ok_4; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 16384u + r_5 * 64u + (c_4 ^ (r_5 % 8u * 8u))])), "l"(&w[greta_p ? ok_4 ? row_4 * k + col_4 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_4; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 8192u + r_5 * 64u + (c_4 ^ (r_5 % 8u * 8u))])), "l"(&w[greta_p ? ok_4 ? row_4 * k + col_4 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_5 = tid_1 + 256u;
         u32 r_6 = lin_5 / 8u;
         u32 c_5 = lin_5 % 8u * 8u;
         u32 row_5 = n0 + r_6;
         u32 col_5 = k0 + c_5;
-        if (bool(true | (lin_5 < 2048u))) {
+        if (bool(true | (lin_5 < 1024u))) {
             bool ok_5 = bool((row_5 < n) & (col_5 < k));
-            { const bool greta_p = ok_5; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 16384u + r_6 * 64u + (c_5 ^ (r_6 % 8u * 8u))])), "l"(&w[greta_p ? ok_5 ? row_5 * k + col_5 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_5; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 8192u + r_6 * 64u + (c_5 ^ (r_6 % 8u * 8u))])), "l"(&w[greta_p ? ok_5 ? row_5 * k + col_5 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_6 = tid_1 + 512u;
         u32 r_7 = lin_6 / 8u;
         u32 c_6 = lin_6 % 8u * 8u;
         u32 row_6 = n0 + r_7;
         u32 col_6 = k0 + c_6;
-        if (bool(true | (lin_6 < 2048u))) {
+        if (bool(true | (lin_6 < 1024u))) {
             bool ok_6 = bool((row_6 < n) & (col_6 < k));
-            { const bool greta_p = ok_6; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 16384u + r_7 * 64u + (c_6 ^ (r_7 % 8u * 8u))])), "l"(&w[greta_p ? ok_6 ? row_6 * k + col_6 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_6; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 8192u + r_7 * 64u + (c_6 ^ (r_7 % 8u * 8u))])), "l"(&w[greta_p ? ok_6 ? row_6 * k + col_6 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_7 = tid_1 + 768u;
         u32 r_8 = lin_7 / 8u;
         u32 c_7 = lin_7 % 8u * 8u;
         u32 row_7 = n0 + r_8;
         u32 col_7 = k0 + c_7;
-        if (bool(true | (lin_7 < 2048u))) {
+        if (bool(true | (lin_7 < 1024u))) {
             bool ok_7 = bool((row_7 < n) & (col_7 < k));
-            { const bool greta_p = ok_7; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 16384u + r_8 * 64u + (c_7 ^ (r_8 % 8u * 8u))])), "l"(&w[greta_p ? ok_7 ? row_7 * k + col_7 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-        }
-        u32 lin_8 = tid_1 + 1024u;
-        u32 r_9 = lin_8 / 8u;
-        u32 c_8 = lin_8 % 8u * 8u;
-        u32 row_8 = n0 + r_9;
-        u32 col_8 = k0 + c_8;
-        if (bool(true | (lin_8 < 2048u))) {
-            bool ok_8 = bool((row_8 < n) & (col_8 < k));
-            { const bool greta_p = ok_8; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 16384u + r_9 * 64u + (c_8 ^ (r_9 % 8u * 8u))])), "l"(&w[greta_p ? ok_8 ? row_8 * k + col_8 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-        }
-        u32 lin_9 = tid_1 + 1280u;
-        u32 r_10 = lin_9 / 8u;
-        u32 c_9 = lin_9 % 8u * 8u;
-        u32 row_9 = n0 + r_10;
-        u32 col_9 = k0 + c_9;
-        if (bool(true | (lin_9 < 2048u))) {
-            bool ok_9 = bool((row_9 < n) & (col_9 < k));
-            { const bool greta_p = ok_9; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 16384u + r_10 * 64u + (c_9 ^ (r_10 % 8u * 8u))])), "l"(&w[greta_p ? ok_9 ? row_9 * k + col_9 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-        }
-        u32 lin_10 = tid_1 + 1536u;
-        u32 r_11 = lin_10 / 8u;
-        u32 c_10 = lin_10 % 8u * 8u;
-        u32 row_10 = n0 + r_11;
-        u32 col_10 = k0 + c_10;
-        if (bool(true | (lin_10 < 2048u))) {
-            bool ok_10 = bool((row_10 < n) & (col_10 < k));
-            { const bool greta_p = ok_10; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 16384u + r_11 * 64u + (c_10 ^ (r_11 % 8u * 8u))])), "l"(&w[greta_p ? ok_10 ? row_10 * k + col_10 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-        }
-        u32 lin_11 = tid_1 + 1792u;
-        u32 r_12 = lin_11 / 8u;
-        u32 c_11 = lin_11 % 8u * 8u;
-        u32 row_11 = n0 + r_12;
-        u32 col_11 = k0 + c_11;
-        if (bool(true | (lin_11 < 2048u))) {
-            bool ok_11 = bool((row_11 < n) & (col_11 < k));
-            { const bool greta_p = ok_11; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 16384u + r_12 * 64u + (c_11 ^ (r_12 % 8u * 8u))])), "l"(&w[greta_p ? ok_11 ? row_11 * k + col_11 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_7; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 8192u + r_8 * 64u + (c_7 ^ (r_8 % 8u * 8u))])), "l"(&w[greta_p ? ok_7 ? row_7 * k + col_7 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         asm volatile("cp.async.commit_group;" ::: "memory");
         u32 k0_1 = 64u;
         u32 tid_2 = greta_thread_idx_x();
-        u32 lin_12 = tid_2 + 0u;
-        u32 r_13 = lin_12 / 8u;
-        u32 c_12 = lin_12 % 8u * 8u;
-        u32 row_12 = m0 + r_13;
-        u32 col_12 = k0_1 + c_12;
-        if (bool(true | (lin_12 < 1024u))) {
-            bool ok_12 = bool((row_12 < m) & (col_12 < k));
-            { const bool greta_p = ok_12; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_13 * 64u + (c_12 ^ (r_13 % 8u * 8u))])), "l"(&x[greta_p ? ok_12 ? row_12 * k + col_12 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        u32 lin_8 = tid_2 + 0u;
+        u32 r_9 = lin_8 / 8u;
+        u32 c_8 = lin_8 % 8u * 8u;
+        u32 row_8 = m0 + r_9;
+        u32 col_8 = k0_1 + c_8;
+        if (bool(true | (lin_8 < 1024u))) {
+            bool ok_8 = bool((row_8 < m) & (col_8 < k));
+            { const bool greta_p = ok_8; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_9 * 64u + (c_8 ^ (r_9 % 8u * 8u))])), "l"(&x[greta_p ? ok_8 ? row_8 * k + col_8 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
-        u32 lin_13 = tid_2 + 256u;
-        u32 r_14 = lin_13 / 8u;
-        u32 c_13 = lin_13 % 8u * 8u;
-        u32 row_13 = m0 + r_14;
-        u32 col_13 = k0_1 + c_13;
-        if (bool(true | (lin_13 < 1024u))) {
-            bool ok_13 = bool((row_13 < m) & (col_13 < k));
-            { const bool greta_p = ok_13; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_14 * 64u + (c_13 ^ (r_14 % 8u * 8u))])), "l"(&x[greta_p ? ok_13 ? row_13 * k + col_13 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        u32 lin_9 = tid_2 + 256u;
+        u32 r_10 = lin_9 / 8u;
+        u32 c_9 = lin_9 % 8u * 8u;
+        u32 row_9 = m0 + r_10;
+        u32 col_9 = k0_1 + c_9;
+        if (bool(true | (lin_9 < 1024u))) {
+            bool ok_9 = bool((row_9 < m) & (col_9 < k));
+            { const bool greta_p = ok_9; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_10 * 64u + (c_9 ^ (r_10 % 8u * 8u))])), "l"(&x[greta_p ? ok_9 ? row_9 * k + col_9 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
-        u32 lin_14 = tid_2 + 512u;
-        u32 r_15 = lin_14 / 8u;
-        u32 c_14 = lin_14 % 8u * 8u;
-        u32 row_14 = m0 + r_15;
-        u32 col_14 = k0_1 + c_14;
-        if (bool(true | (lin_14 < 1024u))) {
-            bool ok_14 = bool((row_14 < m) & (col_14 < k));
-            { const bool greta_p = ok_14; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_15 * 64u + (c_14 ^ (r_15 % 8u * 8u))])), "l"(&x[greta_p ? ok_14 ? row_14 * k + col_14 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        u32 lin_10 = tid_2 + 512u;
+        u32 r_11 = lin_10 / 8u;
+        u32 c_10 = lin_10 % 8u * 8u;
+        u32 row_10 = m0 + r_11;
+        u32 col_10 = k0_1 + c_10;
+        if (bool(true | (lin_10 < 1024u))) {
+            bool ok_10 = bool((row_10 < m) & (col_10 < k));
+            { const bool greta_p = ok_10; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_11 * 64u + (c_10 ^ (r_11 % 8u * 8u))])), "l"(&x[greta_p ? ok_10 ? row_10 * k + col_10 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
-        u32 lin_15 = tid_2 + 768u;
-        u32 r_16 = lin_15 / 8u;
-        u32 c_15 = lin_15 % 8u * 8u;
-        u32 row_15 = m0 + r_16;
-        u32 col_15 = k0_1 + c_15;
-        if (bool(true | (lin_15 < 1024u))) {
-            bool ok_15 = bool((row_15 < m) & (col_15 < k));
-            { const bool greta_p = ok_15; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_16 * 64u + (c_15 ^ (r_16 % 8u * 8u))])), "l"(&x[greta_p ? ok_15 ? row_15 * k + col_15 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        u32 lin_11 = tid_2 + 768u;
+        u32 r_12 = lin_11 / 8u;
+        u32 c_11 = lin_11 % 8u * 8u;
+        u32 row_11 = m0 + r_12;
+        u32 col_11 = k0_1 + c_11;
+        if (bool(true | (lin_11 < 1024u))) {
+            bool ok_11 = bool((row_11 < m) & (col_11 < k));
+            { const bool greta_p = ok_11; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_12 * 64u + (c_11 ^ (r_12 % 8u * 8u))])), "l"(&x[greta_p ? ok_11 ? row_11 * k + col_11 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 tid_3 = greta_thread_idx_x();
-        u32 lin_16 = tid_3 + 0u;
-        u32 r_17 = lin_16 / 8u;
-        u32 c_16 = lin_16 % 8u * 8u;
-        u32 row_16 = n0 + r_17;
-        u32 col_16 = k0_1 + c_16;
-        if (bool(true | (lin_16 < 2048u))) {
-            bool ok_16 = bool((row_16 < n) & (col_16 < k));
-            { const bool greta_p = ok_16; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 16384u + r_17 * 64u + (c_16 ^ (r_17 % 8u * 8u))])), "l"(&w[greta_p ? ok_16 ? row_16 * k + col_16 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        u32 lin_12 = tid_3 + 0u;
+        u32 r_13 = lin_12 / 8u;
+        u32 c_12 = lin_12 % 8u * 8u;
+        u32 row_12 = n0 + r_13;
+        u32 col_12 = k0_1 + c_12;
+        if (bool(true | (lin_12 < 1024u))) {
+            bool ok_12 = bool((row_12 < n) & (col_12 < k));
+            { const bool greta_p = ok_12; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 8192u + r_13 * 64u + (c_12 ^ (r_13 % 8u * 8u))])), "l"(&w[greta_p ? ok_12 ? row_12 * k + col_12 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
-        u32 lin_17 = tid_3 + 256u;
-        u32 r_18 = lin_17 / 8u;
-        u32 c_17 = lin_17 % 8u * 8u;
-        u32 row_17 = n0 + r_18;
-        u32 col_17 = k0_1 + c_17;
-        if (bool(true | (lin_17 < 2048u))) {
-            bool ok_17 = bool((row_17 < n) & (col_17 < k));
-            { const bool greta_p = ok_17; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 16384u + r_18 * 64u + (c_17 ^ (r_18 % 8u * 8u))])), "l"(&w[greta_p ? ok_17 ? row_17 * k + col_17 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        u32 lin_13 = tid_3 + 256u;
+        u32 r_14 = lin_13 / 8u;
+        u32 c_13 = lin_13 % 8u * 8u;
+        u32 row_13 = n0 + r_14;
+        u32 col_13 = k0_1 + c_13;
+        if (bool(true | (lin_13 < 1024u))) {
+            bool ok_13 = bool((row_13 < n) & (col_13 < k));
+            { const bool greta_p = ok_13; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 8192u + r_14 * 64u + (c_13 ^ (r_14 % 8u * 8u))])), "l"(&w[greta_p ? ok_13 ? row_13 * k + col_13 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
-        u32 lin_18 = tid_3 + 512u;
-        u32 r_19 = lin_18 / 8u;
-        u32 c_18 = lin_18 % 8u * 8u;
-        u32 row_18 = n0 + r_19;
-        u32 col_18 = k0_1 + c_18;
-        if (bool(true | (lin_18 < 2048u))) {
-            bool ok_18 = bool((row_18 < n) & (col_18 < k));
-            { const bool greta_p = ok_18; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 16384u + r_19 * 64u + (c_18 ^ (r_19 % 8u * 8u))])), "l"(&w[greta_p ? ok_18 ? row_18 * k + col_18 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        u32 lin_14 = tid_3 + 512u;
+        u32 r_15 = lin_14 / 8u;
+        u32 c_14 = lin_14 % 8u * 8u;
+        u32 row_14 = n0 + r_15;
+        u32 col_14 = k0_1 + c_14;
+        if (bool(true | (lin_14 < 1024u))) {
+            bool ok_14 = bool((row_14 < n) & (col_14 < k));
+            { const bool greta_p = ok_14; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 8192u + r_15 * 64u + (c_14 ^ (r_15 % 8u * 8u))])), "l"(&w[greta_p ? ok_14 ? row_14 * k + col_14 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
-        u32 lin_19 = tid_3 + 768u;
-        u32 r_20 = lin_19 / 8u;
-        u32 c_19 = lin_19 % 8u * 8u;
-        u32 row_19 = n0 + r_20;
-        u32 col_19 = k0_1 + c_19;
-        if (bool(true | (lin_19 < 2048u))) {
-            bool ok_19 = bool((row_19 < n) & (col_19 < k));
-            { const bool greta_p = ok_19; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 16384u + r_20 * 64u + (c_19 ^ (r_20 % 8u * 8u))])), "l"(&w[greta_p ? ok_19 ? row_19 * k + col_19 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-        }
-        u32 lin_20 = tid_3 + 1024u;
-        u32 r_21 = lin_20 / 8u;
-        u32 c_20 = lin_20 % 8u * 8u;
-        u32 row_20 = n0 + r_21;
-        u32 col_20 = k0_1 + c_20;
-        if (bool(true | (lin_20 < 2048u))) {
-            bool ok_20 = bool((row_20 < n) & (col_20 < k));
-            { const bool greta_p = ok_20; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 16384u + r_21 * 64u + (c_20 ^ (r_21 % 8u * 8u))])), "l"(&w[greta_p ? ok_20 ? row_20 * k + col_20 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-        }
-        u32 lin_21 = tid_3 + 1280u;
-        u32 r_22 = lin_21 / 8u;
-        u32 c_21 = lin_21 % 8u * 8u;
-        u32 row_21 = n0 + r_22;
-        u32 col_21 = k0_1 + c_21;
-        if (bool(true | (lin_21 < 2048u))) {
-            bool ok_21 = bool((row_21 < n) & (col_21 < k));
-            { const bool greta_p = ok_21; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 16384u + r_22 * 64u + (c_21 ^ (r_22 % 8u * 8u))])), "l"(&w[greta_p ? ok_21 ? row_21 * k + col_21 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-        }
-        u32 lin_22 = tid_3 + 1536u;
-        u32 r_23 = lin_22 / 8u;
-        u32 c_22 = lin_22 % 8u * 8u;
-        u32 row_22 = n0 + r_23;
-        u32 col_22 = k0_1 + c_22;
-        if (bool(true | (lin_22 < 2048u))) {
-            bool ok_22 = bool((row_22 < n) & (col_22 < k));
-            { const bool greta_p = ok_22; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 16384u + r_23 * 64u + (c_22 ^ (r_23 % 8u * 8u))])), "l"(&w[greta_p ? ok_22 ? row_22 * k + col_22 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-        }
-        u32 lin_23 = tid_3 + 1792u;
-        u32 r_24 = lin_23 / 8u;
-        u32 c_23 = lin_23 % 8u * 8u;
-        u32 row_23 = n0 + r_24;
-        u32 col_23 = k0_1 + c_23;
-        if (bool(true | (lin_23 < 2048u))) {
-            bool ok_23 = bool((row_23 < n) & (col_23 < k));
-            { const bool greta_p = ok_23; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 16384u + r_24 * 64u + (c_23 ^ (r_24 % 8u * 8u))])), "l"(&w[greta_p ? ok_23 ? row_23 * k + col_23 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        u32 lin_15 = tid_3 + 768u;
+        u32 r_16 = lin_15 / 8u;
+        u32 c_15 = lin_15 % 8u * 8u;
+        u32 row_15 = n0 + r_16;
+        u32 col_15 = k0_1 + c_15;
+        if (bool(true | (lin_15 < 1024u))) {
+            bool ok_15 = bool((row_15 < n) & (col_15 < k));
+            { const bool greta_p = ok_15; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 8192u + r_16 * 64u + (c_15 ^ (r_16 % 8u * 8u))])), "l"(&w[greta_p ? ok_15 ? row_15 * k + col_15 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         asm volatile("cp.async.commit_group;" ::: "memory");
         {
@@ -642,157 +506,115 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 s = kt % 4u;
                 asm volatile("" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]) :: "memory");
                 asm volatile("" : "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) :: "memory");
-                asm volatile("" : "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]) :: "memory");
-                asm volatile("" : "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) :: "memory");
                 asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, %128, %129, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]), "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]), "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s * 8192u) + (wg * 64u) * (64u) + (0u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s * 16384u) + (0u) * (64u) + (0u)]))));
-                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, %128, %129, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]), "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]), "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s * 8192u) + (wg * 64u) * (64u) + (16u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s * 16384u) + (0u) * (64u) + (16u)]))));
-                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, %128, %129, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]), "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]), "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s * 8192u) + (wg * 64u) * (64u) + (32u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s * 16384u) + (0u) * (64u) + (32u)]))));
-                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, %128, %129, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]), "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]), "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s * 8192u) + (wg * 64u) * (64u) + (48u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s * 16384u) + (0u) * (64u) + (48u)]))));
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s * 8192u) + (wg * 64u) * (64u) + (0u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s * 8192u) + (0u) * (64u) + (0u)]))));
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s * 8192u) + (wg * 64u) * (64u) + (16u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s * 8192u) + (0u) * (64u) + (16u)]))));
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s * 8192u) + (wg * 64u) * (64u) + (32u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s * 8192u) + (0u) * (64u) + (32u)]))));
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s * 8192u) + (wg * 64u) * (64u) + (48u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s * 8192u) + (0u) * (64u) + (48u)]))));
                 asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
                 u32 next = kt + 2u;
                 u32 fs = next % 4u;
                 u32 k0_2 = next < tiles ? next * 64u : k;
                 u32 tid_4 = greta_thread_idx_x();
-                u32 lin_24 = tid_4 + 0u;
-                u32 r_25 = lin_24 / 8u;
-                u32 c_24 = lin_24 % 8u * 8u;
-                u32 row_24 = m0 + r_25;
-                u32 col_24 = k0_2 + c_24;
-                if (bool(true | (lin_24 < 1024u))) {
-                    bool ok_24 = bool((row_24 < m) & (col_24 < k));
-                    { const bool greta_p = ok_24; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_25 * 64u + (c_24 ^ (r_25 % 8u * 8u))])), "l"(&x[greta_p ? ok_24 ? row_24 * k + col_24 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                u32 lin_16 = tid_4 + 0u;
+                u32 r_17 = lin_16 / 8u;
+                u32 c_16 = lin_16 % 8u * 8u;
+                u32 row_16 = m0 + r_17;
+                u32 col_16 = k0_2 + c_16;
+                if (bool(true | (lin_16 < 1024u))) {
+                    bool ok_16 = bool((row_16 < m) & (col_16 < k));
+                    { const bool greta_p = ok_16; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_17 * 64u + (c_16 ^ (r_17 % 8u * 8u))])), "l"(&x[greta_p ? ok_16 ? row_16 * k + col_16 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
-                u32 lin_25 = tid_4 + 256u;
-                u32 r_26 = lin_25 / 8u;
-                u32 c_25 = lin_25 % 8u * 8u;
-                u32 row_25 = m0 + r_26;
-                u32 col_25 = k0_2 + c_25;
-                if (bool(true | (lin_25 < 1024u))) {
-                    bool ok_25 = bool((row_25 < m) & (col_25 < k));
-                    { const bool greta_p = ok_25; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_26 * 64u + (c_25 ^ (r_26 % 8u * 8u))])), "l"(&x[greta_p ? ok_25 ? row_25 * k + col_25 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                u32 lin_17 = tid_4 + 256u;
+                u32 r_18 = lin_17 / 8u;
+                u32 c_17 = lin_17 % 8u * 8u;
+                u32 row_17 = m0 + r_18;
+                u32 col_17 = k0_2 + c_17;
+                if (bool(true | (lin_17 < 1024u))) {
+                    bool ok_17 = bool((row_17 < m) & (col_17 < k));
+                    { const bool greta_p = ok_17; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_18 * 64u + (c_17 ^ (r_18 % 8u * 8u))])), "l"(&x[greta_p ? ok_17 ? row_17 * k + col_17 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
-                u32 lin_26 = tid_4 + 512u;
-                u32 r_27 = lin_26 / 8u;
-                u32 c_26 = lin_26 % 8u * 8u;
-                u32 row_26 = m0 + r_27;
-                u32 col_26 = k0_2 + c_26;
-                if (bool(true | (lin_26 < 1024u))) {
-                    bool ok_26 = bool((row_26 < m) & (col_26 < k));
-                    { const bool greta_p = ok_26; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_27 * 64u + (c_26 ^ (r_27 % 8u * 8u))])), "l"(&x[greta_p ? ok_26 ? row_26 * k + col_26 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                u32 lin_18 = tid_4 + 512u;
+                u32 r_19 = lin_18 / 8u;
+                u32 c_18 = lin_18 % 8u * 8u;
+                u32 row_18 = m0 + r_19;
+                u32 col_18 = k0_2 + c_18;
+                if (bool(true | (lin_18 < 1024u))) {
+                    bool ok_18 = bool((row_18 < m) & (col_18 < k));
+                    { const bool greta_p = ok_18; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_19 * 64u + (c_18 ^ (r_19 % 8u * 8u))])), "l"(&x[greta_p ? ok_18 ? row_18 * k + col_18 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
-                u32 lin_27 = tid_4 + 768u;
-                u32 r_28 = lin_27 / 8u;
-                u32 c_27 = lin_27 % 8u * 8u;
-                u32 row_27 = m0 + r_28;
-                u32 col_27 = k0_2 + c_27;
-                if (bool(true | (lin_27 < 1024u))) {
-                    bool ok_27 = bool((row_27 < m) & (col_27 < k));
-                    { const bool greta_p = ok_27; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_28 * 64u + (c_27 ^ (r_28 % 8u * 8u))])), "l"(&x[greta_p ? ok_27 ? row_27 * k + col_27 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                u32 lin_19 = tid_4 + 768u;
+                u32 r_20 = lin_19 / 8u;
+                u32 c_19 = lin_19 % 8u * 8u;
+                u32 row_19 = m0 + r_20;
+                u32 col_19 = k0_2 + c_19;
+                if (bool(true | (lin_19 < 1024u))) {
+                    bool ok_19 = bool((row_19 < m) & (col_19 < k));
+                    { const bool greta_p = ok_19; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_20 * 64u + (c_19 ^ (r_20 % 8u * 8u))])), "l"(&x[greta_p ? ok_19 ? row_19 * k + col_19 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 tid_5 = greta_thread_idx_x();
-                u32 lin_28 = tid_5 + 0u;
-                u32 r_29 = lin_28 / 8u;
-                u32 c_28 = lin_28 % 8u * 8u;
-                u32 row_28 = n0 + r_29;
-                u32 col_28 = k0_2 + c_28;
-                if (bool(true | (lin_28 < 2048u))) {
-                    bool ok_28 = bool((row_28 < n) & (col_28 < k));
-                    { const bool greta_p = ok_28; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 16384u + r_29 * 64u + (c_28 ^ (r_29 % 8u * 8u))])), "l"(&w[greta_p ? ok_28 ? row_28 * k + col_28 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                u32 lin_20 = tid_5 + 0u;
+                u32 r_21 = lin_20 / 8u;
+                u32 c_20 = lin_20 % 8u * 8u;
+                u32 row_20 = n0 + r_21;
+                u32 col_20 = k0_2 + c_20;
+                if (bool(true | (lin_20 < 1024u))) {
+                    bool ok_20 = bool((row_20 < n) & (col_20 < k));
+                    { const bool greta_p = ok_20; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 8192u + r_21 * 64u + (c_20 ^ (r_21 % 8u * 8u))])), "l"(&w[greta_p ? ok_20 ? row_20 * k + col_20 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
-                u32 lin_29 = tid_5 + 256u;
-                u32 r_30 = lin_29 / 8u;
-                u32 c_29 = lin_29 % 8u * 8u;
-                u32 row_29 = n0 + r_30;
-                u32 col_29 = k0_2 + c_29;
-                if (bool(true | (lin_29 < 2048u))) {
-                    bool ok_29 = bool((row_29 < n) & (col_29 < k));
-                    { const bool greta_p = ok_29; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 16384u + r_30 * 64u + (c_29 ^ (r_30 % 8u * 8u))])), "l"(&w[greta_p ? ok_29 ? row_29 * k + col_29 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                u32 lin_21 = tid_5 + 256u;
+                u32 r_22 = lin_21 / 8u;
+                u32 c_21 = lin_21 % 8u * 8u;
+                u32 row_21 = n0 + r_22;
+                u32 col_21 = k0_2 + c_21;
+                if (bool(true | (lin_21 < 1024u))) {
+                    bool ok_21 = bool((row_21 < n) & (col_21 < k));
+                    { const bool greta_p = ok_21; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 8192u + r_22 * 64u + (c_21 ^ (r_22 % 8u * 8u))])), "l"(&w[greta_p ? ok_21 ? row_21 * k + col_21 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
-                u32 lin_30 = tid_5 + 512u;
-                u32 r_31 = lin_30 / 8u;
-                u32 c_30 = lin_30 % 8u * 8u;
-                u32 row_30 = n0 + r_31;
-                u32 col_30 = k0_2 + c_30;
-                if (bool(true | (lin_30 < 2048u))) {
-                    bool ok_30 = bool((row_30 < n) & (col_30 < k));
-                    { const bool greta_p = ok_30; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 16384u + r_31 * 64u + (c_30 ^ (r_31 % 8u * 8u))])), "l"(&w[greta_p ? ok_30 ? row_30 * k + col_30 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                u32 lin_22 = tid_5 + 512u;
+                u32 r_23 = lin_22 / 8u;
+                u32 c_22 = lin_22 % 8u * 8u;
+                u32 row_22 = n0 + r_23;
+                u32 col_22 = k0_2 + c_22;
+                if (bool(true | (lin_22 < 1024u))) {
+                    bool ok_22 = bool((row_22 < n) & (col_22 < k));
+                    { const bool greta_p = ok_22; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 8192u + r_23 * 64u + (c_22 ^ (r_23 % 8u * 8u))])), "l"(&w[greta_p ? ok_22 ? row_22 * k + col_22 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
-                u32 lin_31 = tid_5 + 768u;
-                u32 r_32 = lin_31 / 8u;
-                u32 c_31 = lin_31 % 8u * 8u;
-                u32 row_31 = n0 + r_32;
-                u32 col_31 = k0_2 + c_31;
-                if (bool(true | (lin_31 < 2048u))) {
-                    bool ok_31 = bool((row_31 < n) & (col_31 < k));
-                    { const bool greta_p = ok_31; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 16384u + r_32 * 64u + (c_31 ^ (r_32 % 8u * 8u))])), "l"(&w[greta_p ? ok_31 ? row_31 * k + col_31 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-                }
-                u32 lin_32 = tid_5 + 1024u;
-                u32 r_33 = lin_32 / 8u;
-                u32 c_32 = lin_32 % 8u * 8u;
-                u32 row_32 = n0 + r_33;
-                u32 col_32 = k0_2 + c_32;
-                if (bool(true | (lin_32 < 2048u))) {
-                    bool ok_32 = bool((row_32 < n) & (col_32 < k));
-                    { const bool greta_p = ok_32; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 16384u + r_33 * 64u + (c_32 ^ (r_33 % 8u * 8u))])), "l"(&w[greta_p ? ok_32 ? row_32 * k + col_32 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-                }
-                u32 lin_33 = tid_5 + 1280u;
-                u32 r_34 = lin_33 / 8u;
-                u32 c_33 = lin_33 % 8u * 8u;
-                u32 row_33 = n0 + r_34;
-                u32 col_33 = k0_2 + c_33;
-                if (bool(true | (lin_33 < 2048u))) {
-                    bool ok_33 = bool((row_33 < n) & (col_33 < k));
-                    { const bool greta_p = ok_33; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 16384u + r_34 * 64u + (c_33 ^ (r_34 % 8u * 8u))])), "l"(&w[greta_p ? ok_33 ? row_33 * k + col_33 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-                }
-                u32 lin_34 = tid_5 + 1536u;
-                u32 r_35 = lin_34 / 8u;
-                u32 c_34 = lin_34 % 8u * 8u;
-                u32 row_34 = n0 + r_35;
-                u32 col_34 = k0_2 + c_34;
-                if (bool(true | (lin_34 < 2048u))) {
-                    bool ok_34 = bool((row_34 < n) & (col_34 < k));
-                    { const bool greta_p = ok_34; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 16384u + r_35 * 64u + (c_34 ^ (r_35 % 8u * 8u))])), "l"(&w[greta_p ? ok_34 ? row_34 * k + col_34 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
-                }
-                u32 lin_35 = tid_5 + 1792u;
-                u32 r_36 = lin_35 / 8u;
-                u32 c_35 = lin_35 % 8u * 8u;
-                u32 row_35 = n0 + r_36;
-                u32 col_35 = k0_2 + c_35;
-                if (bool(true | (lin_35 < 2048u))) {
-                    bool ok_35 = bool((row_35 < n) & (col_35 < k));
-                    { const bool greta_p = ok_35; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 16384u + r_36 * 64u + (c_35 ^ (r_36 % 8u * 8u))])), "l"(&w[greta_p ? ok_35 ? row_35 * k + col_35 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                u32 lin_23 = tid_5 + 768u;
+                u32 r_24 = lin_23 / 8u;
+                u32 c_23 = lin_23 % 8u * 8u;
+                u32 row_23 = n0 + r_24;
+                u32 col_23 = k0_2 + c_23;
+                if (bool(true | (lin_23 < 1024u))) {
+                    bool ok_23 = bool((row_23 < n) & (col_23 < k));
+                    { const bool greta_p = ok_23; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 8192u + r_24 * 64u + (c_23 ^ (r_24 % 8u * 8u))])), "l"(&w[greta_p ? ok_23 ? row_23 * k + col_23 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
                 asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
                 asm volatile("" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]) :: "memory");
                 asm volatile("" : "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) :: "memory");
-                asm volatile("" : "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]) :: "memory");
-                asm volatile("" : "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) :: "memory");
             }
         }
         asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
         asm volatile("" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]) :: "memory");
         asm volatile("" : "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) :: "memory");
-        asm volatile("" : "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]) :: "memory");
-        asm volatile("" : "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) :: "memory");
         bool even = (n % 2u) == 0u;
         const u32 greta_e0 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr = 0u + greta_e0 / 32u % 4u * 16u + greta_e0 / 4u % 8u;
         u32 fc = 0u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_36 = m0 + wg * 64u + fr;
-        u32 col_36 = n0 + fc;
-        u32 at = row_36 * n + col_36;
+        u32 row_24 = m0 + wg * 64u + fr;
+        u32 col_24 = n0 + fc;
+        u32 at = row_24 * n + col_24;
         f32 v0 = acc[0u];
         f32 v1 = acc[1u];
-        if (bool(bool(even & (row_36 < m)) & ((col_36 + 1u) < n))) {
+        if (bool(bool(even & (row_24 < m)) & ((col_24 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at]) = f16x2{f16(v0), f16(v1)};
         } else {
-            if (bool((row_36 < m) & ((col_36 + 0u) < n))) {
+            if (bool((row_24 < m) & ((col_24 + 0u) < n))) {
                 f32 v = acc[0u];
                 y[at + 0u] = f16(v);
             }
-            if (bool((row_36 < m) & ((col_36 + 1u) < n))) {
+            if (bool((row_24 < m) & ((col_24 + 1u) < n))) {
                 f32 v_1 = acc[1u];
                 y[at + 1u] = f16(v_1);
             }
@@ -800,19 +622,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e1 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_1 = 8u + greta_e1 / 32u % 4u * 16u + greta_e1 / 4u % 8u;
         u32 fc_1 = 0u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_37 = m0 + wg * 64u + fr_1;
-        u32 col_37 = n0 + fc_1;
-        u32 at_1 = row_37 * n + col_37;
+        u32 row_25 = m0 + wg * 64u + fr_1;
+        u32 col_25 = n0 + fc_1;
+        u32 at_1 = row_25 * n + col_25;
         f32 v0_1 = acc[2u];
         f32 v1_1 = acc[3u];
-        if (bool(bool(even & (row_37 < m)) & ((col_37 + 1u) < n))) {
+        if (bool(bool(even & (row_25 < m)) & ((col_25 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_1]) = f16x2{f16(v0_1), f16(v1_1)};
         } else {
-            if (bool((row_37 < m) & ((col_37 + 0u) < n))) {
+            if (bool((row_25 < m) & ((col_25 + 0u) < n))) {
                 f32 v_2 = acc[2u];
                 y[at_1 + 0u] = f16(v_2);
             }
-            if (bool((row_37 < m) & ((col_37 + 1u) < n))) {
+            if (bool((row_25 < m) & ((col_25 + 1u) < n))) {
                 f32 v_3 = acc[3u];
                 y[at_1 + 1u] = f16(v_3);
             }
@@ -820,19 +642,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e2 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_2 = 0u + greta_e2 / 32u % 4u * 16u + greta_e2 / 4u % 8u;
         u32 fc_2 = 8u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_38 = m0 + wg * 64u + fr_2;
-        u32 col_38 = n0 + fc_2;
-        u32 at_2 = row_38 * n + col_38;
+        u32 row_26 = m0 + wg * 64u + fr_2;
+        u32 col_26 = n0 + fc_2;
+        u32 at_2 = row_26 * n + col_26;
         f32 v0_2 = acc[4u];
         f32 v1_2 = acc[5u];
-        if (bool(bool(even & (row_38 < m)) & ((col_38 + 1u) < n))) {
+        if (bool(bool(even & (row_26 < m)) & ((col_26 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_2]) = f16x2{f16(v0_2), f16(v1_2)};
         } else {
-            if (bool((row_38 < m) & ((col_38 + 0u) < n))) {
+            if (bool((row_26 < m) & ((col_26 + 0u) < n))) {
                 f32 v_4 = acc[4u];
                 y[at_2 + 0u] = f16(v_4);
             }
-            if (bool((row_38 < m) & ((col_38 + 1u) < n))) {
+            if (bool((row_26 < m) & ((col_26 + 1u) < n))) {
                 f32 v_5 = acc[5u];
                 y[at_2 + 1u] = f16(v_5);
             }
@@ -840,19 +662,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e3 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_3 = 8u + greta_e3 / 32u % 4u * 16u + greta_e3 / 4u % 8u;
         u32 fc_3 = 8u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_39 = m0 + wg * 64u + fr_3;
-        u32 col_39 = n0 + fc_3;
-        u32 at_3 = row_39 * n + col_39;
+        u32 row_27 = m0 + wg * 64u + fr_3;
+        u32 col_27 = n0 + fc_3;
+        u32 at_3 = row_27 * n + col_27;
         f32 v0_3 = acc[6u];
         f32 v1_3 = acc[7u];
-        if (bool(bool(even & (row_39 < m)) & ((col_39 + 1u) < n))) {
+        if (bool(bool(even & (row_27 < m)) & ((col_27 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_3]) = f16x2{f16(v0_3), f16(v1_3)};
         } else {
-            if (bool((row_39 < m) & ((col_39 + 0u) < n))) {
+            if (bool((row_27 < m) & ((col_27 + 0u) < n))) {
                 f32 v_6 = acc[6u];
                 y[at_3 + 0u] = f16(v_6);
             }
-            if (bool((row_39 < m) & ((col_39 + 1u) < n))) {
+            if (bool((row_27 < m) & ((col_27 + 1u) < n))) {
                 f32 v_7 = acc[7u];
                 y[at_3 + 1u] = f16(v_7);
             }
@@ -860,19 +682,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e4 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_4 = 0u + greta_e4 / 32u % 4u * 16u + greta_e4 / 4u % 8u;
         u32 fc_4 = 16u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_40 = m0 + wg * 64u + fr_4;
-        u32 col_40 = n0 + fc_4;
-        u32 at_4 = row_40 * n + col_40;
+        u32 row_28 = m0 + wg * 64u + fr_4;
+        u32 col_28 = n0 + fc_4;
+        u32 at_4 = row_28 * n + col_28;
         f32 v0_4 = acc[8u];
         f32 v1_4 = acc[9u];
-        if (bool(bool(even & (row_40 < m)) & ((col_40 + 1u) < n))) {
+        if (bool(bool(even & (row_28 < m)) & ((col_28 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_4]) = f16x2{f16(v0_4), f16(v1_4)};
         } else {
-            if (bool((row_40 < m) & ((col_40 + 0u) < n))) {
+            if (bool((row_28 < m) & ((col_28 + 0u) < n))) {
                 f32 v_8 = acc[8u];
                 y[at_4 + 0u] = f16(v_8);
             }
-            if (bool((row_40 < m) & ((col_40 + 1u) < n))) {
+            if (bool((row_28 < m) & ((col_28 + 1u) < n))) {
                 f32 v_9 = acc[9u];
                 y[at_4 + 1u] = f16(v_9);
             }
@@ -880,19 +702,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e5 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_5 = 8u + greta_e5 / 32u % 4u * 16u + greta_e5 / 4u % 8u;
         u32 fc_5 = 16u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_41 = m0 + wg * 64u + fr_5;
-        u32 col_41 = n0 + fc_5;
-        u32 at_5 = row_41 * n + col_41;
+        u32 row_29 = m0 + wg * 64u + fr_5;
+        u32 col_29 = n0 + fc_5;
+        u32 at_5 = row_29 * n + col_29;
         f32 v0_5 = acc[10u];
         f32 v1_5 = acc[11u];
-        if (bool(bool(even & (row_41 < m)) & ((col_41 + 1u) < n))) {
+        if (bool(bool(even & (row_29 < m)) & ((col_29 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_5]) = f16x2{f16(v0_5), f16(v1_5)};
         } else {
-            if (bool((row_41 < m) & ((col_41 + 0u) < n))) {
+            if (bool((row_29 < m) & ((col_29 + 0u) < n))) {
                 f32 v_10 = acc[10u];
                 y[at_5 + 0u] = f16(v_10);
             }
-            if (bool((row_41 < m) & ((col_41 + 1u) < n))) {
+            if (bool((row_29 < m) & ((col_29 + 1u) < n))) {
                 f32 v_11 = acc[11u];
                 y[at_5 + 1u] = f16(v_11);
             }
@@ -900,19 +722,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e6 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_6 = 0u + greta_e6 / 32u % 4u * 16u + greta_e6 / 4u % 8u;
         u32 fc_6 = 24u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_42 = m0 + wg * 64u + fr_6;
-        u32 col_42 = n0 + fc_6;
-        u32 at_6 = row_42 * n + col_42;
+        u32 row_30 = m0 + wg * 64u + fr_6;
+        u32 col_30 = n0 + fc_6;
+        u32 at_6 = row_30 * n + col_30;
         f32 v0_6 = acc[12u];
         f32 v1_6 = acc[13u];
-        if (bool(bool(even & (row_42 < m)) & ((col_42 + 1u) < n))) {
+        if (bool(bool(even & (row_30 < m)) & ((col_30 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_6]) = f16x2{f16(v0_6), f16(v1_6)};
         } else {
-            if (bool((row_42 < m) & ((col_42 + 0u) < n))) {
+            if (bool((row_30 < m) & ((col_30 + 0u) < n))) {
                 f32 v_12 = acc[12u];
                 y[at_6 + 0u] = f16(v_12);
             }
-            if (bool((row_42 < m) & ((col_42 + 1u) < n))) {
+            if (bool((row_30 < m) & ((col_30 + 1u) < n))) {
                 f32 v_13 = acc[13u];
                 y[at_6 + 1u] = f16(v_13);
             }
@@ -920,19 +742,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e7 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_7 = 8u + greta_e7 / 32u % 4u * 16u + greta_e7 / 4u % 8u;
         u32 fc_7 = 24u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_43 = m0 + wg * 64u + fr_7;
-        u32 col_43 = n0 + fc_7;
-        u32 at_7 = row_43 * n + col_43;
+        u32 row_31 = m0 + wg * 64u + fr_7;
+        u32 col_31 = n0 + fc_7;
+        u32 at_7 = row_31 * n + col_31;
         f32 v0_7 = acc[14u];
         f32 v1_7 = acc[15u];
-        if (bool(bool(even & (row_43 < m)) & ((col_43 + 1u) < n))) {
+        if (bool(bool(even & (row_31 < m)) & ((col_31 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_7]) = f16x2{f16(v0_7), f16(v1_7)};
         } else {
-            if (bool((row_43 < m) & ((col_43 + 0u) < n))) {
+            if (bool((row_31 < m) & ((col_31 + 0u) < n))) {
                 f32 v_14 = acc[14u];
                 y[at_7 + 0u] = f16(v_14);
             }
-            if (bool((row_43 < m) & ((col_43 + 1u) < n))) {
+            if (bool((row_31 < m) & ((col_31 + 1u) < n))) {
                 f32 v_15 = acc[15u];
                 y[at_7 + 1u] = f16(v_15);
             }
@@ -940,19 +762,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e8 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_8 = 0u + greta_e8 / 32u % 4u * 16u + greta_e8 / 4u % 8u;
         u32 fc_8 = 32u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_44 = m0 + wg * 64u + fr_8;
-        u32 col_44 = n0 + fc_8;
-        u32 at_8 = row_44 * n + col_44;
+        u32 row_32 = m0 + wg * 64u + fr_8;
+        u32 col_32 = n0 + fc_8;
+        u32 at_8 = row_32 * n + col_32;
         f32 v0_8 = acc[16u];
         f32 v1_8 = acc[17u];
-        if (bool(bool(even & (row_44 < m)) & ((col_44 + 1u) < n))) {
+        if (bool(bool(even & (row_32 < m)) & ((col_32 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_8]) = f16x2{f16(v0_8), f16(v1_8)};
         } else {
-            if (bool((row_44 < m) & ((col_44 + 0u) < n))) {
+            if (bool((row_32 < m) & ((col_32 + 0u) < n))) {
                 f32 v_16 = acc[16u];
                 y[at_8 + 0u] = f16(v_16);
             }
-            if (bool((row_44 < m) & ((col_44 + 1u) < n))) {
+            if (bool((row_32 < m) & ((col_32 + 1u) < n))) {
                 f32 v_17 = acc[17u];
                 y[at_8 + 1u] = f16(v_17);
             }
@@ -960,19 +782,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e9 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_9 = 8u + greta_e9 / 32u % 4u * 16u + greta_e9 / 4u % 8u;
         u32 fc_9 = 32u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_45 = m0 + wg * 64u + fr_9;
-        u32 col_45 = n0 + fc_9;
-        u32 at_9 = row_45 * n + col_45;
+        u32 row_33 = m0 + wg * 64u + fr_9;
+        u32 col_33 = n0 + fc_9;
+        u32 at_9 = row_33 * n + col_33;
         f32 v0_9 = acc[18u];
         f32 v1_9 = acc[19u];
-        if (bool(bool(even & (row_45 < m)) & ((col_45 + 1u) < n))) {
+        if (bool(bool(even & (row_33 < m)) & ((col_33 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_9]) = f16x2{f16(v0_9), f16(v1_9)};
         } else {
-            if (bool((row_45 < m) & ((col_45 + 0u) < n))) {
+            if (bool((row_33 < m) & ((col_33 + 0u) < n))) {
                 f32 v_18 = acc[18u];
                 y[at_9 + 0u] = f16(v_18);
             }
-            if (bool((row_45 < m) & ((col_45 + 1u) < n))) {
+            if (bool((row_33 < m) & ((col_33 + 1u) < n))) {
                 f32 v_19 = acc[19u];
                 y[at_9 + 1u] = f16(v_19);
             }
@@ -980,19 +802,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e10 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_10 = 0u + greta_e10 / 32u % 4u * 16u + greta_e10 / 4u % 8u;
         u32 fc_10 = 40u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_46 = m0 + wg * 64u + fr_10;
-        u32 col_46 = n0 + fc_10;
-        u32 at_10 = row_46 * n + col_46;
+        u32 row_34 = m0 + wg * 64u + fr_10;
+        u32 col_34 = n0 + fc_10;
+        u32 at_10 = row_34 * n + col_34;
         f32 v0_10 = acc[20u];
         f32 v1_10 = acc[21u];
-        if (bool(bool(even & (row_46 < m)) & ((col_46 + 1u) < n))) {
+        if (bool(bool(even & (row_34 < m)) & ((col_34 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_10]) = f16x2{f16(v0_10), f16(v1_10)};
         } else {
-            if (bool((row_46 < m) & ((col_46 + 0u) < n))) {
+            if (bool((row_34 < m) & ((col_34 + 0u) < n))) {
                 f32 v_20 = acc[20u];
                 y[at_10 + 0u] = f16(v_20);
             }
-            if (bool((row_46 < m) & ((col_46 + 1u) < n))) {
+            if (bool((row_34 < m) & ((col_34 + 1u) < n))) {
                 f32 v_21 = acc[21u];
                 y[at_10 + 1u] = f16(v_21);
             }
@@ -1000,19 +822,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e11 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_11 = 8u + greta_e11 / 32u % 4u * 16u + greta_e11 / 4u % 8u;
         u32 fc_11 = 40u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_47 = m0 + wg * 64u + fr_11;
-        u32 col_47 = n0 + fc_11;
-        u32 at_11 = row_47 * n + col_47;
+        u32 row_35 = m0 + wg * 64u + fr_11;
+        u32 col_35 = n0 + fc_11;
+        u32 at_11 = row_35 * n + col_35;
         f32 v0_11 = acc[22u];
         f32 v1_11 = acc[23u];
-        if (bool(bool(even & (row_47 < m)) & ((col_47 + 1u) < n))) {
+        if (bool(bool(even & (row_35 < m)) & ((col_35 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_11]) = f16x2{f16(v0_11), f16(v1_11)};
         } else {
-            if (bool((row_47 < m) & ((col_47 + 0u) < n))) {
+            if (bool((row_35 < m) & ((col_35 + 0u) < n))) {
                 f32 v_22 = acc[22u];
                 y[at_11 + 0u] = f16(v_22);
             }
-            if (bool((row_47 < m) & ((col_47 + 1u) < n))) {
+            if (bool((row_35 < m) & ((col_35 + 1u) < n))) {
                 f32 v_23 = acc[23u];
                 y[at_11 + 1u] = f16(v_23);
             }
@@ -1020,19 +842,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e12 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_12 = 0u + greta_e12 / 32u % 4u * 16u + greta_e12 / 4u % 8u;
         u32 fc_12 = 48u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_48 = m0 + wg * 64u + fr_12;
-        u32 col_48 = n0 + fc_12;
-        u32 at_12 = row_48 * n + col_48;
+        u32 row_36 = m0 + wg * 64u + fr_12;
+        u32 col_36 = n0 + fc_12;
+        u32 at_12 = row_36 * n + col_36;
         f32 v0_12 = acc[24u];
         f32 v1_12 = acc[25u];
-        if (bool(bool(even & (row_48 < m)) & ((col_48 + 1u) < n))) {
+        if (bool(bool(even & (row_36 < m)) & ((col_36 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_12]) = f16x2{f16(v0_12), f16(v1_12)};
         } else {
-            if (bool((row_48 < m) & ((col_48 + 0u) < n))) {
+            if (bool((row_36 < m) & ((col_36 + 0u) < n))) {
                 f32 v_24 = acc[24u];
                 y[at_12 + 0u] = f16(v_24);
             }
-            if (bool((row_48 < m) & ((col_48 + 1u) < n))) {
+            if (bool((row_36 < m) & ((col_36 + 1u) < n))) {
                 f32 v_25 = acc[25u];
                 y[at_12 + 1u] = f16(v_25);
             }
@@ -1040,19 +862,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e13 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_13 = 8u + greta_e13 / 32u % 4u * 16u + greta_e13 / 4u % 8u;
         u32 fc_13 = 48u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_49 = m0 + wg * 64u + fr_13;
-        u32 col_49 = n0 + fc_13;
-        u32 at_13 = row_49 * n + col_49;
+        u32 row_37 = m0 + wg * 64u + fr_13;
+        u32 col_37 = n0 + fc_13;
+        u32 at_13 = row_37 * n + col_37;
         f32 v0_13 = acc[26u];
         f32 v1_13 = acc[27u];
-        if (bool(bool(even & (row_49 < m)) & ((col_49 + 1u) < n))) {
+        if (bool(bool(even & (row_37 < m)) & ((col_37 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_13]) = f16x2{f16(v0_13), f16(v1_13)};
         } else {
-            if (bool((row_49 < m) & ((col_49 + 0u) < n))) {
+            if (bool((row_37 < m) & ((col_37 + 0u) < n))) {
                 f32 v_26 = acc[26u];
                 y[at_13 + 0u] = f16(v_26);
             }
-            if (bool((row_49 < m) & ((col_49 + 1u) < n))) {
+            if (bool((row_37 < m) & ((col_37 + 1u) < n))) {
                 f32 v_27 = acc[27u];
                 y[at_13 + 1u] = f16(v_27);
             }
@@ -1060,19 +882,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e14 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_14 = 0u + greta_e14 / 32u % 4u * 16u + greta_e14 / 4u % 8u;
         u32 fc_14 = 56u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_50 = m0 + wg * 64u + fr_14;
-        u32 col_50 = n0 + fc_14;
-        u32 at_14 = row_50 * n + col_50;
+        u32 row_38 = m0 + wg * 64u + fr_14;
+        u32 col_38 = n0 + fc_14;
+        u32 at_14 = row_38 * n + col_38;
         f32 v0_14 = acc[28u];
         f32 v1_14 = acc[29u];
-        if (bool(bool(even & (row_50 < m)) & ((col_50 + 1u) < n))) {
+        if (bool(bool(even & (row_38 < m)) & ((col_38 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_14]) = f16x2{f16(v0_14), f16(v1_14)};
         } else {
-            if (bool((row_50 < m) & ((col_50 + 0u) < n))) {
+            if (bool((row_38 < m) & ((col_38 + 0u) < n))) {
                 f32 v_28 = acc[28u];
                 y[at_14 + 0u] = f16(v_28);
             }
-            if (bool((row_50 < m) & ((col_50 + 1u) < n))) {
+            if (bool((row_38 < m) & ((col_38 + 1u) < n))) {
                 f32 v_29 = acc[29u];
                 y[at_14 + 1u] = f16(v_29);
             }
@@ -1080,19 +902,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e15 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_15 = 8u + greta_e15 / 32u % 4u * 16u + greta_e15 / 4u % 8u;
         u32 fc_15 = 56u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_51 = m0 + wg * 64u + fr_15;
-        u32 col_51 = n0 + fc_15;
-        u32 at_15 = row_51 * n + col_51;
+        u32 row_39 = m0 + wg * 64u + fr_15;
+        u32 col_39 = n0 + fc_15;
+        u32 at_15 = row_39 * n + col_39;
         f32 v0_15 = acc[30u];
         f32 v1_15 = acc[31u];
-        if (bool(bool(even & (row_51 < m)) & ((col_51 + 1u) < n))) {
+        if (bool(bool(even & (row_39 < m)) & ((col_39 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_15]) = f16x2{f16(v0_15), f16(v1_15)};
         } else {
-            if (bool((row_51 < m) & ((col_51 + 0u) < n))) {
+            if (bool((row_39 < m) & ((col_39 + 0u) < n))) {
                 f32 v_30 = acc[30u];
                 y[at_15 + 0u] = f16(v_30);
             }
-            if (bool((row_51 < m) & ((col_51 + 1u) < n))) {
+            if (bool((row_39 < m) & ((col_39 + 1u) < n))) {
                 f32 v_31 = acc[31u];
                 y[at_15 + 1u] = f16(v_31);
             }
@@ -1100,19 +922,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e16 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_16 = 0u + greta_e16 / 32u % 4u * 16u + greta_e16 / 4u % 8u;
         u32 fc_16 = 64u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_52 = m0 + wg * 64u + fr_16;
-        u32 col_52 = n0 + fc_16;
-        u32 at_16 = row_52 * n + col_52;
+        u32 row_40 = m0 + wg * 64u + fr_16;
+        u32 col_40 = n0 + fc_16;
+        u32 at_16 = row_40 * n + col_40;
         f32 v0_16 = acc[32u];
         f32 v1_16 = acc[33u];
-        if (bool(bool(even & (row_52 < m)) & ((col_52 + 1u) < n))) {
+        if (bool(bool(even & (row_40 < m)) & ((col_40 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_16]) = f16x2{f16(v0_16), f16(v1_16)};
         } else {
-            if (bool((row_52 < m) & ((col_52 + 0u) < n))) {
+            if (bool((row_40 < m) & ((col_40 + 0u) < n))) {
                 f32 v_32 = acc[32u];
                 y[at_16 + 0u] = f16(v_32);
             }
-            if (bool((row_52 < m) & ((col_52 + 1u) < n))) {
+            if (bool((row_40 < m) & ((col_40 + 1u) < n))) {
                 f32 v_33 = acc[33u];
                 y[at_16 + 1u] = f16(v_33);
             }
@@ -1120,19 +942,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e17 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_17 = 8u + greta_e17 / 32u % 4u * 16u + greta_e17 / 4u % 8u;
         u32 fc_17 = 64u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_53 = m0 + wg * 64u + fr_17;
-        u32 col_53 = n0 + fc_17;
-        u32 at_17 = row_53 * n + col_53;
+        u32 row_41 = m0 + wg * 64u + fr_17;
+        u32 col_41 = n0 + fc_17;
+        u32 at_17 = row_41 * n + col_41;
         f32 v0_17 = acc[34u];
         f32 v1_17 = acc[35u];
-        if (bool(bool(even & (row_53 < m)) & ((col_53 + 1u) < n))) {
+        if (bool(bool(even & (row_41 < m)) & ((col_41 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_17]) = f16x2{f16(v0_17), f16(v1_17)};
         } else {
-            if (bool((row_53 < m) & ((col_53 + 0u) < n))) {
+            if (bool((row_41 < m) & ((col_41 + 0u) < n))) {
                 f32 v_34 = acc[34u];
                 y[at_17 + 0u] = f16(v_34);
             }
-            if (bool((row_53 < m) & ((col_53 + 1u) < n))) {
+            if (bool((row_41 < m) & ((col_41 + 1u) < n))) {
                 f32 v_35 = acc[35u];
                 y[at_17 + 1u] = f16(v_35);
             }
@@ -1140,19 +962,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e18 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_18 = 0u + greta_e18 / 32u % 4u * 16u + greta_e18 / 4u % 8u;
         u32 fc_18 = 72u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_54 = m0 + wg * 64u + fr_18;
-        u32 col_54 = n0 + fc_18;
-        u32 at_18 = row_54 * n + col_54;
+        u32 row_42 = m0 + wg * 64u + fr_18;
+        u32 col_42 = n0 + fc_18;
+        u32 at_18 = row_42 * n + col_42;
         f32 v0_18 = acc[36u];
         f32 v1_18 = acc[37u];
-        if (bool(bool(even & (row_54 < m)) & ((col_54 + 1u) < n))) {
+        if (bool(bool(even & (row_42 < m)) & ((col_42 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_18]) = f16x2{f16(v0_18), f16(v1_18)};
         } else {
-            if (bool((row_54 < m) & ((col_54 + 0u) < n))) {
+            if (bool((row_42 < m) & ((col_42 + 0u) < n))) {
                 f32 v_36 = acc[36u];
                 y[at_18 + 0u] = f16(v_36);
             }
-            if (bool((row_54 < m) & ((col_54 + 1u) < n))) {
+            if (bool((row_42 < m) & ((col_42 + 1u) < n))) {
                 f32 v_37 = acc[37u];
                 y[at_18 + 1u] = f16(v_37);
             }
@@ -1160,19 +982,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e19 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_19 = 8u + greta_e19 / 32u % 4u * 16u + greta_e19 / 4u % 8u;
         u32 fc_19 = 72u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_55 = m0 + wg * 64u + fr_19;
-        u32 col_55 = n0 + fc_19;
-        u32 at_19 = row_55 * n + col_55;
+        u32 row_43 = m0 + wg * 64u + fr_19;
+        u32 col_43 = n0 + fc_19;
+        u32 at_19 = row_43 * n + col_43;
         f32 v0_19 = acc[38u];
         f32 v1_19 = acc[39u];
-        if (bool(bool(even & (row_55 < m)) & ((col_55 + 1u) < n))) {
+        if (bool(bool(even & (row_43 < m)) & ((col_43 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_19]) = f16x2{f16(v0_19), f16(v1_19)};
         } else {
-            if (bool((row_55 < m) & ((col_55 + 0u) < n))) {
+            if (bool((row_43 < m) & ((col_43 + 0u) < n))) {
                 f32 v_38 = acc[38u];
                 y[at_19 + 0u] = f16(v_38);
             }
-            if (bool((row_55 < m) & ((col_55 + 1u) < n))) {
+            if (bool((row_43 < m) & ((col_43 + 1u) < n))) {
                 f32 v_39 = acc[39u];
                 y[at_19 + 1u] = f16(v_39);
             }
@@ -1180,19 +1002,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e20 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_20 = 0u + greta_e20 / 32u % 4u * 16u + greta_e20 / 4u % 8u;
         u32 fc_20 = 80u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_56 = m0 + wg * 64u + fr_20;
-        u32 col_56 = n0 + fc_20;
-        u32 at_20 = row_56 * n + col_56;
+        u32 row_44 = m0 + wg * 64u + fr_20;
+        u32 col_44 = n0 + fc_20;
+        u32 at_20 = row_44 * n + col_44;
         f32 v0_20 = acc[40u];
         f32 v1_20 = acc[41u];
-        if (bool(bool(even & (row_56 < m)) & ((col_56 + 1u) < n))) {
+        if (bool(bool(even & (row_44 < m)) & ((col_44 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_20]) = f16x2{f16(v0_20), f16(v1_20)};
         } else {
-            if (bool((row_56 < m) & ((col_56 + 0u) < n))) {
+            if (bool((row_44 < m) & ((col_44 + 0u) < n))) {
                 f32 v_40 = acc[40u];
                 y[at_20 + 0u] = f16(v_40);
             }
-            if (bool((row_56 < m) & ((col_56 + 1u) < n))) {
+            if (bool((row_44 < m) & ((col_44 + 1u) < n))) {
                 f32 v_41 = acc[41u];
                 y[at_20 + 1u] = f16(v_41);
             }
@@ -1200,19 +1022,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e21 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_21 = 8u + greta_e21 / 32u % 4u * 16u + greta_e21 / 4u % 8u;
         u32 fc_21 = 80u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_57 = m0 + wg * 64u + fr_21;
-        u32 col_57 = n0 + fc_21;
-        u32 at_21 = row_57 * n + col_57;
+        u32 row_45 = m0 + wg * 64u + fr_21;
+        u32 col_45 = n0 + fc_21;
+        u32 at_21 = row_45 * n + col_45;
         f32 v0_21 = acc[42u];
         f32 v1_21 = acc[43u];
-        if (bool(bool(even & (row_57 < m)) & ((col_57 + 1u) < n))) {
+        if (bool(bool(even & (row_45 < m)) & ((col_45 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_21]) = f16x2{f16(v0_21), f16(v1_21)};
         } else {
-            if (bool((row_57 < m) & ((col_57 + 0u) < n))) {
+            if (bool((row_45 < m) & ((col_45 + 0u) < n))) {
                 f32 v_42 = acc[42u];
                 y[at_21 + 0u] = f16(v_42);
             }
-            if (bool((row_57 < m) & ((col_57 + 1u) < n))) {
+            if (bool((row_45 < m) & ((col_45 + 1u) < n))) {
                 f32 v_43 = acc[43u];
                 y[at_21 + 1u] = f16(v_43);
             }
@@ -1220,19 +1042,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e22 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_22 = 0u + greta_e22 / 32u % 4u * 16u + greta_e22 / 4u % 8u;
         u32 fc_22 = 88u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_58 = m0 + wg * 64u + fr_22;
-        u32 col_58 = n0 + fc_22;
-        u32 at_22 = row_58 * n + col_58;
+        u32 row_46 = m0 + wg * 64u + fr_22;
+        u32 col_46 = n0 + fc_22;
+        u32 at_22 = row_46 * n + col_46;
         f32 v0_22 = acc[44u];
         f32 v1_22 = acc[45u];
-        if (bool(bool(even & (row_58 < m)) & ((col_58 + 1u) < n))) {
+        if (bool(bool(even & (row_46 < m)) & ((col_46 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_22]) = f16x2{f16(v0_22), f16(v1_22)};
         } else {
-            if (bool((row_58 < m) & ((col_58 + 0u) < n))) {
+            if (bool((row_46 < m) & ((col_46 + 0u) < n))) {
                 f32 v_44 = acc[44u];
                 y[at_22 + 0u] = f16(v_44);
             }
-            if (bool((row_58 < m) & ((col_58 + 1u) < n))) {
+            if (bool((row_46 < m) & ((col_46 + 1u) < n))) {
                 f32 v_45 = acc[45u];
                 y[at_22 + 1u] = f16(v_45);
             }
@@ -1240,19 +1062,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e23 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_23 = 8u + greta_e23 / 32u % 4u * 16u + greta_e23 / 4u % 8u;
         u32 fc_23 = 88u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_59 = m0 + wg * 64u + fr_23;
-        u32 col_59 = n0 + fc_23;
-        u32 at_23 = row_59 * n + col_59;
+        u32 row_47 = m0 + wg * 64u + fr_23;
+        u32 col_47 = n0 + fc_23;
+        u32 at_23 = row_47 * n + col_47;
         f32 v0_23 = acc[46u];
         f32 v1_23 = acc[47u];
-        if (bool(bool(even & (row_59 < m)) & ((col_59 + 1u) < n))) {
+        if (bool(bool(even & (row_47 < m)) & ((col_47 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_23]) = f16x2{f16(v0_23), f16(v1_23)};
         } else {
-            if (bool((row_59 < m) & ((col_59 + 0u) < n))) {
+            if (bool((row_47 < m) & ((col_47 + 0u) < n))) {
                 f32 v_46 = acc[46u];
                 y[at_23 + 0u] = f16(v_46);
             }
-            if (bool((row_59 < m) & ((col_59 + 1u) < n))) {
+            if (bool((row_47 < m) & ((col_47 + 1u) < n))) {
                 f32 v_47 = acc[47u];
                 y[at_23 + 1u] = f16(v_47);
             }
@@ -1260,19 +1082,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e24 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_24 = 0u + greta_e24 / 32u % 4u * 16u + greta_e24 / 4u % 8u;
         u32 fc_24 = 96u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_60 = m0 + wg * 64u + fr_24;
-        u32 col_60 = n0 + fc_24;
-        u32 at_24 = row_60 * n + col_60;
+        u32 row_48 = m0 + wg * 64u + fr_24;
+        u32 col_48 = n0 + fc_24;
+        u32 at_24 = row_48 * n + col_48;
         f32 v0_24 = acc[48u];
         f32 v1_24 = acc[49u];
-        if (bool(bool(even & (row_60 < m)) & ((col_60 + 1u) < n))) {
+        if (bool(bool(even & (row_48 < m)) & ((col_48 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_24]) = f16x2{f16(v0_24), f16(v1_24)};
         } else {
-            if (bool((row_60 < m) & ((col_60 + 0u) < n))) {
+            if (bool((row_48 < m) & ((col_48 + 0u) < n))) {
                 f32 v_48 = acc[48u];
                 y[at_24 + 0u] = f16(v_48);
             }
-            if (bool((row_60 < m) & ((col_60 + 1u) < n))) {
+            if (bool((row_48 < m) & ((col_48 + 1u) < n))) {
                 f32 v_49 = acc[49u];
                 y[at_24 + 1u] = f16(v_49);
             }
@@ -1280,19 +1102,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e25 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_25 = 8u + greta_e25 / 32u % 4u * 16u + greta_e25 / 4u % 8u;
         u32 fc_25 = 96u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_61 = m0 + wg * 64u + fr_25;
-        u32 col_61 = n0 + fc_25;
-        u32 at_25 = row_61 * n + col_61;
+        u32 row_49 = m0 + wg * 64u + fr_25;
+        u32 col_49 = n0 + fc_25;
+        u32 at_25 = row_49 * n + col_49;
         f32 v0_25 = acc[50u];
         f32 v1_25 = acc[51u];
-        if (bool(bool(even & (row_61 < m)) & ((col_61 + 1u) < n))) {
+        if (bool(bool(even & (row_49 < m)) & ((col_49 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_25]) = f16x2{f16(v0_25), f16(v1_25)};
         } else {
-            if (bool((row_61 < m) & ((col_61 + 0u) < n))) {
+            if (bool((row_49 < m) & ((col_49 + 0u) < n))) {
                 f32 v_50 = acc[50u];
                 y[at_25 + 0u] = f16(v_50);
             }
-            if (bool((row_61 < m) & ((col_61 + 1u) < n))) {
+            if (bool((row_49 < m) & ((col_49 + 1u) < n))) {
                 f32 v_51 = acc[51u];
                 y[at_25 + 1u] = f16(v_51);
             }
@@ -1300,19 +1122,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e26 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_26 = 0u + greta_e26 / 32u % 4u * 16u + greta_e26 / 4u % 8u;
         u32 fc_26 = 104u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_62 = m0 + wg * 64u + fr_26;
-        u32 col_62 = n0 + fc_26;
-        u32 at_26 = row_62 * n + col_62;
+        u32 row_50 = m0 + wg * 64u + fr_26;
+        u32 col_50 = n0 + fc_26;
+        u32 at_26 = row_50 * n + col_50;
         f32 v0_26 = acc[52u];
         f32 v1_26 = acc[53u];
-        if (bool(bool(even & (row_62 < m)) & ((col_62 + 1u) < n))) {
+        if (bool(bool(even & (row_50 < m)) & ((col_50 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_26]) = f16x2{f16(v0_26), f16(v1_26)};
         } else {
-            if (bool((row_62 < m) & ((col_62 + 0u) < n))) {
+            if (bool((row_50 < m) & ((col_50 + 0u) < n))) {
                 f32 v_52 = acc[52u];
                 y[at_26 + 0u] = f16(v_52);
             }
-            if (bool((row_62 < m) & ((col_62 + 1u) < n))) {
+            if (bool((row_50 < m) & ((col_50 + 1u) < n))) {
                 f32 v_53 = acc[53u];
                 y[at_26 + 1u] = f16(v_53);
             }
@@ -1320,19 +1142,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e27 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_27 = 8u + greta_e27 / 32u % 4u * 16u + greta_e27 / 4u % 8u;
         u32 fc_27 = 104u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_63 = m0 + wg * 64u + fr_27;
-        u32 col_63 = n0 + fc_27;
-        u32 at_27 = row_63 * n + col_63;
+        u32 row_51 = m0 + wg * 64u + fr_27;
+        u32 col_51 = n0 + fc_27;
+        u32 at_27 = row_51 * n + col_51;
         f32 v0_27 = acc[54u];
         f32 v1_27 = acc[55u];
-        if (bool(bool(even & (row_63 < m)) & ((col_63 + 1u) < n))) {
+        if (bool(bool(even & (row_51 < m)) & ((col_51 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_27]) = f16x2{f16(v0_27), f16(v1_27)};
         } else {
-            if (bool((row_63 < m) & ((col_63 + 0u) < n))) {
+            if (bool((row_51 < m) & ((col_51 + 0u) < n))) {
                 f32 v_54 = acc[54u];
                 y[at_27 + 0u] = f16(v_54);
             }
-            if (bool((row_63 < m) & ((col_63 + 1u) < n))) {
+            if (bool((row_51 < m) & ((col_51 + 1u) < n))) {
                 f32 v_55 = acc[55u];
                 y[at_27 + 1u] = f16(v_55);
             }
@@ -1340,19 +1162,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e28 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_28 = 0u + greta_e28 / 32u % 4u * 16u + greta_e28 / 4u % 8u;
         u32 fc_28 = 112u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_64 = m0 + wg * 64u + fr_28;
-        u32 col_64 = n0 + fc_28;
-        u32 at_28 = row_64 * n + col_64;
+        u32 row_52 = m0 + wg * 64u + fr_28;
+        u32 col_52 = n0 + fc_28;
+        u32 at_28 = row_52 * n + col_52;
         f32 v0_28 = acc[56u];
         f32 v1_28 = acc[57u];
-        if (bool(bool(even & (row_64 < m)) & ((col_64 + 1u) < n))) {
+        if (bool(bool(even & (row_52 < m)) & ((col_52 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_28]) = f16x2{f16(v0_28), f16(v1_28)};
         } else {
-            if (bool((row_64 < m) & ((col_64 + 0u) < n))) {
+            if (bool((row_52 < m) & ((col_52 + 0u) < n))) {
                 f32 v_56 = acc[56u];
                 y[at_28 + 0u] = f16(v_56);
             }
-            if (bool((row_64 < m) & ((col_64 + 1u) < n))) {
+            if (bool((row_52 < m) & ((col_52 + 1u) < n))) {
                 f32 v_57 = acc[57u];
                 y[at_28 + 1u] = f16(v_57);
             }
@@ -1360,19 +1182,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e29 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_29 = 8u + greta_e29 / 32u % 4u * 16u + greta_e29 / 4u % 8u;
         u32 fc_29 = 112u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_65 = m0 + wg * 64u + fr_29;
-        u32 col_65 = n0 + fc_29;
-        u32 at_29 = row_65 * n + col_65;
+        u32 row_53 = m0 + wg * 64u + fr_29;
+        u32 col_53 = n0 + fc_29;
+        u32 at_29 = row_53 * n + col_53;
         f32 v0_29 = acc[58u];
         f32 v1_29 = acc[59u];
-        if (bool(bool(even & (row_65 < m)) & ((col_65 + 1u) < n))) {
+        if (bool(bool(even & (row_53 < m)) & ((col_53 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_29]) = f16x2{f16(v0_29), f16(v1_29)};
         } else {
-            if (bool((row_65 < m) & ((col_65 + 0u) < n))) {
+            if (bool((row_53 < m) & ((col_53 + 0u) < n))) {
                 f32 v_58 = acc[58u];
                 y[at_29 + 0u] = f16(v_58);
             }
-            if (bool((row_65 < m) & ((col_65 + 1u) < n))) {
+            if (bool((row_53 < m) & ((col_53 + 1u) < n))) {
                 f32 v_59 = acc[59u];
                 y[at_29 + 1u] = f16(v_59);
             }
@@ -1380,19 +1202,19 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e30 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_30 = 0u + greta_e30 / 32u % 4u * 16u + greta_e30 / 4u % 8u;
         u32 fc_30 = 120u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_66 = m0 + wg * 64u + fr_30;
-        u32 col_66 = n0 + fc_30;
-        u32 at_30 = row_66 * n + col_66;
+        u32 row_54 = m0 + wg * 64u + fr_30;
+        u32 col_54 = n0 + fc_30;
+        u32 at_30 = row_54 * n + col_54;
         f32 v0_30 = acc[60u];
         f32 v1_30 = acc[61u];
-        if (bool(bool(even & (row_66 < m)) & ((col_66 + 1u) < n))) {
+        if (bool(bool(even & (row_54 < m)) & ((col_54 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_30]) = f16x2{f16(v0_30), f16(v1_30)};
         } else {
-            if (bool((row_66 < m) & ((col_66 + 0u) < n))) {
+            if (bool((row_54 < m) & ((col_54 + 0u) < n))) {
                 f32 v_60 = acc[60u];
                 y[at_30 + 0u] = f16(v_60);
             }
-            if (bool((row_66 < m) & ((col_66 + 1u) < n))) {
+            if (bool((row_54 < m) & ((col_54 + 1u) < n))) {
                 f32 v_61 = acc[61u];
                 y[at_30 + 1u] = f16(v_61);
             }
@@ -1400,1415 +1222,527 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         const u32 greta_e31 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
         u32 fr_31 = 8u + greta_e31 / 32u % 4u * 16u + greta_e31 / 4u % 8u;
         u32 fc_31 = 120u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_67 = m0 + wg * 64u + fr_31;
-        u32 col_67 = n0 + fc_31;
-        u32 at_31 = row_67 * n + col_67;
+        u32 row_55 = m0 + wg * 64u + fr_31;
+        u32 col_55 = n0 + fc_31;
+        u32 at_31 = row_55 * n + col_55;
         f32 v0_31 = acc[62u];
         f32 v1_31 = acc[63u];
-        if (bool(bool(even & (row_67 < m)) & ((col_67 + 1u) < n))) {
+        if (bool(bool(even & (row_55 < m)) & ((col_55 + 1u) < n))) {
             *reinterpret_cast<f16x2*>(&y[at_31]) = f16x2{f16(v0_31), f16(v1_31)};
         } else {
-            if (bool((row_67 < m) & ((col_67 + 0u) < n))) {
+            if (bool((row_55 < m) & ((col_55 + 0u) < n))) {
                 f32 v_62 = acc[62u];
                 y[at_31 + 0u] = f16(v_62);
             }
-            if (bool((row_67 < m) & ((col_67 + 1u) < n))) {
+            if (bool((row_55 < m) & ((col_55 + 1u) < n))) {
                 f32 v_63 = acc[63u];
                 y[at_31 + 1u] = f16(v_63);
-            }
-        }
-        const u32 greta_e32 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_32 = 0u + greta_e32 / 32u % 4u * 16u + greta_e32 / 4u % 8u;
-        u32 fc_32 = 128u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_68 = m0 + wg * 64u + fr_32;
-        u32 col_68 = n0 + fc_32;
-        u32 at_32 = row_68 * n + col_68;
-        f32 v0_32 = acc[64u];
-        f32 v1_32 = acc[65u];
-        if (bool(bool(even & (row_68 < m)) & ((col_68 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_32]) = f16x2{f16(v0_32), f16(v1_32)};
-        } else {
-            if (bool((row_68 < m) & ((col_68 + 0u) < n))) {
-                f32 v_64 = acc[64u];
-                y[at_32 + 0u] = f16(v_64);
-            }
-            if (bool((row_68 < m) & ((col_68 + 1u) < n))) {
-                f32 v_65 = acc[65u];
-                y[at_32 + 1u] = f16(v_65);
-            }
-        }
-        const u32 greta_e33 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_33 = 8u + greta_e33 / 32u % 4u * 16u + greta_e33 / 4u % 8u;
-        u32 fc_33 = 128u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_69 = m0 + wg * 64u + fr_33;
-        u32 col_69 = n0 + fc_33;
-        u32 at_33 = row_69 * n + col_69;
-        f32 v0_33 = acc[66u];
-        f32 v1_33 = acc[67u];
-        if (bool(bool(even & (row_69 < m)) & ((col_69 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_33]) = f16x2{f16(v0_33), f16(v1_33)};
-        } else {
-            if (bool((row_69 < m) & ((col_69 + 0u) < n))) {
-                f32 v_66 = acc[66u];
-                y[at_33 + 0u] = f16(v_66);
-            }
-            if (bool((row_69 < m) & ((col_69 + 1u) < n))) {
-                f32 v_67 = acc[67u];
-                y[at_33 + 1u] = f16(v_67);
-            }
-        }
-        const u32 greta_e34 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_34 = 0u + greta_e34 / 32u % 4u * 16u + greta_e34 / 4u % 8u;
-        u32 fc_34 = 136u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_70 = m0 + wg * 64u + fr_34;
-        u32 col_70 = n0 + fc_34;
-        u32 at_34 = row_70 * n + col_70;
-        f32 v0_34 = acc[68u];
-        f32 v1_34 = acc[69u];
-        if (bool(bool(even & (row_70 < m)) & ((col_70 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_34]) = f16x2{f16(v0_34), f16(v1_34)};
-        } else {
-            if (bool((row_70 < m) & ((col_70 + 0u) < n))) {
-                f32 v_68 = acc[68u];
-                y[at_34 + 0u] = f16(v_68);
-            }
-            if (bool((row_70 < m) & ((col_70 + 1u) < n))) {
-                f32 v_69 = acc[69u];
-                y[at_34 + 1u] = f16(v_69);
-            }
-        }
-        const u32 greta_e35 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_35 = 8u + greta_e35 / 32u % 4u * 16u + greta_e35 / 4u % 8u;
-        u32 fc_35 = 136u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_71 = m0 + wg * 64u + fr_35;
-        u32 col_71 = n0 + fc_35;
-        u32 at_35 = row_71 * n + col_71;
-        f32 v0_35 = acc[70u];
-        f32 v1_35 = acc[71u];
-        if (bool(bool(even & (row_71 < m)) & ((col_71 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_35]) = f16x2{f16(v0_35), f16(v1_35)};
-        } else {
-            if (bool((row_71 < m) & ((col_71 + 0u) < n))) {
-                f32 v_70 = acc[70u];
-                y[at_35 + 0u] = f16(v_70);
-            }
-            if (bool((row_71 < m) & ((col_71 + 1u) < n))) {
-                f32 v_71 = acc[71u];
-                y[at_35 + 1u] = f16(v_71);
-            }
-        }
-        const u32 greta_e36 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_36 = 0u + greta_e36 / 32u % 4u * 16u + greta_e36 / 4u % 8u;
-        u32 fc_36 = 144u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_72 = m0 + wg * 64u + fr_36;
-        u32 col_72 = n0 + fc_36;
-        u32 at_36 = row_72 * n + col_72;
-        f32 v0_36 = acc[72u];
-        f32 v1_36 = acc[73u];
-        if (bool(bool(even & (row_72 < m)) & ((col_72 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_36]) = f16x2{f16(v0_36), f16(v1_36)};
-        } else {
-            if (bool((row_72 < m) & ((col_72 + 0u) < n))) {
-                f32 v_72 = acc[72u];
-                y[at_36 + 0u] = f16(v_72);
-            }
-            if (bool((row_72 < m) & ((col_72 + 1u) < n))) {
-                f32 v_73 = acc[73u];
-                y[at_36 + 1u] = f16(v_73);
-            }
-        }
-        const u32 greta_e37 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_37 = 8u + greta_e37 / 32u % 4u * 16u + greta_e37 / 4u % 8u;
-        u32 fc_37 = 144u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_73 = m0 + wg * 64u + fr_37;
-        u32 col_73 = n0 + fc_37;
-        u32 at_37 = row_73 * n + col_73;
-        f32 v0_37 = acc[74u];
-        f32 v1_37 = acc[75u];
-        if (bool(bool(even & (row_73 < m)) & ((col_73 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_37]) = f16x2{f16(v0_37), f16(v1_37)};
-        } else {
-            if (bool((row_73 < m) & ((col_73 + 0u) < n))) {
-                f32 v_74 = acc[74u];
-                y[at_37 + 0u] = f16(v_74);
-            }
-            if (bool((row_73 < m) & ((col_73 + 1u) < n))) {
-                f32 v_75 = acc[75u];
-                y[at_37 + 1u] = f16(v_75);
-            }
-        }
-        const u32 greta_e38 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_38 = 0u + greta_e38 / 32u % 4u * 16u + greta_e38 / 4u % 8u;
-        u32 fc_38 = 152u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_74 = m0 + wg * 64u + fr_38;
-        u32 col_74 = n0 + fc_38;
-        u32 at_38 = row_74 * n + col_74;
-        f32 v0_38 = acc[76u];
-        f32 v1_38 = acc[77u];
-        if (bool(bool(even & (row_74 < m)) & ((col_74 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_38]) = f16x2{f16(v0_38), f16(v1_38)};
-        } else {
-            if (bool((row_74 < m) & ((col_74 + 0u) < n))) {
-                f32 v_76 = acc[76u];
-                y[at_38 + 0u] = f16(v_76);
-            }
-            if (bool((row_74 < m) & ((col_74 + 1u) < n))) {
-                f32 v_77 = acc[77u];
-                y[at_38 + 1u] = f16(v_77);
-            }
-        }
-        const u32 greta_e39 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_39 = 8u + greta_e39 / 32u % 4u * 16u + greta_e39 / 4u % 8u;
-        u32 fc_39 = 152u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_75 = m0 + wg * 64u + fr_39;
-        u32 col_75 = n0 + fc_39;
-        u32 at_39 = row_75 * n + col_75;
-        f32 v0_39 = acc[78u];
-        f32 v1_39 = acc[79u];
-        if (bool(bool(even & (row_75 < m)) & ((col_75 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_39]) = f16x2{f16(v0_39), f16(v1_39)};
-        } else {
-            if (bool((row_75 < m) & ((col_75 + 0u) < n))) {
-                f32 v_78 = acc[78u];
-                y[at_39 + 0u] = f16(v_78);
-            }
-            if (bool((row_75 < m) & ((col_75 + 1u) < n))) {
-                f32 v_79 = acc[79u];
-                y[at_39 + 1u] = f16(v_79);
-            }
-        }
-        const u32 greta_e40 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_40 = 0u + greta_e40 / 32u % 4u * 16u + greta_e40 / 4u % 8u;
-        u32 fc_40 = 160u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_76 = m0 + wg * 64u + fr_40;
-        u32 col_76 = n0 + fc_40;
-        u32 at_40 = row_76 * n + col_76;
-        f32 v0_40 = acc[80u];
-        f32 v1_40 = acc[81u];
-        if (bool(bool(even & (row_76 < m)) & ((col_76 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_40]) = f16x2{f16(v0_40), f16(v1_40)};
-        } else {
-            if (bool((row_76 < m) & ((col_76 + 0u) < n))) {
-                f32 v_80 = acc[80u];
-                y[at_40 + 0u] = f16(v_80);
-            }
-            if (bool((row_76 < m) & ((col_76 + 1u) < n))) {
-                f32 v_81 = acc[81u];
-                y[at_40 + 1u] = f16(v_81);
-            }
-        }
-        const u32 greta_e41 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_41 = 8u + greta_e41 / 32u % 4u * 16u + greta_e41 / 4u % 8u;
-        u32 fc_41 = 160u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_77 = m0 + wg * 64u + fr_41;
-        u32 col_77 = n0 + fc_41;
-        u32 at_41 = row_77 * n + col_77;
-        f32 v0_41 = acc[82u];
-        f32 v1_41 = acc[83u];
-        if (bool(bool(even & (row_77 < m)) & ((col_77 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_41]) = f16x2{f16(v0_41), f16(v1_41)};
-        } else {
-            if (bool((row_77 < m) & ((col_77 + 0u) < n))) {
-                f32 v_82 = acc[82u];
-                y[at_41 + 0u] = f16(v_82);
-            }
-            if (bool((row_77 < m) & ((col_77 + 1u) < n))) {
-                f32 v_83 = acc[83u];
-                y[at_41 + 1u] = f16(v_83);
-            }
-        }
-        const u32 greta_e42 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_42 = 0u + greta_e42 / 32u % 4u * 16u + greta_e42 / 4u % 8u;
-        u32 fc_42 = 168u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_78 = m0 + wg * 64u + fr_42;
-        u32 col_78 = n0 + fc_42;
-        u32 at_42 = row_78 * n + col_78;
-        f32 v0_42 = acc[84u];
-        f32 v1_42 = acc[85u];
-        if (bool(bool(even & (row_78 < m)) & ((col_78 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_42]) = f16x2{f16(v0_42), f16(v1_42)};
-        } else {
-            if (bool((row_78 < m) & ((col_78 + 0u) < n))) {
-                f32 v_84 = acc[84u];
-                y[at_42 + 0u] = f16(v_84);
-            }
-            if (bool((row_78 < m) & ((col_78 + 1u) < n))) {
-                f32 v_85 = acc[85u];
-                y[at_42 + 1u] = f16(v_85);
-            }
-        }
-        const u32 greta_e43 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_43 = 8u + greta_e43 / 32u % 4u * 16u + greta_e43 / 4u % 8u;
-        u32 fc_43 = 168u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_79 = m0 + wg * 64u + fr_43;
-        u32 col_79 = n0 + fc_43;
-        u32 at_43 = row_79 * n + col_79;
-        f32 v0_43 = acc[86u];
-        f32 v1_43 = acc[87u];
-        if (bool(bool(even & (row_79 < m)) & ((col_79 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_43]) = f16x2{f16(v0_43), f16(v1_43)};
-        } else {
-            if (bool((row_79 < m) & ((col_79 + 0u) < n))) {
-                f32 v_86 = acc[86u];
-                y[at_43 + 0u] = f16(v_86);
-            }
-            if (bool((row_79 < m) & ((col_79 + 1u) < n))) {
-                f32 v_87 = acc[87u];
-                y[at_43 + 1u] = f16(v_87);
-            }
-        }
-        const u32 greta_e44 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_44 = 0u + greta_e44 / 32u % 4u * 16u + greta_e44 / 4u % 8u;
-        u32 fc_44 = 176u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_80 = m0 + wg * 64u + fr_44;
-        u32 col_80 = n0 + fc_44;
-        u32 at_44 = row_80 * n + col_80;
-        f32 v0_44 = acc[88u];
-        f32 v1_44 = acc[89u];
-        if (bool(bool(even & (row_80 < m)) & ((col_80 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_44]) = f16x2{f16(v0_44), f16(v1_44)};
-        } else {
-            if (bool((row_80 < m) & ((col_80 + 0u) < n))) {
-                f32 v_88 = acc[88u];
-                y[at_44 + 0u] = f16(v_88);
-            }
-            if (bool((row_80 < m) & ((col_80 + 1u) < n))) {
-                f32 v_89 = acc[89u];
-                y[at_44 + 1u] = f16(v_89);
-            }
-        }
-        const u32 greta_e45 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_45 = 8u + greta_e45 / 32u % 4u * 16u + greta_e45 / 4u % 8u;
-        u32 fc_45 = 176u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_81 = m0 + wg * 64u + fr_45;
-        u32 col_81 = n0 + fc_45;
-        u32 at_45 = row_81 * n + col_81;
-        f32 v0_45 = acc[90u];
-        f32 v1_45 = acc[91u];
-        if (bool(bool(even & (row_81 < m)) & ((col_81 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_45]) = f16x2{f16(v0_45), f16(v1_45)};
-        } else {
-            if (bool((row_81 < m) & ((col_81 + 0u) < n))) {
-                f32 v_90 = acc[90u];
-                y[at_45 + 0u] = f16(v_90);
-            }
-            if (bool((row_81 < m) & ((col_81 + 1u) < n))) {
-                f32 v_91 = acc[91u];
-                y[at_45 + 1u] = f16(v_91);
-            }
-        }
-        const u32 greta_e46 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_46 = 0u + greta_e46 / 32u % 4u * 16u + greta_e46 / 4u % 8u;
-        u32 fc_46 = 184u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_82 = m0 + wg * 64u + fr_46;
-        u32 col_82 = n0 + fc_46;
-        u32 at_46 = row_82 * n + col_82;
-        f32 v0_46 = acc[92u];
-        f32 v1_46 = acc[93u];
-        if (bool(bool(even & (row_82 < m)) & ((col_82 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_46]) = f16x2{f16(v0_46), f16(v1_46)};
-        } else {
-            if (bool((row_82 < m) & ((col_82 + 0u) < n))) {
-                f32 v_92 = acc[92u];
-                y[at_46 + 0u] = f16(v_92);
-            }
-            if (bool((row_82 < m) & ((col_82 + 1u) < n))) {
-                f32 v_93 = acc[93u];
-                y[at_46 + 1u] = f16(v_93);
-            }
-        }
-        const u32 greta_e47 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_47 = 8u + greta_e47 / 32u % 4u * 16u + greta_e47 / 4u % 8u;
-        u32 fc_47 = 184u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_83 = m0 + wg * 64u + fr_47;
-        u32 col_83 = n0 + fc_47;
-        u32 at_47 = row_83 * n + col_83;
-        f32 v0_47 = acc[94u];
-        f32 v1_47 = acc[95u];
-        if (bool(bool(even & (row_83 < m)) & ((col_83 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_47]) = f16x2{f16(v0_47), f16(v1_47)};
-        } else {
-            if (bool((row_83 < m) & ((col_83 + 0u) < n))) {
-                f32 v_94 = acc[94u];
-                y[at_47 + 0u] = f16(v_94);
-            }
-            if (bool((row_83 < m) & ((col_83 + 1u) < n))) {
-                f32 v_95 = acc[95u];
-                y[at_47 + 1u] = f16(v_95);
-            }
-        }
-        const u32 greta_e48 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_48 = 0u + greta_e48 / 32u % 4u * 16u + greta_e48 / 4u % 8u;
-        u32 fc_48 = 192u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_84 = m0 + wg * 64u + fr_48;
-        u32 col_84 = n0 + fc_48;
-        u32 at_48 = row_84 * n + col_84;
-        f32 v0_48 = acc[96u];
-        f32 v1_48 = acc[97u];
-        if (bool(bool(even & (row_84 < m)) & ((col_84 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_48]) = f16x2{f16(v0_48), f16(v1_48)};
-        } else {
-            if (bool((row_84 < m) & ((col_84 + 0u) < n))) {
-                f32 v_96 = acc[96u];
-                y[at_48 + 0u] = f16(v_96);
-            }
-            if (bool((row_84 < m) & ((col_84 + 1u) < n))) {
-                f32 v_97 = acc[97u];
-                y[at_48 + 1u] = f16(v_97);
-            }
-        }
-        const u32 greta_e49 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_49 = 8u + greta_e49 / 32u % 4u * 16u + greta_e49 / 4u % 8u;
-        u32 fc_49 = 192u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_85 = m0 + wg * 64u + fr_49;
-        u32 col_85 = n0 + fc_49;
-        u32 at_49 = row_85 * n + col_85;
-        f32 v0_49 = acc[98u];
-        f32 v1_49 = acc[99u];
-        if (bool(bool(even & (row_85 < m)) & ((col_85 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_49]) = f16x2{f16(v0_49), f16(v1_49)};
-        } else {
-            if (bool((row_85 < m) & ((col_85 + 0u) < n))) {
-                f32 v_98 = acc[98u];
-                y[at_49 + 0u] = f16(v_98);
-            }
-            if (bool((row_85 < m) & ((col_85 + 1u) < n))) {
-                f32 v_99 = acc[99u];
-                y[at_49 + 1u] = f16(v_99);
-            }
-        }
-        const u32 greta_e50 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_50 = 0u + greta_e50 / 32u % 4u * 16u + greta_e50 / 4u % 8u;
-        u32 fc_50 = 200u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_86 = m0 + wg * 64u + fr_50;
-        u32 col_86 = n0 + fc_50;
-        u32 at_50 = row_86 * n + col_86;
-        f32 v0_50 = acc[100u];
-        f32 v1_50 = acc[101u];
-        if (bool(bool(even & (row_86 < m)) & ((col_86 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_50]) = f16x2{f16(v0_50), f16(v1_50)};
-        } else {
-            if (bool((row_86 < m) & ((col_86 + 0u) < n))) {
-                f32 v_100 = acc[100u];
-                y[at_50 + 0u] = f16(v_100);
-            }
-            if (bool((row_86 < m) & ((col_86 + 1u) < n))) {
-                f32 v_101 = acc[101u];
-                y[at_50 + 1u] = f16(v_101);
-            }
-        }
-        const u32 greta_e51 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_51 = 8u + greta_e51 / 32u % 4u * 16u + greta_e51 / 4u % 8u;
-        u32 fc_51 = 200u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_87 = m0 + wg * 64u + fr_51;
-        u32 col_87 = n0 + fc_51;
-        u32 at_51 = row_87 * n + col_87;
-        f32 v0_51 = acc[102u];
-        f32 v1_51 = acc[103u];
-        if (bool(bool(even & (row_87 < m)) & ((col_87 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_51]) = f16x2{f16(v0_51), f16(v1_51)};
-        } else {
-            if (bool((row_87 < m) & ((col_87 + 0u) < n))) {
-                f32 v_102 = acc[102u];
-                y[at_51 + 0u] = f16(v_102);
-            }
-            if (bool((row_87 < m) & ((col_87 + 1u) < n))) {
-                f32 v_103 = acc[103u];
-                y[at_51 + 1u] = f16(v_103);
-            }
-        }
-        const u32 greta_e52 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_52 = 0u + greta_e52 / 32u % 4u * 16u + greta_e52 / 4u % 8u;
-        u32 fc_52 = 208u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_88 = m0 + wg * 64u + fr_52;
-        u32 col_88 = n0 + fc_52;
-        u32 at_52 = row_88 * n + col_88;
-        f32 v0_52 = acc[104u];
-        f32 v1_52 = acc[105u];
-        if (bool(bool(even & (row_88 < m)) & ((col_88 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_52]) = f16x2{f16(v0_52), f16(v1_52)};
-        } else {
-            if (bool((row_88 < m) & ((col_88 + 0u) < n))) {
-                f32 v_104 = acc[104u];
-                y[at_52 + 0u] = f16(v_104);
-            }
-            if (bool((row_88 < m) & ((col_88 + 1u) < n))) {
-                f32 v_105 = acc[105u];
-                y[at_52 + 1u] = f16(v_105);
-            }
-        }
-        const u32 greta_e53 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_53 = 8u + greta_e53 / 32u % 4u * 16u + greta_e53 / 4u % 8u;
-        u32 fc_53 = 208u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_89 = m0 + wg * 64u + fr_53;
-        u32 col_89 = n0 + fc_53;
-        u32 at_53 = row_89 * n + col_89;
-        f32 v0_53 = acc[106u];
-        f32 v1_53 = acc[107u];
-        if (bool(bool(even & (row_89 < m)) & ((col_89 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_53]) = f16x2{f16(v0_53), f16(v1_53)};
-        } else {
-            if (bool((row_89 < m) & ((col_89 + 0u) < n))) {
-                f32 v_106 = acc[106u];
-                y[at_53 + 0u] = f16(v_106);
-            }
-            if (bool((row_89 < m) & ((col_89 + 1u) < n))) {
-                f32 v_107 = acc[107u];
-                y[at_53 + 1u] = f16(v_107);
-            }
-        }
-        const u32 greta_e54 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_54 = 0u + greta_e54 / 32u % 4u * 16u + greta_e54 / 4u % 8u;
-        u32 fc_54 = 216u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_90 = m0 + wg * 64u + fr_54;
-        u32 col_90 = n0 + fc_54;
-        u32 at_54 = row_90 * n + col_90;
-        f32 v0_54 = acc[108u];
-        f32 v1_54 = acc[109u];
-        if (bool(bool(even & (row_90 < m)) & ((col_90 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_54]) = f16x2{f16(v0_54), f16(v1_54)};
-        } else {
-            if (bool((row_90 < m) & ((col_90 + 0u) < n))) {
-                f32 v_108 = acc[108u];
-                y[at_54 + 0u] = f16(v_108);
-            }
-            if (bool((row_90 < m) & ((col_90 + 1u) < n))) {
-                f32 v_109 = acc[109u];
-                y[at_54 + 1u] = f16(v_109);
-            }
-        }
-        const u32 greta_e55 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_55 = 8u + greta_e55 / 32u % 4u * 16u + greta_e55 / 4u % 8u;
-        u32 fc_55 = 216u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_91 = m0 + wg * 64u + fr_55;
-        u32 col_91 = n0 + fc_55;
-        u32 at_55 = row_91 * n + col_91;
-        f32 v0_55 = acc[110u];
-        f32 v1_55 = acc[111u];
-        if (bool(bool(even & (row_91 < m)) & ((col_91 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_55]) = f16x2{f16(v0_55), f16(v1_55)};
-        } else {
-            if (bool((row_91 < m) & ((col_91 + 0u) < n))) {
-                f32 v_110 = acc[110u];
-                y[at_55 + 0u] = f16(v_110);
-            }
-            if (bool((row_91 < m) & ((col_91 + 1u) < n))) {
-                f32 v_111 = acc[111u];
-                y[at_55 + 1u] = f16(v_111);
-            }
-        }
-        const u32 greta_e56 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_56 = 0u + greta_e56 / 32u % 4u * 16u + greta_e56 / 4u % 8u;
-        u32 fc_56 = 224u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_92 = m0 + wg * 64u + fr_56;
-        u32 col_92 = n0 + fc_56;
-        u32 at_56 = row_92 * n + col_92;
-        f32 v0_56 = acc[112u];
-        f32 v1_56 = acc[113u];
-        if (bool(bool(even & (row_92 < m)) & ((col_92 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_56]) = f16x2{f16(v0_56), f16(v1_56)};
-        } else {
-            if (bool((row_92 < m) & ((col_92 + 0u) < n))) {
-                f32 v_112 = acc[112u];
-                y[at_56 + 0u] = f16(v_112);
-            }
-            if (bool((row_92 < m) & ((col_92 + 1u) < n))) {
-                f32 v_113 = acc[113u];
-                y[at_56 + 1u] = f16(v_113);
-            }
-        }
-        const u32 greta_e57 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_57 = 8u + greta_e57 / 32u % 4u * 16u + greta_e57 / 4u % 8u;
-        u32 fc_57 = 224u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_93 = m0 + wg * 64u + fr_57;
-        u32 col_93 = n0 + fc_57;
-        u32 at_57 = row_93 * n + col_93;
-        f32 v0_57 = acc[114u];
-        f32 v1_57 = acc[115u];
-        if (bool(bool(even & (row_93 < m)) & ((col_93 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_57]) = f16x2{f16(v0_57), f16(v1_57)};
-        } else {
-            if (bool((row_93 < m) & ((col_93 + 0u) < n))) {
-                f32 v_114 = acc[114u];
-                y[at_57 + 0u] = f16(v_114);
-            }
-            if (bool((row_93 < m) & ((col_93 + 1u) < n))) {
-                f32 v_115 = acc[115u];
-                y[at_57 + 1u] = f16(v_115);
-            }
-        }
-        const u32 greta_e58 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_58 = 0u + greta_e58 / 32u % 4u * 16u + greta_e58 / 4u % 8u;
-        u32 fc_58 = 232u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_94 = m0 + wg * 64u + fr_58;
-        u32 col_94 = n0 + fc_58;
-        u32 at_58 = row_94 * n + col_94;
-        f32 v0_58 = acc[116u];
-        f32 v1_58 = acc[117u];
-        if (bool(bool(even & (row_94 < m)) & ((col_94 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_58]) = f16x2{f16(v0_58), f16(v1_58)};
-        } else {
-            if (bool((row_94 < m) & ((col_94 + 0u) < n))) {
-                f32 v_116 = acc[116u];
-                y[at_58 + 0u] = f16(v_116);
-            }
-            if (bool((row_94 < m) & ((col_94 + 1u) < n))) {
-                f32 v_117 = acc[117u];
-                y[at_58 + 1u] = f16(v_117);
-            }
-        }
-        const u32 greta_e59 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_59 = 8u + greta_e59 / 32u % 4u * 16u + greta_e59 / 4u % 8u;
-        u32 fc_59 = 232u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_95 = m0 + wg * 64u + fr_59;
-        u32 col_95 = n0 + fc_59;
-        u32 at_59 = row_95 * n + col_95;
-        f32 v0_59 = acc[118u];
-        f32 v1_59 = acc[119u];
-        if (bool(bool(even & (row_95 < m)) & ((col_95 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_59]) = f16x2{f16(v0_59), f16(v1_59)};
-        } else {
-            if (bool((row_95 < m) & ((col_95 + 0u) < n))) {
-                f32 v_118 = acc[118u];
-                y[at_59 + 0u] = f16(v_118);
-            }
-            if (bool((row_95 < m) & ((col_95 + 1u) < n))) {
-                f32 v_119 = acc[119u];
-                y[at_59 + 1u] = f16(v_119);
-            }
-        }
-        const u32 greta_e60 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_60 = 0u + greta_e60 / 32u % 4u * 16u + greta_e60 / 4u % 8u;
-        u32 fc_60 = 240u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_96 = m0 + wg * 64u + fr_60;
-        u32 col_96 = n0 + fc_60;
-        u32 at_60 = row_96 * n + col_96;
-        f32 v0_60 = acc[120u];
-        f32 v1_60 = acc[121u];
-        if (bool(bool(even & (row_96 < m)) & ((col_96 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_60]) = f16x2{f16(v0_60), f16(v1_60)};
-        } else {
-            if (bool((row_96 < m) & ((col_96 + 0u) < n))) {
-                f32 v_120 = acc[120u];
-                y[at_60 + 0u] = f16(v_120);
-            }
-            if (bool((row_96 < m) & ((col_96 + 1u) < n))) {
-                f32 v_121 = acc[121u];
-                y[at_60 + 1u] = f16(v_121);
-            }
-        }
-        const u32 greta_e61 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_61 = 8u + greta_e61 / 32u % 4u * 16u + greta_e61 / 4u % 8u;
-        u32 fc_61 = 240u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_97 = m0 + wg * 64u + fr_61;
-        u32 col_97 = n0 + fc_61;
-        u32 at_61 = row_97 * n + col_97;
-        f32 v0_61 = acc[122u];
-        f32 v1_61 = acc[123u];
-        if (bool(bool(even & (row_97 < m)) & ((col_97 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_61]) = f16x2{f16(v0_61), f16(v1_61)};
-        } else {
-            if (bool((row_97 < m) & ((col_97 + 0u) < n))) {
-                f32 v_122 = acc[122u];
-                y[at_61 + 0u] = f16(v_122);
-            }
-            if (bool((row_97 < m) & ((col_97 + 1u) < n))) {
-                f32 v_123 = acc[123u];
-                y[at_61 + 1u] = f16(v_123);
-            }
-        }
-        const u32 greta_e62 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_62 = 0u + greta_e62 / 32u % 4u * 16u + greta_e62 / 4u % 8u;
-        u32 fc_62 = 248u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_98 = m0 + wg * 64u + fr_62;
-        u32 col_98 = n0 + fc_62;
-        u32 at_62 = row_98 * n + col_98;
-        f32 v0_62 = acc[124u];
-        f32 v1_62 = acc[125u];
-        if (bool(bool(even & (row_98 < m)) & ((col_98 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_62]) = f16x2{f16(v0_62), f16(v1_62)};
-        } else {
-            if (bool((row_98 < m) & ((col_98 + 0u) < n))) {
-                f32 v_124 = acc[124u];
-                y[at_62 + 0u] = f16(v_124);
-            }
-            if (bool((row_98 < m) & ((col_98 + 1u) < n))) {
-                f32 v_125 = acc[125u];
-                y[at_62 + 1u] = f16(v_125);
-            }
-        }
-        const u32 greta_e63 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_63 = 8u + greta_e63 / 32u % 4u * 16u + greta_e63 / 4u % 8u;
-        u32 fc_63 = 248u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_99 = m0 + wg * 64u + fr_63;
-        u32 col_99 = n0 + fc_63;
-        u32 at_63 = row_99 * n + col_99;
-        f32 v0_63 = acc[126u];
-        f32 v1_63 = acc[127u];
-        if (bool(bool(even & (row_99 < m)) & ((col_99 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_63]) = f16x2{f16(v0_63), f16(v1_63)};
-        } else {
-            if (bool((row_99 < m) & ((col_99 + 0u) < n))) {
-                f32 v_126 = acc[126u];
-                y[at_63 + 0u] = f16(v_126);
-            }
-            if (bool((row_99 < m) & ((col_99 + 1u) < n))) {
-                f32 v_127 = acc[127u];
-                y[at_63 + 1u] = f16(v_127);
             }
         }
     } else {
         u32 tiles_1 = (k + 63u) / 64u;
         u32 k0_3 = 0u;
         u32 tid_6 = greta_thread_idx_x();
-        u32 lin_36 = tid_6 + 0u;
-        u32 r_37 = lin_36 / 8u;
-        u32 c_36 = lin_36 % 8u * 8u;
-        u32 row_100 = m0 + r_37;
-        u32 col_100 = k0_3 + c_36;
-        if (bool(true | (lin_36 < 1024u))) {
-            bool ok_36 = bool((row_100 < m) & ((col_100 + 0u) < k));
-            u32 at_64 = greta_min(row_100, m - 1u) * k + greta_min(col_100 + 0u, k - 1u);
-            ta[0u * 8192u + r_37 * 64u + ((c_36 + 0u) ^ (r_37 % 8u * 8u))] = ok_36 ? x[at_64] : f16(0.0f);
-            bool ok_37 = bool((row_100 < m) & ((col_100 + 1u) < k));
-            u32 at_65 = greta_min(row_100, m - 1u) * k + greta_min(col_100 + 1u, k - 1u);
-            ta[0u * 8192u + r_37 * 64u + ((c_36 + 1u) ^ (r_37 % 8u * 8u))] = ok_37 ? x[at_65] : f16(0.0f);
-            bool ok_38 = bool((row_100 < m) & ((col_100 + 2u) < k));
-            u32 at_66 = greta_min(row_100, m - 1u) * k + greta_min(col_100 + 2u, k - 1u);
-            ta[0u * 8192u + r_37 * 64u + ((c_36 + 2u) ^ (r_37 % 8u * 8u))] = ok_38 ? x[at_66] : f16(0.0f);
-            bool ok_39 = bool((row_100 < m) & ((col_100 + 3u) < k));
-            u32 at_67 = greta_min(row_100, m - 1u) * k + greta_min(col_100 + 3u, k - 1u);
-            ta[0u * 8192u + r_37 * 64u + ((c_36 + 3u) ^ (r_37 % 8u * 8u))] = ok_39 ? x[at_67] : f16(0.0f);
-            bool ok_40 = bool((row_100 < m) & ((col_100 + 4u) < k));
-            u32 at_68 = greta_min(row_100, m - 1u) * k + greta_min(col_100 + 4u, k - 1u);
-            ta[0u * 8192u + r_37 * 64u + ((c_36 + 4u) ^ (r_37 % 8u * 8u))] = ok_40 ? x[at_68] : f16(0.0f);
-            bool ok_41 = bool((row_100 < m) & ((col_100 + 5u) < k));
-            u32 at_69 = greta_min(row_100, m - 1u) * k + greta_min(col_100 + 5u, k - 1u);
-            ta[0u * 8192u + r_37 * 64u + ((c_36 + 5u) ^ (r_37 % 8u * 8u))] = ok_41 ? x[at_69] : f16(0.0f);
-            bool ok_42 = bool((row_100 < m) & ((col_100 + 6u) < k));
-            u32 at_70 = greta_min(row_100, m - 1u) * k + greta_min(col_100 + 6u, k - 1u);
-            ta[0u * 8192u + r_37 * 64u + ((c_36 + 6u) ^ (r_37 % 8u * 8u))] = ok_42 ? x[at_70] : f16(0.0f);
-            bool ok_43 = bool((row_100 < m) & ((col_100 + 7u) < k));
-            u32 at_71 = greta_min(row_100, m - 1u) * k + greta_min(col_100 + 7u, k - 1u);
-            ta[0u * 8192u + r_37 * 64u + ((c_36 + 7u) ^ (r_37 % 8u * 8u))] = ok_43 ? x[at_71] : f16(0.0f);
+        u32 lin_24 = tid_6 + 0u;
+        u32 r_25 = lin_24 / 8u;
+        u32 c_24 = lin_24 % 8u * 8u;
+        u32 row_56 = m0 + r_25;
+        u32 col_56 = k0_3 + c_24;
+        if (bool(true | (lin_24 < 1024u))) {
+            bool ok_24 = bool((row_56 < m) & ((col_56 + 0u) < k));
+            u32 at_32 = greta_min(row_56, m - 1u) * k + greta_min(col_56 + 0u, k - 1u);
+            ta[0u * 8192u + r_25 * 64u + ((c_24 + 0u) ^ (r_25 % 8u * 8u))] = ok_24 ? x[at_32] : f16(0.0f);
+            bool ok_25 = bool((row_56 < m) & ((col_56 + 1u) < k));
+            u32 at_33 = greta_min(row_56, m - 1u) * k + greta_min(col_56 + 1u, k - 1u);
+            ta[0u * 8192u + r_25 * 64u + ((c_24 + 1u) ^ (r_25 % 8u * 8u))] = ok_25 ? x[at_33] : f16(0.0f);
+            bool ok_26 = bool((row_56 < m) & ((col_56 + 2u) < k));
+            u32 at_34 = greta_min(row_56, m - 1u) * k + greta_min(col_56 + 2u, k - 1u);
+            ta[0u * 8192u + r_25 * 64u + ((c_24 + 2u) ^ (r_25 % 8u * 8u))] = ok_26 ? x[at_34] : f16(0.0f);
+            bool ok_27 = bool((row_56 < m) & ((col_56 + 3u) < k));
+            u32 at_35 = greta_min(row_56, m - 1u) * k + greta_min(col_56 + 3u, k - 1u);
+            ta[0u * 8192u + r_25 * 64u + ((c_24 + 3u) ^ (r_25 % 8u * 8u))] = ok_27 ? x[at_35] : f16(0.0f);
+            bool ok_28 = bool((row_56 < m) & ((col_56 + 4u) < k));
+            u32 at_36 = greta_min(row_56, m - 1u) * k + greta_min(col_56 + 4u, k - 1u);
+            ta[0u * 8192u + r_25 * 64u + ((c_24 + 4u) ^ (r_25 % 8u * 8u))] = ok_28 ? x[at_36] : f16(0.0f);
+            bool ok_29 = bool((row_56 < m) & ((col_56 + 5u) < k));
+            u32 at_37 = greta_min(row_56, m - 1u) * k + greta_min(col_56 + 5u, k - 1u);
+            ta[0u * 8192u + r_25 * 64u + ((c_24 + 5u) ^ (r_25 % 8u * 8u))] = ok_29 ? x[at_37] : f16(0.0f);
+            bool ok_30 = bool((row_56 < m) & ((col_56 + 6u) < k));
+            u32 at_38 = greta_min(row_56, m - 1u) * k + greta_min(col_56 + 6u, k - 1u);
+            ta[0u * 8192u + r_25 * 64u + ((c_24 + 6u) ^ (r_25 % 8u * 8u))] = ok_30 ? x[at_38] : f16(0.0f);
+            bool ok_31 = bool((row_56 < m) & ((col_56 + 7u) < k));
+            u32 at_39 = greta_min(row_56, m - 1u) * k + greta_min(col_56 + 7u, k - 1u);
+            ta[0u * 8192u + r_25 * 64u + ((c_24 + 7u) ^ (r_25 % 8u * 8u))] = ok_31 ? x[at_39] : f16(0.0f);
         }
-        u32 lin_37 = tid_6 + 256u;
-        u32 r_38 = lin_37 / 8u;
-        u32 c_37 = lin_37 % 8u * 8u;
-        u32 row_101 = m0 + r_38;
-        u32 col_101 = k0_3 + c_37;
-        if (bool(true | (lin_37 < 1024u))) {
-            bool ok_44 = bool((row_101 < m) & ((col_101 + 0u) < k));
-            u32 at_72 = greta_min(row_101, m - 1u) * k + greta_min(col_101 + 0u, k - 1u);
-            ta[0u * 8192u + r_38 * 64u + ((c_37 + 0u) ^ (r_38 % 8u * 8u))] = ok_44 ? x[at_72] : f16(0.0f);
-            bool ok_45 = bool((row_101 < m) & ((col_101 + 1u) < k));
-            u32 at_73 = greta_min(row_101, m - 1u) * k + greta_min(col_101 + 1u, k - 1u);
-            ta[0u * 8192u + r_38 * 64u + ((c_37 + 1u) ^ (r_38 % 8u * 8u))] = ok_45 ? x[at_73] : f16(0.0f);
-            bool ok_46 = bool((row_101 < m) & ((col_101 + 2u) < k));
-            u32 at_74 = greta_min(row_101, m - 1u) * k + greta_min(col_101 + 2u, k - 1u);
-            ta[0u * 8192u + r_38 * 64u + ((c_37 + 2u) ^ (r_38 % 8u * 8u))] = ok_46 ? x[at_74] : f16(0.0f);
-            bool ok_47 = bool((row_101 < m) & ((col_101 + 3u) < k));
-            u32 at_75 = greta_min(row_101, m - 1u) * k + greta_min(col_101 + 3u, k - 1u);
-            ta[0u * 8192u + r_38 * 64u + ((c_37 + 3u) ^ (r_38 % 8u * 8u))] = ok_47 ? x[at_75] : f16(0.0f);
-            bool ok_48 = bool((row_101 < m) & ((col_101 + 4u) < k));
-            u32 at_76 = greta_min(row_101, m - 1u) * k + greta_min(col_101 + 4u, k - 1u);
-            ta[0u * 8192u + r_38 * 64u + ((c_37 + 4u) ^ (r_38 % 8u * 8u))] = ok_48 ? x[at_76] : f16(0.0f);
-            bool ok_49 = bool((row_101 < m) & ((col_101 + 5u) < k));
-            u32 at_77 = greta_min(row_101, m - 1u) * k + greta_min(col_101 + 5u, k - 1u);
-            ta[0u * 8192u + r_38 * 64u + ((c_37 + 5u) ^ (r_38 % 8u * 8u))] = ok_49 ? x[at_77] : f16(0.0f);
-            bool ok_50 = bool((row_101 < m) & ((col_101 + 6u) < k));
-            u32 at_78 = greta_min(row_101, m - 1u) * k + greta_min(col_101 + 6u, k - 1u);
-            ta[0u * 8192u + r_38 * 64u + ((c_37 + 6u) ^ (r_38 % 8u * 8u))] = ok_50 ? x[at_78] : f16(0.0f);
-            bool ok_51 = bool((row_101 < m) & ((col_101 + 7u) < k));
-            u32 at_79 = greta_min(row_101, m - 1u) * k + greta_min(col_101 + 7u, k - 1u);
-            ta[0u * 8192u + r_38 * 64u + ((c_37 + 7u) ^ (r_38 % 8u * 8u))] = ok_51 ? x[at_79] : f16(0.0f);
+        u32 lin_25 = tid_6 + 256u;
+        u32 r_26 = lin_25 / 8u;
+        u32 c_25 = lin_25 % 8u * 8u;
+        u32 row_57 = m0 + r_26;
+        u32 col_57 = k0_3 + c_25;
+        if (bool(true | (lin_25 < 1024u))) {
+            bool ok_32 = bool((row_57 < m) & ((col_57 + 0u) < k));
+            u32 at_40 = greta_min(row_57, m - 1u) * k + greta_min(col_57 + 0u, k - 1u);
+            ta[0u * 8192u + r_26 * 64u + ((c_25 + 0u) ^ (r_26 % 8u * 8u))] = ok_32 ? x[at_40] : f16(0.0f);
+            bool ok_33 = bool((row_57 < m) & ((col_57 + 1u) < k));
+            u32 at_41 = greta_min(row_57, m - 1u) * k + greta_min(col_57 + 1u, k - 1u);
+            ta[0u * 8192u + r_26 * 64u + ((c_25 + 1u) ^ (r_26 % 8u * 8u))] = ok_33 ? x[at_41] : f16(0.0f);
+            bool ok_34 = bool((row_57 < m) & ((col_57 + 2u) < k));
+            u32 at_42 = greta_min(row_57, m - 1u) * k + greta_min(col_57 + 2u, k - 1u);
+            ta[0u * 8192u + r_26 * 64u + ((c_25 + 2u) ^ (r_26 % 8u * 8u))] = ok_34 ? x[at_42] : f16(0.0f);
+            bool ok_35 = bool((row_57 < m) & ((col_57 + 3u) < k));
+            u32 at_43 = greta_min(row_57, m - 1u) * k + greta_min(col_57 + 3u, k - 1u);
+            ta[0u * 8192u + r_26 * 64u + ((c_25 + 3u) ^ (r_26 % 8u * 8u))] = ok_35 ? x[at_43] : f16(0.0f);
+            bool ok_36 = bool((row_57 < m) & ((col_57 + 4u) < k));
+            u32 at_44 = greta_min(row_57, m - 1u) * k + greta_min(col_57 + 4u, k - 1u);
+            ta[0u * 8192u + r_26 * 64u + ((c_25 + 4u) ^ (r_26 % 8u * 8u))] = ok_36 ? x[at_44] : f16(0.0f);
+            bool ok_37 = bool((row_57 < m) & ((col_57 + 5u) < k));
+            u32 at_45 = greta_min(row_57, m - 1u) * k + greta_min(col_57 + 5u, k - 1u);
+            ta[0u * 8192u + r_26 * 64u + ((c_25 + 5u) ^ (r_26 % 8u * 8u))] = ok_37 ? x[at_45] : f16(0.0f);
+            bool ok_38 = bool((row_57 < m) & ((col_57 + 6u) < k));
+            u32 at_46 = greta_min(row_57, m - 1u) * k + greta_min(col_57 + 6u, k - 1u);
+            ta[0u * 8192u + r_26 * 64u + ((c_25 + 6u) ^ (r_26 % 8u * 8u))] = ok_38 ? x[at_46] : f16(0.0f);
+            bool ok_39 = bool((row_57 < m) & ((col_57 + 7u) < k));
+            u32 at_47 = greta_min(row_57, m - 1u) * k + greta_min(col_57 + 7u, k - 1u);
+            ta[0u * 8192u + r_26 * 64u + ((c_25 + 7u) ^ (r_26 % 8u * 8u))] = ok_39 ? x[at_47] : f16(0.0f);
         }
-        u32 lin_38 = tid_6 + 512u;
-        u32 r_39 = lin_38 / 8u;
-        u32 c_38 = lin_38 % 8u * 8u;
-        u32 row_102 = m0 + r_39;
-        u32 col_102 = k0_3 + c_38;
-        if (bool(true | (lin_38 < 1024u))) {
-            bool ok_52 = bool((row_102 < m) & ((col_102 + 0u) < k));
-            u32 at_80 = greta_min(row_102, m - 1u) * k + greta_min(col_102 + 0u, k - 1u);
-            ta[0u * 8192u + r_39 * 64u + ((c_38 + 0u) ^ (r_39 % 8u * 8u))] = ok_52 ? x[at_80] : f16(0.0f);
-            bool ok_53 = bool((row_102 < m) & ((col_102 + 1u) < k));
-            u32 at_81 = greta_min(row_102, m - 1u) * k + greta_min(col_102 + 1u, k - 1u);
-            ta[0u * 8192u + r_39 * 64u + ((c_38 + 1u) ^ (r_39 % 8u * 8u))] = ok_53 ? x[at_81] : f16(0.0f);
-            bool ok_54 = bool((row_102 < m) & ((col_102 + 2u) < k));
-            u32 at_82 = greta_min(row_102, m - 1u) * k + greta_min(col_102 + 2u, k - 1u);
-            ta[0u * 8192u + r_39 * 64u + ((c_38 + 2u) ^ (r_39 % 8u * 8u))] = ok_54 ? x[at_82] : f16(0.0f);
-            bool ok_55 = bool((row_102 < m) & ((col_102 + 3u) < k));
-            u32 at_83 = greta_min(row_102, m - 1u) * k + greta_min(col_102 + 3u, k - 1u);
-            ta[0u * 8192u + r_39 * 64u + ((c_38 + 3u) ^ (r_39 % 8u * 8u))] = ok_55 ? x[at_83] : f16(0.0f);
-            bool ok_56 = bool((row_102 < m) & ((col_102 + 4u) < k));
-            u32 at_84 = greta_min(row_102, m - 1u) * k + greta_min(col_102 + 4u, k - 1u);
-            ta[0u * 8192u + r_39 * 64u + ((c_38 + 4u) ^ (r_39 % 8u * 8u))] = ok_56 ? x[at_84] : f16(0.0f);
-            bool ok_57 = bool((row_102 < m) & ((col_102 + 5u) < k));
-            u32 at_85 = greta_min(row_102, m - 1u) * k + greta_min(col_102 + 5u, k - 1u);
-            ta[0u * 8192u + r_39 * 64u + ((c_38 + 5u) ^ (r_39 % 8u * 8u))] = ok_57 ? x[at_85] : f16(0.0f);
-            bool ok_58 = bool((row_102 < m) & ((col_102 + 6u) < k));
-            u32 at_86 = greta_min(row_102, m - 1u) * k + greta_min(col_102 + 6u, k - 1u);
-            ta[0u * 8192u + r_39 * 64u + ((c_38 + 6u) ^ (r_39 % 8u * 8u))] = ok_58 ? x[at_86] : f16(0.0f);
-            bool ok_59 = bool((row_102 < m) & ((col_102 + 7u) < k));
-            u32 at_87 = greta_min(row_102, m - 1u) * k + greta_min(col_102 + 7u, k - 1u);
-            ta[0u * 8192u + r_39 * 64u + ((c_38 + 7u) ^ (r_39 % 8u * 8u))] = ok_59 ? x[at_87] : f16(0.0f);
+        u32 lin_26 = tid_6 + 512u;
+        u32 r_27 = lin_26 / 8u;
+        u32 c_26 = lin_26 % 8u * 8u;
+        u32 row_58 = m0 + r_27;
+        u32 col_58 = k0_3 + c_26;
+        if (bool(true | (lin_26 < 1024u))) {
+            bool ok_40 = bool((row_58 < m) & ((col_58 + 0u) < k));
+            u32 at_48 = greta_min(row_58, m - 1u) * k + greta_min(col_58 + 0u, k - 1u);
+            ta[0u * 8192u + r_27 * 64u + ((c_26 + 0u) ^ (r_27 % 8u * 8u))] = ok_40 ? x[at_48] : f16(0.0f);
+            bool ok_41 = bool((row_58 < m) & ((col_58 + 1u) < k));
+            u32 at_49 = greta_min(row_58, m - 1u) * k + greta_min(col_58 + 1u, k - 1u);
+            ta[0u * 8192u + r_27 * 64u + ((c_26 + 1u) ^ (r_27 % 8u * 8u))] = ok_41 ? x[at_49] : f16(0.0f);
+            bool ok_42 = bool((row_58 < m) & ((col_58 + 2u) < k));
+            u32 at_50 = greta_min(row_58, m - 1u) * k + greta_min(col_58 + 2u, k - 1u);
+            ta[0u * 8192u + r_27 * 64u + ((c_26 + 2u) ^ (r_27 % 8u * 8u))] = ok_42 ? x[at_50] : f16(0.0f);
+            bool ok_43 = bool((row_58 < m) & ((col_58 + 3u) < k));
+            u32 at_51 = greta_min(row_58, m - 1u) * k + greta_min(col_58 + 3u, k - 1u);
+            ta[0u * 8192u + r_27 * 64u + ((c_26 + 3u) ^ (r_27 % 8u * 8u))] = ok_43 ? x[at_51] : f16(0.0f);
+            bool ok_44 = bool((row_58 < m) & ((col_58 + 4u) < k));
+            u32 at_52 = greta_min(row_58, m - 1u) * k + greta_min(col_58 + 4u, k - 1u);
+            ta[0u * 8192u + r_27 * 64u + ((c_26 + 4u) ^ (r_27 % 8u * 8u))] = ok_44 ? x[at_52] : f16(0.0f);
+            bool ok_45 = bool((row_58 < m) & ((col_58 + 5u) < k));
+            u32 at_53 = greta_min(row_58, m - 1u) * k + greta_min(col_58 + 5u, k - 1u);
+            ta[0u * 8192u + r_27 * 64u + ((c_26 + 5u) ^ (r_27 % 8u * 8u))] = ok_45 ? x[at_53] : f16(0.0f);
+            bool ok_46 = bool((row_58 < m) & ((col_58 + 6u) < k));
+            u32 at_54 = greta_min(row_58, m - 1u) * k + greta_min(col_58 + 6u, k - 1u);
+            ta[0u * 8192u + r_27 * 64u + ((c_26 + 6u) ^ (r_27 % 8u * 8u))] = ok_46 ? x[at_54] : f16(0.0f);
+            bool ok_47 = bool((row_58 < m) & ((col_58 + 7u) < k));
+            u32 at_55 = greta_min(row_58, m - 1u) * k + greta_min(col_58 + 7u, k - 1u);
+            ta[0u * 8192u + r_27 * 64u + ((c_26 + 7u) ^ (r_27 % 8u * 8u))] = ok_47 ? x[at_55] : f16(0.0f);
         }
-        u32 lin_39 = tid_6 + 768u;
-        u32 r_40 = lin_39 / 8u;
-        u32 c_39 = lin_39 % 8u * 8u;
-        u32 row_103 = m0 + r_40;
-        u32 col_103 = k0_3 + c_39;
-        if (bool(true | (lin_39 < 1024u))) {
-            bool ok_60 = bool((row_103 < m) & ((col_103 + 0u) < k));
-            u32 at_88 = greta_min(row_103, m - 1u) * k + greta_min(col_103 + 0u, k - 1u);
-            ta[0u * 8192u + r_40 * 64u + ((c_39 + 0u) ^ (r_40 % 8u * 8u))] = ok_60 ? x[at_88] : f16(0.0f);
-            bool ok_61 = bool((row_103 < m) & ((col_103 + 1u) < k));
-            u32 at_89 = greta_min(row_103, m - 1u) * k + greta_min(col_103 + 1u, k - 1u);
-            ta[0u * 8192u + r_40 * 64u + ((c_39 + 1u) ^ (r_40 % 8u * 8u))] = ok_61 ? x[at_89] : f16(0.0f);
-            bool ok_62 = bool((row_103 < m) & ((col_103 + 2u) < k));
-            u32 at_90 = greta_min(row_103, m - 1u) * k + greta_min(col_103 + 2u, k - 1u);
-            ta[0u * 8192u + r_40 * 64u + ((c_39 + 2u) ^ (r_40 % 8u * 8u))] = ok_62 ? x[at_90] : f16(0.0f);
-            bool ok_63 = bool((row_103 < m) & ((col_103 + 3u) < k));
-            u32 at_91 = greta_min(row_103, m - 1u) * k + greta_min(col_103 + 3u, k - 1u);
-            ta[0u * 8192u + r_40 * 64u + ((c_39 + 3u) ^ (r_40 % 8u * 8u))] = ok_63 ? x[at_91] : f16(0.0f);
-            bool ok_64 = bool((row_103 < m) & ((col_103 + 4u) < k));
-            u32 at_92 = greta_min(row_103, m - 1u) * k + greta_min(col_103 + 4u, k - 1u);
-            ta[0u * 8192u + r_40 * 64u + ((c_39 + 4u) ^ (r_40 % 8u * 8u))] = ok_64 ? x[at_92] : f16(0.0f);
-            bool ok_65 = bool((row_103 < m) & ((col_103 + 5u) < k));
-            u32 at_93 = greta_min(row_103, m - 1u) * k + greta_min(col_103 + 5u, k - 1u);
-            ta[0u * 8192u + r_40 * 64u + ((c_39 + 5u) ^ (r_40 % 8u * 8u))] = ok_65 ? x[at_93] : f16(0.0f);
-            bool ok_66 = bool((row_103 < m) & ((col_103 + 6u) < k));
-            u32 at_94 = greta_min(row_103, m - 1u) * k + greta_min(col_103 + 6u, k - 1u);
-            ta[0u * 8192u + r_40 * 64u + ((c_39 + 6u) ^ (r_40 % 8u * 8u))] = ok_66 ? x[at_94] : f16(0.0f);
-            bool ok_67 = bool((row_103 < m) & ((col_103 + 7u) < k));
-            u32 at_95 = greta_min(row_103, m - 1u) * k + greta_min(col_103 + 7u, k - 1u);
-            ta[0u * 8192u + r_40 * 64u + ((c_39 + 7u) ^ (r_40 % 8u * 8u))] = ok_67 ? x[at_95] : f16(0.0f);
+        u32 lin_27 = tid_6 + 768u;
+        u32 r_28 = lin_27 / 8u;
+        u32 c_27 = lin_27 % 8u * 8u;
+        u32 row_59 = m0 + r_28;
+        u32 col_59 = k0_3 + c_27;
+        if (bool(true | (lin_27 < 1024u))) {
+            bool ok_48 = bool((row_59 < m) & ((col_59 + 0u) < k));
+            u32 at_56 = greta_min(row_59, m - 1u) * k + greta_min(col_59 + 0u, k - 1u);
+            ta[0u * 8192u + r_28 * 64u + ((c_27 + 0u) ^ (r_28 % 8u * 8u))] = ok_48 ? x[at_56] : f16(0.0f);
+            bool ok_49 = bool((row_59 < m) & ((col_59 + 1u) < k));
+            u32 at_57 = greta_min(row_59, m - 1u) * k + greta_min(col_59 + 1u, k - 1u);
+            ta[0u * 8192u + r_28 * 64u + ((c_27 + 1u) ^ (r_28 % 8u * 8u))] = ok_49 ? x[at_57] : f16(0.0f);
+            bool ok_50 = bool((row_59 < m) & ((col_59 + 2u) < k));
+            u32 at_58 = greta_min(row_59, m - 1u) * k + greta_min(col_59 + 2u, k - 1u);
+            ta[0u * 8192u + r_28 * 64u + ((c_27 + 2u) ^ (r_28 % 8u * 8u))] = ok_50 ? x[at_58] : f16(0.0f);
+            bool ok_51 = bool((row_59 < m) & ((col_59 + 3u) < k));
+            u32 at_59 = greta_min(row_59, m - 1u) * k + greta_min(col_59 + 3u, k - 1u);
+            ta[0u * 8192u + r_28 * 64u + ((c_27 + 3u) ^ (r_28 % 8u * 8u))] = ok_51 ? x[at_59] : f16(0.0f);
+            bool ok_52 = bool((row_59 < m) & ((col_59 + 4u) < k));
+            u32 at_60 = greta_min(row_59, m - 1u) * k + greta_min(col_59 + 4u, k - 1u);
+            ta[0u * 8192u + r_28 * 64u + ((c_27 + 4u) ^ (r_28 % 8u * 8u))] = ok_52 ? x[at_60] : f16(0.0f);
+            bool ok_53 = bool((row_59 < m) & ((col_59 + 5u) < k));
+            u32 at_61 = greta_min(row_59, m - 1u) * k + greta_min(col_59 + 5u, k - 1u);
+            ta[0u * 8192u + r_28 * 64u + ((c_27 + 5u) ^ (r_28 % 8u * 8u))] = ok_53 ? x[at_61] : f16(0.0f);
+            bool ok_54 = bool((row_59 < m) & ((col_59 + 6u) < k));
+            u32 at_62 = greta_min(row_59, m - 1u) * k + greta_min(col_59 + 6u, k - 1u);
+            ta[0u * 8192u + r_28 * 64u + ((c_27 + 6u) ^ (r_28 % 8u * 8u))] = ok_54 ? x[at_62] : f16(0.0f);
+            bool ok_55 = bool((row_59 < m) & ((col_59 + 7u) < k));
+            u32 at_63 = greta_min(row_59, m - 1u) * k + greta_min(col_59 + 7u, k - 1u);
+            ta[0u * 8192u + r_28 * 64u + ((c_27 + 7u) ^ (r_28 % 8u * 8u))] = ok_55 ? x[at_63] : f16(0.0f);
         }
         u32 tid_7 = greta_thread_idx_x();
-        u32 lin_40 = tid_7 + 0u;
-        u32 r_41 = lin_40 / 8u;
-        u32 c_40 = lin_40 % 8u * 8u;
-        u32 row_104 = n0 + r_41;
-        u32 col_104 = k0_3 + c_40;
-        if (bool(true | (lin_40 < 2048u))) {
-            bool ok_68 = bool((row_104 < n) & ((col_104 + 0u) < k));
-            u32 at_96 = greta_min(row_104, n - 1u) * k + greta_min(col_104 + 0u, k - 1u);
-            tb[0u * 16384u + r_41 * 64u + ((c_40 + 0u) ^ (r_41 % 8u * 8u))] = ok_68 ? w[at_96] : f16(0.0f);
-            bool ok_69 = bool((row_104 < n) & ((col_104 + 1u) < k));
-            u32 at_97 = greta_min(row_104, n - 1u) * k + greta_min(col_104 + 1u, k - 1u);
-            tb[0u * 16384u + r_41 * 64u + ((c_40 + 1u) ^ (r_41 % 8u * 8u))] = ok_69 ? w[at_97] : f16(0.0f);
-            bool ok_70 = bool((row_104 < n) & ((col_104 + 2u) < k));
-            u32 at_98 = greta_min(row_104, n - 1u) * k + greta_min(col_104 + 2u, k - 1u);
-            tb[0u * 16384u + r_41 * 64u + ((c_40 + 2u) ^ (r_41 % 8u * 8u))] = ok_70 ? w[at_98] : f16(0.0f);
-            bool ok_71 = bool((row_104 < n) & ((col_104 + 3u) < k));
-            u32 at_99 = greta_min(row_104, n - 1u) * k + greta_min(col_104 + 3u, k - 1u);
-            tb[0u * 16384u + r_41 * 64u + ((c_40 + 3u) ^ (r_41 % 8u * 8u))] = ok_71 ? w[at_99] : f16(0.0f);
-            bool ok_72 = bool((row_104 < n) & ((col_104 + 4u) < k));
-            u32 at_100 = greta_min(row_104, n - 1u) * k + greta_min(col_104 + 4u, k - 1u);
-            tb[0u * 16384u + r_41 * 64u + ((c_40 + 4u) ^ (r_41 % 8u * 8u))] = ok_72 ? w[at_100] : f16(0.0f);
-            bool ok_73 = bool((row_104 < n) & ((col_104 + 5u) < k));
-            u32 at_101 = greta_min(row_104, n - 1u) * k + greta_min(col_104 + 5u, k - 1u);
-            tb[0u * 16384u + r_41 * 64u + ((c_40 + 5u) ^ (r_41 % 8u * 8u))] = ok_73 ? w[at_101] : f16(0.0f);
-            bool ok_74 = bool((row_104 < n) & ((col_104 + 6u) < k));
-            u32 at_102 = greta_min(row_104, n - 1u) * k + greta_min(col_104 + 6u, k - 1u);
-            tb[0u * 16384u + r_41 * 64u + ((c_40 + 6u) ^ (r_41 % 8u * 8u))] = ok_74 ? w[at_102] : f16(0.0f);
-            bool ok_75 = bool((row_104 < n) & ((col_104 + 7u) < k));
-            u32 at_103 = greta_min(row_104, n - 1u) * k + greta_min(col_104 + 7u, k - 1u);
-            tb[0u * 16384u + r_41 * 64u + ((c_40 + 7u) ^ (r_41 % 8u * 8u))] = ok_75 ? w[at_103] : f16(0.0f);
+        u32 lin_28 = tid_7 + 0u;
+        u32 r_29 = lin_28 / 8u;
+        u32 c_28 = lin_28 % 8u * 8u;
+        u32 row_60 = n0 + r_29;
+        u32 col_60 = k0_3 + c_28;
+        if (bool(true | (lin_28 < 1024u))) {
+            bool ok_56 = bool((row_60 < n) & ((col_60 + 0u) < k));
+            u32 at_64 = greta_min(row_60, n - 1u) * k + greta_min(col_60 + 0u, k - 1u);
+            tb[0u * 8192u + r_29 * 64u + ((c_28 + 0u) ^ (r_29 % 8u * 8u))] = ok_56 ? w[at_64] : f16(0.0f);
+            bool ok_57 = bool((row_60 < n) & ((col_60 + 1u) < k));
+            u32 at_65 = greta_min(row_60, n - 1u) * k + greta_min(col_60 + 1u, k - 1u);
+            tb[0u * 8192u + r_29 * 64u + ((c_28 + 1u) ^ (r_29 % 8u * 8u))] = ok_57 ? w[at_65] : f16(0.0f);
+            bool ok_58 = bool((row_60 < n) & ((col_60 + 2u) < k));
+            u32 at_66 = greta_min(row_60, n - 1u) * k + greta_min(col_60 + 2u, k - 1u);
+            tb[0u * 8192u + r_29 * 64u + ((c_28 + 2u) ^ (r_29 % 8u * 8u))] = ok_58 ? w[at_66] : f16(0.0f);
+            bool ok_59 = bool((row_60 < n) & ((col_60 + 3u) < k));
+            u32 at_67 = greta_min(row_60, n - 1u) * k + greta_min(col_60 + 3u, k - 1u);
+            tb[0u * 8192u + r_29 * 64u + ((c_28 + 3u) ^ (r_29 % 8u * 8u))] = ok_59 ? w[at_67] : f16(0.0f);
+            bool ok_60 = bool((row_60 < n) & ((col_60 + 4u) < k));
+            u32 at_68 = greta_min(row_60, n - 1u) * k + greta_min(col_60 + 4u, k - 1u);
+            tb[0u * 8192u + r_29 * 64u + ((c_28 + 4u) ^ (r_29 % 8u * 8u))] = ok_60 ? w[at_68] : f16(0.0f);
+            bool ok_61 = bool((row_60 < n) & ((col_60 + 5u) < k));
+            u32 at_69 = greta_min(row_60, n - 1u) * k + greta_min(col_60 + 5u, k - 1u);
+            tb[0u * 8192u + r_29 * 64u + ((c_28 + 5u) ^ (r_29 % 8u * 8u))] = ok_61 ? w[at_69] : f16(0.0f);
+            bool ok_62 = bool((row_60 < n) & ((col_60 + 6u) < k));
+            u32 at_70 = greta_min(row_60, n - 1u) * k + greta_min(col_60 + 6u, k - 1u);
+            tb[0u * 8192u + r_29 * 64u + ((c_28 + 6u) ^ (r_29 % 8u * 8u))] = ok_62 ? w[at_70] : f16(0.0f);
+            bool ok_63 = bool((row_60 < n) & ((col_60 + 7u) < k));
+            u32 at_71 = greta_min(row_60, n - 1u) * k + greta_min(col_60 + 7u, k - 1u);
+            tb[0u * 8192u + r_29 * 64u + ((c_28 + 7u) ^ (r_29 % 8u * 8u))] = ok_63 ? w[at_71] : f16(0.0f);
         }
-        u32 lin_41 = tid_7 + 256u;
-        u32 r_42 = lin_41 / 8u;
-        u32 c_41 = lin_41 % 8u * 8u;
-        u32 row_105 = n0 + r_42;
-        u32 col_105 = k0_3 + c_41;
-        if (bool(true | (lin_41 < 2048u))) {
-            bool ok_76 = bool((row_105 < n) & ((col_105 + 0u) < k));
-            u32 at_104 = greta_min(row_105, n - 1u) * k + greta_min(col_105 + 0u, k - 1u);
-            tb[0u * 16384u + r_42 * 64u + ((c_41 + 0u) ^ (r_42 % 8u * 8u))] = ok_76 ? w[at_104] : f16(0.0f);
-            bool ok_77 = bool((row_105 < n) & ((col_105 + 1u) < k));
-            u32 at_105 = greta_min(row_105, n - 1u) * k + greta_min(col_105 + 1u, k - 1u);
-            tb[0u * 16384u + r_42 * 64u + ((c_41 + 1u) ^ (r_42 % 8u * 8u))] = ok_77 ? w[at_105] : f16(0.0f);
-            bool ok_78 = bool((row_105 < n) & ((col_105 + 2u) < k));
-            u32 at_106 = greta_min(row_105, n - 1u) * k + greta_min(col_105 + 2u, k - 1u);
-            tb[0u * 16384u + r_42 * 64u + ((c_41 + 2u) ^ (r_42 % 8u * 8u))] = ok_78 ? w[at_106] : f16(0.0f);
-            bool ok_79 = bool((row_105 < n) & ((col_105 + 3u) < k));
-            u32 at_107 = greta_min(row_105, n - 1u) * k + greta_min(col_105 + 3u, k - 1u);
-            tb[0u * 16384u + r_42 * 64u + ((c_41 + 3u) ^ (r_42 % 8u * 8u))] = ok_79 ? w[at_107] : f16(0.0f);
-            bool ok_80 = bool((row_105 < n) & ((col_105 + 4u) < k));
-            u32 at_108 = greta_min(row_105, n - 1u) * k + greta_min(col_105 + 4u, k - 1u);
-            tb[0u * 16384u + r_42 * 64u + ((c_41 + 4u) ^ (r_42 % 8u * 8u))] = ok_80 ? w[at_108] : f16(0.0f);
-            bool ok_81 = bool((row_105 < n) & ((col_105 + 5u) < k));
-            u32 at_109 = greta_min(row_105, n - 1u) * k + greta_min(col_105 + 5u, k - 1u);
-            tb[0u * 16384u + r_42 * 64u + ((c_41 + 5u) ^ (r_42 % 8u * 8u))] = ok_81 ? w[at_109] : f16(0.0f);
-            bool ok_82 = bool((row_105 < n) & ((col_105 + 6u) < k));
-            u32 at_110 = greta_min(row_105, n - 1u) * k + greta_min(col_105 + 6u, k - 1u);
-            tb[0u * 16384u + r_42 * 64u + ((c_41 + 6u) ^ (r_42 % 8u * 8u))] = ok_82 ? w[at_110] : f16(0.0f);
-            bool ok_83 = bool((row_105 < n) & ((col_105 + 7u) < k));
-            u32 at_111 = greta_min(row_105, n - 1u) * k + greta_min(col_105 + 7u, k - 1u);
-            tb[0u * 16384u + r_42 * 64u + ((c_41 + 7u) ^ (r_42 % 8u * 8u))] = ok_83 ? w[at_111] : f16(0.0f);
+        u32 lin_29 = tid_7 + 256u;
+        u32 r_30 = lin_29 / 8u;
+        u32 c_29 = lin_29 % 8u * 8u;
+        u32 row_61 = n0 + r_30;
+        u32 col_61 = k0_3 + c_29;
+        if (bool(true | (lin_29 < 1024u))) {
+            bool ok_64 = bool((row_61 < n) & ((col_61 + 0u) < k));
+            u32 at_72 = greta_min(row_61, n - 1u) * k + greta_min(col_61 + 0u, k - 1u);
+            tb[0u * 8192u + r_30 * 64u + ((c_29 + 0u) ^ (r_30 % 8u * 8u))] = ok_64 ? w[at_72] : f16(0.0f);
+            bool ok_65 = bool((row_61 < n) & ((col_61 + 1u) < k));
+            u32 at_73 = greta_min(row_61, n - 1u) * k + greta_min(col_61 + 1u, k - 1u);
+            tb[0u * 8192u + r_30 * 64u + ((c_29 + 1u) ^ (r_30 % 8u * 8u))] = ok_65 ? w[at_73] : f16(0.0f);
+            bool ok_66 = bool((row_61 < n) & ((col_61 + 2u) < k));
+            u32 at_74 = greta_min(row_61, n - 1u) * k + greta_min(col_61 + 2u, k - 1u);
+            tb[0u * 8192u + r_30 * 64u + ((c_29 + 2u) ^ (r_30 % 8u * 8u))] = ok_66 ? w[at_74] : f16(0.0f);
+            bool ok_67 = bool((row_61 < n) & ((col_61 + 3u) < k));
+            u32 at_75 = greta_min(row_61, n - 1u) * k + greta_min(col_61 + 3u, k - 1u);
+            tb[0u * 8192u + r_30 * 64u + ((c_29 + 3u) ^ (r_30 % 8u * 8u))] = ok_67 ? w[at_75] : f16(0.0f);
+            bool ok_68 = bool((row_61 < n) & ((col_61 + 4u) < k));
+            u32 at_76 = greta_min(row_61, n - 1u) * k + greta_min(col_61 + 4u, k - 1u);
+            tb[0u * 8192u + r_30 * 64u + ((c_29 + 4u) ^ (r_30 % 8u * 8u))] = ok_68 ? w[at_76] : f16(0.0f);
+            bool ok_69 = bool((row_61 < n) & ((col_61 + 5u) < k));
+            u32 at_77 = greta_min(row_61, n - 1u) * k + greta_min(col_61 + 5u, k - 1u);
+            tb[0u * 8192u + r_30 * 64u + ((c_29 + 5u) ^ (r_30 % 8u * 8u))] = ok_69 ? w[at_77] : f16(0.0f);
+            bool ok_70 = bool((row_61 < n) & ((col_61 + 6u) < k));
+            u32 at_78 = greta_min(row_61, n - 1u) * k + greta_min(col_61 + 6u, k - 1u);
+            tb[0u * 8192u + r_30 * 64u + ((c_29 + 6u) ^ (r_30 % 8u * 8u))] = ok_70 ? w[at_78] : f16(0.0f);
+            bool ok_71 = bool((row_61 < n) & ((col_61 + 7u) < k));
+            u32 at_79 = greta_min(row_61, n - 1u) * k + greta_min(col_61 + 7u, k - 1u);
+            tb[0u * 8192u + r_30 * 64u + ((c_29 + 7u) ^ (r_30 % 8u * 8u))] = ok_71 ? w[at_79] : f16(0.0f);
         }
-        u32 lin_42 = tid_7 + 512u;
-        u32 r_43 = lin_42 / 8u;
-        u32 c_42 = lin_42 % 8u * 8u;
-        u32 row_106 = n0 + r_43;
-        u32 col_106 = k0_3 + c_42;
-        if (bool(true | (lin_42 < 2048u))) {
-            bool ok_84 = bool((row_106 < n) & ((col_106 + 0u) < k));
-            u32 at_112 = greta_min(row_106, n - 1u) * k + greta_min(col_106 + 0u, k - 1u);
-            tb[0u * 16384u + r_43 * 64u + ((c_42 + 0u) ^ (r_43 % 8u * 8u))] = ok_84 ? w[at_112] : f16(0.0f);
-            bool ok_85 = bool((row_106 < n) & ((col_106 + 1u) < k));
-            u32 at_113 = greta_min(row_106, n - 1u) * k + greta_min(col_106 + 1u, k - 1u);
-            tb[0u * 16384u + r_43 * 64u + ((c_42 + 1u) ^ (r_43 % 8u * 8u))] = ok_85 ? w[at_113] : f16(0.0f);
-            bool ok_86 = bool((row_106 < n) & ((col_106 + 2u) < k));
-            u32 at_114 = greta_min(row_106, n - 1u) * k + greta_min(col_106 + 2u, k - 1u);
-            tb[0u * 16384u + r_43 * 64u + ((c_42 + 2u) ^ (r_43 % 8u * 8u))] = ok_86 ? w[at_114] : f16(0.0f);
-            bool ok_87 = bool((row_106 < n) & ((col_106 + 3u) < k));
-            u32 at_115 = greta_min(row_106, n - 1u) * k + greta_min(col_106 + 3u, k - 1u);
-            tb[0u * 16384u + r_43 * 64u + ((c_42 + 3u) ^ (r_43 % 8u * 8u))] = ok_87 ? w[at_115] : f16(0.0f);
-            bool ok_88 = bool((row_106 < n) & ((col_106 + 4u) < k));
-            u32 at_116 = greta_min(row_106, n - 1u) * k + greta_min(col_106 + 4u, k - 1u);
-            tb[0u * 16384u + r_43 * 64u + ((c_42 + 4u) ^ (r_43 % 8u * 8u))] = ok_88 ? w[at_116] : f16(0.0f);
-            bool ok_89 = bool((row_106 < n) & ((col_106 + 5u) < k));
-            u32 at_117 = greta_min(row_106, n - 1u) * k + greta_min(col_106 + 5u, k - 1u);
-            tb[0u * 16384u + r_43 * 64u + ((c_42 + 5u) ^ (r_43 % 8u * 8u))] = ok_89 ? w[at_117] : f16(0.0f);
-            bool ok_90 = bool((row_106 < n) & ((col_106 + 6u) < k));
-            u32 at_118 = greta_min(row_106, n - 1u) * k + greta_min(col_106 + 6u, k - 1u);
-            tb[0u * 16384u + r_43 * 64u + ((c_42 + 6u) ^ (r_43 % 8u * 8u))] = ok_90 ? w[at_118] : f16(0.0f);
-            bool ok_91 = bool((row_106 < n) & ((col_106 + 7u) < k));
-            u32 at_119 = greta_min(row_106, n - 1u) * k + greta_min(col_106 + 7u, k - 1u);
-            tb[0u * 16384u + r_43 * 64u + ((c_42 + 7u) ^ (r_43 % 8u * 8u))] = ok_91 ? w[at_119] : f16(0.0f);
+        u32 lin_30 = tid_7 + 512u;
+        u32 r_31 = lin_30 / 8u;
+        u32 c_30 = lin_30 % 8u * 8u;
+        u32 row_62 = n0 + r_31;
+        u32 col_62 = k0_3 + c_30;
+        if (bool(true | (lin_30 < 1024u))) {
+            bool ok_72 = bool((row_62 < n) & ((col_62 + 0u) < k));
+            u32 at_80 = greta_min(row_62, n - 1u) * k + greta_min(col_62 + 0u, k - 1u);
+            tb[0u * 8192u + r_31 * 64u + ((c_30 + 0u) ^ (r_31 % 8u * 8u))] = ok_72 ? w[at_80] : f16(0.0f);
+            bool ok_73 = bool((row_62 < n) & ((col_62 + 1u) < k));
+            u32 at_81 = greta_min(row_62, n - 1u) * k + greta_min(col_62 + 1u, k - 1u);
+            tb[0u * 8192u + r_31 * 64u + ((c_30 + 1u) ^ (r_31 % 8u * 8u))] = ok_73 ? w[at_81] : f16(0.0f);
+            bool ok_74 = bool((row_62 < n) & ((col_62 + 2u) < k));
+            u32 at_82 = greta_min(row_62, n - 1u) * k + greta_min(col_62 + 2u, k - 1u);
+            tb[0u * 8192u + r_31 * 64u + ((c_30 + 2u) ^ (r_31 % 8u * 8u))] = ok_74 ? w[at_82] : f16(0.0f);
+            bool ok_75 = bool((row_62 < n) & ((col_62 + 3u) < k));
+            u32 at_83 = greta_min(row_62, n - 1u) * k + greta_min(col_62 + 3u, k - 1u);
+            tb[0u * 8192u + r_31 * 64u + ((c_30 + 3u) ^ (r_31 % 8u * 8u))] = ok_75 ? w[at_83] : f16(0.0f);
+            bool ok_76 = bool((row_62 < n) & ((col_62 + 4u) < k));
+            u32 at_84 = greta_min(row_62, n - 1u) * k + greta_min(col_62 + 4u, k - 1u);
+            tb[0u * 8192u + r_31 * 64u + ((c_30 + 4u) ^ (r_31 % 8u * 8u))] = ok_76 ? w[at_84] : f16(0.0f);
+            bool ok_77 = bool((row_62 < n) & ((col_62 + 5u) < k));
+            u32 at_85 = greta_min(row_62, n - 1u) * k + greta_min(col_62 + 5u, k - 1u);
+            tb[0u * 8192u + r_31 * 64u + ((c_30 + 5u) ^ (r_31 % 8u * 8u))] = ok_77 ? w[at_85] : f16(0.0f);
+            bool ok_78 = bool((row_62 < n) & ((col_62 + 6u) < k));
+            u32 at_86 = greta_min(row_62, n - 1u) * k + greta_min(col_62 + 6u, k - 1u);
+            tb[0u * 8192u + r_31 * 64u + ((c_30 + 6u) ^ (r_31 % 8u * 8u))] = ok_78 ? w[at_86] : f16(0.0f);
+            bool ok_79 = bool((row_62 < n) & ((col_62 + 7u) < k));
+            u32 at_87 = greta_min(row_62, n - 1u) * k + greta_min(col_62 + 7u, k - 1u);
+            tb[0u * 8192u + r_31 * 64u + ((c_30 + 7u) ^ (r_31 % 8u * 8u))] = ok_79 ? w[at_87] : f16(0.0f);
         }
-        u32 lin_43 = tid_7 + 768u;
-        u32 r_44 = lin_43 / 8u;
-        u32 c_43 = lin_43 % 8u * 8u;
-        u32 row_107 = n0 + r_44;
-        u32 col_107 = k0_3 + c_43;
-        if (bool(true | (lin_43 < 2048u))) {
-            bool ok_92 = bool((row_107 < n) & ((col_107 + 0u) < k));
-            u32 at_120 = greta_min(row_107, n - 1u) * k + greta_min(col_107 + 0u, k - 1u);
-            tb[0u * 16384u + r_44 * 64u + ((c_43 + 0u) ^ (r_44 % 8u * 8u))] = ok_92 ? w[at_120] : f16(0.0f);
-            bool ok_93 = bool((row_107 < n) & ((col_107 + 1u) < k));
-            u32 at_121 = greta_min(row_107, n - 1u) * k + greta_min(col_107 + 1u, k - 1u);
-            tb[0u * 16384u + r_44 * 64u + ((c_43 + 1u) ^ (r_44 % 8u * 8u))] = ok_93 ? w[at_121] : f16(0.0f);
-            bool ok_94 = bool((row_107 < n) & ((col_107 + 2u) < k));
-            u32 at_122 = greta_min(row_107, n - 1u) * k + greta_min(col_107 + 2u, k - 1u);
-            tb[0u * 16384u + r_44 * 64u + ((c_43 + 2u) ^ (r_44 % 8u * 8u))] = ok_94 ? w[at_122] : f16(0.0f);
-            bool ok_95 = bool((row_107 < n) & ((col_107 + 3u) < k));
-            u32 at_123 = greta_min(row_107, n - 1u) * k + greta_min(col_107 + 3u, k - 1u);
-            tb[0u * 16384u + r_44 * 64u + ((c_43 + 3u) ^ (r_44 % 8u * 8u))] = ok_95 ? w[at_123] : f16(0.0f);
-            bool ok_96 = bool((row_107 < n) & ((col_107 + 4u) < k));
-            u32 at_124 = greta_min(row_107, n - 1u) * k + greta_min(col_107 + 4u, k - 1u);
-            tb[0u * 16384u + r_44 * 64u + ((c_43 + 4u) ^ (r_44 % 8u * 8u))] = ok_96 ? w[at_124] : f16(0.0f);
-            bool ok_97 = bool((row_107 < n) & ((col_107 + 5u) < k));
-            u32 at_125 = greta_min(row_107, n - 1u) * k + greta_min(col_107 + 5u, k - 1u);
-            tb[0u * 16384u + r_44 * 64u + ((c_43 + 5u) ^ (r_44 % 8u * 8u))] = ok_97 ? w[at_125] : f16(0.0f);
-            bool ok_98 = bool((row_107 < n) & ((col_107 + 6u) < k));
-            u32 at_126 = greta_min(row_107, n - 1u) * k + greta_min(col_107 + 6u, k - 1u);
-            tb[0u * 16384u + r_44 * 64u + ((c_43 + 6u) ^ (r_44 % 8u * 8u))] = ok_98 ? w[at_126] : f16(0.0f);
-            bool ok_99 = bool((row_107 < n) & ((col_107 + 7u) < k));
-            u32 at_127 = greta_min(row_107, n - 1u) * k + greta_min(col_107 + 7u, k - 1u);
-            tb[0u * 16384u + r_44 * 64u + ((c_43 + 7u) ^ (r_44 % 8u * 8u))] = ok_99 ? w[at_127] : f16(0.0f);
-        }
-        u32 lin_44 = tid_7 + 1024u;
-        u32 r_45 = lin_44 / 8u;
-        u32 c_44 = lin_44 % 8u * 8u;
-        u32 row_108 = n0 + r_45;
-        u32 col_108 = k0_3 + c_44;
-        if (bool(true | (lin_44 < 2048u))) {
-            bool ok_100 = bool((row_108 < n) & ((col_108 + 0u) < k));
-            u32 at_128 = greta_min(row_108, n - 1u) * k + greta_min(col_108 + 0u, k - 1u);
-            tb[0u * 16384u + r_45 * 64u + ((c_44 + 0u) ^ (r_45 % 8u * 8u))] = ok_100 ? w[at_128] : f16(0.0f);
-            bool ok_101 = bool((row_108 < n) & ((col_108 + 1u) < k));
-            u32 at_129 = greta_min(row_108, n - 1u) * k + greta_min(col_108 + 1u, k - 1u);
-            tb[0u * 16384u + r_45 * 64u + ((c_44 + 1u) ^ (r_45 % 8u * 8u))] = ok_101 ? w[at_129] : f16(0.0f);
-            bool ok_102 = bool((row_108 < n) & ((col_108 + 2u) < k));
-            u32 at_130 = greta_min(row_108, n - 1u) * k + greta_min(col_108 + 2u, k - 1u);
-            tb[0u * 16384u + r_45 * 64u + ((c_44 + 2u) ^ (r_45 % 8u * 8u))] = ok_102 ? w[at_130] : f16(0.0f);
-            bool ok_103 = bool((row_108 < n) & ((col_108 + 3u) < k));
-            u32 at_131 = greta_min(row_108, n - 1u) * k + greta_min(col_108 + 3u, k - 1u);
-            tb[0u * 16384u + r_45 * 64u + ((c_44 + 3u) ^ (r_45 % 8u * 8u))] = ok_103 ? w[at_131] : f16(0.0f);
-            bool ok_104 = bool((row_108 < n) & ((col_108 + 4u) < k));
-            u32 at_132 = greta_min(row_108, n - 1u) * k + greta_min(col_108 + 4u, k - 1u);
-            tb[0u * 16384u + r_45 * 64u + ((c_44 + 4u) ^ (r_45 % 8u * 8u))] = ok_104 ? w[at_132] : f16(0.0f);
-            bool ok_105 = bool((row_108 < n) & ((col_108 + 5u) < k));
-            u32 at_133 = greta_min(row_108, n - 1u) * k + greta_min(col_108 + 5u, k - 1u);
-            tb[0u * 16384u + r_45 * 64u + ((c_44 + 5u) ^ (r_45 % 8u * 8u))] = ok_105 ? w[at_133] : f16(0.0f);
-            bool ok_106 = bool((row_108 < n) & ((col_108 + 6u) < k));
-            u32 at_134 = greta_min(row_108, n - 1u) * k + greta_min(col_108 + 6u, k - 1u);
-            tb[0u * 16384u + r_45 * 64u + ((c_44 + 6u) ^ (r_45 % 8u * 8u))] = ok_106 ? w[at_134] : f16(0.0f);
-            bool ok_107 = bool((row_108 < n) & ((col_108 + 7u) < k));
-            u32 at_135 = greta_min(row_108, n - 1u) * k + greta_min(col_108 + 7u, k - 1u);
-            tb[0u * 16384u + r_45 * 64u + ((c_44 + 7u) ^ (r_45 % 8u * 8u))] = ok_107 ? w[at_135] : f16(0.0f);
-        }
-        u32 lin_45 = tid_7 + 1280u;
-        u32 r_46 = lin_45 / 8u;
-        u32 c_45 = lin_45 % 8u * 8u;
-        u32 row_109 = n0 + r_46;
-        u32 col_109 = k0_3 + c_45;
-        if (bool(true | (lin_45 < 2048u))) {
-            bool ok_108 = bool((row_109 < n) & ((col_109 + 0u) < k));
-            u32 at_136 = greta_min(row_109, n - 1u) * k + greta_min(col_109 + 0u, k - 1u);
-            tb[0u * 16384u + r_46 * 64u + ((c_45 + 0u) ^ (r_46 % 8u * 8u))] = ok_108 ? w[at_136] : f16(0.0f);
-            bool ok_109 = bool((row_109 < n) & ((col_109 + 1u) < k));
-            u32 at_137 = greta_min(row_109, n - 1u) * k + greta_min(col_109 + 1u, k - 1u);
-            tb[0u * 16384u + r_46 * 64u + ((c_45 + 1u) ^ (r_46 % 8u * 8u))] = ok_109 ? w[at_137] : f16(0.0f);
-            bool ok_110 = bool((row_109 < n) & ((col_109 + 2u) < k));
-            u32 at_138 = greta_min(row_109, n - 1u) * k + greta_min(col_109 + 2u, k - 1u);
-            tb[0u * 16384u + r_46 * 64u + ((c_45 + 2u) ^ (r_46 % 8u * 8u))] = ok_110 ? w[at_138] : f16(0.0f);
-            bool ok_111 = bool((row_109 < n) & ((col_109 + 3u) < k));
-            u32 at_139 = greta_min(row_109, n - 1u) * k + greta_min(col_109 + 3u, k - 1u);
-            tb[0u * 16384u + r_46 * 64u + ((c_45 + 3u) ^ (r_46 % 8u * 8u))] = ok_111 ? w[at_139] : f16(0.0f);
-            bool ok_112 = bool((row_109 < n) & ((col_109 + 4u) < k));
-            u32 at_140 = greta_min(row_109, n - 1u) * k + greta_min(col_109 + 4u, k - 1u);
-            tb[0u * 16384u + r_46 * 64u + ((c_45 + 4u) ^ (r_46 % 8u * 8u))] = ok_112 ? w[at_140] : f16(0.0f);
-            bool ok_113 = bool((row_109 < n) & ((col_109 + 5u) < k));
-            u32 at_141 = greta_min(row_109, n - 1u) * k + greta_min(col_109 + 5u, k - 1u);
-            tb[0u * 16384u + r_46 * 64u + ((c_45 + 5u) ^ (r_46 % 8u * 8u))] = ok_113 ? w[at_141] : f16(0.0f);
-            bool ok_114 = bool((row_109 < n) & ((col_109 + 6u) < k));
-            u32 at_142 = greta_min(row_109, n - 1u) * k + greta_min(col_109 + 6u, k - 1u);
-            tb[0u * 16384u + r_46 * 64u + ((c_45 + 6u) ^ (r_46 % 8u * 8u))] = ok_114 ? w[at_142] : f16(0.0f);
-            bool ok_115 = bool((row_109 < n) & ((col_109 + 7u) < k));
-            u32 at_143 = greta_min(row_109, n - 1u) * k + greta_min(col_109 + 7u, k - 1u);
-            tb[0u * 16384u + r_46 * 64u + ((c_45 + 7u) ^ (r_46 % 8u * 8u))] = ok_115 ? w[at_143] : f16(0.0f);
-        }
-        u32 lin_46 = tid_7 + 1536u;
-        u32 r_47 = lin_46 / 8u;
-        u32 c_46 = lin_46 % 8u * 8u;
-        u32 row_110 = n0 + r_47;
-        u32 col_110 = k0_3 + c_46;
-        if (bool(true | (lin_46 < 2048u))) {
-            bool ok_116 = bool((row_110 < n) & ((col_110 + 0u) < k));
-            u32 at_144 = greta_min(row_110, n - 1u) * k + greta_min(col_110 + 0u, k - 1u);
-            tb[0u * 16384u + r_47 * 64u + ((c_46 + 0u) ^ (r_47 % 8u * 8u))] = ok_116 ? w[at_144] : f16(0.0f);
-            bool ok_117 = bool((row_110 < n) & ((col_110 + 1u) < k));
-            u32 at_145 = greta_min(row_110, n - 1u) * k + greta_min(col_110 + 1u, k - 1u);
-            tb[0u * 16384u + r_47 * 64u + ((c_46 + 1u) ^ (r_47 % 8u * 8u))] = ok_117 ? w[at_145] : f16(0.0f);
-            bool ok_118 = bool((row_110 < n) & ((col_110 + 2u) < k));
-            u32 at_146 = greta_min(row_110, n - 1u) * k + greta_min(col_110 + 2u, k - 1u);
-            tb[0u * 16384u + r_47 * 64u + ((c_46 + 2u) ^ (r_47 % 8u * 8u))] = ok_118 ? w[at_146] : f16(0.0f);
-            bool ok_119 = bool((row_110 < n) & ((col_110 + 3u) < k));
-            u32 at_147 = greta_min(row_110, n - 1u) * k + greta_min(col_110 + 3u, k - 1u);
-            tb[0u * 16384u + r_47 * 64u + ((c_46 + 3u) ^ (r_47 % 8u * 8u))] = ok_119 ? w[at_147] : f16(0.0f);
-            bool ok_120 = bool((row_110 < n) & ((col_110 + 4u) < k));
-            u32 at_148 = greta_min(row_110, n - 1u) * k + greta_min(col_110 + 4u, k - 1u);
-            tb[0u * 16384u + r_47 * 64u + ((c_46 + 4u) ^ (r_47 % 8u * 8u))] = ok_120 ? w[at_148] : f16(0.0f);
-            bool ok_121 = bool((row_110 < n) & ((col_110 + 5u) < k));
-            u32 at_149 = greta_min(row_110, n - 1u) * k + greta_min(col_110 + 5u, k - 1u);
-            tb[0u * 16384u + r_47 * 64u + ((c_46 + 5u) ^ (r_47 % 8u * 8u))] = ok_121 ? w[at_149] : f16(0.0f);
-            bool ok_122 = bool((row_110 < n) & ((col_110 + 6u) < k));
-            u32 at_150 = greta_min(row_110, n - 1u) * k + greta_min(col_110 + 6u, k - 1u);
-            tb[0u * 16384u + r_47 * 64u + ((c_46 + 6u) ^ (r_47 % 8u * 8u))] = ok_122 ? w[at_150] : f16(0.0f);
-            bool ok_123 = bool((row_110 < n) & ((col_110 + 7u) < k));
-            u32 at_151 = greta_min(row_110, n - 1u) * k + greta_min(col_110 + 7u, k - 1u);
-            tb[0u * 16384u + r_47 * 64u + ((c_46 + 7u) ^ (r_47 % 8u * 8u))] = ok_123 ? w[at_151] : f16(0.0f);
-        }
-        u32 lin_47 = tid_7 + 1792u;
-        u32 r_48 = lin_47 / 8u;
-        u32 c_47 = lin_47 % 8u * 8u;
-        u32 row_111 = n0 + r_48;
-        u32 col_111 = k0_3 + c_47;
-        if (bool(true | (lin_47 < 2048u))) {
-            bool ok_124 = bool((row_111 < n) & ((col_111 + 0u) < k));
-            u32 at_152 = greta_min(row_111, n - 1u) * k + greta_min(col_111 + 0u, k - 1u);
-            tb[0u * 16384u + r_48 * 64u + ((c_47 + 0u) ^ (r_48 % 8u * 8u))] = ok_124 ? w[at_152] : f16(0.0f);
-            bool ok_125 = bool((row_111 < n) & ((col_111 + 1u) < k));
-            u32 at_153 = greta_min(row_111, n - 1u) * k + greta_min(col_111 + 1u, k - 1u);
-            tb[0u * 16384u + r_48 * 64u + ((c_47 + 1u) ^ (r_48 % 8u * 8u))] = ok_125 ? w[at_153] : f16(0.0f);
-            bool ok_126 = bool((row_111 < n) & ((col_111 + 2u) < k));
-            u32 at_154 = greta_min(row_111, n - 1u) * k + greta_min(col_111 + 2u, k - 1u);
-            tb[0u * 16384u + r_48 * 64u + ((c_47 + 2u) ^ (r_48 % 8u * 8u))] = ok_126 ? w[at_154] : f16(0.0f);
-            bool ok_127 = bool((row_111 < n) & ((col_111 + 3u) < k));
-            u32 at_155 = greta_min(row_111, n - 1u) * k + greta_min(col_111 + 3u, k - 1u);
-            tb[0u * 16384u + r_48 * 64u + ((c_47 + 3u) ^ (r_48 % 8u * 8u))] = ok_127 ? w[at_155] : f16(0.0f);
-            bool ok_128 = bool((row_111 < n) & ((col_111 + 4u) < k));
-            u32 at_156 = greta_min(row_111, n - 1u) * k + greta_min(col_111 + 4u, k - 1u);
-            tb[0u * 16384u + r_48 * 64u + ((c_47 + 4u) ^ (r_48 % 8u * 8u))] = ok_128 ? w[at_156] : f16(0.0f);
-            bool ok_129 = bool((row_111 < n) & ((col_111 + 5u) < k));
-            u32 at_157 = greta_min(row_111, n - 1u) * k + greta_min(col_111 + 5u, k - 1u);
-            tb[0u * 16384u + r_48 * 64u + ((c_47 + 5u) ^ (r_48 % 8u * 8u))] = ok_129 ? w[at_157] : f16(0.0f);
-            bool ok_130 = bool((row_111 < n) & ((col_111 + 6u) < k));
-            u32 at_158 = greta_min(row_111, n - 1u) * k + greta_min(col_111 + 6u, k - 1u);
-            tb[0u * 16384u + r_48 * 64u + ((c_47 + 6u) ^ (r_48 % 8u * 8u))] = ok_130 ? w[at_158] : f16(0.0f);
-            bool ok_131 = bool((row_111 < n) & ((col_111 + 7u) < k));
-            u32 at_159 = greta_min(row_111, n - 1u) * k + greta_min(col_111 + 7u, k - 1u);
-            tb[0u * 16384u + r_48 * 64u + ((c_47 + 7u) ^ (r_48 % 8u * 8u))] = ok_131 ? w[at_159] : f16(0.0f);
+        u32 lin_31 = tid_7 + 768u;
+        u32 r_32 = lin_31 / 8u;
+        u32 c_31 = lin_31 % 8u * 8u;
+        u32 row_63 = n0 + r_32;
+        u32 col_63 = k0_3 + c_31;
+        if (bool(true | (lin_31 < 1024u))) {
+            bool ok_80 = bool((row_63 < n) & ((col_63 + 0u) < k));
+            u32 at_88 = greta_min(row_63, n - 1u) * k + greta_min(col_63 + 0u, k - 1u);
+            tb[0u * 8192u + r_32 * 64u + ((c_31 + 0u) ^ (r_32 % 8u * 8u))] = ok_80 ? w[at_88] : f16(0.0f);
+            bool ok_81 = bool((row_63 < n) & ((col_63 + 1u) < k));
+            u32 at_89 = greta_min(row_63, n - 1u) * k + greta_min(col_63 + 1u, k - 1u);
+            tb[0u * 8192u + r_32 * 64u + ((c_31 + 1u) ^ (r_32 % 8u * 8u))] = ok_81 ? w[at_89] : f16(0.0f);
+            bool ok_82 = bool((row_63 < n) & ((col_63 + 2u) < k));
+            u32 at_90 = greta_min(row_63, n - 1u) * k + greta_min(col_63 + 2u, k - 1u);
+            tb[0u * 8192u + r_32 * 64u + ((c_31 + 2u) ^ (r_32 % 8u * 8u))] = ok_82 ? w[at_90] : f16(0.0f);
+            bool ok_83 = bool((row_63 < n) & ((col_63 + 3u) < k));
+            u32 at_91 = greta_min(row_63, n - 1u) * k + greta_min(col_63 + 3u, k - 1u);
+            tb[0u * 8192u + r_32 * 64u + ((c_31 + 3u) ^ (r_32 % 8u * 8u))] = ok_83 ? w[at_91] : f16(0.0f);
+            bool ok_84 = bool((row_63 < n) & ((col_63 + 4u) < k));
+            u32 at_92 = greta_min(row_63, n - 1u) * k + greta_min(col_63 + 4u, k - 1u);
+            tb[0u * 8192u + r_32 * 64u + ((c_31 + 4u) ^ (r_32 % 8u * 8u))] = ok_84 ? w[at_92] : f16(0.0f);
+            bool ok_85 = bool((row_63 < n) & ((col_63 + 5u) < k));
+            u32 at_93 = greta_min(row_63, n - 1u) * k + greta_min(col_63 + 5u, k - 1u);
+            tb[0u * 8192u + r_32 * 64u + ((c_31 + 5u) ^ (r_32 % 8u * 8u))] = ok_85 ? w[at_93] : f16(0.0f);
+            bool ok_86 = bool((row_63 < n) & ((col_63 + 6u) < k));
+            u32 at_94 = greta_min(row_63, n - 1u) * k + greta_min(col_63 + 6u, k - 1u);
+            tb[0u * 8192u + r_32 * 64u + ((c_31 + 6u) ^ (r_32 % 8u * 8u))] = ok_86 ? w[at_94] : f16(0.0f);
+            bool ok_87 = bool((row_63 < n) & ((col_63 + 7u) < k));
+            u32 at_95 = greta_min(row_63, n - 1u) * k + greta_min(col_63 + 7u, k - 1u);
+            tb[0u * 8192u + r_32 * 64u + ((c_31 + 7u) ^ (r_32 % 8u * 8u))] = ok_87 ? w[at_95] : f16(0.0f);
         }
         asm volatile("cp.async.commit_group;" ::: "memory");
         u32 k0_4 = 64u;
         u32 tid_8 = greta_thread_idx_x();
-        u32 lin_48 = tid_8 + 0u;
-        u32 r_49 = lin_48 / 8u;
-        u32 c_48 = lin_48 % 8u * 8u;
-        u32 row_112 = m0 + r_49;
-        u32 col_112 = k0_4 + c_48;
-        if (bool(true | (lin_48 < 1024u))) {
-            bool ok_132 = bool((row_112 < m) & ((col_112 + 0u) < k));
-            u32 at_160 = greta_min(row_112, m - 1u) * k + greta_min(col_112 + 0u, k - 1u);
-            ta[1u * 8192u + r_49 * 64u + ((c_48 + 0u) ^ (r_49 % 8u * 8u))] = ok_132 ? x[at_160] : f16(0.0f);
-            bool ok_133 = bool((row_112 < m) & ((col_112 + 1u) < k));
-            u32 at_161 = greta_min(row_112, m - 1u) * k + greta_min(col_112 + 1u, k - 1u);
-            ta[1u * 8192u + r_49 * 64u + ((c_48 + 1u) ^ (r_49 % 8u * 8u))] = ok_133 ? x[at_161] : f16(0.0f);
-            bool ok_134 = bool((row_112 < m) & ((col_112 + 2u) < k));
-            u32 at_162 = greta_min(row_112, m - 1u) * k + greta_min(col_112 + 2u, k - 1u);
-            ta[1u * 8192u + r_49 * 64u + ((c_48 + 2u) ^ (r_49 % 8u * 8u))] = ok_134 ? x[at_162] : f16(0.0f);
-            bool ok_135 = bool((row_112 < m) & ((col_112 + 3u) < k));
-            u32 at_163 = greta_min(row_112, m - 1u) * k + greta_min(col_112 + 3u, k - 1u);
-            ta[1u * 8192u + r_49 * 64u + ((c_48 + 3u) ^ (r_49 % 8u * 8u))] = ok_135 ? x[at_163] : f16(0.0f);
-            bool ok_136 = bool((row_112 < m) & ((col_112 + 4u) < k));
-            u32 at_164 = greta_min(row_112, m - 1u) * k + greta_min(col_112 + 4u, k - 1u);
-            ta[1u * 8192u + r_49 * 64u + ((c_48 + 4u) ^ (r_49 % 8u * 8u))] = ok_136 ? x[at_164] : f16(0.0f);
-            bool ok_137 = bool((row_112 < m) & ((col_112 + 5u) < k));
-            u32 at_165 = greta_min(row_112, m - 1u) * k + greta_min(col_112 + 5u, k - 1u);
-            ta[1u * 8192u + r_49 * 64u + ((c_48 + 5u) ^ (r_49 % 8u * 8u))] = ok_137 ? x[at_165] : f16(0.0f);
-            bool ok_138 = bool((row_112 < m) & ((col_112 + 6u) < k));
-            u32 at_166 = greta_min(row_112, m - 1u) * k + greta_min(col_112 + 6u, k - 1u);
-            ta[1u * 8192u + r_49 * 64u + ((c_48 + 6u) ^ (r_49 % 8u * 8u))] = ok_138 ? x[at_166] : f16(0.0f);
-            bool ok_139 = bool((row_112 < m) & ((col_112 + 7u) < k));
-            u32 at_167 = greta_min(row_112, m - 1u) * k + greta_min(col_112 + 7u, k - 1u);
-            ta[1u * 8192u + r_49 * 64u + ((c_48 + 7u) ^ (r_49 % 8u * 8u))] = ok_139 ? x[at_167] : f16(0.0f);
+        u32 lin_32 = tid_8 + 0u;
+        u32 r_33 = lin_32 / 8u;
+        u32 c_32 = lin_32 % 8u * 8u;
+        u32 row_64 = m0 + r_33;
+        u32 col_64 = k0_4 + c_32;
+        if (bool(true | (lin_32 < 1024u))) {
+            bool ok_88 = bool((row_64 < m) & ((col_64 + 0u) < k));
+            u32 at_96 = greta_min(row_64, m - 1u) * k + greta_min(col_64 + 0u, k - 1u);
+            ta[1u * 8192u + r_33 * 64u + ((c_32 + 0u) ^ (r_33 % 8u * 8u))] = ok_88 ? x[at_96] : f16(0.0f);
+            bool ok_89 = bool((row_64 < m) & ((col_64 + 1u) < k));
+            u32 at_97 = greta_min(row_64, m - 1u) * k + greta_min(col_64 + 1u, k - 1u);
+            ta[1u * 8192u + r_33 * 64u + ((c_32 + 1u) ^ (r_33 % 8u * 8u))] = ok_89 ? x[at_97] : f16(0.0f);
+            bool ok_90 = bool((row_64 < m) & ((col_64 + 2u) < k));
+            u32 at_98 = greta_min(row_64, m - 1u) * k + greta_min(col_64 + 2u, k - 1u);
+            ta[1u * 8192u + r_33 * 64u + ((c_32 + 2u) ^ (r_33 % 8u * 8u))] = ok_90 ? x[at_98] : f16(0.0f);
+            bool ok_91 = bool((row_64 < m) & ((col_64 + 3u) < k));
+            u32 at_99 = greta_min(row_64, m - 1u) * k + greta_min(col_64 + 3u, k - 1u);
+            ta[1u * 8192u + r_33 * 64u + ((c_32 + 3u) ^ (r_33 % 8u * 8u))] = ok_91 ? x[at_99] : f16(0.0f);
+            bool ok_92 = bool((row_64 < m) & ((col_64 + 4u) < k));
+            u32 at_100 = greta_min(row_64, m - 1u) * k + greta_min(col_64 + 4u, k - 1u);
+            ta[1u * 8192u + r_33 * 64u + ((c_32 + 4u) ^ (r_33 % 8u * 8u))] = ok_92 ? x[at_100] : f16(0.0f);
+            bool ok_93 = bool((row_64 < m) & ((col_64 + 5u) < k));
+            u32 at_101 = greta_min(row_64, m - 1u) * k + greta_min(col_64 + 5u, k - 1u);
+            ta[1u * 8192u + r_33 * 64u + ((c_32 + 5u) ^ (r_33 % 8u * 8u))] = ok_93 ? x[at_101] : f16(0.0f);
+            bool ok_94 = bool((row_64 < m) & ((col_64 + 6u) < k));
+            u32 at_102 = greta_min(row_64, m - 1u) * k + greta_min(col_64 + 6u, k - 1u);
+            ta[1u * 8192u + r_33 * 64u + ((c_32 + 6u) ^ (r_33 % 8u * 8u))] = ok_94 ? x[at_102] : f16(0.0f);
+            bool ok_95 = bool((row_64 < m) & ((col_64 + 7u) < k));
+            u32 at_103 = greta_min(row_64, m - 1u) * k + greta_min(col_64 + 7u, k - 1u);
+            ta[1u * 8192u + r_33 * 64u + ((c_32 + 7u) ^ (r_33 % 8u * 8u))] = ok_95 ? x[at_103] : f16(0.0f);
         }
-        u32 lin_49 = tid_8 + 256u;
-        u32 r_50 = lin_49 / 8u;
-        u32 c_49 = lin_49 % 8u * 8u;
-        u32 row_113 = m0 + r_50;
-        u32 col_113 = k0_4 + c_49;
-        if (bool(true | (lin_49 < 1024u))) {
-            bool ok_140 = bool((row_113 < m) & ((col_113 + 0u) < k));
-            u32 at_168 = greta_min(row_113, m - 1u) * k + greta_min(col_113 + 0u, k - 1u);
-            ta[1u * 8192u + r_50 * 64u + ((c_49 + 0u) ^ (r_50 % 8u * 8u))] = ok_140 ? x[at_168] : f16(0.0f);
-            bool ok_141 = bool((row_113 < m) & ((col_113 + 1u) < k));
-            u32 at_169 = greta_min(row_113, m - 1u) * k + greta_min(col_113 + 1u, k - 1u);
-            ta[1u * 8192u + r_50 * 64u + ((c_49 + 1u) ^ (r_50 % 8u * 8u))] = ok_141 ? x[at_169] : f16(0.0f);
-            bool ok_142 = bool((row_113 < m) & ((col_113 + 2u) < k));
-            u32 at_170 = greta_min(row_113, m - 1u) * k + greta_min(col_113 + 2u, k - 1u);
-            ta[1u * 8192u + r_50 * 64u + ((c_49 + 2u) ^ (r_50 % 8u * 8u))] = ok_142 ? x[at_170] : f16(0.0f);
-            bool ok_143 = bool((row_113 < m) & ((col_113 + 3u) < k));
-            u32 at_171 = greta_min(row_113, m - 1u) * k + greta_min(col_113 + 3u, k - 1u);
-            ta[1u * 8192u + r_50 * 64u + ((c_49 + 3u) ^ (r_50 % 8u * 8u))] = ok_143 ? x[at_171] : f16(0.0f);
-            bool ok_144 = bool((row_113 < m) & ((col_113 + 4u) < k));
-            u32 at_172 = greta_min(row_113, m - 1u) * k + greta_min(col_113 + 4u, k - 1u);
-            ta[1u * 8192u + r_50 * 64u + ((c_49 + 4u) ^ (r_50 % 8u * 8u))] = ok_144 ? x[at_172] : f16(0.0f);
-            bool ok_145 = bool((row_113 < m) & ((col_113 + 5u) < k));
-            u32 at_173 = greta_min(row_113, m - 1u) * k + greta_min(col_113 + 5u, k - 1u);
-            ta[1u * 8192u + r_50 * 64u + ((c_49 + 5u) ^ (r_50 % 8u * 8u))] = ok_145 ? x[at_173] : f16(0.0f);
-            bool ok_146 = bool((row_113 < m) & ((col_113 + 6u) < k));
-            u32 at_174 = greta_min(row_113, m - 1u) * k + greta_min(col_113 + 6u, k - 1u);
-            ta[1u * 8192u + r_50 * 64u + ((c_49 + 6u) ^ (r_50 % 8u * 8u))] = ok_146 ? x[at_174] : f16(0.0f);
-            bool ok_147 = bool((row_113 < m) & ((col_113 + 7u) < k));
-            u32 at_175 = greta_min(row_113, m - 1u) * k + greta_min(col_113 + 7u, k - 1u);
-            ta[1u * 8192u + r_50 * 64u + ((c_49 + 7u) ^ (r_50 % 8u * 8u))] = ok_147 ? x[at_175] : f16(0.0f);
+        u32 lin_33 = tid_8 + 256u;
+        u32 r_34 = lin_33 / 8u;
+        u32 c_33 = lin_33 % 8u * 8u;
+        u32 row_65 = m0 + r_34;
+        u32 col_65 = k0_4 + c_33;
+        if (bool(true | (lin_33 < 1024u))) {
+            bool ok_96 = bool((row_65 < m) & ((col_65 + 0u) < k));
+            u32 at_104 = greta_min(row_65, m - 1u) * k + greta_min(col_65 + 0u, k - 1u);
+            ta[1u * 8192u + r_34 * 64u + ((c_33 + 0u) ^ (r_34 % 8u * 8u))] = ok_96 ? x[at_104] : f16(0.0f);
+            bool ok_97 = bool((row_65 < m) & ((col_65 + 1u) < k));
+            u32 at_105 = greta_min(row_65, m - 1u) * k + greta_min(col_65 + 1u, k - 1u);
+            ta[1u * 8192u + r_34 * 64u + ((c_33 + 1u) ^ (r_34 % 8u * 8u))] = ok_97 ? x[at_105] : f16(0.0f);
+            bool ok_98 = bool((row_65 < m) & ((col_65 + 2u) < k));
+            u32 at_106 = greta_min(row_65, m - 1u) * k + greta_min(col_65 + 2u, k - 1u);
+            ta[1u * 8192u + r_34 * 64u + ((c_33 + 2u) ^ (r_34 % 8u * 8u))] = ok_98 ? x[at_106] : f16(0.0f);
+            bool ok_99 = bool((row_65 < m) & ((col_65 + 3u) < k));
+            u32 at_107 = greta_min(row_65, m - 1u) * k + greta_min(col_65 + 3u, k - 1u);
+            ta[1u * 8192u + r_34 * 64u + ((c_33 + 3u) ^ (r_34 % 8u * 8u))] = ok_99 ? x[at_107] : f16(0.0f);
+            bool ok_100 = bool((row_65 < m) & ((col_65 + 4u) < k));
+            u32 at_108 = greta_min(row_65, m - 1u) * k + greta_min(col_65 + 4u, k - 1u);
+            ta[1u * 8192u + r_34 * 64u + ((c_33 + 4u) ^ (r_34 % 8u * 8u))] = ok_100 ? x[at_108] : f16(0.0f);
+            bool ok_101 = bool((row_65 < m) & ((col_65 + 5u) < k));
+            u32 at_109 = greta_min(row_65, m - 1u) * k + greta_min(col_65 + 5u, k - 1u);
+            ta[1u * 8192u + r_34 * 64u + ((c_33 + 5u) ^ (r_34 % 8u * 8u))] = ok_101 ? x[at_109] : f16(0.0f);
+            bool ok_102 = bool((row_65 < m) & ((col_65 + 6u) < k));
+            u32 at_110 = greta_min(row_65, m - 1u) * k + greta_min(col_65 + 6u, k - 1u);
+            ta[1u * 8192u + r_34 * 64u + ((c_33 + 6u) ^ (r_34 % 8u * 8u))] = ok_102 ? x[at_110] : f16(0.0f);
+            bool ok_103 = bool((row_65 < m) & ((col_65 + 7u) < k));
+            u32 at_111 = greta_min(row_65, m - 1u) * k + greta_min(col_65 + 7u, k - 1u);
+            ta[1u * 8192u + r_34 * 64u + ((c_33 + 7u) ^ (r_34 % 8u * 8u))] = ok_103 ? x[at_111] : f16(0.0f);
         }
-        u32 lin_50 = tid_8 + 512u;
-        u32 r_51 = lin_50 / 8u;
-        u32 c_50 = lin_50 % 8u * 8u;
-        u32 row_114 = m0 + r_51;
-        u32 col_114 = k0_4 + c_50;
-        if (bool(true | (lin_50 < 1024u))) {
-            bool ok_148 = bool((row_114 < m) & ((col_114 + 0u) < k));
-            u32 at_176 = greta_min(row_114, m - 1u) * k + greta_min(col_114 + 0u, k - 1u);
-            ta[1u * 8192u + r_51 * 64u + ((c_50 + 0u) ^ (r_51 % 8u * 8u))] = ok_148 ? x[at_176] : f16(0.0f);
-            bool ok_149 = bool((row_114 < m) & ((col_114 + 1u) < k));
-            u32 at_177 = greta_min(row_114, m - 1u) * k + greta_min(col_114 + 1u, k - 1u);
-            ta[1u * 8192u + r_51 * 64u + ((c_50 + 1u) ^ (r_51 % 8u * 8u))] = ok_149 ? x[at_177] : f16(0.0f);
-            bool ok_150 = bool((row_114 < m) & ((col_114 + 2u) < k));
-            u32 at_178 = greta_min(row_114, m - 1u) * k + greta_min(col_114 + 2u, k - 1u);
-            ta[1u * 8192u + r_51 * 64u + ((c_50 + 2u) ^ (r_51 % 8u * 8u))] = ok_150 ? x[at_178] : f16(0.0f);
-            bool ok_151 = bool((row_114 < m) & ((col_114 + 3u) < k));
-            u32 at_179 = greta_min(row_114, m - 1u) * k + greta_min(col_114 + 3u, k - 1u);
-            ta[1u * 8192u + r_51 * 64u + ((c_50 + 3u) ^ (r_51 % 8u * 8u))] = ok_151 ? x[at_179] : f16(0.0f);
-            bool ok_152 = bool((row_114 < m) & ((col_114 + 4u) < k));
-            u32 at_180 = greta_min(row_114, m - 1u) * k + greta_min(col_114 + 4u, k - 1u);
-            ta[1u * 8192u + r_51 * 64u + ((c_50 + 4u) ^ (r_51 % 8u * 8u))] = ok_152 ? x[at_180] : f16(0.0f);
-            bool ok_153 = bool((row_114 < m) & ((col_114 + 5u) < k));
-            u32 at_181 = greta_min(row_114, m - 1u) * k + greta_min(col_114 + 5u, k - 1u);
-            ta[1u * 8192u + r_51 * 64u + ((c_50 + 5u) ^ (r_51 % 8u * 8u))] = ok_153 ? x[at_181] : f16(0.0f);
-            bool ok_154 = bool((row_114 < m) & ((col_114 + 6u) < k));
-            u32 at_182 = greta_min(row_114, m - 1u) * k + greta_min(col_114 + 6u, k - 1u);
-            ta[1u * 8192u + r_51 * 64u + ((c_50 + 6u) ^ (r_51 % 8u * 8u))] = ok_154 ? x[at_182] : f16(0.0f);
-            bool ok_155 = bool((row_114 < m) & ((col_114 + 7u) < k));
-            u32 at_183 = greta_min(row_114, m - 1u) * k + greta_min(col_114 + 7u, k - 1u);
-            ta[1u * 8192u + r_51 * 64u + ((c_50 + 7u) ^ (r_51 % 8u * 8u))] = ok_155 ? x[at_183] : f16(0.0f);
+        u32 lin_34 = tid_8 + 512u;
+        u32 r_35 = lin_34 / 8u;
+        u32 c_34 = lin_34 % 8u * 8u;
+        u32 row_66 = m0 + r_35;
+        u32 col_66 = k0_4 + c_34;
+        if (bool(true | (lin_34 < 1024u))) {
+            bool ok_104 = bool((row_66 < m) & ((col_66 + 0u) < k));
+            u32 at_112 = greta_min(row_66, m - 1u) * k + greta_min(col_66 + 0u, k - 1u);
+            ta[1u * 8192u + r_35 * 64u + ((c_34 + 0u) ^ (r_35 % 8u * 8u))] = ok_104 ? x[at_112] : f16(0.0f);
+            bool ok_105 = bool((row_66 < m) & ((col_66 + 1u) < k));
+            u32 at_113 = greta_min(row_66, m - 1u) * k + greta_min(col_66 + 1u, k - 1u);
+            ta[1u * 8192u + r_35 * 64u + ((c_34 + 1u) ^ (r_35 % 8u * 8u))] = ok_105 ? x[at_113] : f16(0.0f);
+            bool ok_106 = bool((row_66 < m) & ((col_66 + 2u) < k));
+            u32 at_114 = greta_min(row_66, m - 1u) * k + greta_min(col_66 + 2u, k - 1u);
+            ta[1u * 8192u + r_35 * 64u + ((c_34 + 2u) ^ (r_35 % 8u * 8u))] = ok_106 ? x[at_114] : f16(0.0f);
+            bool ok_107 = bool((row_66 < m) & ((col_66 + 3u) < k));
+            u32 at_115 = greta_min(row_66, m - 1u) * k + greta_min(col_66 + 3u, k - 1u);
+            ta[1u * 8192u + r_35 * 64u + ((c_34 + 3u) ^ (r_35 % 8u * 8u))] = ok_107 ? x[at_115] : f16(0.0f);
+            bool ok_108 = bool((row_66 < m) & ((col_66 + 4u) < k));
+            u32 at_116 = greta_min(row_66, m - 1u) * k + greta_min(col_66 + 4u, k - 1u);
+            ta[1u * 8192u + r_35 * 64u + ((c_34 + 4u) ^ (r_35 % 8u * 8u))] = ok_108 ? x[at_116] : f16(0.0f);
+            bool ok_109 = bool((row_66 < m) & ((col_66 + 5u) < k));
+            u32 at_117 = greta_min(row_66, m - 1u) * k + greta_min(col_66 + 5u, k - 1u);
+            ta[1u * 8192u + r_35 * 64u + ((c_34 + 5u) ^ (r_35 % 8u * 8u))] = ok_109 ? x[at_117] : f16(0.0f);
+            bool ok_110 = bool((row_66 < m) & ((col_66 + 6u) < k));
+            u32 at_118 = greta_min(row_66, m - 1u) * k + greta_min(col_66 + 6u, k - 1u);
+            ta[1u * 8192u + r_35 * 64u + ((c_34 + 6u) ^ (r_35 % 8u * 8u))] = ok_110 ? x[at_118] : f16(0.0f);
+            bool ok_111 = bool((row_66 < m) & ((col_66 + 7u) < k));
+            u32 at_119 = greta_min(row_66, m - 1u) * k + greta_min(col_66 + 7u, k - 1u);
+            ta[1u * 8192u + r_35 * 64u + ((c_34 + 7u) ^ (r_35 % 8u * 8u))] = ok_111 ? x[at_119] : f16(0.0f);
         }
-        u32 lin_51 = tid_8 + 768u;
-        u32 r_52 = lin_51 / 8u;
-        u32 c_51 = lin_51 % 8u * 8u;
-        u32 row_115 = m0 + r_52;
-        u32 col_115 = k0_4 + c_51;
-        if (bool(true | (lin_51 < 1024u))) {
-            bool ok_156 = bool((row_115 < m) & ((col_115 + 0u) < k));
-            u32 at_184 = greta_min(row_115, m - 1u) * k + greta_min(col_115 + 0u, k - 1u);
-            ta[1u * 8192u + r_52 * 64u + ((c_51 + 0u) ^ (r_52 % 8u * 8u))] = ok_156 ? x[at_184] : f16(0.0f);
-            bool ok_157 = bool((row_115 < m) & ((col_115 + 1u) < k));
-            u32 at_185 = greta_min(row_115, m - 1u) * k + greta_min(col_115 + 1u, k - 1u);
-            ta[1u * 8192u + r_52 * 64u + ((c_51 + 1u) ^ (r_52 % 8u * 8u))] = ok_157 ? x[at_185] : f16(0.0f);
-            bool ok_158 = bool((row_115 < m) & ((col_115 + 2u) < k));
-            u32 at_186 = greta_min(row_115, m - 1u) * k + greta_min(col_115 + 2u, k - 1u);
-            ta[1u * 8192u + r_52 * 64u + ((c_51 + 2u) ^ (r_52 % 8u * 8u))] = ok_158 ? x[at_186] : f16(0.0f);
-            bool ok_159 = bool((row_115 < m) & ((col_115 + 3u) < k));
-            u32 at_187 = greta_min(row_115, m - 1u) * k + greta_min(col_115 + 3u, k - 1u);
-            ta[1u * 8192u + r_52 * 64u + ((c_51 + 3u) ^ (r_52 % 8u * 8u))] = ok_159 ? x[at_187] : f16(0.0f);
-            bool ok_160 = bool((row_115 < m) & ((col_115 + 4u) < k));
-            u32 at_188 = greta_min(row_115, m - 1u) * k + greta_min(col_115 + 4u, k - 1u);
-            ta[1u * 8192u + r_52 * 64u + ((c_51 + 4u) ^ (r_52 % 8u * 8u))] = ok_160 ? x[at_188] : f16(0.0f);
-            bool ok_161 = bool((row_115 < m) & ((col_115 + 5u) < k));
-            u32 at_189 = greta_min(row_115, m - 1u) * k + greta_min(col_115 + 5u, k - 1u);
-            ta[1u * 8192u + r_52 * 64u + ((c_51 + 5u) ^ (r_52 % 8u * 8u))] = ok_161 ? x[at_189] : f16(0.0f);
-            bool ok_162 = bool((row_115 < m) & ((col_115 + 6u) < k));
-            u32 at_190 = greta_min(row_115, m - 1u) * k + greta_min(col_115 + 6u, k - 1u);
-            ta[1u * 8192u + r_52 * 64u + ((c_51 + 6u) ^ (r_52 % 8u * 8u))] = ok_162 ? x[at_190] : f16(0.0f);
-            bool ok_163 = bool((row_115 < m) & ((col_115 + 7u) < k));
-            u32 at_191 = greta_min(row_115, m - 1u) * k + greta_min(col_115 + 7u, k - 1u);
-            ta[1u * 8192u + r_52 * 64u + ((c_51 + 7u) ^ (r_52 % 8u * 8u))] = ok_163 ? x[at_191] : f16(0.0f);
+        u32 lin_35 = tid_8 + 768u;
+        u32 r_36 = lin_35 / 8u;
+        u32 c_35 = lin_35 % 8u * 8u;
+        u32 row_67 = m0 + r_36;
+        u32 col_67 = k0_4 + c_35;
+        if (bool(true | (lin_35 < 1024u))) {
+            bool ok_112 = bool((row_67 < m) & ((col_67 + 0u) < k));
+            u32 at_120 = greta_min(row_67, m - 1u) * k + greta_min(col_67 + 0u, k - 1u);
+            ta[1u * 8192u + r_36 * 64u + ((c_35 + 0u) ^ (r_36 % 8u * 8u))] = ok_112 ? x[at_120] : f16(0.0f);
+            bool ok_113 = bool((row_67 < m) & ((col_67 + 1u) < k));
+            u32 at_121 = greta_min(row_67, m - 1u) * k + greta_min(col_67 + 1u, k - 1u);
+            ta[1u * 8192u + r_36 * 64u + ((c_35 + 1u) ^ (r_36 % 8u * 8u))] = ok_113 ? x[at_121] : f16(0.0f);
+            bool ok_114 = bool((row_67 < m) & ((col_67 + 2u) < k));
+            u32 at_122 = greta_min(row_67, m - 1u) * k + greta_min(col_67 + 2u, k - 1u);
+            ta[1u * 8192u + r_36 * 64u + ((c_35 + 2u) ^ (r_36 % 8u * 8u))] = ok_114 ? x[at_122] : f16(0.0f);
+            bool ok_115 = bool((row_67 < m) & ((col_67 + 3u) < k));
+            u32 at_123 = greta_min(row_67, m - 1u) * k + greta_min(col_67 + 3u, k - 1u);
+            ta[1u * 8192u + r_36 * 64u + ((c_35 + 3u) ^ (r_36 % 8u * 8u))] = ok_115 ? x[at_123] : f16(0.0f);
+            bool ok_116 = bool((row_67 < m) & ((col_67 + 4u) < k));
+            u32 at_124 = greta_min(row_67, m - 1u) * k + greta_min(col_67 + 4u, k - 1u);
+            ta[1u * 8192u + r_36 * 64u + ((c_35 + 4u) ^ (r_36 % 8u * 8u))] = ok_116 ? x[at_124] : f16(0.0f);
+            bool ok_117 = bool((row_67 < m) & ((col_67 + 5u) < k));
+            u32 at_125 = greta_min(row_67, m - 1u) * k + greta_min(col_67 + 5u, k - 1u);
+            ta[1u * 8192u + r_36 * 64u + ((c_35 + 5u) ^ (r_36 % 8u * 8u))] = ok_117 ? x[at_125] : f16(0.0f);
+            bool ok_118 = bool((row_67 < m) & ((col_67 + 6u) < k));
+            u32 at_126 = greta_min(row_67, m - 1u) * k + greta_min(col_67 + 6u, k - 1u);
+            ta[1u * 8192u + r_36 * 64u + ((c_35 + 6u) ^ (r_36 % 8u * 8u))] = ok_118 ? x[at_126] : f16(0.0f);
+            bool ok_119 = bool((row_67 < m) & ((col_67 + 7u) < k));
+            u32 at_127 = greta_min(row_67, m - 1u) * k + greta_min(col_67 + 7u, k - 1u);
+            ta[1u * 8192u + r_36 * 64u + ((c_35 + 7u) ^ (r_36 % 8u * 8u))] = ok_119 ? x[at_127] : f16(0.0f);
         }
         u32 tid_9 = greta_thread_idx_x();
-        u32 lin_52 = tid_9 + 0u;
-        u32 r_53 = lin_52 / 8u;
-        u32 c_52 = lin_52 % 8u * 8u;
-        u32 row_116 = n0 + r_53;
-        u32 col_116 = k0_4 + c_52;
-        if (bool(true | (lin_52 < 2048u))) {
-            bool ok_164 = bool((row_116 < n) & ((col_116 + 0u) < k));
-            u32 at_192 = greta_min(row_116, n - 1u) * k + greta_min(col_116 + 0u, k - 1u);
-            tb[1u * 16384u + r_53 * 64u + ((c_52 + 0u) ^ (r_53 % 8u * 8u))] = ok_164 ? w[at_192] : f16(0.0f);
-            bool ok_165 = bool((row_116 < n) & ((col_116 + 1u) < k));
-            u32 at_193 = greta_min(row_116, n - 1u) * k + greta_min(col_116 + 1u, k - 1u);
-            tb[1u * 16384u + r_53 * 64u + ((c_52 + 1u) ^ (r_53 % 8u * 8u))] = ok_165 ? w[at_193] : f16(0.0f);
-            bool ok_166 = bool((row_116 < n) & ((col_116 + 2u) < k));
-            u32 at_194 = greta_min(row_116, n - 1u) * k + greta_min(col_116 + 2u, k - 1u);
-            tb[1u * 16384u + r_53 * 64u + ((c_52 + 2u) ^ (r_53 % 8u * 8u))] = ok_166 ? w[at_194] : f16(0.0f);
-            bool ok_167 = bool((row_116 < n) & ((col_116 + 3u) < k));
-            u32 at_195 = greta_min(row_116, n - 1u) * k + greta_min(col_116 + 3u, k - 1u);
-            tb[1u * 16384u + r_53 * 64u + ((c_52 + 3u) ^ (r_53 % 8u * 8u))] = ok_167 ? w[at_195] : f16(0.0f);
-            bool ok_168 = bool((row_116 < n) & ((col_116 + 4u) < k));
-            u32 at_196 = greta_min(row_116, n - 1u) * k + greta_min(col_116 + 4u, k - 1u);
-            tb[1u * 16384u + r_53 * 64u + ((c_52 + 4u) ^ (r_53 % 8u * 8u))] = ok_168 ? w[at_196] : f16(0.0f);
-            bool ok_169 = bool((row_116 < n) & ((col_116 + 5u) < k));
-            u32 at_197 = greta_min(row_116, n - 1u) * k + greta_min(col_116 + 5u, k - 1u);
-            tb[1u * 16384u + r_53 * 64u + ((c_52 + 5u) ^ (r_53 % 8u * 8u))] = ok_169 ? w[at_197] : f16(0.0f);
-            bool ok_170 = bool((row_116 < n) & ((col_116 + 6u) < k));
-            u32 at_198 = greta_min(row_116, n - 1u) * k + greta_min(col_116 + 6u, k - 1u);
-            tb[1u * 16384u + r_53 * 64u + ((c_52 + 6u) ^ (r_53 % 8u * 8u))] = ok_170 ? w[at_198] : f16(0.0f);
-            bool ok_171 = bool((row_116 < n) & ((col_116 + 7u) < k));
-            u32 at_199 = greta_min(row_116, n - 1u) * k + greta_min(col_116 + 7u, k - 1u);
-            tb[1u * 16384u + r_53 * 64u + ((c_52 + 7u) ^ (r_53 % 8u * 8u))] = ok_171 ? w[at_199] : f16(0.0f);
+        u32 lin_36 = tid_9 + 0u;
+        u32 r_37 = lin_36 / 8u;
+        u32 c_36 = lin_36 % 8u * 8u;
+        u32 row_68 = n0 + r_37;
+        u32 col_68 = k0_4 + c_36;
+        if (bool(true | (lin_36 < 1024u))) {
+            bool ok_120 = bool((row_68 < n) & ((col_68 + 0u) < k));
+            u32 at_128 = greta_min(row_68, n - 1u) * k + greta_min(col_68 + 0u, k - 1u);
+            tb[1u * 8192u + r_37 * 64u + ((c_36 + 0u) ^ (r_37 % 8u * 8u))] = ok_120 ? w[at_128] : f16(0.0f);
+            bool ok_121 = bool((row_68 < n) & ((col_68 + 1u) < k));
+            u32 at_129 = greta_min(row_68, n - 1u) * k + greta_min(col_68 + 1u, k - 1u);
+            tb[1u * 8192u + r_37 * 64u + ((c_36 + 1u) ^ (r_37 % 8u * 8u))] = ok_121 ? w[at_129] : f16(0.0f);
+            bool ok_122 = bool((row_68 < n) & ((col_68 + 2u) < k));
+            u32 at_130 = greta_min(row_68, n - 1u) * k + greta_min(col_68 + 2u, k - 1u);
+            tb[1u * 8192u + r_37 * 64u + ((c_36 + 2u) ^ (r_37 % 8u * 8u))] = ok_122 ? w[at_130] : f16(0.0f);
+            bool ok_123 = bool((row_68 < n) & ((col_68 + 3u) < k));
+            u32 at_131 = greta_min(row_68, n - 1u) * k + greta_min(col_68 + 3u, k - 1u);
+            tb[1u * 8192u + r_37 * 64u + ((c_36 + 3u) ^ (r_37 % 8u * 8u))] = ok_123 ? w[at_131] : f16(0.0f);
+            bool ok_124 = bool((row_68 < n) & ((col_68 + 4u) < k));
+            u32 at_132 = greta_min(row_68, n - 1u) * k + greta_min(col_68 + 4u, k - 1u);
+            tb[1u * 8192u + r_37 * 64u + ((c_36 + 4u) ^ (r_37 % 8u * 8u))] = ok_124 ? w[at_132] : f16(0.0f);
+            bool ok_125 = bool((row_68 < n) & ((col_68 + 5u) < k));
+            u32 at_133 = greta_min(row_68, n - 1u) * k + greta_min(col_68 + 5u, k - 1u);
+            tb[1u * 8192u + r_37 * 64u + ((c_36 + 5u) ^ (r_37 % 8u * 8u))] = ok_125 ? w[at_133] : f16(0.0f);
+            bool ok_126 = bool((row_68 < n) & ((col_68 + 6u) < k));
+            u32 at_134 = greta_min(row_68, n - 1u) * k + greta_min(col_68 + 6u, k - 1u);
+            tb[1u * 8192u + r_37 * 64u + ((c_36 + 6u) ^ (r_37 % 8u * 8u))] = ok_126 ? w[at_134] : f16(0.0f);
+            bool ok_127 = bool((row_68 < n) & ((col_68 + 7u) < k));
+            u32 at_135 = greta_min(row_68, n - 1u) * k + greta_min(col_68 + 7u, k - 1u);
+            tb[1u * 8192u + r_37 * 64u + ((c_36 + 7u) ^ (r_37 % 8u * 8u))] = ok_127 ? w[at_135] : f16(0.0f);
         }
-        u32 lin_53 = tid_9 + 256u;
-        u32 r_54 = lin_53 / 8u;
-        u32 c_53 = lin_53 % 8u * 8u;
-        u32 row_117 = n0 + r_54;
-        u32 col_117 = k0_4 + c_53;
-        if (bool(true | (lin_53 < 2048u))) {
-            bool ok_172 = bool((row_117 < n) & ((col_117 + 0u) < k));
-            u32 at_200 = greta_min(row_117, n - 1u) * k + greta_min(col_117 + 0u, k - 1u);
-            tb[1u * 16384u + r_54 * 64u + ((c_53 + 0u) ^ (r_54 % 8u * 8u))] = ok_172 ? w[at_200] : f16(0.0f);
-            bool ok_173 = bool((row_117 < n) & ((col_117 + 1u) < k));
-            u32 at_201 = greta_min(row_117, n - 1u) * k + greta_min(col_117 + 1u, k - 1u);
-            tb[1u * 16384u + r_54 * 64u + ((c_53 + 1u) ^ (r_54 % 8u * 8u))] = ok_173 ? w[at_201] : f16(0.0f);
-            bool ok_174 = bool((row_117 < n) & ((col_117 + 2u) < k));
-            u32 at_202 = greta_min(row_117, n - 1u) * k + greta_min(col_117 + 2u, k - 1u);
-            tb[1u * 16384u + r_54 * 64u + ((c_53 + 2u) ^ (r_54 % 8u * 8u))] = ok_174 ? w[at_202] : f16(0.0f);
-            bool ok_175 = bool((row_117 < n) & ((col_117 + 3u) < k));
-            u32 at_203 = greta_min(row_117, n - 1u) * k + greta_min(col_117 + 3u, k - 1u);
-            tb[1u * 16384u + r_54 * 64u + ((c_53 + 3u) ^ (r_54 % 8u * 8u))] = ok_175 ? w[at_203] : f16(0.0f);
-            bool ok_176 = bool((row_117 < n) & ((col_117 + 4u) < k));
-            u32 at_204 = greta_min(row_117, n - 1u) * k + greta_min(col_117 + 4u, k - 1u);
-            tb[1u * 16384u + r_54 * 64u + ((c_53 + 4u) ^ (r_54 % 8u * 8u))] = ok_176 ? w[at_204] : f16(0.0f);
-            bool ok_177 = bool((row_117 < n) & ((col_117 + 5u) < k));
-            u32 at_205 = greta_min(row_117, n - 1u) * k + greta_min(col_117 + 5u, k - 1u);
-            tb[1u * 16384u + r_54 * 64u + ((c_53 + 5u) ^ (r_54 % 8u * 8u))] = ok_177 ? w[at_205] : f16(0.0f);
-            bool ok_178 = bool((row_117 < n) & ((col_117 + 6u) < k));
-            u32 at_206 = greta_min(row_117, n - 1u) * k + greta_min(col_117 + 6u, k - 1u);
-            tb[1u * 16384u + r_54 * 64u + ((c_53 + 6u) ^ (r_54 % 8u * 8u))] = ok_178 ? w[at_206] : f16(0.0f);
-            bool ok_179 = bool((row_117 < n) & ((col_117 + 7u) < k));
-            u32 at_207 = greta_min(row_117, n - 1u) * k + greta_min(col_117 + 7u, k - 1u);
-            tb[1u * 16384u + r_54 * 64u + ((c_53 + 7u) ^ (r_54 % 8u * 8u))] = ok_179 ? w[at_207] : f16(0.0f);
+        u32 lin_37 = tid_9 + 256u;
+        u32 r_38 = lin_37 / 8u;
+        u32 c_37 = lin_37 % 8u * 8u;
+        u32 row_69 = n0 + r_38;
+        u32 col_69 = k0_4 + c_37;
+        if (bool(true | (lin_37 < 1024u))) {
+            bool ok_128 = bool((row_69 < n) & ((col_69 + 0u) < k));
+            u32 at_136 = greta_min(row_69, n - 1u) * k + greta_min(col_69 + 0u, k - 1u);
+            tb[1u * 8192u + r_38 * 64u + ((c_37 + 0u) ^ (r_38 % 8u * 8u))] = ok_128 ? w[at_136] : f16(0.0f);
+            bool ok_129 = bool((row_69 < n) & ((col_69 + 1u) < k));
+            u32 at_137 = greta_min(row_69, n - 1u) * k + greta_min(col_69 + 1u, k - 1u);
+            tb[1u * 8192u + r_38 * 64u + ((c_37 + 1u) ^ (r_38 % 8u * 8u))] = ok_129 ? w[at_137] : f16(0.0f);
+            bool ok_130 = bool((row_69 < n) & ((col_69 + 2u) < k));
+            u32 at_138 = greta_min(row_69, n - 1u) * k + greta_min(col_69 + 2u, k - 1u);
+            tb[1u * 8192u + r_38 * 64u + ((c_37 + 2u) ^ (r_38 % 8u * 8u))] = ok_130 ? w[at_138] : f16(0.0f);
+            bool ok_131 = bool((row_69 < n) & ((col_69 + 3u) < k));
+            u32 at_139 = greta_min(row_69, n - 1u) * k + greta_min(col_69 + 3u, k - 1u);
+            tb[1u * 8192u + r_38 * 64u + ((c_37 + 3u) ^ (r_38 % 8u * 8u))] = ok_131 ? w[at_139] : f16(0.0f);
+            bool ok_132 = bool((row_69 < n) & ((col_69 + 4u) < k));
+            u32 at_140 = greta_min(row_69, n - 1u) * k + greta_min(col_69 + 4u, k - 1u);
+            tb[1u * 8192u + r_38 * 64u + ((c_37 + 4u) ^ (r_38 % 8u * 8u))] = ok_132 ? w[at_140] : f16(0.0f);
+            bool ok_133 = bool((row_69 < n) & ((col_69 + 5u) < k));
+            u32 at_141 = greta_min(row_69, n - 1u) * k + greta_min(col_69 + 5u, k - 1u);
+            tb[1u * 8192u + r_38 * 64u + ((c_37 + 5u) ^ (r_38 % 8u * 8u))] = ok_133 ? w[at_141] : f16(0.0f);
+            bool ok_134 = bool((row_69 < n) & ((col_69 + 6u) < k));
+            u32 at_142 = greta_min(row_69, n - 1u) * k + greta_min(col_69 + 6u, k - 1u);
+            tb[1u * 8192u + r_38 * 64u + ((c_37 + 6u) ^ (r_38 % 8u * 8u))] = ok_134 ? w[at_142] : f16(0.0f);
+            bool ok_135 = bool((row_69 < n) & ((col_69 + 7u) < k));
+            u32 at_143 = greta_min(row_69, n - 1u) * k + greta_min(col_69 + 7u, k - 1u);
+            tb[1u * 8192u + r_38 * 64u + ((c_37 + 7u) ^ (r_38 % 8u * 8u))] = ok_135 ? w[at_143] : f16(0.0f);
         }
-        u32 lin_54 = tid_9 + 512u;
-        u32 r_55 = lin_54 / 8u;
-        u32 c_54 = lin_54 % 8u * 8u;
-        u32 row_118 = n0 + r_55;
-        u32 col_118 = k0_4 + c_54;
-        if (bool(true | (lin_54 < 2048u))) {
-            bool ok_180 = bool((row_118 < n) & ((col_118 + 0u) < k));
-            u32 at_208 = greta_min(row_118, n - 1u) * k + greta_min(col_118 + 0u, k - 1u);
-            tb[1u * 16384u + r_55 * 64u + ((c_54 + 0u) ^ (r_55 % 8u * 8u))] = ok_180 ? w[at_208] : f16(0.0f);
-            bool ok_181 = bool((row_118 < n) & ((col_118 + 1u) < k));
-            u32 at_209 = greta_min(row_118, n - 1u) * k + greta_min(col_118 + 1u, k - 1u);
-            tb[1u * 16384u + r_55 * 64u + ((c_54 + 1u) ^ (r_55 % 8u * 8u))] = ok_181 ? w[at_209] : f16(0.0f);
-            bool ok_182 = bool((row_118 < n) & ((col_118 + 2u) < k));
-            u32 at_210 = greta_min(row_118, n - 1u) * k + greta_min(col_118 + 2u, k - 1u);
-            tb[1u * 16384u + r_55 * 64u + ((c_54 + 2u) ^ (r_55 % 8u * 8u))] = ok_182 ? w[at_210] : f16(0.0f);
-            bool ok_183 = bool((row_118 < n) & ((col_118 + 3u) < k));
-            u32 at_211 = greta_min(row_118, n - 1u) * k + greta_min(col_118 + 3u, k - 1u);
-            tb[1u * 16384u + r_55 * 64u + ((c_54 + 3u) ^ (r_55 % 8u * 8u))] = ok_183 ? w[at_211] : f16(0.0f);
-            bool ok_184 = bool((row_118 < n) & ((col_118 + 4u) < k));
-            u32 at_212 = greta_min(row_118, n - 1u) * k + greta_min(col_118 + 4u, k - 1u);
-            tb[1u * 16384u + r_55 * 64u + ((c_54 + 4u) ^ (r_55 % 8u * 8u))] = ok_184 ? w[at_212] : f16(0.0f);
-            bool ok_185 = bool((row_118 < n) & ((col_118 + 5u) < k));
-            u32 at_213 = greta_min(row_118, n - 1u) * k + greta_min(col_118 + 5u, k - 1u);
-            tb[1u * 16384u + r_55 * 64u + ((c_54 + 5u) ^ (r_55 % 8u * 8u))] = ok_185 ? w[at_213] : f16(0.0f);
-            bool ok_186 = bool((row_118 < n) & ((col_118 + 6u) < k));
-            u32 at_214 = greta_min(row_118, n - 1u) * k + greta_min(col_118 + 6u, k - 1u);
-            tb[1u * 16384u + r_55 * 64u + ((c_54 + 6u) ^ (r_55 % 8u * 8u))] = ok_186 ? w[at_214] : f16(0.0f);
-            bool ok_187 = bool((row_118 < n) & ((col_118 + 7u) < k));
-            u32 at_215 = greta_min(row_118, n - 1u) * k + greta_min(col_118 + 7u, k - 1u);
-            tb[1u * 16384u + r_55 * 64u + ((c_54 + 7u) ^ (r_55 % 8u * 8u))] = ok_187 ? w[at_215] : f16(0.0f);
+        u32 lin_38 = tid_9 + 512u;
+        u32 r_39 = lin_38 / 8u;
+        u32 c_38 = lin_38 % 8u * 8u;
+        u32 row_70 = n0 + r_39;
+        u32 col_70 = k0_4 + c_38;
+        if (bool(true | (lin_38 < 1024u))) {
+            bool ok_136 = bool((row_70 < n) & ((col_70 + 0u) < k));
+            u32 at_144 = greta_min(row_70, n - 1u) * k + greta_min(col_70 + 0u, k - 1u);
+            tb[1u * 8192u + r_39 * 64u + ((c_38 + 0u) ^ (r_39 % 8u * 8u))] = ok_136 ? w[at_144] : f16(0.0f);
+            bool ok_137 = bool((row_70 < n) & ((col_70 + 1u) < k));
+            u32 at_145 = greta_min(row_70, n - 1u) * k + greta_min(col_70 + 1u, k - 1u);
+            tb[1u * 8192u + r_39 * 64u + ((c_38 + 1u) ^ (r_39 % 8u * 8u))] = ok_137 ? w[at_145] : f16(0.0f);
+            bool ok_138 = bool((row_70 < n) & ((col_70 + 2u) < k));
+            u32 at_146 = greta_min(row_70, n - 1u) * k + greta_min(col_70 + 2u, k - 1u);
+            tb[1u * 8192u + r_39 * 64u + ((c_38 + 2u) ^ (r_39 % 8u * 8u))] = ok_138 ? w[at_146] : f16(0.0f);
+            bool ok_139 = bool((row_70 < n) & ((col_70 + 3u) < k));
+            u32 at_147 = greta_min(row_70, n - 1u) * k + greta_min(col_70 + 3u, k - 1u);
+            tb[1u * 8192u + r_39 * 64u + ((c_38 + 3u) ^ (r_39 % 8u * 8u))] = ok_139 ? w[at_147] : f16(0.0f);
+            bool ok_140 = bool((row_70 < n) & ((col_70 + 4u) < k));
+            u32 at_148 = greta_min(row_70, n - 1u) * k + greta_min(col_70 + 4u, k - 1u);
+            tb[1u * 8192u + r_39 * 64u + ((c_38 + 4u) ^ (r_39 % 8u * 8u))] = ok_140 ? w[at_148] : f16(0.0f);
+            bool ok_141 = bool((row_70 < n) & ((col_70 + 5u) < k));
+            u32 at_149 = greta_min(row_70, n - 1u) * k + greta_min(col_70 + 5u, k - 1u);
+            tb[1u * 8192u + r_39 * 64u + ((c_38 + 5u) ^ (r_39 % 8u * 8u))] = ok_141 ? w[at_149] : f16(0.0f);
+            bool ok_142 = bool((row_70 < n) & ((col_70 + 6u) < k));
+            u32 at_150 = greta_min(row_70, n - 1u) * k + greta_min(col_70 + 6u, k - 1u);
+            tb[1u * 8192u + r_39 * 64u + ((c_38 + 6u) ^ (r_39 % 8u * 8u))] = ok_142 ? w[at_150] : f16(0.0f);
+            bool ok_143 = bool((row_70 < n) & ((col_70 + 7u) < k));
+            u32 at_151 = greta_min(row_70, n - 1u) * k + greta_min(col_70 + 7u, k - 1u);
+            tb[1u * 8192u + r_39 * 64u + ((c_38 + 7u) ^ (r_39 % 8u * 8u))] = ok_143 ? w[at_151] : f16(0.0f);
         }
-        u32 lin_55 = tid_9 + 768u;
-        u32 r_56 = lin_55 / 8u;
-        u32 c_55 = lin_55 % 8u * 8u;
-        u32 row_119 = n0 + r_56;
-        u32 col_119 = k0_4 + c_55;
-        if (bool(true | (lin_55 < 2048u))) {
-            bool ok_188 = bool((row_119 < n) & ((col_119 + 0u) < k));
-            u32 at_216 = greta_min(row_119, n - 1u) * k + greta_min(col_119 + 0u, k - 1u);
-            tb[1u * 16384u + r_56 * 64u + ((c_55 + 0u) ^ (r_56 % 8u * 8u))] = ok_188 ? w[at_216] : f16(0.0f);
-            bool ok_189 = bool((row_119 < n) & ((col_119 + 1u) < k));
-            u32 at_217 = greta_min(row_119, n - 1u) * k + greta_min(col_119 + 1u, k - 1u);
-            tb[1u * 16384u + r_56 * 64u + ((c_55 + 1u) ^ (r_56 % 8u * 8u))] = ok_189 ? w[at_217] : f16(0.0f);
-            bool ok_190 = bool((row_119 < n) & ((col_119 + 2u) < k));
-            u32 at_218 = greta_min(row_119, n - 1u) * k + greta_min(col_119 + 2u, k - 1u);
-            tb[1u * 16384u + r_56 * 64u + ((c_55 + 2u) ^ (r_56 % 8u * 8u))] = ok_190 ? w[at_218] : f16(0.0f);
-            bool ok_191 = bool((row_119 < n) & ((col_119 + 3u) < k));
-            u32 at_219 = greta_min(row_119, n - 1u) * k + greta_min(col_119 + 3u, k - 1u);
-            tb[1u * 16384u + r_56 * 64u + ((c_55 + 3u) ^ (r_56 % 8u * 8u))] = ok_191 ? w[at_219] : f16(0.0f);
-            bool ok_192 = bool((row_119 < n) & ((col_119 + 4u) < k));
-            u32 at_220 = greta_min(row_119, n - 1u) * k + greta_min(col_119 + 4u, k - 1u);
-            tb[1u * 16384u + r_56 * 64u + ((c_55 + 4u) ^ (r_56 % 8u * 8u))] = ok_192 ? w[at_220] : f16(0.0f);
-            bool ok_193 = bool((row_119 < n) & ((col_119 + 5u) < k));
-            u32 at_221 = greta_min(row_119, n - 1u) * k + greta_min(col_119 + 5u, k - 1u);
-            tb[1u * 16384u + r_56 * 64u + ((c_55 + 5u) ^ (r_56 % 8u * 8u))] = ok_193 ? w[at_221] : f16(0.0f);
-            bool ok_194 = bool((row_119 < n) & ((col_119 + 6u) < k));
-            u32 at_222 = greta_min(row_119, n - 1u) * k + greta_min(col_119 + 6u, k - 1u);
-            tb[1u * 16384u + r_56 * 64u + ((c_55 + 6u) ^ (r_56 % 8u * 8u))] = ok_194 ? w[at_222] : f16(0.0f);
-            bool ok_195 = bool((row_119 < n) & ((col_119 + 7u) < k));
-            u32 at_223 = greta_min(row_119, n - 1u) * k + greta_min(col_119 + 7u, k - 1u);
-            tb[1u * 16384u + r_56 * 64u + ((c_55 + 7u) ^ (r_56 % 8u * 8u))] = ok_195 ? w[at_223] : f16(0.0f);
-        }
-        u32 lin_56 = tid_9 + 1024u;
-        u32 r_57 = lin_56 / 8u;
-        u32 c_56 = lin_56 % 8u * 8u;
-        u32 row_120 = n0 + r_57;
-        u32 col_120 = k0_4 + c_56;
-        if (bool(true | (lin_56 < 2048u))) {
-            bool ok_196 = bool((row_120 < n) & ((col_120 + 0u) < k));
-            u32 at_224 = greta_min(row_120, n - 1u) * k + greta_min(col_120 + 0u, k - 1u);
-            tb[1u * 16384u + r_57 * 64u + ((c_56 + 0u) ^ (r_57 % 8u * 8u))] = ok_196 ? w[at_224] : f16(0.0f);
-            bool ok_197 = bool((row_120 < n) & ((col_120 + 1u) < k));
-            u32 at_225 = greta_min(row_120, n - 1u) * k + greta_min(col_120 + 1u, k - 1u);
-            tb[1u * 16384u + r_57 * 64u + ((c_56 + 1u) ^ (r_57 % 8u * 8u))] = ok_197 ? w[at_225] : f16(0.0f);
-            bool ok_198 = bool((row_120 < n) & ((col_120 + 2u) < k));
-            u32 at_226 = greta_min(row_120, n - 1u) * k + greta_min(col_120 + 2u, k - 1u);
-            tb[1u * 16384u + r_57 * 64u + ((c_56 + 2u) ^ (r_57 % 8u * 8u))] = ok_198 ? w[at_226] : f16(0.0f);
-            bool ok_199 = bool((row_120 < n) & ((col_120 + 3u) < k));
-            u32 at_227 = greta_min(row_120, n - 1u) * k + greta_min(col_120 + 3u, k - 1u);
-            tb[1u * 16384u + r_57 * 64u + ((c_56 + 3u) ^ (r_57 % 8u * 8u))] = ok_199 ? w[at_227] : f16(0.0f);
-            bool ok_200 = bool((row_120 < n) & ((col_120 + 4u) < k));
-            u32 at_228 = greta_min(row_120, n - 1u) * k + greta_min(col_120 + 4u, k - 1u);
-            tb[1u * 16384u + r_57 * 64u + ((c_56 + 4u) ^ (r_57 % 8u * 8u))] = ok_200 ? w[at_228] : f16(0.0f);
-            bool ok_201 = bool((row_120 < n) & ((col_120 + 5u) < k));
-            u32 at_229 = greta_min(row_120, n - 1u) * k + greta_min(col_120 + 5u, k - 1u);
-            tb[1u * 16384u + r_57 * 64u + ((c_56 + 5u) ^ (r_57 % 8u * 8u))] = ok_201 ? w[at_229] : f16(0.0f);
-            bool ok_202 = bool((row_120 < n) & ((col_120 + 6u) < k));
-            u32 at_230 = greta_min(row_120, n - 1u) * k + greta_min(col_120 + 6u, k - 1u);
-            tb[1u * 16384u + r_57 * 64u + ((c_56 + 6u) ^ (r_57 % 8u * 8u))] = ok_202 ? w[at_230] : f16(0.0f);
-            bool ok_203 = bool((row_120 < n) & ((col_120 + 7u) < k));
-            u32 at_231 = greta_min(row_120, n - 1u) * k + greta_min(col_120 + 7u, k - 1u);
-            tb[1u * 16384u + r_57 * 64u + ((c_56 + 7u) ^ (r_57 % 8u * 8u))] = ok_203 ? w[at_231] : f16(0.0f);
-        }
-        u32 lin_57 = tid_9 + 1280u;
-        u32 r_58 = lin_57 / 8u;
-        u32 c_57 = lin_57 % 8u * 8u;
-        u32 row_121 = n0 + r_58;
-        u32 col_121 = k0_4 + c_57;
-        if (bool(true | (lin_57 < 2048u))) {
-            bool ok_204 = bool((row_121 < n) & ((col_121 + 0u) < k));
-            u32 at_232 = greta_min(row_121, n - 1u) * k + greta_min(col_121 + 0u, k - 1u);
-            tb[1u * 16384u + r_58 * 64u + ((c_57 + 0u) ^ (r_58 % 8u * 8u))] = ok_204 ? w[at_232] : f16(0.0f);
-            bool ok_205 = bool((row_121 < n) & ((col_121 + 1u) < k));
-            u32 at_233 = greta_min(row_121, n - 1u) * k + greta_min(col_121 + 1u, k - 1u);
-            tb[1u * 16384u + r_58 * 64u + ((c_57 + 1u) ^ (r_58 % 8u * 8u))] = ok_205 ? w[at_233] : f16(0.0f);
-            bool ok_206 = bool((row_121 < n) & ((col_121 + 2u) < k));
-            u32 at_234 = greta_min(row_121, n - 1u) * k + greta_min(col_121 + 2u, k - 1u);
-            tb[1u * 16384u + r_58 * 64u + ((c_57 + 2u) ^ (r_58 % 8u * 8u))] = ok_206 ? w[at_234] : f16(0.0f);
-            bool ok_207 = bool((row_121 < n) & ((col_121 + 3u) < k));
-            u32 at_235 = greta_min(row_121, n - 1u) * k + greta_min(col_121 + 3u, k - 1u);
-            tb[1u * 16384u + r_58 * 64u + ((c_57 + 3u) ^ (r_58 % 8u * 8u))] = ok_207 ? w[at_235] : f16(0.0f);
-            bool ok_208 = bool((row_121 < n) & ((col_121 + 4u) < k));
-            u32 at_236 = greta_min(row_121, n - 1u) * k + greta_min(col_121 + 4u, k - 1u);
-            tb[1u * 16384u + r_58 * 64u + ((c_57 + 4u) ^ (r_58 % 8u * 8u))] = ok_208 ? w[at_236] : f16(0.0f);
-            bool ok_209 = bool((row_121 < n) & ((col_121 + 5u) < k));
-            u32 at_237 = greta_min(row_121, n - 1u) * k + greta_min(col_121 + 5u, k - 1u);
-            tb[1u * 16384u + r_58 * 64u + ((c_57 + 5u) ^ (r_58 % 8u * 8u))] = ok_209 ? w[at_237] : f16(0.0f);
-            bool ok_210 = bool((row_121 < n) & ((col_121 + 6u) < k));
-            u32 at_238 = greta_min(row_121, n - 1u) * k + greta_min(col_121 + 6u, k - 1u);
-            tb[1u * 16384u + r_58 * 64u + ((c_57 + 6u) ^ (r_58 % 8u * 8u))] = ok_210 ? w[at_238] : f16(0.0f);
-            bool ok_211 = bool((row_121 < n) & ((col_121 + 7u) < k));
-            u32 at_239 = greta_min(row_121, n - 1u) * k + greta_min(col_121 + 7u, k - 1u);
-            tb[1u * 16384u + r_58 * 64u + ((c_57 + 7u) ^ (r_58 % 8u * 8u))] = ok_211 ? w[at_239] : f16(0.0f);
-        }
-        u32 lin_58 = tid_9 + 1536u;
-        u32 r_59 = lin_58 / 8u;
-        u32 c_58 = lin_58 % 8u * 8u;
-        u32 row_122 = n0 + r_59;
-        u32 col_122 = k0_4 + c_58;
-        if (bool(true | (lin_58 < 2048u))) {
-            bool ok_212 = bool((row_122 < n) & ((col_122 + 0u) < k));
-            u32 at_240 = greta_min(row_122, n - 1u) * k + greta_min(col_122 + 0u, k - 1u);
-            tb[1u * 16384u + r_59 * 64u + ((c_58 + 0u) ^ (r_59 % 8u * 8u))] = ok_212 ? w[at_240] : f16(0.0f);
-            bool ok_213 = bool((row_122 < n) & ((col_122 + 1u) < k));
-            u32 at_241 = greta_min(row_122, n - 1u) * k + greta_min(col_122 + 1u, k - 1u);
-            tb[1u * 16384u + r_59 * 64u + ((c_58 + 1u) ^ (r_59 % 8u * 8u))] = ok_213 ? w[at_241] : f16(0.0f);
-            bool ok_214 = bool((row_122 < n) & ((col_122 + 2u) < k));
-            u32 at_242 = greta_min(row_122, n - 1u) * k + greta_min(col_122 + 2u, k - 1u);
-            tb[1u * 16384u + r_59 * 64u + ((c_58 + 2u) ^ (r_59 % 8u * 8u))] = ok_214 ? w[at_242] : f16(0.0f);
-            bool ok_215 = bool((row_122 < n) & ((col_122 + 3u) < k));
-            u32 at_243 = greta_min(row_122, n - 1u) * k + greta_min(col_122 + 3u, k - 1u);
-            tb[1u * 16384u + r_59 * 64u + ((c_58 + 3u) ^ (r_59 % 8u * 8u))] = ok_215 ? w[at_243] : f16(0.0f);
-            bool ok_216 = bool((row_122 < n) & ((col_122 + 4u) < k));
-            u32 at_244 = greta_min(row_122, n - 1u) * k + greta_min(col_122 + 4u, k - 1u);
-            tb[1u * 16384u + r_59 * 64u + ((c_58 + 4u) ^ (r_59 % 8u * 8u))] = ok_216 ? w[at_244] : f16(0.0f);
-            bool ok_217 = bool((row_122 < n) & ((col_122 + 5u) < k));
-            u32 at_245 = greta_min(row_122, n - 1u) * k + greta_min(col_122 + 5u, k - 1u);
-            tb[1u * 16384u + r_59 * 64u + ((c_58 + 5u) ^ (r_59 % 8u * 8u))] = ok_217 ? w[at_245] : f16(0.0f);
-            bool ok_218 = bool((row_122 < n) & ((col_122 + 6u) < k));
-            u32 at_246 = greta_min(row_122, n - 1u) * k + greta_min(col_122 + 6u, k - 1u);
-            tb[1u * 16384u + r_59 * 64u + ((c_58 + 6u) ^ (r_59 % 8u * 8u))] = ok_218 ? w[at_246] : f16(0.0f);
-            bool ok_219 = bool((row_122 < n) & ((col_122 + 7u) < k));
-            u32 at_247 = greta_min(row_122, n - 1u) * k + greta_min(col_122 + 7u, k - 1u);
-            tb[1u * 16384u + r_59 * 64u + ((c_58 + 7u) ^ (r_59 % 8u * 8u))] = ok_219 ? w[at_247] : f16(0.0f);
-        }
-        u32 lin_59 = tid_9 + 1792u;
-        u32 r_60 = lin_59 / 8u;
-        u32 c_59 = lin_59 % 8u * 8u;
-        u32 row_123 = n0 + r_60;
-        u32 col_123 = k0_4 + c_59;
-        if (bool(true | (lin_59 < 2048u))) {
-            bool ok_220 = bool((row_123 < n) & ((col_123 + 0u) < k));
-            u32 at_248 = greta_min(row_123, n - 1u) * k + greta_min(col_123 + 0u, k - 1u);
-            tb[1u * 16384u + r_60 * 64u + ((c_59 + 0u) ^ (r_60 % 8u * 8u))] = ok_220 ? w[at_248] : f16(0.0f);
-            bool ok_221 = bool((row_123 < n) & ((col_123 + 1u) < k));
-            u32 at_249 = greta_min(row_123, n - 1u) * k + greta_min(col_123 + 1u, k - 1u);
-            tb[1u * 16384u + r_60 * 64u + ((c_59 + 1u) ^ (r_60 % 8u * 8u))] = ok_221 ? w[at_249] : f16(0.0f);
-            bool ok_222 = bool((row_123 < n) & ((col_123 + 2u) < k));
-            u32 at_250 = greta_min(row_123, n - 1u) * k + greta_min(col_123 + 2u, k - 1u);
-            tb[1u * 16384u + r_60 * 64u + ((c_59 + 2u) ^ (r_60 % 8u * 8u))] = ok_222 ? w[at_250] : f16(0.0f);
-            bool ok_223 = bool((row_123 < n) & ((col_123 + 3u) < k));
-            u32 at_251 = greta_min(row_123, n - 1u) * k + greta_min(col_123 + 3u, k - 1u);
-            tb[1u * 16384u + r_60 * 64u + ((c_59 + 3u) ^ (r_60 % 8u * 8u))] = ok_223 ? w[at_251] : f16(0.0f);
-            bool ok_224 = bool((row_123 < n) & ((col_123 + 4u) < k));
-            u32 at_252 = greta_min(row_123, n - 1u) * k + greta_min(col_123 + 4u, k - 1u);
-            tb[1u * 16384u + r_60 * 64u + ((c_59 + 4u) ^ (r_60 % 8u * 8u))] = ok_224 ? w[at_252] : f16(0.0f);
-            bool ok_225 = bool((row_123 < n) & ((col_123 + 5u) < k));
-            u32 at_253 = greta_min(row_123, n - 1u) * k + greta_min(col_123 + 5u, k - 1u);
-            tb[1u * 16384u + r_60 * 64u + ((c_59 + 5u) ^ (r_60 % 8u * 8u))] = ok_225 ? w[at_253] : f16(0.0f);
-            bool ok_226 = bool((row_123 < n) & ((col_123 + 6u) < k));
-            u32 at_254 = greta_min(row_123, n - 1u) * k + greta_min(col_123 + 6u, k - 1u);
-            tb[1u * 16384u + r_60 * 64u + ((c_59 + 6u) ^ (r_60 % 8u * 8u))] = ok_226 ? w[at_254] : f16(0.0f);
-            bool ok_227 = bool((row_123 < n) & ((col_123 + 7u) < k));
-            u32 at_255 = greta_min(row_123, n - 1u) * k + greta_min(col_123 + 7u, k - 1u);
-            tb[1u * 16384u + r_60 * 64u + ((c_59 + 7u) ^ (r_60 % 8u * 8u))] = ok_227 ? w[at_255] : f16(0.0f);
+        u32 lin_39 = tid_9 + 768u;
+        u32 r_40 = lin_39 / 8u;
+        u32 c_39 = lin_39 % 8u * 8u;
+        u32 row_71 = n0 + r_40;
+        u32 col_71 = k0_4 + c_39;
+        if (bool(true | (lin_39 < 1024u))) {
+            bool ok_144 = bool((row_71 < n) & ((col_71 + 0u) < k));
+            u32 at_152 = greta_min(row_71, n - 1u) * k + greta_min(col_71 + 0u, k - 1u);
+            tb[1u * 8192u + r_40 * 64u + ((c_39 + 0u) ^ (r_40 % 8u * 8u))] = ok_144 ? w[at_152] : f16(0.0f);
+            bool ok_145 = bool((row_71 < n) & ((col_71 + 1u) < k));
+            u32 at_153 = greta_min(row_71, n - 1u) * k + greta_min(col_71 + 1u, k - 1u);
+            tb[1u * 8192u + r_40 * 64u + ((c_39 + 1u) ^ (r_40 % 8u * 8u))] = ok_145 ? w[at_153] : f16(0.0f);
+            bool ok_146 = bool((row_71 < n) & ((col_71 + 2u) < k));
+            u32 at_154 = greta_min(row_71, n - 1u) * k + greta_min(col_71 + 2u, k - 1u);
+            tb[1u * 8192u + r_40 * 64u + ((c_39 + 2u) ^ (r_40 % 8u * 8u))] = ok_146 ? w[at_154] : f16(0.0f);
+            bool ok_147 = bool((row_71 < n) & ((col_71 + 3u) < k));
+            u32 at_155 = greta_min(row_71, n - 1u) * k + greta_min(col_71 + 3u, k - 1u);
+            tb[1u * 8192u + r_40 * 64u + ((c_39 + 3u) ^ (r_40 % 8u * 8u))] = ok_147 ? w[at_155] : f16(0.0f);
+            bool ok_148 = bool((row_71 < n) & ((col_71 + 4u) < k));
+            u32 at_156 = greta_min(row_71, n - 1u) * k + greta_min(col_71 + 4u, k - 1u);
+            tb[1u * 8192u + r_40 * 64u + ((c_39 + 4u) ^ (r_40 % 8u * 8u))] = ok_148 ? w[at_156] : f16(0.0f);
+            bool ok_149 = bool((row_71 < n) & ((col_71 + 5u) < k));
+            u32 at_157 = greta_min(row_71, n - 1u) * k + greta_min(col_71 + 5u, k - 1u);
+            tb[1u * 8192u + r_40 * 64u + ((c_39 + 5u) ^ (r_40 % 8u * 8u))] = ok_149 ? w[at_157] : f16(0.0f);
+            bool ok_150 = bool((row_71 < n) & ((col_71 + 6u) < k));
+            u32 at_158 = greta_min(row_71, n - 1u) * k + greta_min(col_71 + 6u, k - 1u);
+            tb[1u * 8192u + r_40 * 64u + ((c_39 + 6u) ^ (r_40 % 8u * 8u))] = ok_150 ? w[at_158] : f16(0.0f);
+            bool ok_151 = bool((row_71 < n) & ((col_71 + 7u) < k));
+            u32 at_159 = greta_min(row_71, n - 1u) * k + greta_min(col_71 + 7u, k - 1u);
+            tb[1u * 8192u + r_40 * 64u + ((c_39 + 7u) ^ (r_40 % 8u * 8u))] = ok_151 ? w[at_159] : f16(0.0f);
         }
         asm volatile("cp.async.commit_group;" ::: "memory");
         {
@@ -2821,1683 +1755,913 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 s_1 = kt_1 % 4u;
                 asm volatile("" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]) :: "memory");
                 asm volatile("" : "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) :: "memory");
-                asm volatile("" : "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]) :: "memory");
-                asm volatile("" : "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) :: "memory");
                 asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, %128, %129, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]), "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]), "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s_1 * 8192u) + (wg * 64u) * (64u) + (0u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s_1 * 16384u) + (0u) * (64u) + (0u)]))));
-                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, %128, %129, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]), "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]), "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s_1 * 8192u) + (wg * 64u) * (64u) + (16u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s_1 * 16384u) + (0u) * (64u) + (16u)]))));
-                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, %128, %129, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]), "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]), "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s_1 * 8192u) + (wg * 64u) * (64u) + (32u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s_1 * 16384u) + (0u) * (64u) + (32u)]))));
-                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, %128, %129, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]), "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]), "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s_1 * 8192u) + (wg * 64u) * (64u) + (48u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s_1 * 16384u) + (0u) * (64u) + (48u)]))));
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s_1 * 8192u) + (wg * 64u) * (64u) + (0u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s_1 * 8192u) + (0u) * (64u) + (0u)]))));
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s_1 * 8192u) + (wg * 64u) * (64u) + (16u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s_1 * 8192u) + (0u) * (64u) + (16u)]))));
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s_1 * 8192u) + (wg * 64u) * (64u) + (32u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s_1 * 8192u) + (0u) * (64u) + (32u)]))));
+                asm volatile("{ .reg .pred p; setp.ne.b32 p, 1, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0; }" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]), "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) : "l"(greta_wgmma_desc(greta_lds_address(&ta[(s_1 * 8192u) + (wg * 64u) * (64u) + (48u)]))), "l"(greta_wgmma_desc(greta_lds_address(&tb[(s_1 * 8192u) + (0u) * (64u) + (48u)]))));
                 asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
                 u32 next_1 = kt_1 + 2u;
                 u32 fs_1 = next_1 % 4u;
                 u32 k0_5 = next_1 < tiles_1 ? next_1 * 64u : k;
                 u32 tid_10 = greta_thread_idx_x();
-                u32 lin_60 = tid_10 + 0u;
-                u32 r_61 = lin_60 / 8u;
-                u32 c_60 = lin_60 % 8u * 8u;
-                u32 row_124 = m0 + r_61;
-                u32 col_124 = k0_5 + c_60;
-                if (bool(true | (lin_60 < 1024u))) {
-                    bool ok_228 = bool((row_124 < m) & ((col_124 + 0u) < k));
-                    u32 at_256 = greta_min(row_124, m - 1u) * k + greta_min(col_124 + 0u, k - 1u);
-                    ta[fs_1 * 8192u + r_61 * 64u + ((c_60 + 0u) ^ (r_61 % 8u * 8u))] = ok_228 ? x[at_256] : f16(0.0f);
-                    bool ok_229 = bool((row_124 < m) & ((col_124 + 1u) < k));
-                    u32 at_257 = greta_min(row_124, m - 1u) * k + greta_min(col_124 + 1u, k - 1u);
-                    ta[fs_1 * 8192u + r_61 * 64u + ((c_60 + 1u) ^ (r_61 % 8u * 8u))] = ok_229 ? x[at_257] : f16(0.0f);
-                    bool ok_230 = bool((row_124 < m) & ((col_124 + 2u) < k));
-                    u32 at_258 = greta_min(row_124, m - 1u) * k + greta_min(col_124 + 2u, k - 1u);
-                    ta[fs_1 * 8192u + r_61 * 64u + ((c_60 + 2u) ^ (r_61 % 8u * 8u))] = ok_230 ? x[at_258] : f16(0.0f);
-                    bool ok_231 = bool((row_124 < m) & ((col_124 + 3u) < k));
-                    u32 at_259 = greta_min(row_124, m - 1u) * k + greta_min(col_124 + 3u, k - 1u);
-                    ta[fs_1 * 8192u + r_61 * 64u + ((c_60 + 3u) ^ (r_61 % 8u * 8u))] = ok_231 ? x[at_259] : f16(0.0f);
-                    bool ok_232 = bool((row_124 < m) & ((col_124 + 4u) < k));
-                    u32 at_260 = greta_min(row_124, m - 1u) * k + greta_min(col_124 + 4u, k - 1u);
-                    ta[fs_1 * 8192u + r_61 * 64u + ((c_60 + 4u) ^ (r_61 % 8u * 8u))] = ok_232 ? x[at_260] : f16(0.0f);
-                    bool ok_233 = bool((row_124 < m) & ((col_124 + 5u) < k));
-                    u32 at_261 = greta_min(row_124, m - 1u) * k + greta_min(col_124 + 5u, k - 1u);
-                    ta[fs_1 * 8192u + r_61 * 64u + ((c_60 + 5u) ^ (r_61 % 8u * 8u))] = ok_233 ? x[at_261] : f16(0.0f);
-                    bool ok_234 = bool((row_124 < m) & ((col_124 + 6u) < k));
-                    u32 at_262 = greta_min(row_124, m - 1u) * k + greta_min(col_124 + 6u, k - 1u);
-                    ta[fs_1 * 8192u + r_61 * 64u + ((c_60 + 6u) ^ (r_61 % 8u * 8u))] = ok_234 ? x[at_262] : f16(0.0f);
-                    bool ok_235 = bool((row_124 < m) & ((col_124 + 7u) < k));
-                    u32 at_263 = greta_min(row_124, m - 1u) * k + greta_min(col_124 + 7u, k - 1u);
-                    ta[fs_1 * 8192u + r_61 * 64u + ((c_60 + 7u) ^ (r_61 % 8u * 8u))] = ok_235 ? x[at_263] : f16(0.0f);
+                u32 lin_40 = tid_10 + 0u;
+                u32 r_41 = lin_40 / 8u;
+                u32 c_40 = lin_40 % 8u * 8u;
+                u32 row_72 = m0 + r_41;
+                u32 col_72 = k0_5 + c_40;
+                if (bool(true | (lin_40 < 1024u))) {
+                    bool ok_152 = bool((row_72 < m) & ((col_72 + 0u) < k));
+                    u32 at_160 = greta_min(row_72, m - 1u) * k + greta_min(col_72 + 0u, k - 1u);
+                    ta[fs_1 * 8192u + r_41 * 64u + ((c_40 + 0u) ^ (r_41 % 8u * 8u))] = ok_152 ? x[at_160] : f16(0.0f);
+                    bool ok_153 = bool((row_72 < m) & ((col_72 + 1u) < k));
+                    u32 at_161 = greta_min(row_72, m - 1u) * k + greta_min(col_72 + 1u, k - 1u);
+                    ta[fs_1 * 8192u + r_41 * 64u + ((c_40 + 1u) ^ (r_41 % 8u * 8u))] = ok_153 ? x[at_161] : f16(0.0f);
+                    bool ok_154 = bool((row_72 < m) & ((col_72 + 2u) < k));
+                    u32 at_162 = greta_min(row_72, m - 1u) * k + greta_min(col_72 + 2u, k - 1u);
+                    ta[fs_1 * 8192u + r_41 * 64u + ((c_40 + 2u) ^ (r_41 % 8u * 8u))] = ok_154 ? x[at_162] : f16(0.0f);
+                    bool ok_155 = bool((row_72 < m) & ((col_72 + 3u) < k));
+                    u32 at_163 = greta_min(row_72, m - 1u) * k + greta_min(col_72 + 3u, k - 1u);
+                    ta[fs_1 * 8192u + r_41 * 64u + ((c_40 + 3u) ^ (r_41 % 8u * 8u))] = ok_155 ? x[at_163] : f16(0.0f);
+                    bool ok_156 = bool((row_72 < m) & ((col_72 + 4u) < k));
+                    u32 at_164 = greta_min(row_72, m - 1u) * k + greta_min(col_72 + 4u, k - 1u);
+                    ta[fs_1 * 8192u + r_41 * 64u + ((c_40 + 4u) ^ (r_41 % 8u * 8u))] = ok_156 ? x[at_164] : f16(0.0f);
+                    bool ok_157 = bool((row_72 < m) & ((col_72 + 5u) < k));
+                    u32 at_165 = greta_min(row_72, m - 1u) * k + greta_min(col_72 + 5u, k - 1u);
+                    ta[fs_1 * 8192u + r_41 * 64u + ((c_40 + 5u) ^ (r_41 % 8u * 8u))] = ok_157 ? x[at_165] : f16(0.0f);
+                    bool ok_158 = bool((row_72 < m) & ((col_72 + 6u) < k));
+                    u32 at_166 = greta_min(row_72, m - 1u) * k + greta_min(col_72 + 6u, k - 1u);
+                    ta[fs_1 * 8192u + r_41 * 64u + ((c_40 + 6u) ^ (r_41 % 8u * 8u))] = ok_158 ? x[at_166] : f16(0.0f);
+                    bool ok_159 = bool((row_72 < m) & ((col_72 + 7u) < k));
+                    u32 at_167 = greta_min(row_72, m - 1u) * k + greta_min(col_72 + 7u, k - 1u);
+                    ta[fs_1 * 8192u + r_41 * 64u + ((c_40 + 7u) ^ (r_41 % 8u * 8u))] = ok_159 ? x[at_167] : f16(0.0f);
                 }
-                u32 lin_61 = tid_10 + 256u;
-                u32 r_62 = lin_61 / 8u;
-                u32 c_61 = lin_61 % 8u * 8u;
-                u32 row_125 = m0 + r_62;
-                u32 col_125 = k0_5 + c_61;
-                if (bool(true | (lin_61 < 1024u))) {
-                    bool ok_236 = bool((row_125 < m) & ((col_125 + 0u) < k));
-                    u32 at_264 = greta_min(row_125, m - 1u) * k + greta_min(col_125 + 0u, k - 1u);
-                    ta[fs_1 * 8192u + r_62 * 64u + ((c_61 + 0u) ^ (r_62 % 8u * 8u))] = ok_236 ? x[at_264] : f16(0.0f);
-                    bool ok_237 = bool((row_125 < m) & ((col_125 + 1u) < k));
-                    u32 at_265 = greta_min(row_125, m - 1u) * k + greta_min(col_125 + 1u, k - 1u);
-                    ta[fs_1 * 8192u + r_62 * 64u + ((c_61 + 1u) ^ (r_62 % 8u * 8u))] = ok_237 ? x[at_265] : f16(0.0f);
-                    bool ok_238 = bool((row_125 < m) & ((col_125 + 2u) < k));
-                    u32 at_266 = greta_min(row_125, m - 1u) * k + greta_min(col_125 + 2u, k - 1u);
-                    ta[fs_1 * 8192u + r_62 * 64u + ((c_61 + 2u) ^ (r_62 % 8u * 8u))] = ok_238 ? x[at_266] : f16(0.0f);
-                    bool ok_239 = bool((row_125 < m) & ((col_125 + 3u) < k));
-                    u32 at_267 = greta_min(row_125, m - 1u) * k + greta_min(col_125 + 3u, k - 1u);
-                    ta[fs_1 * 8192u + r_62 * 64u + ((c_61 + 3u) ^ (r_62 % 8u * 8u))] = ok_239 ? x[at_267] : f16(0.0f);
-                    bool ok_240 = bool((row_125 < m) & ((col_125 + 4u) < k));
-                    u32 at_268 = greta_min(row_125, m - 1u) * k + greta_min(col_125 + 4u, k - 1u);
-                    ta[fs_1 * 8192u + r_62 * 64u + ((c_61 + 4u) ^ (r_62 % 8u * 8u))] = ok_240 ? x[at_268] : f16(0.0f);
-                    bool ok_241 = bool((row_125 < m) & ((col_125 + 5u) < k));
-                    u32 at_269 = greta_min(row_125, m - 1u) * k + greta_min(col_125 + 5u, k - 1u);
-                    ta[fs_1 * 8192u + r_62 * 64u + ((c_61 + 5u) ^ (r_62 % 8u * 8u))] = ok_241 ? x[at_269] : f16(0.0f);
-                    bool ok_242 = bool((row_125 < m) & ((col_125 + 6u) < k));
-                    u32 at_270 = greta_min(row_125, m - 1u) * k + greta_min(col_125 + 6u, k - 1u);
-                    ta[fs_1 * 8192u + r_62 * 64u + ((c_61 + 6u) ^ (r_62 % 8u * 8u))] = ok_242 ? x[at_270] : f16(0.0f);
-                    bool ok_243 = bool((row_125 < m) & ((col_125 + 7u) < k));
-                    u32 at_271 = greta_min(row_125, m - 1u) * k + greta_min(col_125 + 7u, k - 1u);
-                    ta[fs_1 * 8192u + r_62 * 64u + ((c_61 + 7u) ^ (r_62 % 8u * 8u))] = ok_243 ? x[at_271] : f16(0.0f);
+                u32 lin_41 = tid_10 + 256u;
+                u32 r_42 = lin_41 / 8u;
+                u32 c_41 = lin_41 % 8u * 8u;
+                u32 row_73 = m0 + r_42;
+                u32 col_73 = k0_5 + c_41;
+                if (bool(true | (lin_41 < 1024u))) {
+                    bool ok_160 = bool((row_73 < m) & ((col_73 + 0u) < k));
+                    u32 at_168 = greta_min(row_73, m - 1u) * k + greta_min(col_73 + 0u, k - 1u);
+                    ta[fs_1 * 8192u + r_42 * 64u + ((c_41 + 0u) ^ (r_42 % 8u * 8u))] = ok_160 ? x[at_168] : f16(0.0f);
+                    bool ok_161 = bool((row_73 < m) & ((col_73 + 1u) < k));
+                    u32 at_169 = greta_min(row_73, m - 1u) * k + greta_min(col_73 + 1u, k - 1u);
+                    ta[fs_1 * 8192u + r_42 * 64u + ((c_41 + 1u) ^ (r_42 % 8u * 8u))] = ok_161 ? x[at_169] : f16(0.0f);
+                    bool ok_162 = bool((row_73 < m) & ((col_73 + 2u) < k));
+                    u32 at_170 = greta_min(row_73, m - 1u) * k + greta_min(col_73 + 2u, k - 1u);
+                    ta[fs_1 * 8192u + r_42 * 64u + ((c_41 + 2u) ^ (r_42 % 8u * 8u))] = ok_162 ? x[at_170] : f16(0.0f);
+                    bool ok_163 = bool((row_73 < m) & ((col_73 + 3u) < k));
+                    u32 at_171 = greta_min(row_73, m - 1u) * k + greta_min(col_73 + 3u, k - 1u);
+                    ta[fs_1 * 8192u + r_42 * 64u + ((c_41 + 3u) ^ (r_42 % 8u * 8u))] = ok_163 ? x[at_171] : f16(0.0f);
+                    bool ok_164 = bool((row_73 < m) & ((col_73 + 4u) < k));
+                    u32 at_172 = greta_min(row_73, m - 1u) * k + greta_min(col_73 + 4u, k - 1u);
+                    ta[fs_1 * 8192u + r_42 * 64u + ((c_41 + 4u) ^ (r_42 % 8u * 8u))] = ok_164 ? x[at_172] : f16(0.0f);
+                    bool ok_165 = bool((row_73 < m) & ((col_73 + 5u) < k));
+                    u32 at_173 = greta_min(row_73, m - 1u) * k + greta_min(col_73 + 5u, k - 1u);
+                    ta[fs_1 * 8192u + r_42 * 64u + ((c_41 + 5u) ^ (r_42 % 8u * 8u))] = ok_165 ? x[at_173] : f16(0.0f);
+                    bool ok_166 = bool((row_73 < m) & ((col_73 + 6u) < k));
+                    u32 at_174 = greta_min(row_73, m - 1u) * k + greta_min(col_73 + 6u, k - 1u);
+                    ta[fs_1 * 8192u + r_42 * 64u + ((c_41 + 6u) ^ (r_42 % 8u * 8u))] = ok_166 ? x[at_174] : f16(0.0f);
+                    bool ok_167 = bool((row_73 < m) & ((col_73 + 7u) < k));
+                    u32 at_175 = greta_min(row_73, m - 1u) * k + greta_min(col_73 + 7u, k - 1u);
+                    ta[fs_1 * 8192u + r_42 * 64u + ((c_41 + 7u) ^ (r_42 % 8u * 8u))] = ok_167 ? x[at_175] : f16(0.0f);
                 }
-                u32 lin_62 = tid_10 + 512u;
-                u32 r_63 = lin_62 / 8u;
-                u32 c_62 = lin_62 % 8u * 8u;
-                u32 row_126 = m0 + r_63;
-                u32 col_126 = k0_5 + c_62;
-                if (bool(true | (lin_62 < 1024u))) {
-                    bool ok_244 = bool((row_126 < m) & ((col_126 + 0u) < k));
-                    u32 at_272 = greta_min(row_126, m - 1u) * k + greta_min(col_126 + 0u, k - 1u);
-                    ta[fs_1 * 8192u + r_63 * 64u + ((c_62 + 0u) ^ (r_63 % 8u * 8u))] = ok_244 ? x[at_272] : f16(0.0f);
-                    bool ok_245 = bool((row_126 < m) & ((col_126 + 1u) < k));
-                    u32 at_273 = greta_min(row_126, m - 1u) * k + greta_min(col_126 + 1u, k - 1u);
-                    ta[fs_1 * 8192u + r_63 * 64u + ((c_62 + 1u) ^ (r_63 % 8u * 8u))] = ok_245 ? x[at_273] : f16(0.0f);
-                    bool ok_246 = bool((row_126 < m) & ((col_126 + 2u) < k));
-                    u32 at_274 = greta_min(row_126, m - 1u) * k + greta_min(col_126 + 2u, k - 1u);
-                    ta[fs_1 * 8192u + r_63 * 64u + ((c_62 + 2u) ^ (r_63 % 8u * 8u))] = ok_246 ? x[at_274] : f16(0.0f);
-                    bool ok_247 = bool((row_126 < m) & ((col_126 + 3u) < k));
-                    u32 at_275 = greta_min(row_126, m - 1u) * k + greta_min(col_126 + 3u, k - 1u);
-                    ta[fs_1 * 8192u + r_63 * 64u + ((c_62 + 3u) ^ (r_63 % 8u * 8u))] = ok_247 ? x[at_275] : f16(0.0f);
-                    bool ok_248 = bool((row_126 < m) & ((col_126 + 4u) < k));
-                    u32 at_276 = greta_min(row_126, m - 1u) * k + greta_min(col_126 + 4u, k - 1u);
-                    ta[fs_1 * 8192u + r_63 * 64u + ((c_62 + 4u) ^ (r_63 % 8u * 8u))] = ok_248 ? x[at_276] : f16(0.0f);
-                    bool ok_249 = bool((row_126 < m) & ((col_126 + 5u) < k));
-                    u32 at_277 = greta_min(row_126, m - 1u) * k + greta_min(col_126 + 5u, k - 1u);
-                    ta[fs_1 * 8192u + r_63 * 64u + ((c_62 + 5u) ^ (r_63 % 8u * 8u))] = ok_249 ? x[at_277] : f16(0.0f);
-                    bool ok_250 = bool((row_126 < m) & ((col_126 + 6u) < k));
-                    u32 at_278 = greta_min(row_126, m - 1u) * k + greta_min(col_126 + 6u, k - 1u);
-                    ta[fs_1 * 8192u + r_63 * 64u + ((c_62 + 6u) ^ (r_63 % 8u * 8u))] = ok_250 ? x[at_278] : f16(0.0f);
-                    bool ok_251 = bool((row_126 < m) & ((col_126 + 7u) < k));
-                    u32 at_279 = greta_min(row_126, m - 1u) * k + greta_min(col_126 + 7u, k - 1u);
-                    ta[fs_1 * 8192u + r_63 * 64u + ((c_62 + 7u) ^ (r_63 % 8u * 8u))] = ok_251 ? x[at_279] : f16(0.0f);
+                u32 lin_42 = tid_10 + 512u;
+                u32 r_43 = lin_42 / 8u;
+                u32 c_42 = lin_42 % 8u * 8u;
+                u32 row_74 = m0 + r_43;
+                u32 col_74 = k0_5 + c_42;
+                if (bool(true | (lin_42 < 1024u))) {
+                    bool ok_168 = bool((row_74 < m) & ((col_74 + 0u) < k));
+                    u32 at_176 = greta_min(row_74, m - 1u) * k + greta_min(col_74 + 0u, k - 1u);
+                    ta[fs_1 * 8192u + r_43 * 64u + ((c_42 + 0u) ^ (r_43 % 8u * 8u))] = ok_168 ? x[at_176] : f16(0.0f);
+                    bool ok_169 = bool((row_74 < m) & ((col_74 + 1u) < k));
+                    u32 at_177 = greta_min(row_74, m - 1u) * k + greta_min(col_74 + 1u, k - 1u);
+                    ta[fs_1 * 8192u + r_43 * 64u + ((c_42 + 1u) ^ (r_43 % 8u * 8u))] = ok_169 ? x[at_177] : f16(0.0f);
+                    bool ok_170 = bool((row_74 < m) & ((col_74 + 2u) < k));
+                    u32 at_178 = greta_min(row_74, m - 1u) * k + greta_min(col_74 + 2u, k - 1u);
+                    ta[fs_1 * 8192u + r_43 * 64u + ((c_42 + 2u) ^ (r_43 % 8u * 8u))] = ok_170 ? x[at_178] : f16(0.0f);
+                    bool ok_171 = bool((row_74 < m) & ((col_74 + 3u) < k));
+                    u32 at_179 = greta_min(row_74, m - 1u) * k + greta_min(col_74 + 3u, k - 1u);
+                    ta[fs_1 * 8192u + r_43 * 64u + ((c_42 + 3u) ^ (r_43 % 8u * 8u))] = ok_171 ? x[at_179] : f16(0.0f);
+                    bool ok_172 = bool((row_74 < m) & ((col_74 + 4u) < k));
+                    u32 at_180 = greta_min(row_74, m - 1u) * k + greta_min(col_74 + 4u, k - 1u);
+                    ta[fs_1 * 8192u + r_43 * 64u + ((c_42 + 4u) ^ (r_43 % 8u * 8u))] = ok_172 ? x[at_180] : f16(0.0f);
+                    bool ok_173 = bool((row_74 < m) & ((col_74 + 5u) < k));
+                    u32 at_181 = greta_min(row_74, m - 1u) * k + greta_min(col_74 + 5u, k - 1u);
+                    ta[fs_1 * 8192u + r_43 * 64u + ((c_42 + 5u) ^ (r_43 % 8u * 8u))] = ok_173 ? x[at_181] : f16(0.0f);
+                    bool ok_174 = bool((row_74 < m) & ((col_74 + 6u) < k));
+                    u32 at_182 = greta_min(row_74, m - 1u) * k + greta_min(col_74 + 6u, k - 1u);
+                    ta[fs_1 * 8192u + r_43 * 64u + ((c_42 + 6u) ^ (r_43 % 8u * 8u))] = ok_174 ? x[at_182] : f16(0.0f);
+                    bool ok_175 = bool((row_74 < m) & ((col_74 + 7u) < k));
+                    u32 at_183 = greta_min(row_74, m - 1u) * k + greta_min(col_74 + 7u, k - 1u);
+                    ta[fs_1 * 8192u + r_43 * 64u + ((c_42 + 7u) ^ (r_43 % 8u * 8u))] = ok_175 ? x[at_183] : f16(0.0f);
                 }
-                u32 lin_63 = tid_10 + 768u;
-                u32 r_64 = lin_63 / 8u;
-                u32 c_63 = lin_63 % 8u * 8u;
-                u32 row_127 = m0 + r_64;
-                u32 col_127 = k0_5 + c_63;
-                if (bool(true | (lin_63 < 1024u))) {
-                    bool ok_252 = bool((row_127 < m) & ((col_127 + 0u) < k));
-                    u32 at_280 = greta_min(row_127, m - 1u) * k + greta_min(col_127 + 0u, k - 1u);
-                    ta[fs_1 * 8192u + r_64 * 64u + ((c_63 + 0u) ^ (r_64 % 8u * 8u))] = ok_252 ? x[at_280] : f16(0.0f);
-                    bool ok_253 = bool((row_127 < m) & ((col_127 + 1u) < k));
-                    u32 at_281 = greta_min(row_127, m - 1u) * k + greta_min(col_127 + 1u, k - 1u);
-                    ta[fs_1 * 8192u + r_64 * 64u + ((c_63 + 1u) ^ (r_64 % 8u * 8u))] = ok_253 ? x[at_281] : f16(0.0f);
-                    bool ok_254 = bool((row_127 < m) & ((col_127 + 2u) < k));
-                    u32 at_282 = greta_min(row_127, m - 1u) * k + greta_min(col_127 + 2u, k - 1u);
-                    ta[fs_1 * 8192u + r_64 * 64u + ((c_63 + 2u) ^ (r_64 % 8u * 8u))] = ok_254 ? x[at_282] : f16(0.0f);
-                    bool ok_255 = bool((row_127 < m) & ((col_127 + 3u) < k));
-                    u32 at_283 = greta_min(row_127, m - 1u) * k + greta_min(col_127 + 3u, k - 1u);
-                    ta[fs_1 * 8192u + r_64 * 64u + ((c_63 + 3u) ^ (r_64 % 8u * 8u))] = ok_255 ? x[at_283] : f16(0.0f);
-                    bool ok_256 = bool((row_127 < m) & ((col_127 + 4u) < k));
-                    u32 at_284 = greta_min(row_127, m - 1u) * k + greta_min(col_127 + 4u, k - 1u);
-                    ta[fs_1 * 8192u + r_64 * 64u + ((c_63 + 4u) ^ (r_64 % 8u * 8u))] = ok_256 ? x[at_284] : f16(0.0f);
-                    bool ok_257 = bool((row_127 < m) & ((col_127 + 5u) < k));
-                    u32 at_285 = greta_min(row_127, m - 1u) * k + greta_min(col_127 + 5u, k - 1u);
-                    ta[fs_1 * 8192u + r_64 * 64u + ((c_63 + 5u) ^ (r_64 % 8u * 8u))] = ok_257 ? x[at_285] : f16(0.0f);
-                    bool ok_258 = bool((row_127 < m) & ((col_127 + 6u) < k));
-                    u32 at_286 = greta_min(row_127, m - 1u) * k + greta_min(col_127 + 6u, k - 1u);
-                    ta[fs_1 * 8192u + r_64 * 64u + ((c_63 + 6u) ^ (r_64 % 8u * 8u))] = ok_258 ? x[at_286] : f16(0.0f);
-                    bool ok_259 = bool((row_127 < m) & ((col_127 + 7u) < k));
-                    u32 at_287 = greta_min(row_127, m - 1u) * k + greta_min(col_127 + 7u, k - 1u);
-                    ta[fs_1 * 8192u + r_64 * 64u + ((c_63 + 7u) ^ (r_64 % 8u * 8u))] = ok_259 ? x[at_287] : f16(0.0f);
+                u32 lin_43 = tid_10 + 768u;
+                u32 r_44 = lin_43 / 8u;
+                u32 c_43 = lin_43 % 8u * 8u;
+                u32 row_75 = m0 + r_44;
+                u32 col_75 = k0_5 + c_43;
+                if (bool(true | (lin_43 < 1024u))) {
+                    bool ok_176 = bool((row_75 < m) & ((col_75 + 0u) < k));
+                    u32 at_184 = greta_min(row_75, m - 1u) * k + greta_min(col_75 + 0u, k - 1u);
+                    ta[fs_1 * 8192u + r_44 * 64u + ((c_43 + 0u) ^ (r_44 % 8u * 8u))] = ok_176 ? x[at_184] : f16(0.0f);
+                    bool ok_177 = bool((row_75 < m) & ((col_75 + 1u) < k));
+                    u32 at_185 = greta_min(row_75, m - 1u) * k + greta_min(col_75 + 1u, k - 1u);
+                    ta[fs_1 * 8192u + r_44 * 64u + ((c_43 + 1u) ^ (r_44 % 8u * 8u))] = ok_177 ? x[at_185] : f16(0.0f);
+                    bool ok_178 = bool((row_75 < m) & ((col_75 + 2u) < k));
+                    u32 at_186 = greta_min(row_75, m - 1u) * k + greta_min(col_75 + 2u, k - 1u);
+                    ta[fs_1 * 8192u + r_44 * 64u + ((c_43 + 2u) ^ (r_44 % 8u * 8u))] = ok_178 ? x[at_186] : f16(0.0f);
+                    bool ok_179 = bool((row_75 < m) & ((col_75 + 3u) < k));
+                    u32 at_187 = greta_min(row_75, m - 1u) * k + greta_min(col_75 + 3u, k - 1u);
+                    ta[fs_1 * 8192u + r_44 * 64u + ((c_43 + 3u) ^ (r_44 % 8u * 8u))] = ok_179 ? x[at_187] : f16(0.0f);
+                    bool ok_180 = bool((row_75 < m) & ((col_75 + 4u) < k));
+                    u32 at_188 = greta_min(row_75, m - 1u) * k + greta_min(col_75 + 4u, k - 1u);
+                    ta[fs_1 * 8192u + r_44 * 64u + ((c_43 + 4u) ^ (r_44 % 8u * 8u))] = ok_180 ? x[at_188] : f16(0.0f);
+                    bool ok_181 = bool((row_75 < m) & ((col_75 + 5u) < k));
+                    u32 at_189 = greta_min(row_75, m - 1u) * k + greta_min(col_75 + 5u, k - 1u);
+                    ta[fs_1 * 8192u + r_44 * 64u + ((c_43 + 5u) ^ (r_44 % 8u * 8u))] = ok_181 ? x[at_189] : f16(0.0f);
+                    bool ok_182 = bool((row_75 < m) & ((col_75 + 6u) < k));
+                    u32 at_190 = greta_min(row_75, m - 1u) * k + greta_min(col_75 + 6u, k - 1u);
+                    ta[fs_1 * 8192u + r_44 * 64u + ((c_43 + 6u) ^ (r_44 % 8u * 8u))] = ok_182 ? x[at_190] : f16(0.0f);
+                    bool ok_183 = bool((row_75 < m) & ((col_75 + 7u) < k));
+                    u32 at_191 = greta_min(row_75, m - 1u) * k + greta_min(col_75 + 7u, k - 1u);
+                    ta[fs_1 * 8192u + r_44 * 64u + ((c_43 + 7u) ^ (r_44 % 8u * 8u))] = ok_183 ? x[at_191] : f16(0.0f);
                 }
                 u32 tid_11 = greta_thread_idx_x();
-                u32 lin_64 = tid_11 + 0u;
-                u32 r_65 = lin_64 / 8u;
-                u32 c_64 = lin_64 % 8u * 8u;
-                u32 row_128 = n0 + r_65;
-                u32 col_128 = k0_5 + c_64;
-                if (bool(true | (lin_64 < 2048u))) {
-                    bool ok_260 = bool((row_128 < n) & ((col_128 + 0u) < k));
-                    u32 at_288 = greta_min(row_128, n - 1u) * k + greta_min(col_128 + 0u, k - 1u);
-                    tb[fs_1 * 16384u + r_65 * 64u + ((c_64 + 0u) ^ (r_65 % 8u * 8u))] = ok_260 ? w[at_288] : f16(0.0f);
-                    bool ok_261 = bool((row_128 < n) & ((col_128 + 1u) < k));
-                    u32 at_289 = greta_min(row_128, n - 1u) * k + greta_min(col_128 + 1u, k - 1u);
-                    tb[fs_1 * 16384u + r_65 * 64u + ((c_64 + 1u) ^ (r_65 % 8u * 8u))] = ok_261 ? w[at_289] : f16(0.0f);
-                    bool ok_262 = bool((row_128 < n) & ((col_128 + 2u) < k));
-                    u32 at_290 = greta_min(row_128, n - 1u) * k + greta_min(col_128 + 2u, k - 1u);
-                    tb[fs_1 * 16384u + r_65 * 64u + ((c_64 + 2u) ^ (r_65 % 8u * 8u))] = ok_262 ? w[at_290] : f16(0.0f);
-                    bool ok_263 = bool((row_128 < n) & ((col_128 + 3u) < k));
-                    u32 at_291 = greta_min(row_128, n - 1u) * k + greta_min(col_128 + 3u, k - 1u);
-                    tb[fs_1 * 16384u + r_65 * 64u + ((c_64 + 3u) ^ (r_65 % 8u * 8u))] = ok_263 ? w[at_291] : f16(0.0f);
-                    bool ok_264 = bool((row_128 < n) & ((col_128 + 4u) < k));
-                    u32 at_292 = greta_min(row_128, n - 1u) * k + greta_min(col_128 + 4u, k - 1u);
-                    tb[fs_1 * 16384u + r_65 * 64u + ((c_64 + 4u) ^ (r_65 % 8u * 8u))] = ok_264 ? w[at_292] : f16(0.0f);
-                    bool ok_265 = bool((row_128 < n) & ((col_128 + 5u) < k));
-                    u32 at_293 = greta_min(row_128, n - 1u) * k + greta_min(col_128 + 5u, k - 1u);
-                    tb[fs_1 * 16384u + r_65 * 64u + ((c_64 + 5u) ^ (r_65 % 8u * 8u))] = ok_265 ? w[at_293] : f16(0.0f);
-                    bool ok_266 = bool((row_128 < n) & ((col_128 + 6u) < k));
-                    u32 at_294 = greta_min(row_128, n - 1u) * k + greta_min(col_128 + 6u, k - 1u);
-                    tb[fs_1 * 16384u + r_65 * 64u + ((c_64 + 6u) ^ (r_65 % 8u * 8u))] = ok_266 ? w[at_294] : f16(0.0f);
-                    bool ok_267 = bool((row_128 < n) & ((col_128 + 7u) < k));
-                    u32 at_295 = greta_min(row_128, n - 1u) * k + greta_min(col_128 + 7u, k - 1u);
-                    tb[fs_1 * 16384u + r_65 * 64u + ((c_64 + 7u) ^ (r_65 % 8u * 8u))] = ok_267 ? w[at_295] : f16(0.0f);
+                u32 lin_44 = tid_11 + 0u;
+                u32 r_45 = lin_44 / 8u;
+                u32 c_44 = lin_44 % 8u * 8u;
+                u32 row_76 = n0 + r_45;
+                u32 col_76 = k0_5 + c_44;
+                if (bool(true | (lin_44 < 1024u))) {
+                    bool ok_184 = bool((row_76 < n) & ((col_76 + 0u) < k));
+                    u32 at_192 = greta_min(row_76, n - 1u) * k + greta_min(col_76 + 0u, k - 1u);
+                    tb[fs_1 * 8192u + r_45 * 64u + ((c_44 + 0u) ^ (r_45 % 8u * 8u))] = ok_184 ? w[at_192] : f16(0.0f);
+                    bool ok_185 = bool((row_76 < n) & ((col_76 + 1u) < k));
+                    u32 at_193 = greta_min(row_76, n - 1u) * k + greta_min(col_76 + 1u, k - 1u);
+                    tb[fs_1 * 8192u + r_45 * 64u + ((c_44 + 1u) ^ (r_45 % 8u * 8u))] = ok_185 ? w[at_193] : f16(0.0f);
+                    bool ok_186 = bool((row_76 < n) & ((col_76 + 2u) < k));
+                    u32 at_194 = greta_min(row_76, n - 1u) * k + greta_min(col_76 + 2u, k - 1u);
+                    tb[fs_1 * 8192u + r_45 * 64u + ((c_44 + 2u) ^ (r_45 % 8u * 8u))] = ok_186 ? w[at_194] : f16(0.0f);
+                    bool ok_187 = bool((row_76 < n) & ((col_76 + 3u) < k));
+                    u32 at_195 = greta_min(row_76, n - 1u) * k + greta_min(col_76 + 3u, k - 1u);
+                    tb[fs_1 * 8192u + r_45 * 64u + ((c_44 + 3u) ^ (r_45 % 8u * 8u))] = ok_187 ? w[at_195] : f16(0.0f);
+                    bool ok_188 = bool((row_76 < n) & ((col_76 + 4u) < k));
+                    u32 at_196 = greta_min(row_76, n - 1u) * k + greta_min(col_76 + 4u, k - 1u);
+                    tb[fs_1 * 8192u + r_45 * 64u + ((c_44 + 4u) ^ (r_45 % 8u * 8u))] = ok_188 ? w[at_196] : f16(0.0f);
+                    bool ok_189 = bool((row_76 < n) & ((col_76 + 5u) < k));
+                    u32 at_197 = greta_min(row_76, n - 1u) * k + greta_min(col_76 + 5u, k - 1u);
+                    tb[fs_1 * 8192u + r_45 * 64u + ((c_44 + 5u) ^ (r_45 % 8u * 8u))] = ok_189 ? w[at_197] : f16(0.0f);
+                    bool ok_190 = bool((row_76 < n) & ((col_76 + 6u) < k));
+                    u32 at_198 = greta_min(row_76, n - 1u) * k + greta_min(col_76 + 6u, k - 1u);
+                    tb[fs_1 * 8192u + r_45 * 64u + ((c_44 + 6u) ^ (r_45 % 8u * 8u))] = ok_190 ? w[at_198] : f16(0.0f);
+                    bool ok_191 = bool((row_76 < n) & ((col_76 + 7u) < k));
+                    u32 at_199 = greta_min(row_76, n - 1u) * k + greta_min(col_76 + 7u, k - 1u);
+                    tb[fs_1 * 8192u + r_45 * 64u + ((c_44 + 7u) ^ (r_45 % 8u * 8u))] = ok_191 ? w[at_199] : f16(0.0f);
                 }
-                u32 lin_65 = tid_11 + 256u;
-                u32 r_66 = lin_65 / 8u;
-                u32 c_65 = lin_65 % 8u * 8u;
-                u32 row_129 = n0 + r_66;
-                u32 col_129 = k0_5 + c_65;
-                if (bool(true | (lin_65 < 2048u))) {
-                    bool ok_268 = bool((row_129 < n) & ((col_129 + 0u) < k));
-                    u32 at_296 = greta_min(row_129, n - 1u) * k + greta_min(col_129 + 0u, k - 1u);
-                    tb[fs_1 * 16384u + r_66 * 64u + ((c_65 + 0u) ^ (r_66 % 8u * 8u))] = ok_268 ? w[at_296] : f16(0.0f);
-                    bool ok_269 = bool((row_129 < n) & ((col_129 + 1u) < k));
-                    u32 at_297 = greta_min(row_129, n - 1u) * k + greta_min(col_129 + 1u, k - 1u);
-                    tb[fs_1 * 16384u + r_66 * 64u + ((c_65 + 1u) ^ (r_66 % 8u * 8u))] = ok_269 ? w[at_297] : f16(0.0f);
-                    bool ok_270 = bool((row_129 < n) & ((col_129 + 2u) < k));
-                    u32 at_298 = greta_min(row_129, n - 1u) * k + greta_min(col_129 + 2u, k - 1u);
-                    tb[fs_1 * 16384u + r_66 * 64u + ((c_65 + 2u) ^ (r_66 % 8u * 8u))] = ok_270 ? w[at_298] : f16(0.0f);
-                    bool ok_271 = bool((row_129 < n) & ((col_129 + 3u) < k));
-                    u32 at_299 = greta_min(row_129, n - 1u) * k + greta_min(col_129 + 3u, k - 1u);
-                    tb[fs_1 * 16384u + r_66 * 64u + ((c_65 + 3u) ^ (r_66 % 8u * 8u))] = ok_271 ? w[at_299] : f16(0.0f);
-                    bool ok_272 = bool((row_129 < n) & ((col_129 + 4u) < k));
-                    u32 at_300 = greta_min(row_129, n - 1u) * k + greta_min(col_129 + 4u, k - 1u);
-                    tb[fs_1 * 16384u + r_66 * 64u + ((c_65 + 4u) ^ (r_66 % 8u * 8u))] = ok_272 ? w[at_300] : f16(0.0f);
-                    bool ok_273 = bool((row_129 < n) & ((col_129 + 5u) < k));
-                    u32 at_301 = greta_min(row_129, n - 1u) * k + greta_min(col_129 + 5u, k - 1u);
-                    tb[fs_1 * 16384u + r_66 * 64u + ((c_65 + 5u) ^ (r_66 % 8u * 8u))] = ok_273 ? w[at_301] : f16(0.0f);
-                    bool ok_274 = bool((row_129 < n) & ((col_129 + 6u) < k));
-                    u32 at_302 = greta_min(row_129, n - 1u) * k + greta_min(col_129 + 6u, k - 1u);
-                    tb[fs_1 * 16384u + r_66 * 64u + ((c_65 + 6u) ^ (r_66 % 8u * 8u))] = ok_274 ? w[at_302] : f16(0.0f);
-                    bool ok_275 = bool((row_129 < n) & ((col_129 + 7u) < k));
-                    u32 at_303 = greta_min(row_129, n - 1u) * k + greta_min(col_129 + 7u, k - 1u);
-                    tb[fs_1 * 16384u + r_66 * 64u + ((c_65 + 7u) ^ (r_66 % 8u * 8u))] = ok_275 ? w[at_303] : f16(0.0f);
+                u32 lin_45 = tid_11 + 256u;
+                u32 r_46 = lin_45 / 8u;
+                u32 c_45 = lin_45 % 8u * 8u;
+                u32 row_77 = n0 + r_46;
+                u32 col_77 = k0_5 + c_45;
+                if (bool(true | (lin_45 < 1024u))) {
+                    bool ok_192 = bool((row_77 < n) & ((col_77 + 0u) < k));
+                    u32 at_200 = greta_min(row_77, n - 1u) * k + greta_min(col_77 + 0u, k - 1u);
+                    tb[fs_1 * 8192u + r_46 * 64u + ((c_45 + 0u) ^ (r_46 % 8u * 8u))] = ok_192 ? w[at_200] : f16(0.0f);
+                    bool ok_193 = bool((row_77 < n) & ((col_77 + 1u) < k));
+                    u32 at_201 = greta_min(row_77, n - 1u) * k + greta_min(col_77 + 1u, k - 1u);
+                    tb[fs_1 * 8192u + r_46 * 64u + ((c_45 + 1u) ^ (r_46 % 8u * 8u))] = ok_193 ? w[at_201] : f16(0.0f);
+                    bool ok_194 = bool((row_77 < n) & ((col_77 + 2u) < k));
+                    u32 at_202 = greta_min(row_77, n - 1u) * k + greta_min(col_77 + 2u, k - 1u);
+                    tb[fs_1 * 8192u + r_46 * 64u + ((c_45 + 2u) ^ (r_46 % 8u * 8u))] = ok_194 ? w[at_202] : f16(0.0f);
+                    bool ok_195 = bool((row_77 < n) & ((col_77 + 3u) < k));
+                    u32 at_203 = greta_min(row_77, n - 1u) * k + greta_min(col_77 + 3u, k - 1u);
+                    tb[fs_1 * 8192u + r_46 * 64u + ((c_45 + 3u) ^ (r_46 % 8u * 8u))] = ok_195 ? w[at_203] : f16(0.0f);
+                    bool ok_196 = bool((row_77 < n) & ((col_77 + 4u) < k));
+                    u32 at_204 = greta_min(row_77, n - 1u) * k + greta_min(col_77 + 4u, k - 1u);
+                    tb[fs_1 * 8192u + r_46 * 64u + ((c_45 + 4u) ^ (r_46 % 8u * 8u))] = ok_196 ? w[at_204] : f16(0.0f);
+                    bool ok_197 = bool((row_77 < n) & ((col_77 + 5u) < k));
+                    u32 at_205 = greta_min(row_77, n - 1u) * k + greta_min(col_77 + 5u, k - 1u);
+                    tb[fs_1 * 8192u + r_46 * 64u + ((c_45 + 5u) ^ (r_46 % 8u * 8u))] = ok_197 ? w[at_205] : f16(0.0f);
+                    bool ok_198 = bool((row_77 < n) & ((col_77 + 6u) < k));
+                    u32 at_206 = greta_min(row_77, n - 1u) * k + greta_min(col_77 + 6u, k - 1u);
+                    tb[fs_1 * 8192u + r_46 * 64u + ((c_45 + 6u) ^ (r_46 % 8u * 8u))] = ok_198 ? w[at_206] : f16(0.0f);
+                    bool ok_199 = bool((row_77 < n) & ((col_77 + 7u) < k));
+                    u32 at_207 = greta_min(row_77, n - 1u) * k + greta_min(col_77 + 7u, k - 1u);
+                    tb[fs_1 * 8192u + r_46 * 64u + ((c_45 + 7u) ^ (r_46 % 8u * 8u))] = ok_199 ? w[at_207] : f16(0.0f);
                 }
-                u32 lin_66 = tid_11 + 512u;
-                u32 r_67 = lin_66 / 8u;
-                u32 c_66 = lin_66 % 8u * 8u;
-                u32 row_130 = n0 + r_67;
-                u32 col_130 = k0_5 + c_66;
-                if (bool(true | (lin_66 < 2048u))) {
-                    bool ok_276 = bool((row_130 < n) & ((col_130 + 0u) < k));
-                    u32 at_304 = greta_min(row_130, n - 1u) * k + greta_min(col_130 + 0u, k - 1u);
-                    tb[fs_1 * 16384u + r_67 * 64u + ((c_66 + 0u) ^ (r_67 % 8u * 8u))] = ok_276 ? w[at_304] : f16(0.0f);
-                    bool ok_277 = bool((row_130 < n) & ((col_130 + 1u) < k));
-                    u32 at_305 = greta_min(row_130, n - 1u) * k + greta_min(col_130 + 1u, k - 1u);
-                    tb[fs_1 * 16384u + r_67 * 64u + ((c_66 + 1u) ^ (r_67 % 8u * 8u))] = ok_277 ? w[at_305] : f16(0.0f);
-                    bool ok_278 = bool((row_130 < n) & ((col_130 + 2u) < k));
-                    u32 at_306 = greta_min(row_130, n - 1u) * k + greta_min(col_130 + 2u, k - 1u);
-                    tb[fs_1 * 16384u + r_67 * 64u + ((c_66 + 2u) ^ (r_67 % 8u * 8u))] = ok_278 ? w[at_306] : f16(0.0f);
-                    bool ok_279 = bool((row_130 < n) & ((col_130 + 3u) < k));
-                    u32 at_307 = greta_min(row_130, n - 1u) * k + greta_min(col_130 + 3u, k - 1u);
-                    tb[fs_1 * 16384u + r_67 * 64u + ((c_66 + 3u) ^ (r_67 % 8u * 8u))] = ok_279 ? w[at_307] : f16(0.0f);
-                    bool ok_280 = bool((row_130 < n) & ((col_130 + 4u) < k));
-                    u32 at_308 = greta_min(row_130, n - 1u) * k + greta_min(col_130 + 4u, k - 1u);
-                    tb[fs_1 * 16384u + r_67 * 64u + ((c_66 + 4u) ^ (r_67 % 8u * 8u))] = ok_280 ? w[at_308] : f16(0.0f);
-                    bool ok_281 = bool((row_130 < n) & ((col_130 + 5u) < k));
-                    u32 at_309 = greta_min(row_130, n - 1u) * k + greta_min(col_130 + 5u, k - 1u);
-                    tb[fs_1 * 16384u + r_67 * 64u + ((c_66 + 5u) ^ (r_67 % 8u * 8u))] = ok_281 ? w[at_309] : f16(0.0f);
-                    bool ok_282 = bool((row_130 < n) & ((col_130 + 6u) < k));
-                    u32 at_310 = greta_min(row_130, n - 1u) * k + greta_min(col_130 + 6u, k - 1u);
-                    tb[fs_1 * 16384u + r_67 * 64u + ((c_66 + 6u) ^ (r_67 % 8u * 8u))] = ok_282 ? w[at_310] : f16(0.0f);
-                    bool ok_283 = bool((row_130 < n) & ((col_130 + 7u) < k));
-                    u32 at_311 = greta_min(row_130, n - 1u) * k + greta_min(col_130 + 7u, k - 1u);
-                    tb[fs_1 * 16384u + r_67 * 64u + ((c_66 + 7u) ^ (r_67 % 8u * 8u))] = ok_283 ? w[at_311] : f16(0.0f);
+                u32 lin_46 = tid_11 + 512u;
+                u32 r_47 = lin_46 / 8u;
+                u32 c_46 = lin_46 % 8u * 8u;
+                u32 row_78 = n0 + r_47;
+                u32 col_78 = k0_5 + c_46;
+                if (bool(true | (lin_46 < 1024u))) {
+                    bool ok_200 = bool((row_78 < n) & ((col_78 + 0u) < k));
+                    u32 at_208 = greta_min(row_78, n - 1u) * k + greta_min(col_78 + 0u, k - 1u);
+                    tb[fs_1 * 8192u + r_47 * 64u + ((c_46 + 0u) ^ (r_47 % 8u * 8u))] = ok_200 ? w[at_208] : f16(0.0f);
+                    bool ok_201 = bool((row_78 < n) & ((col_78 + 1u) < k));
+                    u32 at_209 = greta_min(row_78, n - 1u) * k + greta_min(col_78 + 1u, k - 1u);
+                    tb[fs_1 * 8192u + r_47 * 64u + ((c_46 + 1u) ^ (r_47 % 8u * 8u))] = ok_201 ? w[at_209] : f16(0.0f);
+                    bool ok_202 = bool((row_78 < n) & ((col_78 + 2u) < k));
+                    u32 at_210 = greta_min(row_78, n - 1u) * k + greta_min(col_78 + 2u, k - 1u);
+                    tb[fs_1 * 8192u + r_47 * 64u + ((c_46 + 2u) ^ (r_47 % 8u * 8u))] = ok_202 ? w[at_210] : f16(0.0f);
+                    bool ok_203 = bool((row_78 < n) & ((col_78 + 3u) < k));
+                    u32 at_211 = greta_min(row_78, n - 1u) * k + greta_min(col_78 + 3u, k - 1u);
+                    tb[fs_1 * 8192u + r_47 * 64u + ((c_46 + 3u) ^ (r_47 % 8u * 8u))] = ok_203 ? w[at_211] : f16(0.0f);
+                    bool ok_204 = bool((row_78 < n) & ((col_78 + 4u) < k));
+                    u32 at_212 = greta_min(row_78, n - 1u) * k + greta_min(col_78 + 4u, k - 1u);
+                    tb[fs_1 * 8192u + r_47 * 64u + ((c_46 + 4u) ^ (r_47 % 8u * 8u))] = ok_204 ? w[at_212] : f16(0.0f);
+                    bool ok_205 = bool((row_78 < n) & ((col_78 + 5u) < k));
+                    u32 at_213 = greta_min(row_78, n - 1u) * k + greta_min(col_78 + 5u, k - 1u);
+                    tb[fs_1 * 8192u + r_47 * 64u + ((c_46 + 5u) ^ (r_47 % 8u * 8u))] = ok_205 ? w[at_213] : f16(0.0f);
+                    bool ok_206 = bool((row_78 < n) & ((col_78 + 6u) < k));
+                    u32 at_214 = greta_min(row_78, n - 1u) * k + greta_min(col_78 + 6u, k - 1u);
+                    tb[fs_1 * 8192u + r_47 * 64u + ((c_46 + 6u) ^ (r_47 % 8u * 8u))] = ok_206 ? w[at_214] : f16(0.0f);
+                    bool ok_207 = bool((row_78 < n) & ((col_78 + 7u) < k));
+                    u32 at_215 = greta_min(row_78, n - 1u) * k + greta_min(col_78 + 7u, k - 1u);
+                    tb[fs_1 * 8192u + r_47 * 64u + ((c_46 + 7u) ^ (r_47 % 8u * 8u))] = ok_207 ? w[at_215] : f16(0.0f);
                 }
-                u32 lin_67 = tid_11 + 768u;
-                u32 r_68 = lin_67 / 8u;
-                u32 c_67 = lin_67 % 8u * 8u;
-                u32 row_131 = n0 + r_68;
-                u32 col_131 = k0_5 + c_67;
-                if (bool(true | (lin_67 < 2048u))) {
-                    bool ok_284 = bool((row_131 < n) & ((col_131 + 0u) < k));
-                    u32 at_312 = greta_min(row_131, n - 1u) * k + greta_min(col_131 + 0u, k - 1u);
-                    tb[fs_1 * 16384u + r_68 * 64u + ((c_67 + 0u) ^ (r_68 % 8u * 8u))] = ok_284 ? w[at_312] : f16(0.0f);
-                    bool ok_285 = bool((row_131 < n) & ((col_131 + 1u) < k));
-                    u32 at_313 = greta_min(row_131, n - 1u) * k + greta_min(col_131 + 1u, k - 1u);
-                    tb[fs_1 * 16384u + r_68 * 64u + ((c_67 + 1u) ^ (r_68 % 8u * 8u))] = ok_285 ? w[at_313] : f16(0.0f);
-                    bool ok_286 = bool((row_131 < n) & ((col_131 + 2u) < k));
-                    u32 at_314 = greta_min(row_131, n - 1u) * k + greta_min(col_131 + 2u, k - 1u);
-                    tb[fs_1 * 16384u + r_68 * 64u + ((c_67 + 2u) ^ (r_68 % 8u * 8u))] = ok_286 ? w[at_314] : f16(0.0f);
-                    bool ok_287 = bool((row_131 < n) & ((col_131 + 3u) < k));
-                    u32 at_315 = greta_min(row_131, n - 1u) * k + greta_min(col_131 + 3u, k - 1u);
-                    tb[fs_1 * 16384u + r_68 * 64u + ((c_67 + 3u) ^ (r_68 % 8u * 8u))] = ok_287 ? w[at_315] : f16(0.0f);
-                    bool ok_288 = bool((row_131 < n) & ((col_131 + 4u) < k));
-                    u32 at_316 = greta_min(row_131, n - 1u) * k + greta_min(col_131 + 4u, k - 1u);
-                    tb[fs_1 * 16384u + r_68 * 64u + ((c_67 + 4u) ^ (r_68 % 8u * 8u))] = ok_288 ? w[at_316] : f16(0.0f);
-                    bool ok_289 = bool((row_131 < n) & ((col_131 + 5u) < k));
-                    u32 at_317 = greta_min(row_131, n - 1u) * k + greta_min(col_131 + 5u, k - 1u);
-                    tb[fs_1 * 16384u + r_68 * 64u + ((c_67 + 5u) ^ (r_68 % 8u * 8u))] = ok_289 ? w[at_317] : f16(0.0f);
-                    bool ok_290 = bool((row_131 < n) & ((col_131 + 6u) < k));
-                    u32 at_318 = greta_min(row_131, n - 1u) * k + greta_min(col_131 + 6u, k - 1u);
-                    tb[fs_1 * 16384u + r_68 * 64u + ((c_67 + 6u) ^ (r_68 % 8u * 8u))] = ok_290 ? w[at_318] : f16(0.0f);
-                    bool ok_291 = bool((row_131 < n) & ((col_131 + 7u) < k));
-                    u32 at_319 = greta_min(row_131, n - 1u) * k + greta_min(col_131 + 7u, k - 1u);
-                    tb[fs_1 * 16384u + r_68 * 64u + ((c_67 + 7u) ^ (r_68 % 8u * 8u))] = ok_291 ? w[at_319] : f16(0.0f);
-                }
-                u32 lin_68 = tid_11 + 1024u;
-                u32 r_69 = lin_68 / 8u;
-                u32 c_68 = lin_68 % 8u * 8u;
-                u32 row_132 = n0 + r_69;
-                u32 col_132 = k0_5 + c_68;
-                if (bool(true | (lin_68 < 2048u))) {
-                    bool ok_292 = bool((row_132 < n) & ((col_132 + 0u) < k));
-                    u32 at_320 = greta_min(row_132, n - 1u) * k + greta_min(col_132 + 0u, k - 1u);
-                    tb[fs_1 * 16384u + r_69 * 64u + ((c_68 + 0u) ^ (r_69 % 8u * 8u))] = ok_292 ? w[at_320] : f16(0.0f);
-                    bool ok_293 = bool((row_132 < n) & ((col_132 + 1u) < k));
-                    u32 at_321 = greta_min(row_132, n - 1u) * k + greta_min(col_132 + 1u, k - 1u);
-                    tb[fs_1 * 16384u + r_69 * 64u + ((c_68 + 1u) ^ (r_69 % 8u * 8u))] = ok_293 ? w[at_321] : f16(0.0f);
-                    bool ok_294 = bool((row_132 < n) & ((col_132 + 2u) < k));
-                    u32 at_322 = greta_min(row_132, n - 1u) * k + greta_min(col_132 + 2u, k - 1u);
-                    tb[fs_1 * 16384u + r_69 * 64u + ((c_68 + 2u) ^ (r_69 % 8u * 8u))] = ok_294 ? w[at_322] : f16(0.0f);
-                    bool ok_295 = bool((row_132 < n) & ((col_132 + 3u) < k));
-                    u32 at_323 = greta_min(row_132, n - 1u) * k + greta_min(col_132 + 3u, k - 1u);
-                    tb[fs_1 * 16384u + r_69 * 64u + ((c_68 + 3u) ^ (r_69 % 8u * 8u))] = ok_295 ? w[at_323] : f16(0.0f);
-                    bool ok_296 = bool((row_132 < n) & ((col_132 + 4u) < k));
-                    u32 at_324 = greta_min(row_132, n - 1u) * k + greta_min(col_132 + 4u, k - 1u);
-                    tb[fs_1 * 16384u + r_69 * 64u + ((c_68 + 4u) ^ (r_69 % 8u * 8u))] = ok_296 ? w[at_324] : f16(0.0f);
-                    bool ok_297 = bool((row_132 < n) & ((col_132 + 5u) < k));
-                    u32 at_325 = greta_min(row_132, n - 1u) * k + greta_min(col_132 + 5u, k - 1u);
-                    tb[fs_1 * 16384u + r_69 * 64u + ((c_68 + 5u) ^ (r_69 % 8u * 8u))] = ok_297 ? w[at_325] : f16(0.0f);
-                    bool ok_298 = bool((row_132 < n) & ((col_132 + 6u) < k));
-                    u32 at_326 = greta_min(row_132, n - 1u) * k + greta_min(col_132 + 6u, k - 1u);
-                    tb[fs_1 * 16384u + r_69 * 64u + ((c_68 + 6u) ^ (r_69 % 8u * 8u))] = ok_298 ? w[at_326] : f16(0.0f);
-                    bool ok_299 = bool((row_132 < n) & ((col_132 + 7u) < k));
-                    u32 at_327 = greta_min(row_132, n - 1u) * k + greta_min(col_132 + 7u, k - 1u);
-                    tb[fs_1 * 16384u + r_69 * 64u + ((c_68 + 7u) ^ (r_69 % 8u * 8u))] = ok_299 ? w[at_327] : f16(0.0f);
-                }
-                u32 lin_69 = tid_11 + 1280u;
-                u32 r_70 = lin_69 / 8u;
-                u32 c_69 = lin_69 % 8u * 8u;
-                u32 row_133 = n0 + r_70;
-                u32 col_133 = k0_5 + c_69;
-                if (bool(true | (lin_69 < 2048u))) {
-                    bool ok_300 = bool((row_133 < n) & ((col_133 + 0u) < k));
-                    u32 at_328 = greta_min(row_133, n - 1u) * k + greta_min(col_133 + 0u, k - 1u);
-                    tb[fs_1 * 16384u + r_70 * 64u + ((c_69 + 0u) ^ (r_70 % 8u * 8u))] = ok_300 ? w[at_328] : f16(0.0f);
-                    bool ok_301 = bool((row_133 < n) & ((col_133 + 1u) < k));
-                    u32 at_329 = greta_min(row_133, n - 1u) * k + greta_min(col_133 + 1u, k - 1u);
-                    tb[fs_1 * 16384u + r_70 * 64u + ((c_69 + 1u) ^ (r_70 % 8u * 8u))] = ok_301 ? w[at_329] : f16(0.0f);
-                    bool ok_302 = bool((row_133 < n) & ((col_133 + 2u) < k));
-                    u32 at_330 = greta_min(row_133, n - 1u) * k + greta_min(col_133 + 2u, k - 1u);
-                    tb[fs_1 * 16384u + r_70 * 64u + ((c_69 + 2u) ^ (r_70 % 8u * 8u))] = ok_302 ? w[at_330] : f16(0.0f);
-                    bool ok_303 = bool((row_133 < n) & ((col_133 + 3u) < k));
-                    u32 at_331 = greta_min(row_133, n - 1u) * k + greta_min(col_133 + 3u, k - 1u);
-                    tb[fs_1 * 16384u + r_70 * 64u + ((c_69 + 3u) ^ (r_70 % 8u * 8u))] = ok_303 ? w[at_331] : f16(0.0f);
-                    bool ok_304 = bool((row_133 < n) & ((col_133 + 4u) < k));
-                    u32 at_332 = greta_min(row_133, n - 1u) * k + greta_min(col_133 + 4u, k - 1u);
-                    tb[fs_1 * 16384u + r_70 * 64u + ((c_69 + 4u) ^ (r_70 % 8u * 8u))] = ok_304 ? w[at_332] : f16(0.0f);
-                    bool ok_305 = bool((row_133 < n) & ((col_133 + 5u) < k));
-                    u32 at_333 = greta_min(row_133, n - 1u) * k + greta_min(col_133 + 5u, k - 1u);
-                    tb[fs_1 * 16384u + r_70 * 64u + ((c_69 + 5u) ^ (r_70 % 8u * 8u))] = ok_305 ? w[at_333] : f16(0.0f);
-                    bool ok_306 = bool((row_133 < n) & ((col_133 + 6u) < k));
-                    u32 at_334 = greta_min(row_133, n - 1u) * k + greta_min(col_133 + 6u, k - 1u);
-                    tb[fs_1 * 16384u + r_70 * 64u + ((c_69 + 6u) ^ (r_70 % 8u * 8u))] = ok_306 ? w[at_334] : f16(0.0f);
-                    bool ok_307 = bool((row_133 < n) & ((col_133 + 7u) < k));
-                    u32 at_335 = greta_min(row_133, n - 1u) * k + greta_min(col_133 + 7u, k - 1u);
-                    tb[fs_1 * 16384u + r_70 * 64u + ((c_69 + 7u) ^ (r_70 % 8u * 8u))] = ok_307 ? w[at_335] : f16(0.0f);
-                }
-                u32 lin_70 = tid_11 + 1536u;
-                u32 r_71 = lin_70 / 8u;
-                u32 c_70 = lin_70 % 8u * 8u;
-                u32 row_134 = n0 + r_71;
-                u32 col_134 = k0_5 + c_70;
-                if (bool(true | (lin_70 < 2048u))) {
-                    bool ok_308 = bool((row_134 < n) & ((col_134 + 0u) < k));
-                    u32 at_336 = greta_min(row_134, n - 1u) * k + greta_min(col_134 + 0u, k - 1u);
-                    tb[fs_1 * 16384u + r_71 * 64u + ((c_70 + 0u) ^ (r_71 % 8u * 8u))] = ok_308 ? w[at_336] : f16(0.0f);
-                    bool ok_309 = bool((row_134 < n) & ((col_134 + 1u) < k));
-                    u32 at_337 = greta_min(row_134, n - 1u) * k + greta_min(col_134 + 1u, k - 1u);
-                    tb[fs_1 * 16384u + r_71 * 64u + ((c_70 + 1u) ^ (r_71 % 8u * 8u))] = ok_309 ? w[at_337] : f16(0.0f);
-                    bool ok_310 = bool((row_134 < n) & ((col_134 + 2u) < k));
-                    u32 at_338 = greta_min(row_134, n - 1u) * k + greta_min(col_134 + 2u, k - 1u);
-                    tb[fs_1 * 16384u + r_71 * 64u + ((c_70 + 2u) ^ (r_71 % 8u * 8u))] = ok_310 ? w[at_338] : f16(0.0f);
-                    bool ok_311 = bool((row_134 < n) & ((col_134 + 3u) < k));
-                    u32 at_339 = greta_min(row_134, n - 1u) * k + greta_min(col_134 + 3u, k - 1u);
-                    tb[fs_1 * 16384u + r_71 * 64u + ((c_70 + 3u) ^ (r_71 % 8u * 8u))] = ok_311 ? w[at_339] : f16(0.0f);
-                    bool ok_312 = bool((row_134 < n) & ((col_134 + 4u) < k));
-                    u32 at_340 = greta_min(row_134, n - 1u) * k + greta_min(col_134 + 4u, k - 1u);
-                    tb[fs_1 * 16384u + r_71 * 64u + ((c_70 + 4u) ^ (r_71 % 8u * 8u))] = ok_312 ? w[at_340] : f16(0.0f);
-                    bool ok_313 = bool((row_134 < n) & ((col_134 + 5u) < k));
-                    u32 at_341 = greta_min(row_134, n - 1u) * k + greta_min(col_134 + 5u, k - 1u);
-                    tb[fs_1 * 16384u + r_71 * 64u + ((c_70 + 5u) ^ (r_71 % 8u * 8u))] = ok_313 ? w[at_341] : f16(0.0f);
-                    bool ok_314 = bool((row_134 < n) & ((col_134 + 6u) < k));
-                    u32 at_342 = greta_min(row_134, n - 1u) * k + greta_min(col_134 + 6u, k - 1u);
-                    tb[fs_1 * 16384u + r_71 * 64u + ((c_70 + 6u) ^ (r_71 % 8u * 8u))] = ok_314 ? w[at_342] : f16(0.0f);
-                    bool ok_315 = bool((row_134 < n) & ((col_134 + 7u) < k));
-                    u32 at_343 = greta_min(row_134, n - 1u) * k + greta_min(col_134 + 7u, k - 1u);
-                    tb[fs_1 * 16384u + r_71 * 64u + ((c_70 + 7u) ^ (r_71 % 8u * 8u))] = ok_315 ? w[at_343] : f16(0.0f);
-                }
-                u32 lin_71 = tid_11 + 1792u;
-                u32 r_72 = lin_71 / 8u;
-                u32 c_71 = lin_71 % 8u * 8u;
-                u32 row_135 = n0 + r_72;
-                u32 col_135 = k0_5 + c_71;
-                if (bool(true | (lin_71 < 2048u))) {
-                    bool ok_316 = bool((row_135 < n) & ((col_135 + 0u) < k));
-                    u32 at_344 = greta_min(row_135, n - 1u) * k + greta_min(col_135 + 0u, k - 1u);
-                    tb[fs_1 * 16384u + r_72 * 64u + ((c_71 + 0u) ^ (r_72 % 8u * 8u))] = ok_316 ? w[at_344] : f16(0.0f);
-                    bool ok_317 = bool((row_135 < n) & ((col_135 + 1u) < k));
-                    u32 at_345 = greta_min(row_135, n - 1u) * k + greta_min(col_135 + 1u, k - 1u);
-                    tb[fs_1 * 16384u + r_72 * 64u + ((c_71 + 1u) ^ (r_72 % 8u * 8u))] = ok_317 ? w[at_345] : f16(0.0f);
-                    bool ok_318 = bool((row_135 < n) & ((col_135 + 2u) < k));
-                    u32 at_346 = greta_min(row_135, n - 1u) * k + greta_min(col_135 + 2u, k - 1u);
-                    tb[fs_1 * 16384u + r_72 * 64u + ((c_71 + 2u) ^ (r_72 % 8u * 8u))] = ok_318 ? w[at_346] : f16(0.0f);
-                    bool ok_319 = bool((row_135 < n) & ((col_135 + 3u) < k));
-                    u32 at_347 = greta_min(row_135, n - 1u) * k + greta_min(col_135 + 3u, k - 1u);
-                    tb[fs_1 * 16384u + r_72 * 64u + ((c_71 + 3u) ^ (r_72 % 8u * 8u))] = ok_319 ? w[at_347] : f16(0.0f);
-                    bool ok_320 = bool((row_135 < n) & ((col_135 + 4u) < k));
-                    u32 at_348 = greta_min(row_135, n - 1u) * k + greta_min(col_135 + 4u, k - 1u);
-                    tb[fs_1 * 16384u + r_72 * 64u + ((c_71 + 4u) ^ (r_72 % 8u * 8u))] = ok_320 ? w[at_348] : f16(0.0f);
-                    bool ok_321 = bool((row_135 < n) & ((col_135 + 5u) < k));
-                    u32 at_349 = greta_min(row_135, n - 1u) * k + greta_min(col_135 + 5u, k - 1u);
-                    tb[fs_1 * 16384u + r_72 * 64u + ((c_71 + 5u) ^ (r_72 % 8u * 8u))] = ok_321 ? w[at_349] : f16(0.0f);
-                    bool ok_322 = bool((row_135 < n) & ((col_135 + 6u) < k));
-                    u32 at_350 = greta_min(row_135, n - 1u) * k + greta_min(col_135 + 6u, k - 1u);
-                    tb[fs_1 * 16384u + r_72 * 64u + ((c_71 + 6u) ^ (r_72 % 8u * 8u))] = ok_322 ? w[at_350] : f16(0.0f);
-                    bool ok_323 = bool((row_135 < n) & ((col_135 + 7u) < k));
-                    u32 at_351 = greta_min(row_135, n - 1u) * k + greta_min(col_135 + 7u, k - 1u);
-                    tb[fs_1 * 16384u + r_72 * 64u + ((c_71 + 7u) ^ (r_72 % 8u * 8u))] = ok_323 ? w[at_351] : f16(0.0f);
+                u32 lin_47 = tid_11 + 768u;
+                u32 r_48 = lin_47 / 8u;
+                u32 c_47 = lin_47 % 8u * 8u;
+                u32 row_79 = n0 + r_48;
+                u32 col_79 = k0_5 + c_47;
+                if (bool(true | (lin_47 < 1024u))) {
+                    bool ok_208 = bool((row_79 < n) & ((col_79 + 0u) < k));
+                    u32 at_216 = greta_min(row_79, n - 1u) * k + greta_min(col_79 + 0u, k - 1u);
+                    tb[fs_1 * 8192u + r_48 * 64u + ((c_47 + 0u) ^ (r_48 % 8u * 8u))] = ok_208 ? w[at_216] : f16(0.0f);
+                    bool ok_209 = bool((row_79 < n) & ((col_79 + 1u) < k));
+                    u32 at_217 = greta_min(row_79, n - 1u) * k + greta_min(col_79 + 1u, k - 1u);
+                    tb[fs_1 * 8192u + r_48 * 64u + ((c_47 + 1u) ^ (r_48 % 8u * 8u))] = ok_209 ? w[at_217] : f16(0.0f);
+                    bool ok_210 = bool((row_79 < n) & ((col_79 + 2u) < k));
+                    u32 at_218 = greta_min(row_79, n - 1u) * k + greta_min(col_79 + 2u, k - 1u);
+                    tb[fs_1 * 8192u + r_48 * 64u + ((c_47 + 2u) ^ (r_48 % 8u * 8u))] = ok_210 ? w[at_218] : f16(0.0f);
+                    bool ok_211 = bool((row_79 < n) & ((col_79 + 3u) < k));
+                    u32 at_219 = greta_min(row_79, n - 1u) * k + greta_min(col_79 + 3u, k - 1u);
+                    tb[fs_1 * 8192u + r_48 * 64u + ((c_47 + 3u) ^ (r_48 % 8u * 8u))] = ok_211 ? w[at_219] : f16(0.0f);
+                    bool ok_212 = bool((row_79 < n) & ((col_79 + 4u) < k));
+                    u32 at_220 = greta_min(row_79, n - 1u) * k + greta_min(col_79 + 4u, k - 1u);
+                    tb[fs_1 * 8192u + r_48 * 64u + ((c_47 + 4u) ^ (r_48 % 8u * 8u))] = ok_212 ? w[at_220] : f16(0.0f);
+                    bool ok_213 = bool((row_79 < n) & ((col_79 + 5u) < k));
+                    u32 at_221 = greta_min(row_79, n - 1u) * k + greta_min(col_79 + 5u, k - 1u);
+                    tb[fs_1 * 8192u + r_48 * 64u + ((c_47 + 5u) ^ (r_48 % 8u * 8u))] = ok_213 ? w[at_221] : f16(0.0f);
+                    bool ok_214 = bool((row_79 < n) & ((col_79 + 6u) < k));
+                    u32 at_222 = greta_min(row_79, n - 1u) * k + greta_min(col_79 + 6u, k - 1u);
+                    tb[fs_1 * 8192u + r_48 * 64u + ((c_47 + 6u) ^ (r_48 % 8u * 8u))] = ok_214 ? w[at_222] : f16(0.0f);
+                    bool ok_215 = bool((row_79 < n) & ((col_79 + 7u) < k));
+                    u32 at_223 = greta_min(row_79, n - 1u) * k + greta_min(col_79 + 7u, k - 1u);
+                    tb[fs_1 * 8192u + r_48 * 64u + ((c_47 + 7u) ^ (r_48 % 8u * 8u))] = ok_215 ? w[at_223] : f16(0.0f);
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
                 asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
                 asm volatile("" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]) :: "memory");
                 asm volatile("" : "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) :: "memory");
-                asm volatile("" : "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]) :: "memory");
-                asm volatile("" : "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) :: "memory");
             }
         }
         asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
         asm volatile("" : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3]), "+f"(acc[4]), "+f"(acc[5]), "+f"(acc[6]), "+f"(acc[7]), "+f"(acc[8]), "+f"(acc[9]), "+f"(acc[10]), "+f"(acc[11]), "+f"(acc[12]), "+f"(acc[13]), "+f"(acc[14]), "+f"(acc[15]), "+f"(acc[16]), "+f"(acc[17]), "+f"(acc[18]), "+f"(acc[19]), "+f"(acc[20]), "+f"(acc[21]), "+f"(acc[22]), "+f"(acc[23]), "+f"(acc[24]), "+f"(acc[25]), "+f"(acc[26]), "+f"(acc[27]), "+f"(acc[28]), "+f"(acc[29]), "+f"(acc[30]), "+f"(acc[31]) :: "memory");
         asm volatile("" : "+f"(acc[32]), "+f"(acc[33]), "+f"(acc[34]), "+f"(acc[35]), "+f"(acc[36]), "+f"(acc[37]), "+f"(acc[38]), "+f"(acc[39]), "+f"(acc[40]), "+f"(acc[41]), "+f"(acc[42]), "+f"(acc[43]), "+f"(acc[44]), "+f"(acc[45]), "+f"(acc[46]), "+f"(acc[47]), "+f"(acc[48]), "+f"(acc[49]), "+f"(acc[50]), "+f"(acc[51]), "+f"(acc[52]), "+f"(acc[53]), "+f"(acc[54]), "+f"(acc[55]), "+f"(acc[56]), "+f"(acc[57]), "+f"(acc[58]), "+f"(acc[59]), "+f"(acc[60]), "+f"(acc[61]), "+f"(acc[62]), "+f"(acc[63]) :: "memory");
-        asm volatile("" : "+f"(acc[64]), "+f"(acc[65]), "+f"(acc[66]), "+f"(acc[67]), "+f"(acc[68]), "+f"(acc[69]), "+f"(acc[70]), "+f"(acc[71]), "+f"(acc[72]), "+f"(acc[73]), "+f"(acc[74]), "+f"(acc[75]), "+f"(acc[76]), "+f"(acc[77]), "+f"(acc[78]), "+f"(acc[79]), "+f"(acc[80]), "+f"(acc[81]), "+f"(acc[82]), "+f"(acc[83]), "+f"(acc[84]), "+f"(acc[85]), "+f"(acc[86]), "+f"(acc[87]), "+f"(acc[88]), "+f"(acc[89]), "+f"(acc[90]), "+f"(acc[91]), "+f"(acc[92]), "+f"(acc[93]), "+f"(acc[94]), "+f"(acc[95]) :: "memory");
-        asm volatile("" : "+f"(acc[96]), "+f"(acc[97]), "+f"(acc[98]), "+f"(acc[99]), "+f"(acc[100]), "+f"(acc[101]), "+f"(acc[102]), "+f"(acc[103]), "+f"(acc[104]), "+f"(acc[105]), "+f"(acc[106]), "+f"(acc[107]), "+f"(acc[108]), "+f"(acc[109]), "+f"(acc[110]), "+f"(acc[111]), "+f"(acc[112]), "+f"(acc[113]), "+f"(acc[114]), "+f"(acc[115]), "+f"(acc[116]), "+f"(acc[117]), "+f"(acc[118]), "+f"(acc[119]), "+f"(acc[120]), "+f"(acc[121]), "+f"(acc[122]), "+f"(acc[123]), "+f"(acc[124]), "+f"(acc[125]), "+f"(acc[126]), "+f"(acc[127]) :: "memory");
         bool even_1 = (n % 2u) == 0u;
-        const u32 greta_e64 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_64 = 0u + greta_e64 / 32u % 4u * 16u + greta_e64 / 4u % 8u;
-        u32 fc_64 = 0u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_136 = m0 + wg * 64u + fr_64;
-        u32 col_136 = n0 + fc_64;
-        u32 at_352 = row_136 * n + col_136;
-        f32 v0_64 = acc[0u];
-        f32 v1_64 = acc[1u];
-        if (bool(bool(even_1 & (row_136 < m)) & ((col_136 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_352]) = f16x2{f16(v0_64), f16(v1_64)};
+        const u32 greta_e32 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_32 = 0u + greta_e32 / 32u % 4u * 16u + greta_e32 / 4u % 8u;
+        u32 fc_32 = 0u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_80 = m0 + wg * 64u + fr_32;
+        u32 col_80 = n0 + fc_32;
+        u32 at_224 = row_80 * n + col_80;
+        f32 v0_32 = acc[0u];
+        f32 v1_32 = acc[1u];
+        if (bool(bool(even_1 & (row_80 < m)) & ((col_80 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_224]) = f16x2{f16(v0_32), f16(v1_32)};
         } else {
-            if (bool((row_136 < m) & ((col_136 + 0u) < n))) {
-                f32 v_128 = acc[0u];
-                y[at_352 + 0u] = f16(v_128);
+            if (bool((row_80 < m) & ((col_80 + 0u) < n))) {
+                f32 v_64 = acc[0u];
+                y[at_224 + 0u] = f16(v_64);
             }
-            if (bool((row_136 < m) & ((col_136 + 1u) < n))) {
-                f32 v_129 = acc[1u];
-                y[at_352 + 1u] = f16(v_129);
-            }
-        }
-        const u32 greta_e65 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_65 = 8u + greta_e65 / 32u % 4u * 16u + greta_e65 / 4u % 8u;
-        u32 fc_65 = 0u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_137 = m0 + wg * 64u + fr_65;
-        u32 col_137 = n0 + fc_65;
-        u32 at_353 = row_137 * n + col_137;
-        f32 v0_65 = acc[2u];
-        f32 v1_65 = acc[3u];
-        if (bool(bool(even_1 & (row_137 < m)) & ((col_137 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_353]) = f16x2{f16(v0_65), f16(v1_65)};
-        } else {
-            if (bool((row_137 < m) & ((col_137 + 0u) < n))) {
-                f32 v_130 = acc[2u];
-                y[at_353 + 0u] = f16(v_130);
-            }
-            if (bool((row_137 < m) & ((col_137 + 1u) < n))) {
-                f32 v_131 = acc[3u];
-                y[at_353 + 1u] = f16(v_131);
+            if (bool((row_80 < m) & ((col_80 + 1u) < n))) {
+                f32 v_65 = acc[1u];
+                y[at_224 + 1u] = f16(v_65);
             }
         }
-        const u32 greta_e66 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_66 = 0u + greta_e66 / 32u % 4u * 16u + greta_e66 / 4u % 8u;
-        u32 fc_66 = 8u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_138 = m0 + wg * 64u + fr_66;
-        u32 col_138 = n0 + fc_66;
-        u32 at_354 = row_138 * n + col_138;
-        f32 v0_66 = acc[4u];
-        f32 v1_66 = acc[5u];
-        if (bool(bool(even_1 & (row_138 < m)) & ((col_138 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_354]) = f16x2{f16(v0_66), f16(v1_66)};
+        const u32 greta_e33 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_33 = 8u + greta_e33 / 32u % 4u * 16u + greta_e33 / 4u % 8u;
+        u32 fc_33 = 0u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_81 = m0 + wg * 64u + fr_33;
+        u32 col_81 = n0 + fc_33;
+        u32 at_225 = row_81 * n + col_81;
+        f32 v0_33 = acc[2u];
+        f32 v1_33 = acc[3u];
+        if (bool(bool(even_1 & (row_81 < m)) & ((col_81 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_225]) = f16x2{f16(v0_33), f16(v1_33)};
         } else {
-            if (bool((row_138 < m) & ((col_138 + 0u) < n))) {
-                f32 v_132 = acc[4u];
-                y[at_354 + 0u] = f16(v_132);
+            if (bool((row_81 < m) & ((col_81 + 0u) < n))) {
+                f32 v_66 = acc[2u];
+                y[at_225 + 0u] = f16(v_66);
             }
-            if (bool((row_138 < m) & ((col_138 + 1u) < n))) {
-                f32 v_133 = acc[5u];
-                y[at_354 + 1u] = f16(v_133);
+            if (bool((row_81 < m) & ((col_81 + 1u) < n))) {
+                f32 v_67 = acc[3u];
+                y[at_225 + 1u] = f16(v_67);
             }
         }
-        const u32 greta_e67 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_67 = 8u + greta_e67 / 32u % 4u * 16u + greta_e67 / 4u % 8u;
-        u32 fc_67 = 8u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_139 = m0 + wg * 64u + fr_67;
-        u32 col_139 = n0 + fc_67;
-        u32 at_355 = row_139 * n + col_139;
-        f32 v0_67 = acc[6u];
-        f32 v1_67 = acc[7u];
-        if (bool(bool(even_1 & (row_139 < m)) & ((col_139 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_355]) = f16x2{f16(v0_67), f16(v1_67)};
+        const u32 greta_e34 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_34 = 0u + greta_e34 / 32u % 4u * 16u + greta_e34 / 4u % 8u;
+        u32 fc_34 = 8u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_82 = m0 + wg * 64u + fr_34;
+        u32 col_82 = n0 + fc_34;
+        u32 at_226 = row_82 * n + col_82;
+        f32 v0_34 = acc[4u];
+        f32 v1_34 = acc[5u];
+        if (bool(bool(even_1 & (row_82 < m)) & ((col_82 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_226]) = f16x2{f16(v0_34), f16(v1_34)};
         } else {
-            if (bool((row_139 < m) & ((col_139 + 0u) < n))) {
-                f32 v_134 = acc[6u];
-                y[at_355 + 0u] = f16(v_134);
+            if (bool((row_82 < m) & ((col_82 + 0u) < n))) {
+                f32 v_68 = acc[4u];
+                y[at_226 + 0u] = f16(v_68);
             }
-            if (bool((row_139 < m) & ((col_139 + 1u) < n))) {
-                f32 v_135 = acc[7u];
-                y[at_355 + 1u] = f16(v_135);
+            if (bool((row_82 < m) & ((col_82 + 1u) < n))) {
+                f32 v_69 = acc[5u];
+                y[at_226 + 1u] = f16(v_69);
             }
         }
-        const u32 greta_e68 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_68 = 0u + greta_e68 / 32u % 4u * 16u + greta_e68 / 4u % 8u;
-        u32 fc_68 = 16u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_140 = m0 + wg * 64u + fr_68;
-        u32 col_140 = n0 + fc_68;
-        u32 at_356 = row_140 * n + col_140;
-        f32 v0_68 = acc[8u];
-        f32 v1_68 = acc[9u];
-        if (bool(bool(even_1 & (row_140 < m)) & ((col_140 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_356]) = f16x2{f16(v0_68), f16(v1_68)};
+        const u32 greta_e35 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_35 = 8u + greta_e35 / 32u % 4u * 16u + greta_e35 / 4u % 8u;
+        u32 fc_35 = 8u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_83 = m0 + wg * 64u + fr_35;
+        u32 col_83 = n0 + fc_35;
+        u32 at_227 = row_83 * n + col_83;
+        f32 v0_35 = acc[6u];
+        f32 v1_35 = acc[7u];
+        if (bool(bool(even_1 & (row_83 < m)) & ((col_83 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_227]) = f16x2{f16(v0_35), f16(v1_35)};
         } else {
-            if (bool((row_140 < m) & ((col_140 + 0u) < n))) {
-                f32 v_136 = acc[8u];
-                y[at_356 + 0u] = f16(v_136);
+            if (bool((row_83 < m) & ((col_83 + 0u) < n))) {
+                f32 v_70 = acc[6u];
+                y[at_227 + 0u] = f16(v_70);
             }
-            if (bool((row_140 < m) & ((col_140 + 1u) < n))) {
-                f32 v_137 = acc[9u];
-                y[at_356 + 1u] = f16(v_137);
+            if (bool((row_83 < m) & ((col_83 + 1u) < n))) {
+                f32 v_71 = acc[7u];
+                y[at_227 + 1u] = f16(v_71);
             }
         }
-        const u32 greta_e69 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_69 = 8u + greta_e69 / 32u % 4u * 16u + greta_e69 / 4u % 8u;
-        u32 fc_69 = 16u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_141 = m0 + wg * 64u + fr_69;
-        u32 col_141 = n0 + fc_69;
-        u32 at_357 = row_141 * n + col_141;
-        f32 v0_69 = acc[10u];
-        f32 v1_69 = acc[11u];
-        if (bool(bool(even_1 & (row_141 < m)) & ((col_141 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_357]) = f16x2{f16(v0_69), f16(v1_69)};
+        const u32 greta_e36 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_36 = 0u + greta_e36 / 32u % 4u * 16u + greta_e36 / 4u % 8u;
+        u32 fc_36 = 16u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_84 = m0 + wg * 64u + fr_36;
+        u32 col_84 = n0 + fc_36;
+        u32 at_228 = row_84 * n + col_84;
+        f32 v0_36 = acc[8u];
+        f32 v1_36 = acc[9u];
+        if (bool(bool(even_1 & (row_84 < m)) & ((col_84 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_228]) = f16x2{f16(v0_36), f16(v1_36)};
         } else {
-            if (bool((row_141 < m) & ((col_141 + 0u) < n))) {
-                f32 v_138 = acc[10u];
-                y[at_357 + 0u] = f16(v_138);
+            if (bool((row_84 < m) & ((col_84 + 0u) < n))) {
+                f32 v_72 = acc[8u];
+                y[at_228 + 0u] = f16(v_72);
             }
-            if (bool((row_141 < m) & ((col_141 + 1u) < n))) {
-                f32 v_139 = acc[11u];
-                y[at_357 + 1u] = f16(v_139);
+            if (bool((row_84 < m) & ((col_84 + 1u) < n))) {
+                f32 v_73 = acc[9u];
+                y[at_228 + 1u] = f16(v_73);
             }
         }
-        const u32 greta_e70 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_70 = 0u + greta_e70 / 32u % 4u * 16u + greta_e70 / 4u % 8u;
-        u32 fc_70 = 24u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_142 = m0 + wg * 64u + fr_70;
-        u32 col_142 = n0 + fc_70;
-        u32 at_358 = row_142 * n + col_142;
-        f32 v0_70 = acc[12u];
-        f32 v1_70 = acc[13u];
-        if (bool(bool(even_1 & (row_142 < m)) & ((col_142 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_358]) = f16x2{f16(v0_70), f16(v1_70)};
+        const u32 greta_e37 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_37 = 8u + greta_e37 / 32u % 4u * 16u + greta_e37 / 4u % 8u;
+        u32 fc_37 = 16u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_85 = m0 + wg * 64u + fr_37;
+        u32 col_85 = n0 + fc_37;
+        u32 at_229 = row_85 * n + col_85;
+        f32 v0_37 = acc[10u];
+        f32 v1_37 = acc[11u];
+        if (bool(bool(even_1 & (row_85 < m)) & ((col_85 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_229]) = f16x2{f16(v0_37), f16(v1_37)};
         } else {
-            if (bool((row_142 < m) & ((col_142 + 0u) < n))) {
-                f32 v_140 = acc[12u];
-                y[at_358 + 0u] = f16(v_140);
+            if (bool((row_85 < m) & ((col_85 + 0u) < n))) {
+                f32 v_74 = acc[10u];
+                y[at_229 + 0u] = f16(v_74);
             }
-            if (bool((row_142 < m) & ((col_142 + 1u) < n))) {
-                f32 v_141 = acc[13u];
-                y[at_358 + 1u] = f16(v_141);
+            if (bool((row_85 < m) & ((col_85 + 1u) < n))) {
+                f32 v_75 = acc[11u];
+                y[at_229 + 1u] = f16(v_75);
             }
         }
-        const u32 greta_e71 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_71 = 8u + greta_e71 / 32u % 4u * 16u + greta_e71 / 4u % 8u;
-        u32 fc_71 = 24u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_143 = m0 + wg * 64u + fr_71;
-        u32 col_143 = n0 + fc_71;
-        u32 at_359 = row_143 * n + col_143;
-        f32 v0_71 = acc[14u];
-        f32 v1_71 = acc[15u];
-        if (bool(bool(even_1 & (row_143 < m)) & ((col_143 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_359]) = f16x2{f16(v0_71), f16(v1_71)};
+        const u32 greta_e38 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_38 = 0u + greta_e38 / 32u % 4u * 16u + greta_e38 / 4u % 8u;
+        u32 fc_38 = 24u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_86 = m0 + wg * 64u + fr_38;
+        u32 col_86 = n0 + fc_38;
+        u32 at_230 = row_86 * n + col_86;
+        f32 v0_38 = acc[12u];
+        f32 v1_38 = acc[13u];
+        if (bool(bool(even_1 & (row_86 < m)) & ((col_86 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_230]) = f16x2{f16(v0_38), f16(v1_38)};
         } else {
-            if (bool((row_143 < m) & ((col_143 + 0u) < n))) {
-                f32 v_142 = acc[14u];
-                y[at_359 + 0u] = f16(v_142);
+            if (bool((row_86 < m) & ((col_86 + 0u) < n))) {
+                f32 v_76 = acc[12u];
+                y[at_230 + 0u] = f16(v_76);
             }
-            if (bool((row_143 < m) & ((col_143 + 1u) < n))) {
-                f32 v_143 = acc[15u];
-                y[at_359 + 1u] = f16(v_143);
+            if (bool((row_86 < m) & ((col_86 + 1u) < n))) {
+                f32 v_77 = acc[13u];
+                y[at_230 + 1u] = f16(v_77);
             }
         }
-        const u32 greta_e72 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_72 = 0u + greta_e72 / 32u % 4u * 16u + greta_e72 / 4u % 8u;
-        u32 fc_72 = 32u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_144 = m0 + wg * 64u + fr_72;
-        u32 col_144 = n0 + fc_72;
-        u32 at_360 = row_144 * n + col_144;
-        f32 v0_72 = acc[16u];
-        f32 v1_72 = acc[17u];
-        if (bool(bool(even_1 & (row_144 < m)) & ((col_144 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_360]) = f16x2{f16(v0_72), f16(v1_72)};
+        const u32 greta_e39 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_39 = 8u + greta_e39 / 32u % 4u * 16u + greta_e39 / 4u % 8u;
+        u32 fc_39 = 24u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_87 = m0 + wg * 64u + fr_39;
+        u32 col_87 = n0 + fc_39;
+        u32 at_231 = row_87 * n + col_87;
+        f32 v0_39 = acc[14u];
+        f32 v1_39 = acc[15u];
+        if (bool(bool(even_1 & (row_87 < m)) & ((col_87 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_231]) = f16x2{f16(v0_39), f16(v1_39)};
         } else {
-            if (bool((row_144 < m) & ((col_144 + 0u) < n))) {
-                f32 v_144 = acc[16u];
-                y[at_360 + 0u] = f16(v_144);
+            if (bool((row_87 < m) & ((col_87 + 0u) < n))) {
+                f32 v_78 = acc[14u];
+                y[at_231 + 0u] = f16(v_78);
             }
-            if (bool((row_144 < m) & ((col_144 + 1u) < n))) {
-                f32 v_145 = acc[17u];
-                y[at_360 + 1u] = f16(v_145);
+            if (bool((row_87 < m) & ((col_87 + 1u) < n))) {
+                f32 v_79 = acc[15u];
+                y[at_231 + 1u] = f16(v_79);
             }
         }
-        const u32 greta_e73 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_73 = 8u + greta_e73 / 32u % 4u * 16u + greta_e73 / 4u % 8u;
-        u32 fc_73 = 32u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_145 = m0 + wg * 64u + fr_73;
-        u32 col_145 = n0 + fc_73;
-        u32 at_361 = row_145 * n + col_145;
-        f32 v0_73 = acc[18u];
-        f32 v1_73 = acc[19u];
-        if (bool(bool(even_1 & (row_145 < m)) & ((col_145 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_361]) = f16x2{f16(v0_73), f16(v1_73)};
+        const u32 greta_e40 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_40 = 0u + greta_e40 / 32u % 4u * 16u + greta_e40 / 4u % 8u;
+        u32 fc_40 = 32u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_88 = m0 + wg * 64u + fr_40;
+        u32 col_88 = n0 + fc_40;
+        u32 at_232 = row_88 * n + col_88;
+        f32 v0_40 = acc[16u];
+        f32 v1_40 = acc[17u];
+        if (bool(bool(even_1 & (row_88 < m)) & ((col_88 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_232]) = f16x2{f16(v0_40), f16(v1_40)};
         } else {
-            if (bool((row_145 < m) & ((col_145 + 0u) < n))) {
-                f32 v_146 = acc[18u];
-                y[at_361 + 0u] = f16(v_146);
+            if (bool((row_88 < m) & ((col_88 + 0u) < n))) {
+                f32 v_80 = acc[16u];
+                y[at_232 + 0u] = f16(v_80);
             }
-            if (bool((row_145 < m) & ((col_145 + 1u) < n))) {
-                f32 v_147 = acc[19u];
-                y[at_361 + 1u] = f16(v_147);
+            if (bool((row_88 < m) & ((col_88 + 1u) < n))) {
+                f32 v_81 = acc[17u];
+                y[at_232 + 1u] = f16(v_81);
             }
         }
-        const u32 greta_e74 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_74 = 0u + greta_e74 / 32u % 4u * 16u + greta_e74 / 4u % 8u;
-        u32 fc_74 = 40u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_146 = m0 + wg * 64u + fr_74;
-        u32 col_146 = n0 + fc_74;
-        u32 at_362 = row_146 * n + col_146;
-        f32 v0_74 = acc[20u];
-        f32 v1_74 = acc[21u];
-        if (bool(bool(even_1 & (row_146 < m)) & ((col_146 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_362]) = f16x2{f16(v0_74), f16(v1_74)};
+        const u32 greta_e41 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_41 = 8u + greta_e41 / 32u % 4u * 16u + greta_e41 / 4u % 8u;
+        u32 fc_41 = 32u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_89 = m0 + wg * 64u + fr_41;
+        u32 col_89 = n0 + fc_41;
+        u32 at_233 = row_89 * n + col_89;
+        f32 v0_41 = acc[18u];
+        f32 v1_41 = acc[19u];
+        if (bool(bool(even_1 & (row_89 < m)) & ((col_89 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_233]) = f16x2{f16(v0_41), f16(v1_41)};
         } else {
-            if (bool((row_146 < m) & ((col_146 + 0u) < n))) {
-                f32 v_148 = acc[20u];
-                y[at_362 + 0u] = f16(v_148);
+            if (bool((row_89 < m) & ((col_89 + 0u) < n))) {
+                f32 v_82 = acc[18u];
+                y[at_233 + 0u] = f16(v_82);
             }
-            if (bool((row_146 < m) & ((col_146 + 1u) < n))) {
-                f32 v_149 = acc[21u];
-                y[at_362 + 1u] = f16(v_149);
+            if (bool((row_89 < m) & ((col_89 + 1u) < n))) {
+                f32 v_83 = acc[19u];
+                y[at_233 + 1u] = f16(v_83);
             }
         }
-        const u32 greta_e75 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_75 = 8u + greta_e75 / 32u % 4u * 16u + greta_e75 / 4u % 8u;
-        u32 fc_75 = 40u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_147 = m0 + wg * 64u + fr_75;
-        u32 col_147 = n0 + fc_75;
-        u32 at_363 = row_147 * n + col_147;
-        f32 v0_75 = acc[22u];
-        f32 v1_75 = acc[23u];
-        if (bool(bool(even_1 & (row_147 < m)) & ((col_147 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_363]) = f16x2{f16(v0_75), f16(v1_75)};
+        const u32 greta_e42 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_42 = 0u + greta_e42 / 32u % 4u * 16u + greta_e42 / 4u % 8u;
+        u32 fc_42 = 40u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_90 = m0 + wg * 64u + fr_42;
+        u32 col_90 = n0 + fc_42;
+        u32 at_234 = row_90 * n + col_90;
+        f32 v0_42 = acc[20u];
+        f32 v1_42 = acc[21u];
+        if (bool(bool(even_1 & (row_90 < m)) & ((col_90 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_234]) = f16x2{f16(v0_42), f16(v1_42)};
         } else {
-            if (bool((row_147 < m) & ((col_147 + 0u) < n))) {
-                f32 v_150 = acc[22u];
-                y[at_363 + 0u] = f16(v_150);
+            if (bool((row_90 < m) & ((col_90 + 0u) < n))) {
+                f32 v_84 = acc[20u];
+                y[at_234 + 0u] = f16(v_84);
             }
-            if (bool((row_147 < m) & ((col_147 + 1u) < n))) {
-                f32 v_151 = acc[23u];
-                y[at_363 + 1u] = f16(v_151);
+            if (bool((row_90 < m) & ((col_90 + 1u) < n))) {
+                f32 v_85 = acc[21u];
+                y[at_234 + 1u] = f16(v_85);
             }
         }
-        const u32 greta_e76 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_76 = 0u + greta_e76 / 32u % 4u * 16u + greta_e76 / 4u % 8u;
-        u32 fc_76 = 48u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_148 = m0 + wg * 64u + fr_76;
-        u32 col_148 = n0 + fc_76;
-        u32 at_364 = row_148 * n + col_148;
-        f32 v0_76 = acc[24u];
-        f32 v1_76 = acc[25u];
-        if (bool(bool(even_1 & (row_148 < m)) & ((col_148 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_364]) = f16x2{f16(v0_76), f16(v1_76)};
+        const u32 greta_e43 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_43 = 8u + greta_e43 / 32u % 4u * 16u + greta_e43 / 4u % 8u;
+        u32 fc_43 = 40u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_91 = m0 + wg * 64u + fr_43;
+        u32 col_91 = n0 + fc_43;
+        u32 at_235 = row_91 * n + col_91;
+        f32 v0_43 = acc[22u];
+        f32 v1_43 = acc[23u];
+        if (bool(bool(even_1 & (row_91 < m)) & ((col_91 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_235]) = f16x2{f16(v0_43), f16(v1_43)};
         } else {
-            if (bool((row_148 < m) & ((col_148 + 0u) < n))) {
-                f32 v_152 = acc[24u];
-                y[at_364 + 0u] = f16(v_152);
+            if (bool((row_91 < m) & ((col_91 + 0u) < n))) {
+                f32 v_86 = acc[22u];
+                y[at_235 + 0u] = f16(v_86);
             }
-            if (bool((row_148 < m) & ((col_148 + 1u) < n))) {
-                f32 v_153 = acc[25u];
-                y[at_364 + 1u] = f16(v_153);
+            if (bool((row_91 < m) & ((col_91 + 1u) < n))) {
+                f32 v_87 = acc[23u];
+                y[at_235 + 1u] = f16(v_87);
             }
         }
-        const u32 greta_e77 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_77 = 8u + greta_e77 / 32u % 4u * 16u + greta_e77 / 4u % 8u;
-        u32 fc_77 = 48u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_149 = m0 + wg * 64u + fr_77;
-        u32 col_149 = n0 + fc_77;
-        u32 at_365 = row_149 * n + col_149;
-        f32 v0_77 = acc[26u];
-        f32 v1_77 = acc[27u];
-        if (bool(bool(even_1 & (row_149 < m)) & ((col_149 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_365]) = f16x2{f16(v0_77), f16(v1_77)};
+        const u32 greta_e44 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_44 = 0u + greta_e44 / 32u % 4u * 16u + greta_e44 / 4u % 8u;
+        u32 fc_44 = 48u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_92 = m0 + wg * 64u + fr_44;
+        u32 col_92 = n0 + fc_44;
+        u32 at_236 = row_92 * n + col_92;
+        f32 v0_44 = acc[24u];
+        f32 v1_44 = acc[25u];
+        if (bool(bool(even_1 & (row_92 < m)) & ((col_92 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_236]) = f16x2{f16(v0_44), f16(v1_44)};
         } else {
-            if (bool((row_149 < m) & ((col_149 + 0u) < n))) {
-                f32 v_154 = acc[26u];
-                y[at_365 + 0u] = f16(v_154);
+            if (bool((row_92 < m) & ((col_92 + 0u) < n))) {
+                f32 v_88 = acc[24u];
+                y[at_236 + 0u] = f16(v_88);
             }
-            if (bool((row_149 < m) & ((col_149 + 1u) < n))) {
-                f32 v_155 = acc[27u];
-                y[at_365 + 1u] = f16(v_155);
+            if (bool((row_92 < m) & ((col_92 + 1u) < n))) {
+                f32 v_89 = acc[25u];
+                y[at_236 + 1u] = f16(v_89);
             }
         }
-        const u32 greta_e78 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_78 = 0u + greta_e78 / 32u % 4u * 16u + greta_e78 / 4u % 8u;
-        u32 fc_78 = 56u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_150 = m0 + wg * 64u + fr_78;
-        u32 col_150 = n0 + fc_78;
-        u32 at_366 = row_150 * n + col_150;
-        f32 v0_78 = acc[28u];
-        f32 v1_78 = acc[29u];
-        if (bool(bool(even_1 & (row_150 < m)) & ((col_150 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_366]) = f16x2{f16(v0_78), f16(v1_78)};
+        const u32 greta_e45 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_45 = 8u + greta_e45 / 32u % 4u * 16u + greta_e45 / 4u % 8u;
+        u32 fc_45 = 48u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_93 = m0 + wg * 64u + fr_45;
+        u32 col_93 = n0 + fc_45;
+        u32 at_237 = row_93 * n + col_93;
+        f32 v0_45 = acc[26u];
+        f32 v1_45 = acc[27u];
+        if (bool(bool(even_1 & (row_93 < m)) & ((col_93 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_237]) = f16x2{f16(v0_45), f16(v1_45)};
         } else {
-            if (bool((row_150 < m) & ((col_150 + 0u) < n))) {
-                f32 v_156 = acc[28u];
-                y[at_366 + 0u] = f16(v_156);
+            if (bool((row_93 < m) & ((col_93 + 0u) < n))) {
+                f32 v_90 = acc[26u];
+                y[at_237 + 0u] = f16(v_90);
             }
-            if (bool((row_150 < m) & ((col_150 + 1u) < n))) {
-                f32 v_157 = acc[29u];
-                y[at_366 + 1u] = f16(v_157);
+            if (bool((row_93 < m) & ((col_93 + 1u) < n))) {
+                f32 v_91 = acc[27u];
+                y[at_237 + 1u] = f16(v_91);
             }
         }
-        const u32 greta_e79 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_79 = 8u + greta_e79 / 32u % 4u * 16u + greta_e79 / 4u % 8u;
-        u32 fc_79 = 56u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_151 = m0 + wg * 64u + fr_79;
-        u32 col_151 = n0 + fc_79;
-        u32 at_367 = row_151 * n + col_151;
-        f32 v0_79 = acc[30u];
-        f32 v1_79 = acc[31u];
-        if (bool(bool(even_1 & (row_151 < m)) & ((col_151 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_367]) = f16x2{f16(v0_79), f16(v1_79)};
+        const u32 greta_e46 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_46 = 0u + greta_e46 / 32u % 4u * 16u + greta_e46 / 4u % 8u;
+        u32 fc_46 = 56u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_94 = m0 + wg * 64u + fr_46;
+        u32 col_94 = n0 + fc_46;
+        u32 at_238 = row_94 * n + col_94;
+        f32 v0_46 = acc[28u];
+        f32 v1_46 = acc[29u];
+        if (bool(bool(even_1 & (row_94 < m)) & ((col_94 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_238]) = f16x2{f16(v0_46), f16(v1_46)};
         } else {
-            if (bool((row_151 < m) & ((col_151 + 0u) < n))) {
-                f32 v_158 = acc[30u];
-                y[at_367 + 0u] = f16(v_158);
+            if (bool((row_94 < m) & ((col_94 + 0u) < n))) {
+                f32 v_92 = acc[28u];
+                y[at_238 + 0u] = f16(v_92);
             }
-            if (bool((row_151 < m) & ((col_151 + 1u) < n))) {
-                f32 v_159 = acc[31u];
-                y[at_367 + 1u] = f16(v_159);
+            if (bool((row_94 < m) & ((col_94 + 1u) < n))) {
+                f32 v_93 = acc[29u];
+                y[at_238 + 1u] = f16(v_93);
             }
         }
-        const u32 greta_e80 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_80 = 0u + greta_e80 / 32u % 4u * 16u + greta_e80 / 4u % 8u;
-        u32 fc_80 = 64u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_152 = m0 + wg * 64u + fr_80;
-        u32 col_152 = n0 + fc_80;
-        u32 at_368 = row_152 * n + col_152;
-        f32 v0_80 = acc[32u];
-        f32 v1_80 = acc[33u];
-        if (bool(bool(even_1 & (row_152 < m)) & ((col_152 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_368]) = f16x2{f16(v0_80), f16(v1_80)};
+        const u32 greta_e47 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_47 = 8u + greta_e47 / 32u % 4u * 16u + greta_e47 / 4u % 8u;
+        u32 fc_47 = 56u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_95 = m0 + wg * 64u + fr_47;
+        u32 col_95 = n0 + fc_47;
+        u32 at_239 = row_95 * n + col_95;
+        f32 v0_47 = acc[30u];
+        f32 v1_47 = acc[31u];
+        if (bool(bool(even_1 & (row_95 < m)) & ((col_95 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_239]) = f16x2{f16(v0_47), f16(v1_47)};
         } else {
-            if (bool((row_152 < m) & ((col_152 + 0u) < n))) {
-                f32 v_160 = acc[32u];
-                y[at_368 + 0u] = f16(v_160);
+            if (bool((row_95 < m) & ((col_95 + 0u) < n))) {
+                f32 v_94 = acc[30u];
+                y[at_239 + 0u] = f16(v_94);
             }
-            if (bool((row_152 < m) & ((col_152 + 1u) < n))) {
-                f32 v_161 = acc[33u];
-                y[at_368 + 1u] = f16(v_161);
+            if (bool((row_95 < m) & ((col_95 + 1u) < n))) {
+                f32 v_95 = acc[31u];
+                y[at_239 + 1u] = f16(v_95);
             }
         }
-        const u32 greta_e81 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_81 = 8u + greta_e81 / 32u % 4u * 16u + greta_e81 / 4u % 8u;
-        u32 fc_81 = 64u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_153 = m0 + wg * 64u + fr_81;
-        u32 col_153 = n0 + fc_81;
-        u32 at_369 = row_153 * n + col_153;
-        f32 v0_81 = acc[34u];
-        f32 v1_81 = acc[35u];
-        if (bool(bool(even_1 & (row_153 < m)) & ((col_153 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_369]) = f16x2{f16(v0_81), f16(v1_81)};
+        const u32 greta_e48 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_48 = 0u + greta_e48 / 32u % 4u * 16u + greta_e48 / 4u % 8u;
+        u32 fc_48 = 64u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_96 = m0 + wg * 64u + fr_48;
+        u32 col_96 = n0 + fc_48;
+        u32 at_240 = row_96 * n + col_96;
+        f32 v0_48 = acc[32u];
+        f32 v1_48 = acc[33u];
+        if (bool(bool(even_1 & (row_96 < m)) & ((col_96 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_240]) = f16x2{f16(v0_48), f16(v1_48)};
         } else {
-            if (bool((row_153 < m) & ((col_153 + 0u) < n))) {
-                f32 v_162 = acc[34u];
-                y[at_369 + 0u] = f16(v_162);
+            if (bool((row_96 < m) & ((col_96 + 0u) < n))) {
+                f32 v_96 = acc[32u];
+                y[at_240 + 0u] = f16(v_96);
             }
-            if (bool((row_153 < m) & ((col_153 + 1u) < n))) {
-                f32 v_163 = acc[35u];
-                y[at_369 + 1u] = f16(v_163);
+            if (bool((row_96 < m) & ((col_96 + 1u) < n))) {
+                f32 v_97 = acc[33u];
+                y[at_240 + 1u] = f16(v_97);
             }
         }
-        const u32 greta_e82 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_82 = 0u + greta_e82 / 32u % 4u * 16u + greta_e82 / 4u % 8u;
-        u32 fc_82 = 72u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_154 = m0 + wg * 64u + fr_82;
-        u32 col_154 = n0 + fc_82;
-        u32 at_370 = row_154 * n + col_154;
-        f32 v0_82 = acc[36u];
-        f32 v1_82 = acc[37u];
-        if (bool(bool(even_1 & (row_154 < m)) & ((col_154 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_370]) = f16x2{f16(v0_82), f16(v1_82)};
+        const u32 greta_e49 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_49 = 8u + greta_e49 / 32u % 4u * 16u + greta_e49 / 4u % 8u;
+        u32 fc_49 = 64u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_97 = m0 + wg * 64u + fr_49;
+        u32 col_97 = n0 + fc_49;
+        u32 at_241 = row_97 * n + col_97;
+        f32 v0_49 = acc[34u];
+        f32 v1_49 = acc[35u];
+        if (bool(bool(even_1 & (row_97 < m)) & ((col_97 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_241]) = f16x2{f16(v0_49), f16(v1_49)};
         } else {
-            if (bool((row_154 < m) & ((col_154 + 0u) < n))) {
-                f32 v_164 = acc[36u];
-                y[at_370 + 0u] = f16(v_164);
+            if (bool((row_97 < m) & ((col_97 + 0u) < n))) {
+                f32 v_98 = acc[34u];
+                y[at_241 + 0u] = f16(v_98);
             }
-            if (bool((row_154 < m) & ((col_154 + 1u) < n))) {
-                f32 v_165 = acc[37u];
-                y[at_370 + 1u] = f16(v_165);
+            if (bool((row_97 < m) & ((col_97 + 1u) < n))) {
+                f32 v_99 = acc[35u];
+                y[at_241 + 1u] = f16(v_99);
             }
         }
-        const u32 greta_e83 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_83 = 8u + greta_e83 / 32u % 4u * 16u + greta_e83 / 4u % 8u;
-        u32 fc_83 = 72u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_155 = m0 + wg * 64u + fr_83;
-        u32 col_155 = n0 + fc_83;
-        u32 at_371 = row_155 * n + col_155;
-        f32 v0_83 = acc[38u];
-        f32 v1_83 = acc[39u];
-        if (bool(bool(even_1 & (row_155 < m)) & ((col_155 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_371]) = f16x2{f16(v0_83), f16(v1_83)};
+        const u32 greta_e50 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_50 = 0u + greta_e50 / 32u % 4u * 16u + greta_e50 / 4u % 8u;
+        u32 fc_50 = 72u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_98 = m0 + wg * 64u + fr_50;
+        u32 col_98 = n0 + fc_50;
+        u32 at_242 = row_98 * n + col_98;
+        f32 v0_50 = acc[36u];
+        f32 v1_50 = acc[37u];
+        if (bool(bool(even_1 & (row_98 < m)) & ((col_98 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_242]) = f16x2{f16(v0_50), f16(v1_50)};
         } else {
-            if (bool((row_155 < m) & ((col_155 + 0u) < n))) {
-                f32 v_166 = acc[38u];
-                y[at_371 + 0u] = f16(v_166);
+            if (bool((row_98 < m) & ((col_98 + 0u) < n))) {
+                f32 v_100 = acc[36u];
+                y[at_242 + 0u] = f16(v_100);
             }
-            if (bool((row_155 < m) & ((col_155 + 1u) < n))) {
-                f32 v_167 = acc[39u];
-                y[at_371 + 1u] = f16(v_167);
+            if (bool((row_98 < m) & ((col_98 + 1u) < n))) {
+                f32 v_101 = acc[37u];
+                y[at_242 + 1u] = f16(v_101);
             }
         }
-        const u32 greta_e84 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_84 = 0u + greta_e84 / 32u % 4u * 16u + greta_e84 / 4u % 8u;
-        u32 fc_84 = 80u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_156 = m0 + wg * 64u + fr_84;
-        u32 col_156 = n0 + fc_84;
-        u32 at_372 = row_156 * n + col_156;
-        f32 v0_84 = acc[40u];
-        f32 v1_84 = acc[41u];
-        if (bool(bool(even_1 & (row_156 < m)) & ((col_156 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_372]) = f16x2{f16(v0_84), f16(v1_84)};
+        const u32 greta_e51 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_51 = 8u + greta_e51 / 32u % 4u * 16u + greta_e51 / 4u % 8u;
+        u32 fc_51 = 72u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_99 = m0 + wg * 64u + fr_51;
+        u32 col_99 = n0 + fc_51;
+        u32 at_243 = row_99 * n + col_99;
+        f32 v0_51 = acc[38u];
+        f32 v1_51 = acc[39u];
+        if (bool(bool(even_1 & (row_99 < m)) & ((col_99 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_243]) = f16x2{f16(v0_51), f16(v1_51)};
         } else {
-            if (bool((row_156 < m) & ((col_156 + 0u) < n))) {
-                f32 v_168 = acc[40u];
-                y[at_372 + 0u] = f16(v_168);
+            if (bool((row_99 < m) & ((col_99 + 0u) < n))) {
+                f32 v_102 = acc[38u];
+                y[at_243 + 0u] = f16(v_102);
             }
-            if (bool((row_156 < m) & ((col_156 + 1u) < n))) {
-                f32 v_169 = acc[41u];
-                y[at_372 + 1u] = f16(v_169);
+            if (bool((row_99 < m) & ((col_99 + 1u) < n))) {
+                f32 v_103 = acc[39u];
+                y[at_243 + 1u] = f16(v_103);
             }
         }
-        const u32 greta_e85 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_85 = 8u + greta_e85 / 32u % 4u * 16u + greta_e85 / 4u % 8u;
-        u32 fc_85 = 80u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_157 = m0 + wg * 64u + fr_85;
-        u32 col_157 = n0 + fc_85;
-        u32 at_373 = row_157 * n + col_157;
-        f32 v0_85 = acc[42u];
-        f32 v1_85 = acc[43u];
-        if (bool(bool(even_1 & (row_157 < m)) & ((col_157 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_373]) = f16x2{f16(v0_85), f16(v1_85)};
+        const u32 greta_e52 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_52 = 0u + greta_e52 / 32u % 4u * 16u + greta_e52 / 4u % 8u;
+        u32 fc_52 = 80u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_100 = m0 + wg * 64u + fr_52;
+        u32 col_100 = n0 + fc_52;
+        u32 at_244 = row_100 * n + col_100;
+        f32 v0_52 = acc[40u];
+        f32 v1_52 = acc[41u];
+        if (bool(bool(even_1 & (row_100 < m)) & ((col_100 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_244]) = f16x2{f16(v0_52), f16(v1_52)};
         } else {
-            if (bool((row_157 < m) & ((col_157 + 0u) < n))) {
-                f32 v_170 = acc[42u];
-                y[at_373 + 0u] = f16(v_170);
+            if (bool((row_100 < m) & ((col_100 + 0u) < n))) {
+                f32 v_104 = acc[40u];
+                y[at_244 + 0u] = f16(v_104);
             }
-            if (bool((row_157 < m) & ((col_157 + 1u) < n))) {
-                f32 v_171 = acc[43u];
-                y[at_373 + 1u] = f16(v_171);
+            if (bool((row_100 < m) & ((col_100 + 1u) < n))) {
+                f32 v_105 = acc[41u];
+                y[at_244 + 1u] = f16(v_105);
             }
         }
-        const u32 greta_e86 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_86 = 0u + greta_e86 / 32u % 4u * 16u + greta_e86 / 4u % 8u;
-        u32 fc_86 = 88u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_158 = m0 + wg * 64u + fr_86;
-        u32 col_158 = n0 + fc_86;
-        u32 at_374 = row_158 * n + col_158;
-        f32 v0_86 = acc[44u];
-        f32 v1_86 = acc[45u];
-        if (bool(bool(even_1 & (row_158 < m)) & ((col_158 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_374]) = f16x2{f16(v0_86), f16(v1_86)};
+        const u32 greta_e53 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_53 = 8u + greta_e53 / 32u % 4u * 16u + greta_e53 / 4u % 8u;
+        u32 fc_53 = 80u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_101 = m0 + wg * 64u + fr_53;
+        u32 col_101 = n0 + fc_53;
+        u32 at_245 = row_101 * n + col_101;
+        f32 v0_53 = acc[42u];
+        f32 v1_53 = acc[43u];
+        if (bool(bool(even_1 & (row_101 < m)) & ((col_101 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_245]) = f16x2{f16(v0_53), f16(v1_53)};
         } else {
-            if (bool((row_158 < m) & ((col_158 + 0u) < n))) {
-                f32 v_172 = acc[44u];
-                y[at_374 + 0u] = f16(v_172);
+            if (bool((row_101 < m) & ((col_101 + 0u) < n))) {
+                f32 v_106 = acc[42u];
+                y[at_245 + 0u] = f16(v_106);
             }
-            if (bool((row_158 < m) & ((col_158 + 1u) < n))) {
-                f32 v_173 = acc[45u];
-                y[at_374 + 1u] = f16(v_173);
+            if (bool((row_101 < m) & ((col_101 + 1u) < n))) {
+                f32 v_107 = acc[43u];
+                y[at_245 + 1u] = f16(v_107);
             }
         }
-        const u32 greta_e87 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_87 = 8u + greta_e87 / 32u % 4u * 16u + greta_e87 / 4u % 8u;
-        u32 fc_87 = 88u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_159 = m0 + wg * 64u + fr_87;
-        u32 col_159 = n0 + fc_87;
-        u32 at_375 = row_159 * n + col_159;
-        f32 v0_87 = acc[46u];
-        f32 v1_87 = acc[47u];
-        if (bool(bool(even_1 & (row_159 < m)) & ((col_159 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_375]) = f16x2{f16(v0_87), f16(v1_87)};
+        const u32 greta_e54 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_54 = 0u + greta_e54 / 32u % 4u * 16u + greta_e54 / 4u % 8u;
+        u32 fc_54 = 88u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_102 = m0 + wg * 64u + fr_54;
+        u32 col_102 = n0 + fc_54;
+        u32 at_246 = row_102 * n + col_102;
+        f32 v0_54 = acc[44u];
+        f32 v1_54 = acc[45u];
+        if (bool(bool(even_1 & (row_102 < m)) & ((col_102 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_246]) = f16x2{f16(v0_54), f16(v1_54)};
         } else {
-            if (bool((row_159 < m) & ((col_159 + 0u) < n))) {
-                f32 v_174 = acc[46u];
-                y[at_375 + 0u] = f16(v_174);
+            if (bool((row_102 < m) & ((col_102 + 0u) < n))) {
+                f32 v_108 = acc[44u];
+                y[at_246 + 0u] = f16(v_108);
             }
-            if (bool((row_159 < m) & ((col_159 + 1u) < n))) {
-                f32 v_175 = acc[47u];
-                y[at_375 + 1u] = f16(v_175);
+            if (bool((row_102 < m) & ((col_102 + 1u) < n))) {
+                f32 v_109 = acc[45u];
+                y[at_246 + 1u] = f16(v_109);
             }
         }
-        const u32 greta_e88 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_88 = 0u + greta_e88 / 32u % 4u * 16u + greta_e88 / 4u % 8u;
-        u32 fc_88 = 96u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_160 = m0 + wg * 64u + fr_88;
-        u32 col_160 = n0 + fc_88;
-        u32 at_376 = row_160 * n + col_160;
-        f32 v0_88 = acc[48u];
-        f32 v1_88 = acc[49u];
-        if (bool(bool(even_1 & (row_160 < m)) & ((col_160 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_376]) = f16x2{f16(v0_88), f16(v1_88)};
+        const u32 greta_e55 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_55 = 8u + greta_e55 / 32u % 4u * 16u + greta_e55 / 4u % 8u;
+        u32 fc_55 = 88u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_103 = m0 + wg * 64u + fr_55;
+        u32 col_103 = n0 + fc_55;
+        u32 at_247 = row_103 * n + col_103;
+        f32 v0_55 = acc[46u];
+        f32 v1_55 = acc[47u];
+        if (bool(bool(even_1 & (row_103 < m)) & ((col_103 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_247]) = f16x2{f16(v0_55), f16(v1_55)};
         } else {
-            if (bool((row_160 < m) & ((col_160 + 0u) < n))) {
-                f32 v_176 = acc[48u];
-                y[at_376 + 0u] = f16(v_176);
+            if (bool((row_103 < m) & ((col_103 + 0u) < n))) {
+                f32 v_110 = acc[46u];
+                y[at_247 + 0u] = f16(v_110);
             }
-            if (bool((row_160 < m) & ((col_160 + 1u) < n))) {
-                f32 v_177 = acc[49u];
-                y[at_376 + 1u] = f16(v_177);
+            if (bool((row_103 < m) & ((col_103 + 1u) < n))) {
+                f32 v_111 = acc[47u];
+                y[at_247 + 1u] = f16(v_111);
             }
         }
-        const u32 greta_e89 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_89 = 8u + greta_e89 / 32u % 4u * 16u + greta_e89 / 4u % 8u;
-        u32 fc_89 = 96u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_161 = m0 + wg * 64u + fr_89;
-        u32 col_161 = n0 + fc_89;
-        u32 at_377 = row_161 * n + col_161;
-        f32 v0_89 = acc[50u];
-        f32 v1_89 = acc[51u];
-        if (bool(bool(even_1 & (row_161 < m)) & ((col_161 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_377]) = f16x2{f16(v0_89), f16(v1_89)};
+        const u32 greta_e56 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_56 = 0u + greta_e56 / 32u % 4u * 16u + greta_e56 / 4u % 8u;
+        u32 fc_56 = 96u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_104 = m0 + wg * 64u + fr_56;
+        u32 col_104 = n0 + fc_56;
+        u32 at_248 = row_104 * n + col_104;
+        f32 v0_56 = acc[48u];
+        f32 v1_56 = acc[49u];
+        if (bool(bool(even_1 & (row_104 < m)) & ((col_104 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_248]) = f16x2{f16(v0_56), f16(v1_56)};
         } else {
-            if (bool((row_161 < m) & ((col_161 + 0u) < n))) {
-                f32 v_178 = acc[50u];
-                y[at_377 + 0u] = f16(v_178);
+            if (bool((row_104 < m) & ((col_104 + 0u) < n))) {
+                f32 v_112 = acc[48u];
+                y[at_248 + 0u] = f16(v_112);
             }
-            if (bool((row_161 < m) & ((col_161 + 1u) < n))) {
-                f32 v_179 = acc[51u];
-                y[at_377 + 1u] = f16(v_179);
+            if (bool((row_104 < m) & ((col_104 + 1u) < n))) {
+                f32 v_113 = acc[49u];
+                y[at_248 + 1u] = f16(v_113);
             }
         }
-        const u32 greta_e90 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_90 = 0u + greta_e90 / 32u % 4u * 16u + greta_e90 / 4u % 8u;
-        u32 fc_90 = 104u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_162 = m0 + wg * 64u + fr_90;
-        u32 col_162 = n0 + fc_90;
-        u32 at_378 = row_162 * n + col_162;
-        f32 v0_90 = acc[52u];
-        f32 v1_90 = acc[53u];
-        if (bool(bool(even_1 & (row_162 < m)) & ((col_162 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_378]) = f16x2{f16(v0_90), f16(v1_90)};
+        const u32 greta_e57 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_57 = 8u + greta_e57 / 32u % 4u * 16u + greta_e57 / 4u % 8u;
+        u32 fc_57 = 96u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_105 = m0 + wg * 64u + fr_57;
+        u32 col_105 = n0 + fc_57;
+        u32 at_249 = row_105 * n + col_105;
+        f32 v0_57 = acc[50u];
+        f32 v1_57 = acc[51u];
+        if (bool(bool(even_1 & (row_105 < m)) & ((col_105 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_249]) = f16x2{f16(v0_57), f16(v1_57)};
         } else {
-            if (bool((row_162 < m) & ((col_162 + 0u) < n))) {
-                f32 v_180 = acc[52u];
-                y[at_378 + 0u] = f16(v_180);
+            if (bool((row_105 < m) & ((col_105 + 0u) < n))) {
+                f32 v_114 = acc[50u];
+                y[at_249 + 0u] = f16(v_114);
             }
-            if (bool((row_162 < m) & ((col_162 + 1u) < n))) {
-                f32 v_181 = acc[53u];
-                y[at_378 + 1u] = f16(v_181);
+            if (bool((row_105 < m) & ((col_105 + 1u) < n))) {
+                f32 v_115 = acc[51u];
+                y[at_249 + 1u] = f16(v_115);
             }
         }
-        const u32 greta_e91 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_91 = 8u + greta_e91 / 32u % 4u * 16u + greta_e91 / 4u % 8u;
-        u32 fc_91 = 104u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_163 = m0 + wg * 64u + fr_91;
-        u32 col_163 = n0 + fc_91;
-        u32 at_379 = row_163 * n + col_163;
-        f32 v0_91 = acc[54u];
-        f32 v1_91 = acc[55u];
-        if (bool(bool(even_1 & (row_163 < m)) & ((col_163 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_379]) = f16x2{f16(v0_91), f16(v1_91)};
+        const u32 greta_e58 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_58 = 0u + greta_e58 / 32u % 4u * 16u + greta_e58 / 4u % 8u;
+        u32 fc_58 = 104u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_106 = m0 + wg * 64u + fr_58;
+        u32 col_106 = n0 + fc_58;
+        u32 at_250 = row_106 * n + col_106;
+        f32 v0_58 = acc[52u];
+        f32 v1_58 = acc[53u];
+        if (bool(bool(even_1 & (row_106 < m)) & ((col_106 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_250]) = f16x2{f16(v0_58), f16(v1_58)};
         } else {
-            if (bool((row_163 < m) & ((col_163 + 0u) < n))) {
-                f32 v_182 = acc[54u];
-                y[at_379 + 0u] = f16(v_182);
+            if (bool((row_106 < m) & ((col_106 + 0u) < n))) {
+                f32 v_116 = acc[52u];
+                y[at_250 + 0u] = f16(v_116);
             }
-            if (bool((row_163 < m) & ((col_163 + 1u) < n))) {
-                f32 v_183 = acc[55u];
-                y[at_379 + 1u] = f16(v_183);
+            if (bool((row_106 < m) & ((col_106 + 1u) < n))) {
+                f32 v_117 = acc[53u];
+                y[at_250 + 1u] = f16(v_117);
             }
         }
-        const u32 greta_e92 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_92 = 0u + greta_e92 / 32u % 4u * 16u + greta_e92 / 4u % 8u;
-        u32 fc_92 = 112u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_164 = m0 + wg * 64u + fr_92;
-        u32 col_164 = n0 + fc_92;
-        u32 at_380 = row_164 * n + col_164;
-        f32 v0_92 = acc[56u];
-        f32 v1_92 = acc[57u];
-        if (bool(bool(even_1 & (row_164 < m)) & ((col_164 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_380]) = f16x2{f16(v0_92), f16(v1_92)};
+        const u32 greta_e59 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_59 = 8u + greta_e59 / 32u % 4u * 16u + greta_e59 / 4u % 8u;
+        u32 fc_59 = 104u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_107 = m0 + wg * 64u + fr_59;
+        u32 col_107 = n0 + fc_59;
+        u32 at_251 = row_107 * n + col_107;
+        f32 v0_59 = acc[54u];
+        f32 v1_59 = acc[55u];
+        if (bool(bool(even_1 & (row_107 < m)) & ((col_107 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_251]) = f16x2{f16(v0_59), f16(v1_59)};
         } else {
-            if (bool((row_164 < m) & ((col_164 + 0u) < n))) {
-                f32 v_184 = acc[56u];
-                y[at_380 + 0u] = f16(v_184);
+            if (bool((row_107 < m) & ((col_107 + 0u) < n))) {
+                f32 v_118 = acc[54u];
+                y[at_251 + 0u] = f16(v_118);
             }
-            if (bool((row_164 < m) & ((col_164 + 1u) < n))) {
-                f32 v_185 = acc[57u];
-                y[at_380 + 1u] = f16(v_185);
+            if (bool((row_107 < m) & ((col_107 + 1u) < n))) {
+                f32 v_119 = acc[55u];
+                y[at_251 + 1u] = f16(v_119);
             }
         }
-        const u32 greta_e93 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_93 = 8u + greta_e93 / 32u % 4u * 16u + greta_e93 / 4u % 8u;
-        u32 fc_93 = 112u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_165 = m0 + wg * 64u + fr_93;
-        u32 col_165 = n0 + fc_93;
-        u32 at_381 = row_165 * n + col_165;
-        f32 v0_93 = acc[58u];
-        f32 v1_93 = acc[59u];
-        if (bool(bool(even_1 & (row_165 < m)) & ((col_165 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_381]) = f16x2{f16(v0_93), f16(v1_93)};
+        const u32 greta_e60 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_60 = 0u + greta_e60 / 32u % 4u * 16u + greta_e60 / 4u % 8u;
+        u32 fc_60 = 112u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_108 = m0 + wg * 64u + fr_60;
+        u32 col_108 = n0 + fc_60;
+        u32 at_252 = row_108 * n + col_108;
+        f32 v0_60 = acc[56u];
+        f32 v1_60 = acc[57u];
+        if (bool(bool(even_1 & (row_108 < m)) & ((col_108 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_252]) = f16x2{f16(v0_60), f16(v1_60)};
         } else {
-            if (bool((row_165 < m) & ((col_165 + 0u) < n))) {
-                f32 v_186 = acc[58u];
-                y[at_381 + 0u] = f16(v_186);
+            if (bool((row_108 < m) & ((col_108 + 0u) < n))) {
+                f32 v_120 = acc[56u];
+                y[at_252 + 0u] = f16(v_120);
             }
-            if (bool((row_165 < m) & ((col_165 + 1u) < n))) {
-                f32 v_187 = acc[59u];
-                y[at_381 + 1u] = f16(v_187);
+            if (bool((row_108 < m) & ((col_108 + 1u) < n))) {
+                f32 v_121 = acc[57u];
+                y[at_252 + 1u] = f16(v_121);
             }
         }
-        const u32 greta_e94 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_94 = 0u + greta_e94 / 32u % 4u * 16u + greta_e94 / 4u % 8u;
-        u32 fc_94 = 120u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_166 = m0 + wg * 64u + fr_94;
-        u32 col_166 = n0 + fc_94;
-        u32 at_382 = row_166 * n + col_166;
-        f32 v0_94 = acc[60u];
-        f32 v1_94 = acc[61u];
-        if (bool(bool(even_1 & (row_166 < m)) & ((col_166 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_382]) = f16x2{f16(v0_94), f16(v1_94)};
+        const u32 greta_e61 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_61 = 8u + greta_e61 / 32u % 4u * 16u + greta_e61 / 4u % 8u;
+        u32 fc_61 = 112u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_109 = m0 + wg * 64u + fr_61;
+        u32 col_109 = n0 + fc_61;
+        u32 at_253 = row_109 * n + col_109;
+        f32 v0_61 = acc[58u];
+        f32 v1_61 = acc[59u];
+        if (bool(bool(even_1 & (row_109 < m)) & ((col_109 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_253]) = f16x2{f16(v0_61), f16(v1_61)};
         } else {
-            if (bool((row_166 < m) & ((col_166 + 0u) < n))) {
-                f32 v_188 = acc[60u];
-                y[at_382 + 0u] = f16(v_188);
+            if (bool((row_109 < m) & ((col_109 + 0u) < n))) {
+                f32 v_122 = acc[58u];
+                y[at_253 + 0u] = f16(v_122);
             }
-            if (bool((row_166 < m) & ((col_166 + 1u) < n))) {
-                f32 v_189 = acc[61u];
-                y[at_382 + 1u] = f16(v_189);
+            if (bool((row_109 < m) & ((col_109 + 1u) < n))) {
+                f32 v_123 = acc[59u];
+                y[at_253 + 1u] = f16(v_123);
             }
         }
-        const u32 greta_e95 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_95 = 8u + greta_e95 / 32u % 4u * 16u + greta_e95 / 4u % 8u;
-        u32 fc_95 = 120u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_167 = m0 + wg * 64u + fr_95;
-        u32 col_167 = n0 + fc_95;
-        u32 at_383 = row_167 * n + col_167;
-        f32 v0_95 = acc[62u];
-        f32 v1_95 = acc[63u];
-        if (bool(bool(even_1 & (row_167 < m)) & ((col_167 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_383]) = f16x2{f16(v0_95), f16(v1_95)};
+        const u32 greta_e62 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_62 = 0u + greta_e62 / 32u % 4u * 16u + greta_e62 / 4u % 8u;
+        u32 fc_62 = 120u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_110 = m0 + wg * 64u + fr_62;
+        u32 col_110 = n0 + fc_62;
+        u32 at_254 = row_110 * n + col_110;
+        f32 v0_62 = acc[60u];
+        f32 v1_62 = acc[61u];
+        if (bool(bool(even_1 & (row_110 < m)) & ((col_110 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_254]) = f16x2{f16(v0_62), f16(v1_62)};
         } else {
-            if (bool((row_167 < m) & ((col_167 + 0u) < n))) {
-                f32 v_190 = acc[62u];
-                y[at_383 + 0u] = f16(v_190);
+            if (bool((row_110 < m) & ((col_110 + 0u) < n))) {
+                f32 v_124 = acc[60u];
+                y[at_254 + 0u] = f16(v_124);
             }
-            if (bool((row_167 < m) & ((col_167 + 1u) < n))) {
-                f32 v_191 = acc[63u];
-                y[at_383 + 1u] = f16(v_191);
+            if (bool((row_110 < m) & ((col_110 + 1u) < n))) {
+                f32 v_125 = acc[61u];
+                y[at_254 + 1u] = f16(v_125);
             }
         }
-        const u32 greta_e96 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_96 = 0u + greta_e96 / 32u % 4u * 16u + greta_e96 / 4u % 8u;
-        u32 fc_96 = 128u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_168 = m0 + wg * 64u + fr_96;
-        u32 col_168 = n0 + fc_96;
-        u32 at_384 = row_168 * n + col_168;
-        f32 v0_96 = acc[64u];
-        f32 v1_96 = acc[65u];
-        if (bool(bool(even_1 & (row_168 < m)) & ((col_168 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_384]) = f16x2{f16(v0_96), f16(v1_96)};
+        const u32 greta_e63 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
+        u32 fr_63 = 8u + greta_e63 / 32u % 4u * 16u + greta_e63 / 4u % 8u;
+        u32 fc_63 = 120u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
+        u32 row_111 = m0 + wg * 64u + fr_63;
+        u32 col_111 = n0 + fc_63;
+        u32 at_255 = row_111 * n + col_111;
+        f32 v0_63 = acc[62u];
+        f32 v1_63 = acc[63u];
+        if (bool(bool(even_1 & (row_111 < m)) & ((col_111 + 1u) < n))) {
+            *reinterpret_cast<f16x2*>(&y[at_255]) = f16x2{f16(v0_63), f16(v1_63)};
         } else {
-            if (bool((row_168 < m) & ((col_168 + 0u) < n))) {
-                f32 v_192 = acc[64u];
-                y[at_384 + 0u] = f16(v_192);
+            if (bool((row_111 < m) & ((col_111 + 0u) < n))) {
+                f32 v_126 = acc[62u];
+                y[at_255 + 0u] = f16(v_126);
             }
-            if (bool((row_168 < m) & ((col_168 + 1u) < n))) {
-                f32 v_193 = acc[65u];
-                y[at_384 + 1u] = f16(v_193);
-            }
-        }
-        const u32 greta_e97 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_97 = 8u + greta_e97 / 32u % 4u * 16u + greta_e97 / 4u % 8u;
-        u32 fc_97 = 128u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_169 = m0 + wg * 64u + fr_97;
-        u32 col_169 = n0 + fc_97;
-        u32 at_385 = row_169 * n + col_169;
-        f32 v0_97 = acc[66u];
-        f32 v1_97 = acc[67u];
-        if (bool(bool(even_1 & (row_169 < m)) & ((col_169 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_385]) = f16x2{f16(v0_97), f16(v1_97)};
-        } else {
-            if (bool((row_169 < m) & ((col_169 + 0u) < n))) {
-                f32 v_194 = acc[66u];
-                y[at_385 + 0u] = f16(v_194);
-            }
-            if (bool((row_169 < m) & ((col_169 + 1u) < n))) {
-                f32 v_195 = acc[67u];
-                y[at_385 + 1u] = f16(v_195);
-            }
-        }
-        const u32 greta_e98 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_98 = 0u + greta_e98 / 32u % 4u * 16u + greta_e98 / 4u % 8u;
-        u32 fc_98 = 136u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_170 = m0 + wg * 64u + fr_98;
-        u32 col_170 = n0 + fc_98;
-        u32 at_386 = row_170 * n + col_170;
-        f32 v0_98 = acc[68u];
-        f32 v1_98 = acc[69u];
-        if (bool(bool(even_1 & (row_170 < m)) & ((col_170 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_386]) = f16x2{f16(v0_98), f16(v1_98)};
-        } else {
-            if (bool((row_170 < m) & ((col_170 + 0u) < n))) {
-                f32 v_196 = acc[68u];
-                y[at_386 + 0u] = f16(v_196);
-            }
-            if (bool((row_170 < m) & ((col_170 + 1u) < n))) {
-                f32 v_197 = acc[69u];
-                y[at_386 + 1u] = f16(v_197);
-            }
-        }
-        const u32 greta_e99 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_99 = 8u + greta_e99 / 32u % 4u * 16u + greta_e99 / 4u % 8u;
-        u32 fc_99 = 136u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_171 = m0 + wg * 64u + fr_99;
-        u32 col_171 = n0 + fc_99;
-        u32 at_387 = row_171 * n + col_171;
-        f32 v0_99 = acc[70u];
-        f32 v1_99 = acc[71u];
-        if (bool(bool(even_1 & (row_171 < m)) & ((col_171 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_387]) = f16x2{f16(v0_99), f16(v1_99)};
-        } else {
-            if (bool((row_171 < m) & ((col_171 + 0u) < n))) {
-                f32 v_198 = acc[70u];
-                y[at_387 + 0u] = f16(v_198);
-            }
-            if (bool((row_171 < m) & ((col_171 + 1u) < n))) {
-                f32 v_199 = acc[71u];
-                y[at_387 + 1u] = f16(v_199);
-            }
-        }
-        const u32 greta_e100 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_100 = 0u + greta_e100 / 32u % 4u * 16u + greta_e100 / 4u % 8u;
-        u32 fc_100 = 144u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_172 = m0 + wg * 64u + fr_100;
-        u32 col_172 = n0 + fc_100;
-        u32 at_388 = row_172 * n + col_172;
-        f32 v0_100 = acc[72u];
-        f32 v1_100 = acc[73u];
-        if (bool(bool(even_1 & (row_172 < m)) & ((col_172 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_388]) = f16x2{f16(v0_100), f16(v1_100)};
-        } else {
-            if (bool((row_172 < m) & ((col_172 + 0u) < n))) {
-                f32 v_200 = acc[72u];
-                y[at_388 + 0u] = f16(v_200);
-            }
-            if (bool((row_172 < m) & ((col_172 + 1u) < n))) {
-                f32 v_201 = acc[73u];
-                y[at_388 + 1u] = f16(v_201);
-            }
-        }
-        const u32 greta_e101 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_101 = 8u + greta_e101 / 32u % 4u * 16u + greta_e101 / 4u % 8u;
-        u32 fc_101 = 144u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_173 = m0 + wg * 64u + fr_101;
-        u32 col_173 = n0 + fc_101;
-        u32 at_389 = row_173 * n + col_173;
-        f32 v0_101 = acc[74u];
-        f32 v1_101 = acc[75u];
-        if (bool(bool(even_1 & (row_173 < m)) & ((col_173 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_389]) = f16x2{f16(v0_101), f16(v1_101)};
-        } else {
-            if (bool((row_173 < m) & ((col_173 + 0u) < n))) {
-                f32 v_202 = acc[74u];
-                y[at_389 + 0u] = f16(v_202);
-            }
-            if (bool((row_173 < m) & ((col_173 + 1u) < n))) {
-                f32 v_203 = acc[75u];
-                y[at_389 + 1u] = f16(v_203);
-            }
-        }
-        const u32 greta_e102 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_102 = 0u + greta_e102 / 32u % 4u * 16u + greta_e102 / 4u % 8u;
-        u32 fc_102 = 152u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_174 = m0 + wg * 64u + fr_102;
-        u32 col_174 = n0 + fc_102;
-        u32 at_390 = row_174 * n + col_174;
-        f32 v0_102 = acc[76u];
-        f32 v1_102 = acc[77u];
-        if (bool(bool(even_1 & (row_174 < m)) & ((col_174 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_390]) = f16x2{f16(v0_102), f16(v1_102)};
-        } else {
-            if (bool((row_174 < m) & ((col_174 + 0u) < n))) {
-                f32 v_204 = acc[76u];
-                y[at_390 + 0u] = f16(v_204);
-            }
-            if (bool((row_174 < m) & ((col_174 + 1u) < n))) {
-                f32 v_205 = acc[77u];
-                y[at_390 + 1u] = f16(v_205);
-            }
-        }
-        const u32 greta_e103 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_103 = 8u + greta_e103 / 32u % 4u * 16u + greta_e103 / 4u % 8u;
-        u32 fc_103 = 152u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_175 = m0 + wg * 64u + fr_103;
-        u32 col_175 = n0 + fc_103;
-        u32 at_391 = row_175 * n + col_175;
-        f32 v0_103 = acc[78u];
-        f32 v1_103 = acc[79u];
-        if (bool(bool(even_1 & (row_175 < m)) & ((col_175 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_391]) = f16x2{f16(v0_103), f16(v1_103)};
-        } else {
-            if (bool((row_175 < m) & ((col_175 + 0u) < n))) {
-                f32 v_206 = acc[78u];
-                y[at_391 + 0u] = f16(v_206);
-            }
-            if (bool((row_175 < m) & ((col_175 + 1u) < n))) {
-                f32 v_207 = acc[79u];
-                y[at_391 + 1u] = f16(v_207);
-            }
-        }
-        const u32 greta_e104 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_104 = 0u + greta_e104 / 32u % 4u * 16u + greta_e104 / 4u % 8u;
-        u32 fc_104 = 160u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_176 = m0 + wg * 64u + fr_104;
-        u32 col_176 = n0 + fc_104;
-        u32 at_392 = row_176 * n + col_176;
-        f32 v0_104 = acc[80u];
-        f32 v1_104 = acc[81u];
-        if (bool(bool(even_1 & (row_176 < m)) & ((col_176 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_392]) = f16x2{f16(v0_104), f16(v1_104)};
-        } else {
-            if (bool((row_176 < m) & ((col_176 + 0u) < n))) {
-                f32 v_208 = acc[80u];
-                y[at_392 + 0u] = f16(v_208);
-            }
-            if (bool((row_176 < m) & ((col_176 + 1u) < n))) {
-                f32 v_209 = acc[81u];
-                y[at_392 + 1u] = f16(v_209);
-            }
-        }
-        const u32 greta_e105 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_105 = 8u + greta_e105 / 32u % 4u * 16u + greta_e105 / 4u % 8u;
-        u32 fc_105 = 160u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_177 = m0 + wg * 64u + fr_105;
-        u32 col_177 = n0 + fc_105;
-        u32 at_393 = row_177 * n + col_177;
-        f32 v0_105 = acc[82u];
-        f32 v1_105 = acc[83u];
-        if (bool(bool(even_1 & (row_177 < m)) & ((col_177 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_393]) = f16x2{f16(v0_105), f16(v1_105)};
-        } else {
-            if (bool((row_177 < m) & ((col_177 + 0u) < n))) {
-                f32 v_210 = acc[82u];
-                y[at_393 + 0u] = f16(v_210);
-            }
-            if (bool((row_177 < m) & ((col_177 + 1u) < n))) {
-                f32 v_211 = acc[83u];
-                y[at_393 + 1u] = f16(v_211);
-            }
-        }
-        const u32 greta_e106 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_106 = 0u + greta_e106 / 32u % 4u * 16u + greta_e106 / 4u % 8u;
-        u32 fc_106 = 168u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_178 = m0 + wg * 64u + fr_106;
-        u32 col_178 = n0 + fc_106;
-        u32 at_394 = row_178 * n + col_178;
-        f32 v0_106 = acc[84u];
-        f32 v1_106 = acc[85u];
-        if (bool(bool(even_1 & (row_178 < m)) & ((col_178 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_394]) = f16x2{f16(v0_106), f16(v1_106)};
-        } else {
-            if (bool((row_178 < m) & ((col_178 + 0u) < n))) {
-                f32 v_212 = acc[84u];
-                y[at_394 + 0u] = f16(v_212);
-            }
-            if (bool((row_178 < m) & ((col_178 + 1u) < n))) {
-                f32 v_213 = acc[85u];
-                y[at_394 + 1u] = f16(v_213);
-            }
-        }
-        const u32 greta_e107 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_107 = 8u + greta_e107 / 32u % 4u * 16u + greta_e107 / 4u % 8u;
-        u32 fc_107 = 168u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_179 = m0 + wg * 64u + fr_107;
-        u32 col_179 = n0 + fc_107;
-        u32 at_395 = row_179 * n + col_179;
-        f32 v0_107 = acc[86u];
-        f32 v1_107 = acc[87u];
-        if (bool(bool(even_1 & (row_179 < m)) & ((col_179 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_395]) = f16x2{f16(v0_107), f16(v1_107)};
-        } else {
-            if (bool((row_179 < m) & ((col_179 + 0u) < n))) {
-                f32 v_214 = acc[86u];
-                y[at_395 + 0u] = f16(v_214);
-            }
-            if (bool((row_179 < m) & ((col_179 + 1u) < n))) {
-                f32 v_215 = acc[87u];
-                y[at_395 + 1u] = f16(v_215);
-            }
-        }
-        const u32 greta_e108 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_108 = 0u + greta_e108 / 32u % 4u * 16u + greta_e108 / 4u % 8u;
-        u32 fc_108 = 176u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_180 = m0 + wg * 64u + fr_108;
-        u32 col_180 = n0 + fc_108;
-        u32 at_396 = row_180 * n + col_180;
-        f32 v0_108 = acc[88u];
-        f32 v1_108 = acc[89u];
-        if (bool(bool(even_1 & (row_180 < m)) & ((col_180 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_396]) = f16x2{f16(v0_108), f16(v1_108)};
-        } else {
-            if (bool((row_180 < m) & ((col_180 + 0u) < n))) {
-                f32 v_216 = acc[88u];
-                y[at_396 + 0u] = f16(v_216);
-            }
-            if (bool((row_180 < m) & ((col_180 + 1u) < n))) {
-                f32 v_217 = acc[89u];
-                y[at_396 + 1u] = f16(v_217);
-            }
-        }
-        const u32 greta_e109 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_109 = 8u + greta_e109 / 32u % 4u * 16u + greta_e109 / 4u % 8u;
-        u32 fc_109 = 176u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_181 = m0 + wg * 64u + fr_109;
-        u32 col_181 = n0 + fc_109;
-        u32 at_397 = row_181 * n + col_181;
-        f32 v0_109 = acc[90u];
-        f32 v1_109 = acc[91u];
-        if (bool(bool(even_1 & (row_181 < m)) & ((col_181 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_397]) = f16x2{f16(v0_109), f16(v1_109)};
-        } else {
-            if (bool((row_181 < m) & ((col_181 + 0u) < n))) {
-                f32 v_218 = acc[90u];
-                y[at_397 + 0u] = f16(v_218);
-            }
-            if (bool((row_181 < m) & ((col_181 + 1u) < n))) {
-                f32 v_219 = acc[91u];
-                y[at_397 + 1u] = f16(v_219);
-            }
-        }
-        const u32 greta_e110 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_110 = 0u + greta_e110 / 32u % 4u * 16u + greta_e110 / 4u % 8u;
-        u32 fc_110 = 184u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_182 = m0 + wg * 64u + fr_110;
-        u32 col_182 = n0 + fc_110;
-        u32 at_398 = row_182 * n + col_182;
-        f32 v0_110 = acc[92u];
-        f32 v1_110 = acc[93u];
-        if (bool(bool(even_1 & (row_182 < m)) & ((col_182 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_398]) = f16x2{f16(v0_110), f16(v1_110)};
-        } else {
-            if (bool((row_182 < m) & ((col_182 + 0u) < n))) {
-                f32 v_220 = acc[92u];
-                y[at_398 + 0u] = f16(v_220);
-            }
-            if (bool((row_182 < m) & ((col_182 + 1u) < n))) {
-                f32 v_221 = acc[93u];
-                y[at_398 + 1u] = f16(v_221);
-            }
-        }
-        const u32 greta_e111 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_111 = 8u + greta_e111 / 32u % 4u * 16u + greta_e111 / 4u % 8u;
-        u32 fc_111 = 184u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_183 = m0 + wg * 64u + fr_111;
-        u32 col_183 = n0 + fc_111;
-        u32 at_399 = row_183 * n + col_183;
-        f32 v0_111 = acc[94u];
-        f32 v1_111 = acc[95u];
-        if (bool(bool(even_1 & (row_183 < m)) & ((col_183 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_399]) = f16x2{f16(v0_111), f16(v1_111)};
-        } else {
-            if (bool((row_183 < m) & ((col_183 + 0u) < n))) {
-                f32 v_222 = acc[94u];
-                y[at_399 + 0u] = f16(v_222);
-            }
-            if (bool((row_183 < m) & ((col_183 + 1u) < n))) {
-                f32 v_223 = acc[95u];
-                y[at_399 + 1u] = f16(v_223);
-            }
-        }
-        const u32 greta_e112 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_112 = 0u + greta_e112 / 32u % 4u * 16u + greta_e112 / 4u % 8u;
-        u32 fc_112 = 192u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_184 = m0 + wg * 64u + fr_112;
-        u32 col_184 = n0 + fc_112;
-        u32 at_400 = row_184 * n + col_184;
-        f32 v0_112 = acc[96u];
-        f32 v1_112 = acc[97u];
-        if (bool(bool(even_1 & (row_184 < m)) & ((col_184 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_400]) = f16x2{f16(v0_112), f16(v1_112)};
-        } else {
-            if (bool((row_184 < m) & ((col_184 + 0u) < n))) {
-                f32 v_224 = acc[96u];
-                y[at_400 + 0u] = f16(v_224);
-            }
-            if (bool((row_184 < m) & ((col_184 + 1u) < n))) {
-                f32 v_225 = acc[97u];
-                y[at_400 + 1u] = f16(v_225);
-            }
-        }
-        const u32 greta_e113 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_113 = 8u + greta_e113 / 32u % 4u * 16u + greta_e113 / 4u % 8u;
-        u32 fc_113 = 192u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_185 = m0 + wg * 64u + fr_113;
-        u32 col_185 = n0 + fc_113;
-        u32 at_401 = row_185 * n + col_185;
-        f32 v0_113 = acc[98u];
-        f32 v1_113 = acc[99u];
-        if (bool(bool(even_1 & (row_185 < m)) & ((col_185 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_401]) = f16x2{f16(v0_113), f16(v1_113)};
-        } else {
-            if (bool((row_185 < m) & ((col_185 + 0u) < n))) {
-                f32 v_226 = acc[98u];
-                y[at_401 + 0u] = f16(v_226);
-            }
-            if (bool((row_185 < m) & ((col_185 + 1u) < n))) {
-                f32 v_227 = acc[99u];
-                y[at_401 + 1u] = f16(v_227);
-            }
-        }
-        const u32 greta_e114 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_114 = 0u + greta_e114 / 32u % 4u * 16u + greta_e114 / 4u % 8u;
-        u32 fc_114 = 200u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_186 = m0 + wg * 64u + fr_114;
-        u32 col_186 = n0 + fc_114;
-        u32 at_402 = row_186 * n + col_186;
-        f32 v0_114 = acc[100u];
-        f32 v1_114 = acc[101u];
-        if (bool(bool(even_1 & (row_186 < m)) & ((col_186 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_402]) = f16x2{f16(v0_114), f16(v1_114)};
-        } else {
-            if (bool((row_186 < m) & ((col_186 + 0u) < n))) {
-                f32 v_228 = acc[100u];
-                y[at_402 + 0u] = f16(v_228);
-            }
-            if (bool((row_186 < m) & ((col_186 + 1u) < n))) {
-                f32 v_229 = acc[101u];
-                y[at_402 + 1u] = f16(v_229);
-            }
-        }
-        const u32 greta_e115 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_115 = 8u + greta_e115 / 32u % 4u * 16u + greta_e115 / 4u % 8u;
-        u32 fc_115 = 200u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_187 = m0 + wg * 64u + fr_115;
-        u32 col_187 = n0 + fc_115;
-        u32 at_403 = row_187 * n + col_187;
-        f32 v0_115 = acc[102u];
-        f32 v1_115 = acc[103u];
-        if (bool(bool(even_1 & (row_187 < m)) & ((col_187 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_403]) = f16x2{f16(v0_115), f16(v1_115)};
-        } else {
-            if (bool((row_187 < m) & ((col_187 + 0u) < n))) {
-                f32 v_230 = acc[102u];
-                y[at_403 + 0u] = f16(v_230);
-            }
-            if (bool((row_187 < m) & ((col_187 + 1u) < n))) {
-                f32 v_231 = acc[103u];
-                y[at_403 + 1u] = f16(v_231);
-            }
-        }
-        const u32 greta_e116 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_116 = 0u + greta_e116 / 32u % 4u * 16u + greta_e116 / 4u % 8u;
-        u32 fc_116 = 208u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_188 = m0 + wg * 64u + fr_116;
-        u32 col_188 = n0 + fc_116;
-        u32 at_404 = row_188 * n + col_188;
-        f32 v0_116 = acc[104u];
-        f32 v1_116 = acc[105u];
-        if (bool(bool(even_1 & (row_188 < m)) & ((col_188 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_404]) = f16x2{f16(v0_116), f16(v1_116)};
-        } else {
-            if (bool((row_188 < m) & ((col_188 + 0u) < n))) {
-                f32 v_232 = acc[104u];
-                y[at_404 + 0u] = f16(v_232);
-            }
-            if (bool((row_188 < m) & ((col_188 + 1u) < n))) {
-                f32 v_233 = acc[105u];
-                y[at_404 + 1u] = f16(v_233);
-            }
-        }
-        const u32 greta_e117 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_117 = 8u + greta_e117 / 32u % 4u * 16u + greta_e117 / 4u % 8u;
-        u32 fc_117 = 208u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_189 = m0 + wg * 64u + fr_117;
-        u32 col_189 = n0 + fc_117;
-        u32 at_405 = row_189 * n + col_189;
-        f32 v0_117 = acc[106u];
-        f32 v1_117 = acc[107u];
-        if (bool(bool(even_1 & (row_189 < m)) & ((col_189 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_405]) = f16x2{f16(v0_117), f16(v1_117)};
-        } else {
-            if (bool((row_189 < m) & ((col_189 + 0u) < n))) {
-                f32 v_234 = acc[106u];
-                y[at_405 + 0u] = f16(v_234);
-            }
-            if (bool((row_189 < m) & ((col_189 + 1u) < n))) {
-                f32 v_235 = acc[107u];
-                y[at_405 + 1u] = f16(v_235);
-            }
-        }
-        const u32 greta_e118 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_118 = 0u + greta_e118 / 32u % 4u * 16u + greta_e118 / 4u % 8u;
-        u32 fc_118 = 216u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_190 = m0 + wg * 64u + fr_118;
-        u32 col_190 = n0 + fc_118;
-        u32 at_406 = row_190 * n + col_190;
-        f32 v0_118 = acc[108u];
-        f32 v1_118 = acc[109u];
-        if (bool(bool(even_1 & (row_190 < m)) & ((col_190 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_406]) = f16x2{f16(v0_118), f16(v1_118)};
-        } else {
-            if (bool((row_190 < m) & ((col_190 + 0u) < n))) {
-                f32 v_236 = acc[108u];
-                y[at_406 + 0u] = f16(v_236);
-            }
-            if (bool((row_190 < m) & ((col_190 + 1u) < n))) {
-                f32 v_237 = acc[109u];
-                y[at_406 + 1u] = f16(v_237);
-            }
-        }
-        const u32 greta_e119 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_119 = 8u + greta_e119 / 32u % 4u * 16u + greta_e119 / 4u % 8u;
-        u32 fc_119 = 216u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_191 = m0 + wg * 64u + fr_119;
-        u32 col_191 = n0 + fc_119;
-        u32 at_407 = row_191 * n + col_191;
-        f32 v0_119 = acc[110u];
-        f32 v1_119 = acc[111u];
-        if (bool(bool(even_1 & (row_191 < m)) & ((col_191 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_407]) = f16x2{f16(v0_119), f16(v1_119)};
-        } else {
-            if (bool((row_191 < m) & ((col_191 + 0u) < n))) {
-                f32 v_238 = acc[110u];
-                y[at_407 + 0u] = f16(v_238);
-            }
-            if (bool((row_191 < m) & ((col_191 + 1u) < n))) {
-                f32 v_239 = acc[111u];
-                y[at_407 + 1u] = f16(v_239);
-            }
-        }
-        const u32 greta_e120 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_120 = 0u + greta_e120 / 32u % 4u * 16u + greta_e120 / 4u % 8u;
-        u32 fc_120 = 224u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_192 = m0 + wg * 64u + fr_120;
-        u32 col_192 = n0 + fc_120;
-        u32 at_408 = row_192 * n + col_192;
-        f32 v0_120 = acc[112u];
-        f32 v1_120 = acc[113u];
-        if (bool(bool(even_1 & (row_192 < m)) & ((col_192 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_408]) = f16x2{f16(v0_120), f16(v1_120)};
-        } else {
-            if (bool((row_192 < m) & ((col_192 + 0u) < n))) {
-                f32 v_240 = acc[112u];
-                y[at_408 + 0u] = f16(v_240);
-            }
-            if (bool((row_192 < m) & ((col_192 + 1u) < n))) {
-                f32 v_241 = acc[113u];
-                y[at_408 + 1u] = f16(v_241);
-            }
-        }
-        const u32 greta_e121 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_121 = 8u + greta_e121 / 32u % 4u * 16u + greta_e121 / 4u % 8u;
-        u32 fc_121 = 224u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_193 = m0 + wg * 64u + fr_121;
-        u32 col_193 = n0 + fc_121;
-        u32 at_409 = row_193 * n + col_193;
-        f32 v0_121 = acc[114u];
-        f32 v1_121 = acc[115u];
-        if (bool(bool(even_1 & (row_193 < m)) & ((col_193 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_409]) = f16x2{f16(v0_121), f16(v1_121)};
-        } else {
-            if (bool((row_193 < m) & ((col_193 + 0u) < n))) {
-                f32 v_242 = acc[114u];
-                y[at_409 + 0u] = f16(v_242);
-            }
-            if (bool((row_193 < m) & ((col_193 + 1u) < n))) {
-                f32 v_243 = acc[115u];
-                y[at_409 + 1u] = f16(v_243);
-            }
-        }
-        const u32 greta_e122 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_122 = 0u + greta_e122 / 32u % 4u * 16u + greta_e122 / 4u % 8u;
-        u32 fc_122 = 232u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_194 = m0 + wg * 64u + fr_122;
-        u32 col_194 = n0 + fc_122;
-        u32 at_410 = row_194 * n + col_194;
-        f32 v0_122 = acc[116u];
-        f32 v1_122 = acc[117u];
-        if (bool(bool(even_1 & (row_194 < m)) & ((col_194 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_410]) = f16x2{f16(v0_122), f16(v1_122)};
-        } else {
-            if (bool((row_194 < m) & ((col_194 + 0u) < n))) {
-                f32 v_244 = acc[116u];
-                y[at_410 + 0u] = f16(v_244);
-            }
-            if (bool((row_194 < m) & ((col_194 + 1u) < n))) {
-                f32 v_245 = acc[117u];
-                y[at_410 + 1u] = f16(v_245);
-            }
-        }
-        const u32 greta_e123 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_123 = 8u + greta_e123 / 32u % 4u * 16u + greta_e123 / 4u % 8u;
-        u32 fc_123 = 232u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_195 = m0 + wg * 64u + fr_123;
-        u32 col_195 = n0 + fc_123;
-        u32 at_411 = row_195 * n + col_195;
-        f32 v0_123 = acc[118u];
-        f32 v1_123 = acc[119u];
-        if (bool(bool(even_1 & (row_195 < m)) & ((col_195 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_411]) = f16x2{f16(v0_123), f16(v1_123)};
-        } else {
-            if (bool((row_195 < m) & ((col_195 + 0u) < n))) {
-                f32 v_246 = acc[118u];
-                y[at_411 + 0u] = f16(v_246);
-            }
-            if (bool((row_195 < m) & ((col_195 + 1u) < n))) {
-                f32 v_247 = acc[119u];
-                y[at_411 + 1u] = f16(v_247);
-            }
-        }
-        const u32 greta_e124 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_124 = 0u + greta_e124 / 32u % 4u * 16u + greta_e124 / 4u % 8u;
-        u32 fc_124 = 240u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_196 = m0 + wg * 64u + fr_124;
-        u32 col_196 = n0 + fc_124;
-        u32 at_412 = row_196 * n + col_196;
-        f32 v0_124 = acc[120u];
-        f32 v1_124 = acc[121u];
-        if (bool(bool(even_1 & (row_196 < m)) & ((col_196 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_412]) = f16x2{f16(v0_124), f16(v1_124)};
-        } else {
-            if (bool((row_196 < m) & ((col_196 + 0u) < n))) {
-                f32 v_248 = acc[120u];
-                y[at_412 + 0u] = f16(v_248);
-            }
-            if (bool((row_196 < m) & ((col_196 + 1u) < n))) {
-                f32 v_249 = acc[121u];
-                y[at_412 + 1u] = f16(v_249);
-            }
-        }
-        const u32 greta_e125 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_125 = 8u + greta_e125 / 32u % 4u * 16u + greta_e125 / 4u % 8u;
-        u32 fc_125 = 240u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_197 = m0 + wg * 64u + fr_125;
-        u32 col_197 = n0 + fc_125;
-        u32 at_413 = row_197 * n + col_197;
-        f32 v0_125 = acc[122u];
-        f32 v1_125 = acc[123u];
-        if (bool(bool(even_1 & (row_197 < m)) & ((col_197 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_413]) = f16x2{f16(v0_125), f16(v1_125)};
-        } else {
-            if (bool((row_197 < m) & ((col_197 + 0u) < n))) {
-                f32 v_250 = acc[122u];
-                y[at_413 + 0u] = f16(v_250);
-            }
-            if (bool((row_197 < m) & ((col_197 + 1u) < n))) {
-                f32 v_251 = acc[123u];
-                y[at_413 + 1u] = f16(v_251);
-            }
-        }
-        const u32 greta_e126 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_126 = 0u + greta_e126 / 32u % 4u * 16u + greta_e126 / 4u % 8u;
-        u32 fc_126 = 248u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_198 = m0 + wg * 64u + fr_126;
-        u32 col_198 = n0 + fc_126;
-        u32 at_414 = row_198 * n + col_198;
-        f32 v0_126 = acc[124u];
-        f32 v1_126 = acc[125u];
-        if (bool(bool(even_1 & (row_198 < m)) & ((col_198 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_414]) = f16x2{f16(v0_126), f16(v1_126)};
-        } else {
-            if (bool((row_198 < m) & ((col_198 + 0u) < n))) {
-                f32 v_252 = acc[124u];
-                y[at_414 + 0u] = f16(v_252);
-            }
-            if (bool((row_198 < m) & ((col_198 + 1u) < n))) {
-                f32 v_253 = acc[125u];
-                y[at_414 + 1u] = f16(v_253);
-            }
-        }
-        const u32 greta_e127 = greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE);
-        u32 fr_127 = 8u + greta_e127 / 32u % 4u * 16u + greta_e127 / 4u % 8u;
-        u32 fc_127 = 248u + greta_thread_idx_x() % (4u * GRETA_WAVE_SIZE) % 4u * 2u;
-        u32 row_199 = m0 + wg * 64u + fr_127;
-        u32 col_199 = n0 + fc_127;
-        u32 at_415 = row_199 * n + col_199;
-        f32 v0_127 = acc[126u];
-        f32 v1_127 = acc[127u];
-        if (bool(bool(even_1 & (row_199 < m)) & ((col_199 + 1u) < n))) {
-            *reinterpret_cast<f16x2*>(&y[at_415]) = f16x2{f16(v0_127), f16(v1_127)};
-        } else {
-            if (bool((row_199 < m) & ((col_199 + 0u) < n))) {
-                f32 v_254 = acc[126u];
-                y[at_415 + 0u] = f16(v_254);
-            }
-            if (bool((row_199 < m) & ((col_199 + 1u) < n))) {
-                f32 v_255 = acc[127u];
-                y[at_415 + 1u] = f16(v_255);
+            if (bool((row_111 < m) & ((col_111 + 1u) < n))) {
+                f32 v_127 = acc[63u];
+                y[at_255 + 1u] = f16(v_127);
             }
         }
     }

@@ -115,7 +115,8 @@ pub struct Output {
 /// The kernel computing `y = x · Wᵀ (+ r)` for `tokens` tokens of activations `act` with
 /// device weights `w` of `rows` output features (see the module docs). With f32 activations the
 /// residual is not fused. The warpgroup GEMM's tile width is chosen for the output's shape
-/// ([`greta_kernels::gemm_wg::bn_for`]).
+/// ([`greta_kernels::gemm_wg::bn_for`]), its stages to fill the LDS
+/// ([`greta_kernels::gemm_wg::stages_for`]).
 pub fn projection(
     w: WeightType,
     act: Scalar,
@@ -137,7 +138,7 @@ pub fn projection(
         match (target.warpgroup.is_some(), q8) {
             (true, _) => {
                 let bn = greta_kernels::gemm_wg::bn_for(tokens as u32, rows as u32, target);
-                gemm_wg(q8, &common, bn)
+                gemm_wg(q8, &common, bn, target)
             }
             (false, false) => planned("gemm", &common),
             (false, true) => planned("gemm_q8", &common),
@@ -150,9 +151,10 @@ fn projection_params(act: Scalar, out: Output) -> String {
     format!("dtype={act},out={},residual={}", out.ty, out.residual)
 }
 
-fn gemm_wg(q8: bool, common: &str, bn: u32) -> Planned {
+fn gemm_wg(q8: bool, common: &str, bn: u32, target: &Target) -> Planned {
     let name = if q8 { "gemm_wg_q8" } else { "gemm_wg" };
-    planned(name, &format!("{common},bn={bn}"))
+    let stages = greta_kernels::gemm_wg::stages_for(bn, target);
+    planned(name, &format!("{common},bm=128,bn={bn},stages={stages}"))
 }
 
 /// The embedding (row gather) kernel for a table of type `w`, writing activations of `act`.
@@ -296,7 +298,7 @@ pub fn plan(g: &GgufFile, cfg: &LlamaConfig, act: Scalar, target: &Target) -> Ve
             for o in kinds {
                 for bn in greta_kernels::gemm_wg::BN_CHOICES {
                     let common = projection_params(act, o);
-                    out.push(gemm_wg(dev == WeightType::Q8_0, &common, bn));
+                    out.push(gemm_wg(dev == WeightType::Q8_0, &common, bn, target));
                 }
             }
         }
