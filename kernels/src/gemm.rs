@@ -21,7 +21,7 @@ use crate::config::{dtype_param, u32_param, Choices, HALVES};
 use crate::matmul::{dot_tolerance, mnk};
 use crate::problem::{blocks_for, from_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::tiled::{gemm_body, Dense, TileParams, TileShape};
-use crate::{Config, KernelSpec, ParamDef, ProblemError};
+use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::{ConfigValue, Const, Kernel, Scalar};
@@ -95,14 +95,7 @@ fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     let res = cfg.bool("residual");
     let (bm, bn, bk, wm, wn, st, sw) =
         (p.bm, p.bn, p.bk, p.warps_m, p.warps_n, p.stages, p.swizzle);
-    match (cfg.dtype("dtype"), cfg.dtype("out")) {
-        (Scalar::F16, Scalar::F16) => gemm::<f16, f16>(target, bm, bn, bk, wm, wn, st, sw, res),
-        (Scalar::F16, Scalar::BF16) => gemm::<f16, bf16>(target, bm, bn, bk, wm, wn, st, sw, res),
-        (Scalar::F16, _) => gemm::<f16, f32>(target, bm, bn, bk, wm, wn, st, sw, res),
-        (_, Scalar::F16) => gemm::<bf16, f16>(target, bm, bn, bk, wm, wn, st, sw, res),
-        (_, Scalar::BF16) => gemm::<bf16, bf16>(target, bm, bn, bk, wm, wn, st, sw, res),
-        (_, _) => gemm::<bf16, f32>(target, bm, bn, bk, wm, wn, st, sw, res),
-    }
+    dispatch!(cfg, target, gemm, Half, O; bm, bn, bk, wm, wn, st, sw, res)
 }
 
 /// Launch: grid `[⌈N / bn⌉, ⌈M / bm⌉, 1]`, `warps_m · warps_n` waves per block (the same for

@@ -15,7 +15,7 @@ use crate::matmul::mnk;
 use crate::problem::{from_f64, to_f64, Expected, Inputs, Problem, ProblemArg};
 use crate::q8::QK8_0;
 use crate::tiled::{gemm_body, TileParams, TileShape, Q8};
-use crate::{Config, KernelSpec, ProblemError};
+use crate::{dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::Buffer;
 use greta_dsl::ir::{Const, Kernel, Scalar};
@@ -69,19 +69,7 @@ fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     let res = cfg.bool("residual");
     let (bm, bn, bk, wm, wn, st, sw) =
         (p.bm, p.bn, p.bk, p.warps_m, p.warps_n, p.stages, p.swizzle);
-    macro_rules! go {
-        ($t:ty, $o:ty) => {
-            gemm_q8::<$t, $o>(target, bm, bn, bk, wm, wn, st, sw, res)
-        };
-    }
-    match (cfg.dtype("dtype"), cfg.dtype("out")) {
-        (Scalar::F16, Scalar::F16) => go!(f16, f16),
-        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
-        (Scalar::F16, _) => go!(f16, f32),
-        (_, Scalar::F16) => go!(bf16, f16),
-        (_, Scalar::BF16) => go!(bf16, bf16),
-        (_, _) => go!(bf16, f32),
-    }
+    dispatch!(cfg, target, gemm_q8, Half, O; bm, bn, bk, wm, wn, st, sw, res)
 }
 
 /// Q8_0 weights as the kernels take them and as the reference must see them: dequantised and

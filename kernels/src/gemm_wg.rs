@@ -22,10 +22,10 @@ use crate::matmul::mnk;
 use crate::problem::{blocks_for, from_f64, Expected, Inputs, Problem, ProblemArg};
 use crate::q8::QK8_0;
 use crate::tiled::{warpgroup_gemm_body, Dense, WgShape, Q8};
-use crate::{config::u32_param, Config, KernelSpec, ParamDef, ProblemError};
+use crate::{config::u32_param, dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{Const, Kernel, Scalar};
+use greta_dsl::ir::{Const, Kernel};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -92,19 +92,7 @@ fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
         cfg.u32("stages"),
         cfg.bool("residual"),
     );
-    macro_rules! go {
-        ($t:ty, $o:ty) => {
-            gemm_wg::<$t, $o>(target, bm, bn, st, res)
-        };
-    }
-    match (cfg.dtype("dtype"), cfg.dtype("out")) {
-        (Scalar::F16, Scalar::F16) => go!(f16, f16),
-        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
-        (Scalar::F16, _) => go!(f16, f32),
-        (_, Scalar::F16) => go!(bf16, f16),
-        (_, Scalar::BF16) => go!(bf16, bf16),
-        (_, _) => go!(bf16, f32),
-    }
+    dispatch!(cfg, target, gemm_wg, Half, O; bm, bn, st, res)
 }
 
 fn build_q8(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
@@ -115,19 +103,7 @@ fn build_q8(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError>
         cfg.u32("stages"),
         cfg.bool("residual"),
     );
-    macro_rules! go {
-        ($t:ty, $o:ty) => {
-            gemm_wg_q8::<$t, $o>(target, bm, bn, st, res)
-        };
-    }
-    match (cfg.dtype("dtype"), cfg.dtype("out")) {
-        (Scalar::F16, Scalar::F16) => go!(f16, f16),
-        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
-        (Scalar::F16, _) => go!(f16, f32),
-        (_, Scalar::F16) => go!(bf16, f16),
-        (_, Scalar::BF16) => go!(bf16, bf16),
-        (_, _) => go!(bf16, f32),
-    }
+    dispatch!(cfg, target, gemm_wg_q8, Half, O; bm, bn, st, res)
 }
 
 /// Launch: grid `[⌈N / bn⌉, ⌈M / bm⌉, 1]`, `bm / 64` warpgroups per block.
@@ -187,6 +163,7 @@ pub fn bn_for(m: u32, n: u32, target: &Target) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use greta_dsl::ir::Scalar;
 
     /// The choices the H200 measurements behind [`relative_rate`] favoured (BENCHMARKS.md).
     #[test]

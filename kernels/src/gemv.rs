@@ -22,11 +22,11 @@ use crate::gemm::{dtype_param_halves, gemm_tolerance, reference, OUT, RESIDUAL};
 use crate::matmul::mnk;
 use crate::problem::{blocks_for, from_f64, Expected, Inputs, Problem, ProblemArg};
 use crate::q8::quant;
-use crate::{Config, KernelSpec, ParamDef, ProblemError};
+use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::load;
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{Const, Kernel, Scalar};
+use greta_dsl::ir::{Const, Kernel};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -333,21 +333,7 @@ pub(crate) fn params(
 
 fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     let p = params("gemv", cfg, target)?;
-    macro_rules! go {
-        ($t:ty, $o:ty) => {
-            gemv::<$t, $o>(
-                target, p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual,
-            )
-        };
-    }
-    match (cfg.dtype("dtype"), cfg.dtype("out")) {
-        (Scalar::F16, Scalar::F16) => go!(f16, f16),
-        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
-        (Scalar::F16, _) => go!(f16, f32),
-        (_, Scalar::F16) => go!(bf16, f16),
-        (_, Scalar::BF16) => go!(bf16, bf16),
-        (_, _) => go!(bf16, f32),
-    }
+    dispatch!(cfg, target, gemv, Half, O; p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual)
 }
 
 /// Launch: `waves / splits · rows` weight rows per block (the same for `gemv_q8`).

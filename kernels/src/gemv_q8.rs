@@ -14,10 +14,10 @@ use crate::gemv::{fit_m, gemv_body, params, GemvParams, Q8Rows, GEMV_PARAMS};
 use crate::matmul::mnk;
 use crate::problem::{from_f64, Expected, Inputs, Problem, ProblemArg};
 use crate::q8::QK8_0;
-use crate::{Config, KernelSpec, ProblemError};
+use crate::{dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::Buffer;
-use greta_dsl::ir::{Const, Kernel, Scalar};
+use greta_dsl::ir::{Const, Kernel};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -53,21 +53,7 @@ pub fn gemv_q8<T: Float, O: Float>(
 
 fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     let p = params("gemv_q8", cfg, target)?;
-    macro_rules! go {
-        ($t:ty, $o:ty) => {
-            gemv_q8::<$t, $o>(
-                target, p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual,
-            )
-        };
-    }
-    match (cfg.dtype("dtype"), cfg.dtype("out")) {
-        (Scalar::F16, Scalar::F16) => go!(f16, f16),
-        (Scalar::F16, Scalar::BF16) => go!(f16, bf16),
-        (Scalar::F16, _) => go!(f16, f32),
-        (_, Scalar::F16) => go!(bf16, f16),
-        (_, Scalar::BF16) => go!(bf16, bf16),
-        (_, _) => go!(bf16, f32),
-    }
+    dispatch!(cfg, target, gemv_q8, Half, O; p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual)
 }
 
 fn problem(

@@ -149,6 +149,18 @@ pub fn by_name(name: &str) -> Option<&'static KernelSpec> {
 /// vector width `V` (from `vec`), for `target`, with the given comptime arguments.
 #[macro_export]
 macro_rules! dispatch {
+    // The matrix kernels: multiplicands f16 or bf16 (`dtype`), output f16, bf16 or f32 (`out`).
+    ($cfg:expr, $target:expr, $f:ident, Half, O; $($arg:expr),*) => {{
+        use $crate::__private::*;
+        match ($cfg.dtype("dtype"), $cfg.dtype("out")) {
+            (Scalar::F16, Scalar::F16) => $f::<f16, f16>($target, $($arg),*),
+            (Scalar::F16, Scalar::BF16) => $f::<f16, bf16>($target, $($arg),*),
+            (Scalar::F16, _) => $f::<f16, f32>($target, $($arg),*),
+            (_, Scalar::F16) => $f::<bf16, f16>($target, $($arg),*),
+            (_, Scalar::BF16) => $f::<bf16, bf16>($target, $($arg),*),
+            (_, _) => $f::<bf16, f32>($target, $($arg),*),
+        }
+    }};
     ($cfg:expr, $target:expr, $f:ident, T; $($arg:expr),*) => {{
         use $crate::__private::*;
         match $cfg.dtype("dtype") {
