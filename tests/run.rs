@@ -102,15 +102,31 @@ fn the_same_seed_samples_the_same_text() {
 /// prompt's pass, so 4 tokens take 3 decode passes: 63).
 #[test]
 fn profile_counts_every_launch_and_leaves_the_text_alone() {
-    let args = ["run", "-m", MODEL, "-p", "Once upon a time", "-n", "4", "--temp", "0"];
+    let args = [
+        "run",
+        "-m",
+        MODEL,
+        "-p",
+        "Once upon a time",
+        "-n",
+        "4",
+        "--temp",
+        "0",
+    ];
     let plain = greta(&args);
     let profiled = greta(&[&args[..], &["--profile"]].concat());
-    assert!(profiled.status.success(), "{}", String::from_utf8_lossy(&profiled.stderr));
+    assert!(
+        profiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&profiled.stderr)
+    );
     assert_eq!(plain.stdout, profiled.stdout);
     let err = String::from_utf8_lossy(&profiled.stderr);
     let line = |phase: &str, kernel: &str| {
         let section = &err[err.find(&format!("greta: {phase}:")).expect(phase)..];
-        let end = section[1..].find("greta: decode:").map_or(section.len(), |e| e + 1);
+        let end = section[1..]
+            .find("greta: decode:")
+            .map_or(section.len(), |e| e + 1);
         section[..end]
             .lines()
             .find(|l| l.ends_with(']') && l.contains(&format!("  {kernel}[")))

@@ -170,7 +170,10 @@ fn half_activations_track_the_reference() {
     let tok = Tokenizer::from_gguf(&file).unwrap();
     let reference = Reference::new(&file).unwrap();
     let mut tokens = tok.encode("Once upon a time, there was a little girl named", true);
-    assert!(tokens.len() > greta_model::llama::GEMV_MAX_TOKENS, "the prompt takes the GEMM path");
+    assert!(
+        tokens.len() > greta_model::llama::GEMV_MAX_TOKENS,
+        "the prompt takes the GEMM path"
+    );
     let prompt_len = tokens.len();
     for _ in 0..6 {
         let logits = reference.logits(&tokens);
@@ -189,7 +192,11 @@ fn half_activations_track_the_reference() {
         // 1.7e-2) and 1.3·u·scale (bf16, 1.2e-1) with logits up to 22, so the error scales with
         // u as it should; 4·u·scale leaves a margin of 2.5-3 while a real defect (a wrong row,
         // a missed residual) moves logits by the order of the scale.
-        let u = if act == Scalar::F16 { 2f64.powi(-11) } else { 2f64.powi(-8) };
+        let u = if act == Scalar::F16 {
+            2f64.powi(-11)
+        } else {
+            2f64.powi(-8)
+        };
         let tolerance = 4.0 * u * scale;
         for target in Target::ALL {
             let mut model = load_as(&file, target, 64, Some(act));
@@ -206,8 +213,15 @@ fn half_activations_track_the_reference() {
                  logits up to {scale:.1}), greedy agreement {agree}/{}",
                 tokens.len() - prompt_len
             );
-            assert!(worst <= tolerance, "{act} on {target}: {worst} > {tolerance}");
-            assert_eq!(agree, tokens.len() - prompt_len, "{act} on {target}: greedy tokens");
+            assert!(
+                worst <= tolerance,
+                "{act} on {target}: {worst} > {tolerance}"
+            );
+            assert_eq!(
+                agree,
+                tokens.len() - prompt_len,
+                "{act} on {target}: greedy tokens"
+            );
         }
     }
 }

@@ -35,7 +35,14 @@ pub fn launch(
             message,
         };
         match (&param.kind, arg) {
-            (ParamKind::Buffer { elem, .. }, KernelArg::Slice { buffer: b, offset, len }) => {
+            (
+                ParamKind::Buffer { elem, .. },
+                KernelArg::Slice {
+                    buffer: b,
+                    offset,
+                    len,
+                },
+            ) => {
                 if b.scalar() != *elem {
                     return Err(arg_err(format!(
                         "expected a buffer of {elem}, got a slice of a buffer of {}",

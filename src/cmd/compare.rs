@@ -98,7 +98,10 @@ pub fn run(args: Args) -> Result<()> {
     );
     println!("text: {}", tokenizer.decode(&tokens));
     if !agree || worst > args.tolerance {
-        bail!("the two forward passes disagree (max difference {worst:.2e}, tolerance {:.0e})", args.tolerance);
+        bail!(
+            "the two forward passes disagree (max difference {worst:.2e}, tolerance {:.0e})",
+            args.tolerance
+        );
     }
     Ok(())
 }

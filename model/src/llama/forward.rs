@@ -37,8 +37,8 @@ use greta_runtime::check::SLICE_ALIGN;
 use greta_runtime::{Backend, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, RuntimeError};
 use half::{bf16, f16};
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Where compiled kernels come from: the caller's bundle, compile cache or (CPU) nothing.
 pub type ObjectFn<'a> = dyn Fn(&greta_dsl::ir::Kernel) -> Result<Option<CodeObject>, String> + 'a;
@@ -323,7 +323,9 @@ impl Model {
             });
         }
 
-        let act_ty = options.activations.unwrap_or_else(|| default_activations(g));
+        let act_ty = options
+            .activations
+            .unwrap_or_else(|| default_activations(g));
         if !matches!(act_ty, Scalar::F32 | Scalar::F16 | Scalar::BF16) {
             return Err(LoadError::Activations(act_ty.to_string()));
         }
@@ -462,15 +464,19 @@ impl Model {
         let target = self.backend.target();
         let out = self.outputs.plain;
         let many = super::kernels::GEMV_MAX_TOKENS + 1;
-        [(1, "1 token"), (2, "2-8 tokens"), (many, "more than 8 tokens")]
-            .iter()
-            .map(|&(m, what)| {
-                let q = &layer.qkv.parts[0];
-                let p = projection(q.ty, self.act.act, m, q.rows, out, target);
-                format!("{what}: {p}")
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
+        [
+            (1, "1 token"),
+            (2, "2-8 tokens"),
+            (many, "more than 8 tokens"),
+        ]
+        .iter()
+        .map(|&(m, what)| {
+            let q = &layer.qkv.parts[0];
+            let p = projection(q.ty, self.act.act, m, q.rows, out, target);
+            format!("{what}: {p}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
     }
 
     /// The most device memory greta's own buffers have held at once.

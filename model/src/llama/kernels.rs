@@ -281,12 +281,7 @@ pub fn plan(g: &GgufFile, cfg: &LlamaConfig, act: Scalar, target: &Target) -> Ve
         if t.dims.len() < 2 {
             continue;
         }
-        let kinds = [
-            outputs.qkv,
-            outputs.residual,
-            outputs.plain,
-            outputs.logits,
-        ];
+        let kinds = [outputs.qkv, outputs.residual, outputs.plain, outputs.logits];
         let rows = t.dims[1] as usize;
         for tokens in [1, GEMV_MAX_TOKENS, GEMV_MAX_TOKENS + 1] {
             for o in kinds {
