@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod elementwise;
+pub mod flash;
 pub mod helpers;
 pub mod problem;
 
@@ -15,6 +16,8 @@ pub mod q8;
 pub mod tiled;
 
 pub mod add;
+pub mod attn_decode;
+pub mod attn_flash;
 pub mod attn_scores;
 pub mod attn_values;
 pub mod copy;
@@ -135,6 +138,9 @@ pub fn all() -> &'static [&'static KernelSpec] {
         &embedding_q8::SPEC,
         &attn_scores::SPEC,
         &attn_values::SPEC,
+        &attn_decode::SPEC,
+        &attn_decode::SPEC_COMBINE,
+        &attn_flash::SPEC,
         &copy::SPEC,
     ];
     ALL
@@ -159,6 +165,21 @@ macro_rules! dispatch {
             (_, Scalar::F16) => $f::<bf16, f16>($target, $($arg),*),
             (_, Scalar::BF16) => $f::<bf16, bf16>($target, $($arg),*),
             (_, _) => $f::<bf16, f32>($target, $($arg),*),
+        }
+    }};
+    // Any float `dtype` with any float `out`.
+    ($cfg:expr, $target:expr, $f:ident, T, O; $($arg:expr),*) => {{
+        use $crate::__private::*;
+        match ($cfg.dtype("dtype"), $cfg.dtype("out")) {
+            (Scalar::F16, Scalar::F16) => $f::<f16, f16>($target, $($arg),*),
+            (Scalar::F16, Scalar::BF16) => $f::<f16, bf16>($target, $($arg),*),
+            (Scalar::F16, _) => $f::<f16, f32>($target, $($arg),*),
+            (Scalar::BF16, Scalar::F16) => $f::<bf16, f16>($target, $($arg),*),
+            (Scalar::BF16, Scalar::BF16) => $f::<bf16, bf16>($target, $($arg),*),
+            (Scalar::BF16, _) => $f::<bf16, f32>($target, $($arg),*),
+            (_, Scalar::F16) => $f::<f32, f16>($target, $($arg),*),
+            (_, Scalar::BF16) => $f::<f32, bf16>($target, $($arg),*),
+            (_, _) => $f::<f32, f32>($target, $($arg),*),
         }
     }};
     ($cfg:expr, $target:expr, $f:ident, T; $($arg:expr),*) => {{

@@ -6,7 +6,7 @@
 use greta_dsl::interp::{self, Arg, Buffer};
 use greta_dsl::ir::Const;
 use greta_dsl::Target;
-use greta_kernels::{attn_scores, attn_values, by_name, copy, softmax, Inputs};
+use greta_kernels::{attn_decode, attn_scores, attn_values, by_name, copy, flash, softmax, Inputs};
 
 fn f32s(b: &Buffer) -> Vec<f32> {
     match b {
@@ -176,5 +176,102 @@ fn decode_and_prefill_steps_match_f64_attention() {
         run_step(target, 5, 8, 4, 8, 0);
         run_step(target, 3, 8, 2, 16, 7);
         run_step(target, 2, 4, 4, 64, 3);
+    }
+}
+
+/// `attn_decode` then `attn_combine` with `splits` stretches; returns `[T, H, D]` f32.
+#[allow(clippy::too_many_arguments)]
+fn split_k(
+    target: &'static Target,
+    q: &Buffer,
+    k: &Buffer,
+    v: &Buffer,
+    s: flash::Shape,
+    splits: u32,
+) -> Vec<f32> {
+    let decode_spec = by_name("attn_decode").unwrap();
+    let cfg = attn_decode::fit_head_dim(
+        &decode_spec.config("dtype=f32").unwrap(),
+        s.head_dim as u32,
+    );
+    let keys = s.keys(s.tokens - 1) as u32;
+    let chunk = keys.div_ceil(splits);
+    let rows = s.tokens * s.heads;
+    let mut part = Buffer::F32(vec![0.0; rows * splits as usize * (s.head_dim + 2)]);
+    interp::run(
+        &(decode_spec.build)(&cfg, target).unwrap(),
+        target,
+        attn_decode::launch(&cfg, target, s.tokens as u32, s.heads as u32, splits),
+        &mut [
+            Arg::Read(q),
+            Arg::Read(k),
+            Arg::Read(v),
+            Arg::Write(&mut part),
+            u32v(s.tokens as u32),
+            u32v(s.heads as u32),
+            u32v(s.kv_heads as u32),
+            u32v(s.head_dim as u32),
+            u32v(s.start as u32),
+            u32v(chunk),
+            u32v(splits),
+            Arg::Value(Const::F32(flash::LOG2_E / (s.head_dim as f32).sqrt())),
+        ],
+    )
+    .unwrap();
+    let combine_spec = by_name("attn_combine").unwrap();
+    let ccfg = combine_spec.config("dtype=f32").unwrap();
+    let mut out = Buffer::F32(vec![0.0; rows * s.head_dim]);
+    interp::run(
+        &(combine_spec.build)(&ccfg, target).unwrap(),
+        target,
+        attn_decode::launch_combine(&ccfg, rows as u32),
+        &mut [
+            Arg::Read(&part),
+            Arg::Write(&mut out),
+            u32v(s.head_dim as u32),
+            u32v(splits),
+        ],
+    )
+    .unwrap();
+    f32s(&out)
+}
+
+/// Split-K decode as the model chains it (decode, then combine) against causal attention in
+/// f64, for GQA ratios 1, 4 and 8 and KV lengths that are not multiples of a stretch; and the
+/// split results against the unsplit one (one stretch), within f32 rounding.
+#[test]
+fn split_k_decode_matches_attention_and_the_unsplit_result() {
+    for target in Target::ALL {
+        for (t, h, hkv, d, start) in [(1, 8, 8, 16, 300), (1, 8, 2, 8, 172), (2, 8, 1, 12, 61)] {
+            let s = flash::Shape {
+                tokens: t,
+                heads: h,
+                kv_heads: hkv,
+                head_dim: d,
+                start,
+            };
+            let mut inputs = Inputs::new(5);
+            let f32_ = greta_dsl::ir::Scalar::F32;
+            let rows = (start + t + 2) * hkv * d;
+            let (qb, q) = inputs.uniform(f32_, t * h * d, -1.0, 1.0);
+            let (kb, k) = inputs.uniform(f32_, rows, -1.0, 1.0);
+            let (vb, v) = inputs.uniform(f32_, rows, -1.0, 1.0);
+            let want = flash::reference(&q, &k, &v, s, 1.0 / (d as f64).sqrt());
+            let whole = split_k(target, &qb, &kb, &vb, s, 1);
+            for splits in [2, 3, 7] {
+                let got = split_k(target, &qb, &kb, &vb, s, splits);
+                for i in 0..want.len() {
+                    let (g, w, u) = (got[i] as f64, want[i], whole[i] as f64);
+                    assert!(
+                        (g - w).abs() <= 1e-5 + 1e-5 * w.abs(),
+                        "{target} {s:?} splits={splits}: out[{i}] = {g}, expected {w}"
+                    );
+                    assert!(
+                        (g - u).abs() <= 4.0 * f32::EPSILON as f64 * (1.0 + u.abs()),
+                        "{target} {s:?} splits={splits}: out[{i}] = {g}, unsplit {u}"
+                    );
+                }
+            }
+        }
     }
 }

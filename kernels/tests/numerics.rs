@@ -98,5 +98,8 @@ kernel_tests!(
     embedding_q8,
     attn_scores,
     attn_values,
+    attn_decode,
+    attn_combine,
+    attn_flash,
     copy
 );
