@@ -39,8 +39,15 @@ fn documented_continuation() -> String {
         .join(" ")
 }
 
+/// With either attention variant (the fused default, and v1 with scores in memory).
 #[test]
 fn stories260k_reproduces_its_documented_greedy_continuation() {
+    for attn in ["v2", "v1"] {
+        continuation_with(attn);
+    }
+}
+
+fn continuation_with(attn: &str) {
     let o = greta(&[
         "run",
         "-m",
@@ -51,6 +58,8 @@ fn stories260k_reproduces_its_documented_greedy_continuation() {
         "60",
         "--temp",
         "0",
+        "--attn",
+        attn,
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -321,4 +330,5 @@ fn bad_sampling_flags_are_clear_errors() {
     assert_user_error(&run_file(Path::new(MODEL), &["--temp=-1"]), "temperature");
     assert_user_error(&run_file(Path::new(MODEL), &["--top-p", "0"]), "top-p");
     assert_user_error(&run_file(Path::new(MODEL), &["-c", "0"]), "context");
+    assert_user_error(&run_file(Path::new(MODEL), &["--attn", "v9"]), "--attn");
 }

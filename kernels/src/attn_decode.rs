@@ -31,7 +31,7 @@ use crate::problem::{from_f64, Expected, Inputs, Problem, ProblemArg, Tolerance}
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
-use greta_dsl::ir::{Const, ConfigValue, Kernel, Scalar};
+use greta_dsl::ir::{ConfigValue, Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -270,7 +270,10 @@ fn parse(shape: &[u32]) -> Result<(Shape, Option<u32>), ProblemError> {
     };
     let (dims, splits) = match shape.len() {
         5 => (shape, None),
-        6 => (&shape[..5], Some(shape[5]).filter(|&s| s > 0).ok_or_else(bad)?.into()),
+        6 => (
+            &shape[..5],
+            Some(shape[5]).filter(|&s| s > 0).ok_or_else(bad)?.into(),
+        ),
         _ => return Err(bad()),
     };
     match *dims {
@@ -293,10 +296,7 @@ pub fn fit_head_dim(cfg: &Config, head_dim: u32) -> Config {
     if head_dim <= cfg.u32("max_head_dim") {
         return cfg.clone();
     }
-    cfg.with(
-        "max_head_dim",
-        ConfigValue::U32(max_head_dim_for(head_dim)),
-    )
+    cfg.with("max_head_dim", ConfigValue::U32(max_head_dim_for(head_dim)))
 }
 
 /// Queries and caches of a shape (the caches with three spare rows past the used ones, as the
@@ -305,7 +305,12 @@ pub(crate) fn attention_inputs(
     inputs: &mut Inputs,
     dtype: Scalar,
     s: Shape,
-) -> ((Buffer, Vec<f64>), (Buffer, Vec<f64>), (Buffer, Vec<f64>), f32) {
+) -> (
+    (Buffer, Vec<f64>),
+    (Buffer, Vec<f64>),
+    (Buffer, Vec<f64>),
+    f32,
+) {
     let rows = s.keys(s.tokens - 1) + 3;
     let q = inputs.uniform(Scalar::F32, s.tokens * s.heads * s.head_dim, -1.0, 1.0);
     let k = inputs.uniform(dtype, rows * s.kv_heads * s.head_dim, -1.0, 1.0);

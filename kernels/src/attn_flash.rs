@@ -91,7 +91,9 @@ pub fn attn_flash<T: Float, O: Float>(
         };
         let tile_end = min(end, k0 + tile);
         for u0 in (k0..tile_end).step_by(unroll) {
-            attend(src, u0, tile_end, head_dim, qd, ml, acc, scale_log2, dpl, unroll);
+            attend(
+                src, u0, tile_end, head_dim, qd, ml, acc, scale_log2, dpl, unroll,
+            );
         }
         barrier();
     }
@@ -119,7 +121,8 @@ pub fn launch(cfg: &Config, target: &Target, tokens: u32, heads: u32) -> LaunchD
 /// `tile` halved until the two LDS tiles fit.
 pub fn fit(cfg: &Config, head_dim: u32, target: &Target) -> Config {
     let mut cfg = fit_head_dim(cfg, head_dim);
-    let bytes = |c: &Config| 2 * c.u32("tile") * c.u32("max_head_dim") * c.dtype("dtype").size_bytes();
+    let bytes =
+        |c: &Config| 2 * c.u32("tile") * c.u32("max_head_dim") * c.dtype("dtype").size_bytes();
     while bytes(&cfg) > target.lds_bytes_max && cfg.u32("tile") > cfg.u32("unroll") {
         let half = cfg.u32("tile") / 2;
         cfg = cfg.with("tile", greta_dsl::ir::ConfigValue::U32(half));
@@ -195,8 +198,11 @@ fn problem(
             // A weighted mean of values in [-1, 1]: f32 error, then one rounding to `out`.
             tolerance: Tolerance::for_dtype(out, 2e-5),
         }],
-        min_bytes: (2 * s.keys(s.tokens - 1) * s.kv_heads * s.head_dim * dtype.size_bytes()
-            as usize
+        min_bytes: (2
+            * s.keys(s.tokens - 1)
+            * s.kv_heads
+            * s.head_dim
+            * dtype.size_bytes() as usize
             + 4 * n
             + n * out.size_bytes() as usize) as u64,
         flops: 4 * (pairs * s.head_dim) as u64,
@@ -204,12 +210,7 @@ fn problem(
 }
 
 const WARPS: ParamDef = u32_param("warps", &[1, 2, 4, 8], 8, "query rows (waves) per block");
-const TILE: ParamDef = u32_param(
-    "tile",
-    &[16, 32, 64],
-    64,
-    "keys per K/V tile staged in LDS",
-);
+const TILE: ParamDef = u32_param("tile", &[16, 32, 64], 64, "keys per K/V tile staged in LDS");
 const UNROLL: ParamDef = u32_param(
     "unroll",
     &[1, 2, 4, 8],

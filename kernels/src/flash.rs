@@ -13,8 +13,8 @@
 //! the output is written once in `out`'s type (the activation type, so no conversion pass).
 
 use crate::config::{Choices, FLOATS};
-use greta_dsl::ir::ConfigValue;
 use crate::ParamDef;
+use greta_dsl::ir::ConfigValue;
 use greta_dsl::prelude::*;
 
 /// `log2(e)`: natural-log scores times this are base-2 scores.

@@ -6,7 +6,7 @@ use greta_dsl::ir::Scalar;
 use greta_dsl::Target;
 use greta_model::gguf::GgufFile;
 use greta_model::llama::reference::Reference;
-use greta_model::llama::{Model, ModelOptions};
+use greta_model::llama::{Attention, Model, ModelOptions};
 use greta_model::sampler::argmax;
 use greta_model::tokenizer::Tokenizer;
 use greta_runtime::cpu::CpuBackend;
@@ -27,6 +27,16 @@ fn load_as(
     context: usize,
     activations: Option<Scalar>,
 ) -> Model {
+    load_with(file, target, context, activations, Attention::default())
+}
+
+fn load_with(
+    file: &GgufFile,
+    target: &'static Target,
+    context: usize,
+    activations: Option<Scalar>,
+    attention: Attention,
+) -> Model {
     Model::load(
         file,
         Box::new(CpuBackend::new(target)),
@@ -34,6 +44,7 @@ fn load_as(
         &ModelOptions {
             context,
             activations,
+            attention,
         },
         &mut |_, _| {},
     )
@@ -67,7 +78,11 @@ fn kernel_logits_match_the_reference_in_prefill_and_decode() {
     }
     let want = reference.logits(&tokens);
 
-    for target in Target::ALL {
+    for (target, attention) in Target::ALL
+        .into_iter()
+        .flat_map(|t| [Attention::V1, Attention::V2].map(|a| (t, a)))
+    {
+        let load = |file, target, context| load_with(file, target, context, None, attention);
         // Prefill of everything at once: every position's logits.
         let mut model = load(&file, target, 64);
         let all = model.forward_all(&tokens, 0).unwrap();
@@ -76,10 +91,12 @@ fn kernel_logits_match_the_reference_in_prefill_and_decode() {
             .zip(&want)
             .map(|(a, b)| max_diff(a, b))
             .fold(0.0, f64::max);
-        eprintln!("{target}: prefill max |logit - reference| = {prefill_diff:.2e}");
+        eprintln!(
+            "{target}, attention {attention}: prefill max |logit - reference| = {prefill_diff:.2e}"
+        );
         assert!(
             prefill_diff < 1e-4,
-            "{target}: prefill differs by {prefill_diff}"
+            "{target}, attention {attention}: prefill differs by {prefill_diff}"
         );
 
         // Prompt prefill, then one token at a time through the KV cache, greedy.
@@ -95,10 +112,12 @@ fn kernel_logits_match_the_reference_in_prefill_and_decode() {
             logits = model.forward(&tokens[pos..pos + 1], pos).unwrap();
             decode_diff = decode_diff.max(max_diff(&logits, &want[pos]));
         }
-        eprintln!("{target}: decode max |logit - reference| = {decode_diff:.2e}");
+        eprintln!(
+            "{target}, attention {attention}: decode max |logit - reference| = {decode_diff:.2e}"
+        );
         assert!(
             decode_diff < 1e-4,
-            "{target}: decode differs by {decode_diff}"
+            "{target}, attention {attention}: decode differs by {decode_diff}"
         );
     }
 }

@@ -115,9 +115,14 @@ pub fn run(args: Args) -> Result<()> {
                 .map(|d| super::activations(d))
                 .collect::<Result<Vec<_>>>()?
         };
-        let plans = acts
-            .into_iter()
-            .flat_map(|a| greta_model::llama::plan(&file, &cfg, a, target));
+        // Both attention variants, so that `greta run --attn` works from the bundle.
+        use greta_model::llama::Attention;
+        let mut plans = Vec::new();
+        for a in acts {
+            for at in [Attention::V1, Attention::V2] {
+                plans.extend(greta_model::llama::plan(&file, &cfg, a, at, target));
+            }
+        }
         for p in plans {
             if !jobs
                 .iter()

@@ -1,7 +1,8 @@
-//! `greta model compare -m FILE -p PROMPT [-n N] --backend cuda [--dtype D] [--vs-dtype E]`: the
-//! same greedy generation on the CPU backend (the interpreter) and on a GPU backend — or, with
-//! `--vs-dtype`, on one backend at two activation types — step by step, reporting the largest
-//! logit difference and whether every greedy token agrees. Used by `scripts/gpu-check`.
+//! `greta model compare -m FILE -p PROMPT [-n N] --backend cuda [--dtype D] [--vs-dtype E]
+//! [--attn A] [--vs-attn B]`: the same greedy generation on the CPU backend (the interpreter) and
+//! on a GPU backend — or, with `--vs-dtype` / `--vs-attn`, on one backend at two activation
+//! types or with two attention variants — step by step, reporting the largest logit difference
+//! and whether every greedy token agrees. Used by `scripts/gpu-check`.
 
 use anyhow::{bail, Result};
 use greta_model::gguf::GgufFile;
@@ -30,6 +31,13 @@ pub struct Args {
     /// (e.g. f16 against f32).
     #[arg(long)]
     vs_dtype: Option<String>,
+    /// Attention kernels: v1 or v2 (default v2).
+    #[arg(long, default_value = "v2")]
+    attn: String,
+    /// Compare with the same backend and activation type with these attention kernels instead
+    /// of with the CPU backend (e.g. v2 against v1).
+    #[arg(long)]
+    vs_attn: Option<String>,
     #[command(flatten)]
     source: super::source::SourceArgs,
 }
@@ -43,22 +51,40 @@ pub fn run(args: Args) -> Result<()> {
     let gpu_name = format!("{} ({})", backend.kind(), backend.device_name());
     let objects_fn = |k: &greta_dsl::ir::Kernel| objects(k).map_err(|e| format!("{e:#}"));
     let activations = args.dtype.as_deref().map(super::activations).transpose()?;
+    let attention = super::attention(&args.attn)?;
     let options = ModelOptions {
         context,
         activations,
+        attention,
     };
+    if args.vs_dtype.is_some() && args.vs_attn.is_some() {
+        bail!("--vs-dtype and --vs-attn: compare one thing at a time");
+    }
     let mut gpu = Model::load(&file, backend, &objects_fn, &options, &mut |_, _| {})?;
     // The other side: the same backend at another activation type, or the CPU backend.
-    let (mut other, other_name) = match &args.vs_dtype {
-        Some(d) => {
+    let other_side = match (&args.vs_dtype, &args.vs_attn) {
+        (Some(d), _) => Some((
+            ModelOptions {
+                activations: Some(super::activations(d)?),
+                ..options.clone()
+            },
+            format!("{gpu_name} with {d} activations"),
+        )),
+        (_, Some(a)) => Some((
+            ModelOptions {
+                attention: super::attention(a)?,
+                ..options.clone()
+            },
+            format!("{gpu_name} with attention {a}"),
+        )),
+        _ => None,
+    };
+    let (mut other, other_name) = match other_side {
+        Some((options, name)) => {
             let (backend, objects) = args.source.open()?;
             let objects_fn = |k: &greta_dsl::ir::Kernel| objects(k).map_err(|e| format!("{e:#}"));
-            let options = ModelOptions {
-                context,
-                activations: Some(super::activations(d)?),
-            };
             let model = Model::load(&file, backend, &objects_fn, &options, &mut |_, _| {})?;
-            (model, format!("{gpu_name} with {d} activations"))
+            (model, name)
         }
         None => (
             Model::load(
@@ -91,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let act = activations.map_or_else(|| "default".to_string(), |a| a.to_string());
     println!(
-        "{}: {gpu_name} ({act} activations) vs {other_name} over {} positions: max |logit difference| = {worst:.2e}, greedy tokens {}",
+        "{}: {gpu_name} ({act} activations, attention {attention}) vs {other_name} over {} positions: max |logit difference| = {worst:.2e}, greedy tokens {}",
         args.model.display(),
         tokens.len(),
         if agree { "identical" } else { "DIFFER" }

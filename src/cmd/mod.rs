@@ -85,6 +85,11 @@ pub fn activations(name: &str) -> Result<greta_dsl::ir::Scalar> {
     }
 }
 
+/// The attention variant named on the command line (`--attn`).
+pub fn attention(name: &str) -> Result<greta_model::llama::Attention> {
+    name.parse().map_err(|e: String| anyhow!("--attn: {e}"))
+}
+
 /// Builds and verifies a kernel at a configuration for a target.
 pub fn build(spec: &KernelSpec, config: &Config, target: &'static Target) -> Result<Kernel> {
     let kernel = (spec.build)(config, target)

@@ -50,6 +50,10 @@ pub struct Args {
     /// for the others (f32 keeps f32 models exact).
     #[arg(long)]
     dtype: Option<String>,
+    /// Attention kernels: v2 (fused: flash attention over several tokens, split-K decode over
+    /// one) or v1 (scores in memory, the reference).
+    #[arg(long, default_value = "v2")]
+    attn: String,
     /// Time every kernel launch on the device and print where the time went, by kernel, for
     /// the prompt and for generation (slower: each launch is timed on its own).
     #[arg(long)]
@@ -92,6 +96,7 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let activations = args.dtype.as_deref().map(super::activations).transpose()?;
+    let attention = super::attention(&args.attn)?;
     let backend_name = format!("{} ({})", backend.kind(), backend.device_name());
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")
@@ -105,6 +110,7 @@ pub fn run(args: Args) -> Result<()> {
         &ModelOptions {
             context: ctx,
             activations,
+            attention,
         },
         &mut |done, total| {
             bar.set_length(total as u64);

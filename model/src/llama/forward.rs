@@ -8,15 +8,17 @@
 //! Q8_0 repacked into scales and quants, dequantised inside the kernels); with half activations
 //! dense weights are uploaded in the activation type and Q8_0 stays quantised. Norm weights are
 //! uploaded in the activation type. Queries, keys and values come out of their projections in
-//! f32 and attention runs in f32 over an f32 KV cache of `context` positions per layer,
-//! allocated up front. Which kernel runs each projection (GEMV for decode, the matrix-core GEMM
-//! for prefill) is [`super::kernels::projection`]'s choice. A forward pass over `T` new tokens
-//! at position `start`:
+//! f32 (RoPE in f32); the KV cache holds the activation type, `context` positions per layer
+//! allocated up front, and attention accumulates in f32 and writes the activation type. Which
+//! kernel runs each projection (GEMV for decode, the matrix-core GEMM for prefill) is
+//! [`super::kernels::projection`]'s choice; attention is fused by default (`attn_flash` over
+//! several tokens, split-K `attn_decode` + `attn_combine` for one), or the scores-in-memory
+//! reference ([`Attention::V1`]). A forward pass over `T` new tokens at position `start`:
 //!
 //! ```text
 //! x = embed(tokens)
 //! per layer: xn = rmsnorm(x) · w;  q, k, v = xn·Wq, xn·Wk, xn·Wv (f32);  q, k = rope(q, k; start)
-//!            cache[start..start+T] = k, v;  s = q·kᵀ/√d (causal);  p = softmax(s);  a = p·v
+//!            cache[start..start+T] = k, v;  a = softmax(q·kᵀ/√d, causal)·v
 //!            x = x + a·Wo;  xn = rmsnorm(x) · w;  x = x + (silu(xn·Wg) ∘ xn·Wu)·Wd
 //! logits = rmsnorm(x[T-1]) · w · Wout (f32)
 //! ```
@@ -25,14 +27,15 @@
 
 use super::config::LlamaConfig;
 use super::kernels::{
-    default_activations, embedding_for, projection, Activations, Output, Outputs, Planned,
-    WeightType,
+    default_activations, embedding_for, projection, Activations, Attention, Output, Outputs,
+    Planned, WeightType,
 };
 use super::profile::{Phase, Profile, ProfileRow};
 use super::{weights, LoadError, RunError};
 use crate::gguf::{self, GgufFile, TensorInfo};
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Scalar};
+use greta_dsl::Target;
 use greta_runtime::check::SLICE_ALIGN;
 use greta_runtime::{Backend, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, RuntimeError};
 use half::{bf16, f16};
@@ -50,6 +53,8 @@ pub struct ModelOptions {
     /// The activation type (f32, f16 or bf16); `None`: the model's default (its weights' type
     /// for f16/bf16 models, else f32).
     pub activations: Option<Scalar>,
+    /// The attention kernels.
+    pub attention: Attention,
 }
 
 /// A weight matrix on the device: `rows` outputs of `cols` inputs — rows `row0..row0 + rows`
@@ -214,9 +219,11 @@ struct Scratch {
     qkv: DeviceBuffer,
     gate_up: DeviceBuffer,
     h: DeviceBuffer,
-    /// `[heads, tokens, context]` at most: attention scores and probabilities.
+    /// `[heads, tokens, context]` at most: attention scores and probabilities (V1 only).
     scores: DeviceBuffer,
     probs: DeviceBuffer,
+    /// One token's split-K attention partials (V2 only).
+    part: DeviceBuffer,
     last_id: DeviceBuffer,
     last: DeviceBuffer,
     last_n: DeviceBuffer,
@@ -345,8 +352,9 @@ impl Model {
                 }
             };
         }
-        let kv_bytes = 2 * cfg.n_layers as u64 * context as u64 * cfg.kv_dim() as u64 * 4;
-        let scratch_bytes = Scratch::bytes(&cfg, act_ty, 1, context);
+        let kv_bytes = 2 * cfg.n_layers as u64 * context as u64 * cfg.kv_dim() as u64 * act_size;
+        let act = Activations::new(&cfg, act_ty, options.attention, backend.target());
+        let scratch_bytes = Scratch::bytes(&cfg, &act, backend.target(), 1, context);
         let need = weight_bytes + kv_bytes + scratch_bytes;
         if let Some((free, _total)) = backend.memory_info() {
             if need > free {
@@ -363,9 +371,8 @@ impl Model {
             }
         }
 
-        let act = Activations::new(&cfg, act_ty);
         let mut kernels = HashMap::new();
-        for p in super::plan(g, &cfg, act_ty, backend.target()) {
+        for p in super::plan(g, &cfg, act_ty, options.attention, backend.target()) {
             let kernel =
                 (p.spec.build)(&p.config, backend.target()).map_err(|e| LoadError::Kernel {
                     kernel: p.spec.name.into(),
@@ -430,8 +437,8 @@ impl Model {
             progress(total - cfg.n_layers + l + 1, total);
         }
         for _ in 0..cfg.n_layers {
-            let k = model.alloc(Scalar::F32, context * cfg.kv_dim())?;
-            let v = model.alloc(Scalar::F32, context * cfg.kv_dim())?;
+            let k = model.alloc(act_ty, context * cfg.kv_dim())?;
+            let v = model.alloc(act_ty, context * cfg.kv_dim())?;
             model.k_cache.push(k);
             model.v_cache.push(v);
         }
@@ -618,7 +625,13 @@ impl Model {
                 self.free(b);
             }
         }
-        let need = Scratch::bytes(&self.cfg, self.act.act, tokens, self.context);
+        let need = Scratch::bytes(
+            &self.cfg,
+            &self.act,
+            self.backend.target(),
+            tokens,
+            self.context,
+        );
         if let Some((free, _)) = self.backend.memory_info() {
             if need > free {
                 return Err(RunError::Memory {
@@ -951,8 +964,7 @@ impl Model {
             self.rope(&self.act.rope_k, k, &s.kr, t, c.n_kv_heads, start)?;
             self.append(&s.kr, &self.k_cache[l], t, start)?;
             self.append(v, &self.v_cache[l], t, start)?;
-            self.attention(s, l, t, start)?;
-            let att = self.to_activations(&s.att, &s.att_act, t * c.q_dim())?;
+            let att = self.attention(s, l, t, start)?;
             self.project_residual(att, &layer.o, x, x2, &s.o, t)?;
             std::mem::swap(&mut x, &mut x2);
             self.rmsnorm(x, &layer.ffn_norm, &s.xn, t)?;
@@ -1027,7 +1039,125 @@ impl Model {
         Ok(into)
     }
 
-    fn attention(
+    /// Attention of the `t` new tokens' queries (`s.qr`) over cache positions `0..start + t` of
+    /// `layer`; returns the buffer holding the output in the activation type.
+    fn attention<'s>(
+        &self,
+        s: &'s Scratch,
+        layer: usize,
+        t: usize,
+        start: usize,
+    ) -> Result<&'s DeviceBuffer, RuntimeError> {
+        let c = &self.cfg;
+        // The output in the activation type: `att` itself for f32.
+        let out = if self.act.act == Scalar::F32 {
+            &s.att
+        } else {
+            &s.att_act
+        };
+        match self.act.attention {
+            Attention::V1 => {
+                self.attention_v1(s, layer, t, start)?;
+                self.to_activations(&s.att, &s.att_act, t * c.q_dim())
+            }
+            Attention::V2 if t == 1 => {
+                self.attention_split_k(s, layer, start, out)?;
+                Ok(out)
+            }
+            Attention::V2 => {
+                self.attention_flash(s, layer, t, start, out)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// The scalar arguments the fused kernels share: `tokens, heads, kv_heads, head_dim,
+    /// start`.
+    fn attention_shape(&self, t: usize, start: usize) -> [KernelArg<'static>; 5] {
+        let c = &self.cfg;
+        [t, c.n_heads, c.n_kv_heads, c.head_dim, start]
+            .map(|v| KernelArg::Value(Const::U32(v as u32)))
+    }
+
+    /// `log2(e) / √head_dim`: the fused kernels' scores are base 2.
+    fn scale_log2(&self) -> KernelArg<'static> {
+        let scale = greta_kernels::flash::LOG2_E / (self.cfg.head_dim as f32).sqrt();
+        KernelArg::Value(Const::F32(scale))
+    }
+
+    /// [`Attention::V2`] over several tokens: `attn_flash`.
+    fn attention_flash(
+        &self,
+        s: &Scratch,
+        layer: usize,
+        t: usize,
+        start: usize,
+        out: &DeviceBuffer,
+    ) -> Result<(), RuntimeError> {
+        let c = &self.cfg;
+        let (len, kv) = (start + t, c.kv_dim());
+        let p = &self.act.attn_flash;
+        let dims = greta_kernels::attn_flash::launch(
+            &p.config,
+            self.backend.target(),
+            t as u32,
+            c.n_heads as u32,
+        );
+        let mut args = vec![
+            KernelArg::BufferAtLeast(&s.qr, t * c.q_dim()),
+            KernelArg::BufferAtLeast(&self.k_cache[layer], len * kv),
+            KernelArg::BufferAtLeast(&self.v_cache[layer], len * kv),
+            KernelArg::BufferAtLeast(out, t * c.q_dim()),
+        ];
+        args.extend(self.attention_shape(t, start));
+        args.push(self.scale_log2());
+        self.launch(p, dims, &args)
+    }
+
+    /// [`Attention::V2`] for one token: split-K `attn_decode` over stretches of the cache, then
+    /// `attn_combine`.
+    fn attention_split_k(
+        &self,
+        s: &Scratch,
+        layer: usize,
+        start: usize,
+        out: &DeviceBuffer,
+    ) -> Result<(), RuntimeError> {
+        let c = &self.cfg;
+        let (len, kv, h) = (start + 1, c.kv_dim(), c.n_heads);
+        let target = self.backend.target();
+        let (chunk, splits) = split_k(c, target, len);
+        let width = c.head_dim + 2;
+        let p = &self.act.attn_decode;
+        let dims = greta_kernels::attn_decode::launch(&p.config, target, 1, h as u32, splits);
+        let mut args = vec![
+            KernelArg::BufferAtLeast(&s.qr, c.q_dim()),
+            KernelArg::BufferAtLeast(&self.k_cache[layer], len * kv),
+            KernelArg::BufferAtLeast(&self.v_cache[layer], len * kv),
+            KernelArg::BufferAtLeast(&s.part, h * splits as usize * width),
+        ];
+        args.extend(self.attention_shape(1, start));
+        args.extend([
+            KernelArg::Value(Const::U32(chunk)),
+            KernelArg::Value(Const::U32(splits)),
+            self.scale_log2(),
+        ]);
+        self.launch(p, dims, &args)?;
+        let p = &self.act.attn_combine;
+        self.launch(
+            p,
+            greta_kernels::attn_decode::launch_combine(&p.config, h as u32),
+            &[
+                KernelArg::BufferAtLeast(&s.part, h * splits as usize * width),
+                KernelArg::BufferAtLeast(out, c.q_dim()),
+                KernelArg::Value(Const::U32(c.head_dim as u32)),
+                KernelArg::Value(Const::U32(splits)),
+            ],
+        )
+    }
+
+    /// [`Attention::V1`]: scores and probabilities in memory, the f32 output into `s.att`.
+    fn attention_v1(
         &self,
         s: &Scratch,
         layer: usize,
@@ -1083,17 +1213,49 @@ impl Model {
     }
 }
 
+/// How split-K decode cuts `keys` cache positions: `(chunk, splits)` (see
+/// [`greta_kernels::attn_decode::splits_for`]).
+fn split_k(c: &LlamaConfig, target: &Target, keys: usize) -> (u32, u32) {
+    greta_kernels::attn_decode::splits_for(
+        keys as u32,
+        c.n_heads as u32,
+        target,
+        greta_kernels::attn_decode::MIN_CHUNK,
+    )
+}
+
 impl Scratch {
-    /// Bytes of scratch for `tokens` tokens at once with a context of `context`, activations
-    /// of `act` (queries, keys, values, attention and logits are f32).
-    fn bytes(c: &LlamaConfig, act: Scalar, tokens: usize, context: usize) -> u64 {
-        let (t, a) = (tokens as u64, act.size_bytes() as u64);
+    /// Bytes of scratch for `tokens` tokens at once with a context of `context` and the kernels
+    /// of `act` (queries, keys, values and logits are f32).
+    fn bytes(
+        c: &LlamaConfig,
+        act: &Activations,
+        target: &Target,
+        tokens: usize,
+        context: usize,
+    ) -> u64 {
+        let (t, a) = (tokens as u64, act.act.size_bytes() as u64);
         let in_act = (4 * c.dim + c.q_dim() + 3 * c.ffn_dim) as u64;
         let in_f32 = (3 * c.q_dim() + 3 * c.kv_dim()) as u64;
         let per_token = a * in_act + 4 * in_f32 + 4;
-        let attn = 2 * 4 * c.n_heads as u64 * t * context as u64;
+        let attn = 4 * Scratch::attention_len(c, act.attention, target, tokens, context) as u64;
         let fused = 4 * (c.q_dim() + 2 * c.kv_dim()) as u64 + a * 2 * c.ffn_dim as u64;
         t * per_token + attn + fused + a * 2 * c.dim as u64 + 4 * (c.vocab + 1) as u64
+    }
+
+    /// f32 elements the attention kernels need: scores and probabilities `[heads, tokens,
+    /// context]` each for [`Attention::V1`]; one token's split-K partials for [`Attention::V2`].
+    fn attention_len(
+        c: &LlamaConfig,
+        attention: Attention,
+        target: &Target,
+        tokens: usize,
+        context: usize,
+    ) -> usize {
+        match attention {
+            Attention::V1 => 2 * c.n_heads * tokens * context,
+            Attention::V2 => c.n_heads * split_k(c, target, context).1 as usize * (c.head_dim + 2),
+        }
     }
 
     fn new(m: &mut Model, tokens: usize) -> Result<Scratch, RuntimeError> {
@@ -1102,7 +1264,12 @@ impl Scratch {
         let t = tokens;
         let ids = m.alloc(Scalar::U32, t)?;
         let last_id = m.alloc(Scalar::U32, 1)?;
-        let scores_len = c.n_heads * t * m.context;
+        let target = m.backend.target();
+        let attn = Scratch::attention_len(&c, m.act.attention, target, t, m.context);
+        let (scores_len, part_len) = match m.act.attention {
+            Attention::V1 => (attn / 2, 0),
+            Attention::V2 => (0, attn),
+        };
         let mut f = |ty: Scalar, n: usize| m.alloc(ty, n);
         let f32_ = Scalar::F32;
         Ok(Scratch {
@@ -1127,6 +1294,7 @@ impl Scratch {
             h: f(act, t * c.ffn_dim)?,
             scores: f(f32_, scores_len)?,
             probs: f(f32_, scores_len)?,
+            part: f(f32_, part_len)?,
             last: f(act, c.dim)?,
             last_n: f(act, c.dim)?,
             logits: f(f32_, c.vocab)?,
@@ -1154,6 +1322,7 @@ impl Scratch {
             self.h,
             self.scores,
             self.probs,
+            self.part,
             self.last_id,
             self.last,
             self.last_n,

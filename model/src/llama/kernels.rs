@@ -165,21 +165,59 @@ pub fn embedding_for(w: WeightType, act: Scalar) -> Planned {
     }
 }
 
+/// Which attention kernels a model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Attention {
+    /// Scores in memory: `attn_scores`, `softmax`, `attn_values` — the GPU reference.
+    V1,
+    /// Fused: `attn_flash` for passes over several tokens, split-K `attn_decode` and
+    /// `attn_combine` for one token.
+    #[default]
+    V2,
+}
+
+impl std::str::FromStr for Attention {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Attention, String> {
+        match s {
+            "v1" => Ok(Attention::V1),
+            "v2" => Ok(Attention::V2),
+            other => Err(format!(
+                "unknown attention variant `{other}`: v1 (scores in memory) or v2 (fused)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Attention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Attention::V1 => "v1",
+            Attention::V2 => "v2",
+        })
+    }
+}
+
 /// The activation kernels (norms, RoPE fitted to the head shape, attention, SwiGLU, add,
-/// conversions) for activations of `act`. Attention runs in f32 (queries, keys, values and the
-/// KV cache; the attention issue brings half-precision caches).
+/// conversions) for activations of `act`. Queries, keys and values come out of their
+/// projections in f32 (RoPE in f32); the KV cache holds the activation type, and the attention
+/// kernels accumulate in f32.
 pub struct Activations {
     pub act: Scalar,
+    pub attention: Attention,
     pub rmsnorm: Planned,
     pub rope_q: Planned,
     pub rope_k: Planned,
-    /// f32 rows into the f32 KV cache.
+    /// f32 rows into the KV cache (of the activation type).
     pub copy: Planned,
     /// f32 attention output into the activation type (a plain copy for f32 activations).
     pub to_act: Planned,
     pub attn_scores: Planned,
     pub softmax: Planned,
     pub attn_values: Planned,
+    pub attn_flash: Planned,
+    pub attn_decode: Planned,
+    pub attn_combine: Planned,
     pub silu_mul: Planned,
     pub add: Planned,
     /// Row gather of activations (the last token's hidden state).
@@ -187,7 +225,12 @@ pub struct Activations {
 }
 
 impl Activations {
-    pub fn new(cfg: &LlamaConfig, act: Scalar) -> Activations {
+    pub fn new(
+        cfg: &LlamaConfig,
+        act: Scalar,
+        attention: Attention,
+        target: &Target,
+    ) -> Activations {
         let rope = planned("rope", "dtype=f32");
         let fit = |heads: usize| Planned {
             spec: rope.spec,
@@ -198,17 +241,30 @@ impl Activations {
                 cfg.rope_dims as u32,
             ),
         };
+        let hd = cfg.head_dim as u32;
+        let flash = planned("attn_flash", &format!("dtype={act},out={act}"));
+        let decode = planned("attn_decode", &format!("dtype={act}"));
         Activations {
             act,
+            attention,
             // One row per block: the row count (tokens) varies from call to call.
             rmsnorm: planned("rmsnorm", &format!("dtype={act},rows_per_block=1")),
             rope_q: fit(cfg.n_heads),
             rope_k: fit(cfg.n_kv_heads),
-            copy: planned("copy", "dtype=f32"),
+            copy: planned("copy", &format!("dtype={act}")),
             to_act: planned("copy", &format!("dtype={act}")),
-            attn_scores: planned("attn_scores", "dtype=f32"),
+            attn_scores: planned("attn_scores", &format!("dtype={act}")),
             softmax: planned("softmax", "dtype=f32"),
-            attn_values: planned("attn_values", "dtype=f32"),
+            attn_values: planned("attn_values", &format!("dtype={act}")),
+            attn_flash: Planned {
+                spec: flash.spec,
+                config: greta_kernels::attn_flash::fit(&flash.config, hd, target),
+            },
+            attn_decode: Planned {
+                spec: decode.spec,
+                config: greta_kernels::attn_decode::fit_head_dim(&decode.config, hd),
+            },
+            attn_combine: planned("attn_combine", &format!("dtype={act}")),
             silu_mul: planned("silu_mul", &format!("dtype={act}")),
             add: planned("add", &format!("dtype={act}")),
             gather: planned("embedding", &format!("dtype={act},out={act}")),
@@ -216,19 +272,30 @@ impl Activations {
     }
 
     fn all(&self) -> Vec<Planned> {
-        vec![
+        let attention = match self.attention {
+            Attention::V1 => vec![
+                self.to_act.clone(),
+                self.attn_scores.clone(),
+                self.softmax.clone(),
+                self.attn_values.clone(),
+            ],
+            Attention::V2 => vec![
+                self.attn_flash.clone(),
+                self.attn_decode.clone(),
+                self.attn_combine.clone(),
+            ],
+        };
+        let mut all = vec![
             self.rmsnorm.clone(),
             self.rope_q.clone(),
             self.rope_k.clone(),
             self.copy.clone(),
-            self.to_act.clone(),
-            self.attn_scores.clone(),
-            self.softmax.clone(),
-            self.attn_values.clone(),
             self.silu_mul.clone(),
             self.add.clone(),
             self.gather.clone(),
-        ]
+        ];
+        all.extend(attention);
+        all
     }
 }
 
@@ -265,10 +332,16 @@ impl Outputs {
     }
 }
 
-/// Every kernel configuration a model runs on `target` with activations of `act`, without
-/// duplicates.
-pub fn plan(g: &GgufFile, cfg: &LlamaConfig, act: Scalar, target: &Target) -> Vec<Planned> {
-    let mut out = Activations::new(cfg, act).all();
+/// Every kernel configuration a model runs on `target` with activations of `act` and
+/// `attention`, without duplicates.
+pub fn plan(
+    g: &GgufFile,
+    cfg: &LlamaConfig,
+    act: Scalar,
+    attention: Attention,
+    target: &Target,
+) -> Vec<Planned> {
+    let mut out = Activations::new(cfg, act, attention, target).all();
     let outputs = Outputs::for_act(act);
     for t in g.tensors() {
         let Some(w) = WeightType::of(t.ty) else {
@@ -331,7 +404,7 @@ mod tests {
             let cfg = LlamaConfig::from_gguf(&g).unwrap();
             for target in [&Target::SM_90, &Target::GFX942] {
                 for act in [Scalar::F16, Scalar::BF16, Scalar::F32] {
-                    let plan = plan(&g, &cfg, act, target);
+                    let plan = plan(&g, &cfg, act, Attention::V2, target);
                     let w = WeightType::of(ty).unwrap().on_device(act);
                     let outputs = Outputs::for_act(act);
                     for out in [outputs.qkv, outputs.residual, outputs.plain, outputs.logits] {

@@ -10,7 +10,7 @@ pub mod weights;
 
 pub use config::{ConfigError, LlamaConfig};
 pub use forward::{Model, ModelOptions};
-pub use kernels::{default_activations, plan, projection, Output, GEMV_MAX_TOKENS};
+pub use kernels::{default_activations, plan, projection, Attention, Output, GEMV_MAX_TOKENS};
 pub use weights::WeightError;
 
 use greta_runtime::RuntimeError;
