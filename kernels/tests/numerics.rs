@@ -101,5 +101,6 @@ kernel_tests!(
     attn_decode,
     attn_combine,
     attn_flash,
+    attn_mma,
     copy
 );

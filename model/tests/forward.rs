@@ -182,7 +182,8 @@ fn f16_bf16_and_q8_0_weights_match_the_reference() {
 }
 
 /// Half-precision activations on stories260K: the GEMM (prefill of more than eight tokens) and
-/// GEMV (decode) paths against the f64 reference, for f16 and bf16 on both wave sizes.
+/// GEMV (decode) paths against the f64 reference, for f16 and bf16 on both wave sizes, with the
+/// fused attention on SIMT lanes (v2) and on matrix cores (v4: the head of 8 padded to 16).
 #[test]
 fn half_activations_track_the_reference() {
     let file = GgufFile::open(Path::new(MODEL)).unwrap();
@@ -207,18 +208,21 @@ fn half_activations_track_the_reference() {
     let scale = want.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
     for act in [Scalar::F16, Scalar::BF16] {
         // Each activation is rounded to `act` after every kernel (unit roundoff u = 2^-11 for
-        // f16, 2^-8 for bf16) through 5 layers; the measured errors are 1.6·u·scale (f16,
-        // 1.7e-2) and 1.3·u·scale (bf16, 1.2e-1) with logits up to 22, so the error scales with
-        // u as it should; 4·u·scale leaves a margin of 2.5-3 while a real defect (a wrong row,
-        // a missed residual) moves logits by the order of the scale.
+        // f16, 2^-8 for bf16) through 5 layers, the KV cache too; the measured errors are up to
+        // 2·u·scale (f16, 2.1e-2) and 1.7·u·scale (bf16, 1.4e-1) with logits up to 22, so the
+        // error scales with u as it should; 4·u·scale leaves a margin of 2-2.4 while a real
+        // defect (a wrong row, a missed residual) moves logits by the order of the scale.
         let u = if act == Scalar::F16 {
             2f64.powi(-11)
         } else {
             2f64.powi(-8)
         };
         let tolerance = 4.0 * u * scale;
-        for target in Target::ALL {
-            let mut model = load_as(&file, target, 64, Some(act));
+        for (target, attention) in Target::ALL
+            .into_iter()
+            .flat_map(|t| [Attention::V2, Attention::V4].map(|a| (t, a)))
+        {
+            let mut model = load_with(&file, target, 64, Some(act), attention);
             let mut logits = model.forward(&tokens[..prompt_len], 0).unwrap();
             let mut worst = max_diff(&logits, &want[prompt_len - 1]);
             let mut agree = 0;
@@ -228,18 +232,18 @@ fn half_activations_track_the_reference() {
                 worst = worst.max(max_diff(&logits, &want[pos]));
             }
             eprintln!(
-                "{act} on {target}: max |logit - reference| = {worst:.3e} (tolerance {tolerance:.3e}, \
-                 logits up to {scale:.1}), greedy agreement {agree}/{}",
+                "{act} on {target}, attention {attention}: max |logit - reference| = {worst:.3e} \
+                 (tolerance {tolerance:.3e}, logits up to {scale:.1}), greedy agreement {agree}/{}",
                 tokens.len() - prompt_len
             );
             assert!(
                 worst <= tolerance,
-                "{act} on {target}: {worst} > {tolerance}"
+                "{act} on {target}, attention {attention}: {worst} > {tolerance}"
             );
             assert_eq!(
                 agree,
                 tokens.len() - prompt_len,
-                "{act} on {target}: greedy tokens"
+                "{act} on {target}, attention {attention}: greedy tokens"
             );
         }
     }

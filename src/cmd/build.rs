@@ -115,11 +115,11 @@ pub fn run(args: Args) -> Result<()> {
                 .map(|d| super::activations(d))
                 .collect::<Result<Vec<_>>>()?
         };
-        // Both attention variants, so that `greta run --attn` works from the bundle.
+        // Every attention variant, so that `greta run --attn` works from the bundle.
         use greta_model::llama::Attention;
         let mut plans = Vec::new();
         for a in acts {
-            for at in [Attention::V1, Attention::V2] {
+            for at in [Attention::V1, Attention::V2, Attention::V4] {
                 plans.extend(greta_model::llama::plan(&file, &cfg, a, at, target));
             }
         }

@@ -51,7 +51,8 @@ pub struct Args {
     #[arg(long)]
     dtype: Option<String>,
     /// Attention kernels: v2 (fused: flash attention over several tokens, split-K decode over
-    /// one) or v1 (scores in memory, the reference).
+    /// one), v4 (as v2 with matrix cores over several tokens, f16/bf16 activations) or v1
+    /// (scores in memory, the reference).
     #[arg(long, default_value = "v2")]
     attn: String,
     /// Time every kernel launch on the device and print where the time went, by kernel, for

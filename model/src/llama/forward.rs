@@ -1060,12 +1060,12 @@ impl Model {
                 self.attention_v1(s, layer, t, start)?;
                 self.to_activations(&s.att, &s.att_act, t * c.q_dim())
             }
-            Attention::V2 if t == 1 => {
+            Attention::V2 | Attention::V4 if t == 1 => {
                 self.attention_split_k(s, layer, start, out)?;
                 Ok(out)
             }
-            Attention::V2 => {
-                self.attention_flash(s, layer, t, start, out)?;
+            Attention::V2 | Attention::V4 => {
+                self.attention_prefill(s, layer, t, start, out)?;
                 Ok(out)
             }
         }
@@ -1085,8 +1085,9 @@ impl Model {
         KernelArg::Value(Const::F32(scale))
     }
 
-    /// [`Attention::V2`] over several tokens: `attn_flash`.
-    fn attention_flash(
+    /// [`Attention::V2`] / [`Attention::V4`] over several tokens: `attn_flash` or `attn_mma`
+    /// (the same arguments).
+    fn attention_prefill(
         &self,
         s: &Scratch,
         layer: usize,
@@ -1096,13 +1097,12 @@ impl Model {
     ) -> Result<(), RuntimeError> {
         let c = &self.cfg;
         let (len, kv) = (start + t, c.kv_dim());
-        let p = &self.act.attn_flash;
-        let dims = greta_kernels::attn_flash::launch(
-            &p.config,
-            self.backend.target(),
-            t as u32,
-            c.n_heads as u32,
-        );
+        let p = &self.act.attn_prefill;
+        let (target, t32, h32) = (self.backend.target(), t as u32, c.n_heads as u32);
+        let dims = match p.spec.name {
+            "attn_mma" => greta_kernels::attn_mma::launch(&p.config, target, t32, h32),
+            _ => greta_kernels::attn_flash::launch(&p.config, target, t32, h32),
+        };
         let mut args = vec![
             KernelArg::BufferAtLeast(&s.qr, t * c.q_dim()),
             KernelArg::BufferAtLeast(&self.k_cache[layer], len * kv),
@@ -1254,7 +1254,9 @@ impl Scratch {
     ) -> usize {
         match attention {
             Attention::V1 => 2 * c.n_heads * tokens * context,
-            Attention::V2 => c.n_heads * split_k(c, target, context).1 as usize * (c.head_dim + 2),
+            Attention::V2 | Attention::V4 => {
+                c.n_heads * split_k(c, target, context).1 as usize * (c.head_dim + 2)
+            }
         }
     }
 
@@ -1268,7 +1270,7 @@ impl Scratch {
         let attn = Scratch::attention_len(&c, m.act.attention, target, t, m.context);
         let (scores_len, part_len) = match m.act.attention {
             Attention::V1 => (attn / 2, 0),
-            Attention::V2 => (0, attn),
+            Attention::V2 | Attention::V4 => (0, attn),
         };
         let mut f = |ty: Scalar, n: usize| m.alloc(ty, n);
         let f32_ = Scalar::F32;

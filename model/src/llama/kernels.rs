@@ -174,6 +174,9 @@ pub enum Attention {
     /// `attn_combine` for one token.
     #[default]
     V2,
+    /// As V2, with `attn_mma` (matrix cores) over several tokens where the activations are
+    /// f16/bf16 (`attn_flash` with f32 ones).
+    V4,
 }
 
 impl std::str::FromStr for Attention {
@@ -182,8 +185,10 @@ impl std::str::FromStr for Attention {
         match s {
             "v1" => Ok(Attention::V1),
             "v2" => Ok(Attention::V2),
+            "v4" => Ok(Attention::V4),
             other => Err(format!(
-                "unknown attention variant `{other}`: v1 (scores in memory) or v2 (fused)"
+                "unknown attention variant `{other}`: v1 (scores in memory), v2 (fused) or v4 \
+                 (fused, matrix cores for prefill)"
             )),
         }
     }
@@ -194,6 +199,7 @@ impl std::fmt::Display for Attention {
         f.write_str(match self {
             Attention::V1 => "v1",
             Attention::V2 => "v2",
+            Attention::V4 => "v4",
         })
     }
 }
@@ -215,7 +221,8 @@ pub struct Activations {
     pub attn_scores: Planned,
     pub softmax: Planned,
     pub attn_values: Planned,
-    pub attn_flash: Planned,
+    /// The kernel of passes over several tokens (V2, V4): `attn_flash` or `attn_mma`.
+    pub attn_prefill: Planned,
     pub attn_decode: Planned,
     pub attn_combine: Planned,
     pub silu_mul: Planned,
@@ -242,8 +249,20 @@ impl Activations {
             ),
         };
         let hd = cfg.head_dim as u32;
-        let flash = planned("attn_flash", &format!("dtype={act},out={act}"));
         let decode = planned("attn_decode", &format!("dtype={act}"));
+        let prefill = if attention == Attention::V4 && act != Scalar::F32 {
+            let p = planned("attn_mma", &format!("dtype={act},out={act}"));
+            Planned {
+                spec: p.spec,
+                config: greta_kernels::attn_mma::fit(&p.config, hd, target),
+            }
+        } else {
+            let p = planned("attn_flash", &format!("dtype={act},out={act}"));
+            Planned {
+                spec: p.spec,
+                config: greta_kernels::attn_flash::fit(&p.config, hd, target),
+            }
+        };
         Activations {
             act,
             attention,
@@ -256,10 +275,7 @@ impl Activations {
             attn_scores: planned("attn_scores", &format!("dtype={act}")),
             softmax: planned("softmax", "dtype=f32"),
             attn_values: planned("attn_values", &format!("dtype={act}")),
-            attn_flash: Planned {
-                spec: flash.spec,
-                config: greta_kernels::attn_flash::fit(&flash.config, hd, target),
-            },
+            attn_prefill: prefill,
             attn_decode: Planned {
                 spec: decode.spec,
                 config: greta_kernels::attn_decode::fit_head_dim(&decode.config, hd),
@@ -279,8 +295,8 @@ impl Activations {
                 self.softmax.clone(),
                 self.attn_values.clone(),
             ],
-            Attention::V2 => vec![
-                self.attn_flash.clone(),
+            Attention::V2 | Attention::V4 => vec![
+                self.attn_prefill.clone(),
                 self.attn_decode.clone(),
                 self.attn_combine.clone(),
             ],
