@@ -24,8 +24,8 @@
 
 use crate::config::{block_param, u32_param, Choices};
 use crate::flash::{
-    attend, dims_per_lane, max_head_dim_for, part_weight, start_row, CacheRows, Shape, KV_DTYPE,
-    LOG2_E, MAX_HEAD_DIM, OUT,
+    attend, attention_inputs, dims_per_lane, max_head_dim_for, part_weight, start_row, CacheRows,
+    Shape, KV_DTYPE, LOG2_E, MAX_HEAD_DIM, OUT,
 };
 use crate::problem::{from_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
@@ -263,32 +263,11 @@ pub fn reference_combine(part: &[f64], rows: usize, head_dim: usize, splits: usi
 /// A shape `tokens,heads,kv_heads,head_dim,start[,splits]` (splits by default from
 /// [`splits_for`] on the target).
 fn parse(shape: &[u32]) -> Result<(Shape, Option<u32>), ProblemError> {
-    let bad = || ProblemError::Shape {
-        kernel: "attn_decode",
-        shape: shape.to_vec(),
-        expected: SPEC.shape,
+    let (dims, splits) = match shape {
+        [dims @ .., s] if shape.len() == 6 && *s > 0 => (dims, Some(*s)),
+        _ => (shape, None),
     };
-    let (dims, splits) = match shape.len() {
-        5 => (shape, None),
-        6 => (
-            &shape[..5],
-            Some(shape[5]).filter(|&s| s > 0).ok_or_else(bad)?.into(),
-        ),
-        _ => return Err(bad()),
-    };
-    match *dims {
-        [t, h, hkv, d, start] if t > 0 && hkv > 0 && d > 0 && h > 0 && h % hkv == 0 => Ok((
-            Shape {
-                tokens: t as usize,
-                heads: h as usize,
-                kv_heads: hkv as usize,
-                head_dim: d as usize,
-                start: start as usize,
-            },
-            splits,
-        )),
-        _ => Err(bad()),
-    }
+    Ok((Shape::parse("attn_decode", dims, SPEC.shape)?, splits))
 }
 
 /// `cfg` with `max_head_dim` raised to hold `head_dim` where needed.
@@ -297,25 +276,6 @@ pub fn fit_head_dim(cfg: &Config, head_dim: u32) -> Config {
         return cfg.clone();
     }
     cfg.with("max_head_dim", ConfigValue::U32(max_head_dim_for(head_dim)))
-}
-
-/// Queries and caches of a shape (the caches with three spare rows past the used ones, as the
-/// model's have), and the scale.
-pub(crate) fn attention_inputs(
-    inputs: &mut Inputs,
-    dtype: Scalar,
-    s: Shape,
-) -> (
-    (Buffer, Vec<f64>),
-    (Buffer, Vec<f64>),
-    (Buffer, Vec<f64>),
-    f32,
-) {
-    let rows = s.keys(s.tokens - 1) + 3;
-    let q = inputs.uniform(Scalar::F32, s.tokens * s.heads * s.head_dim, -1.0, 1.0);
-    let k = inputs.uniform(dtype, rows * s.kv_heads * s.head_dim, -1.0, 1.0);
-    let v = inputs.uniform(dtype, rows * s.kv_heads * s.head_dim, -1.0, 1.0);
-    (q, k, v, 1.0 / (s.head_dim as f32).sqrt())
 }
 
 fn problem(

@@ -15,17 +15,16 @@
 //! `head_dim: u32` (at most `max_head_dim`), `start: u32`, `scale_log2: f32` (`log2(e) / √D`).
 //! Launch with [`launch`].
 
-use crate::attn_decode::{attention_inputs, fit_head_dim};
+use crate::attn_decode::fit_head_dim;
 use crate::config::u32_param;
 use crate::flash::{
-    attend, dims_per_lane, reference, start_row, Shape, TileRows, KV_DTYPE, LOG2_E, MAX_HEAD_DIM,
-    OUT,
+    attend, dims_per_lane, fused_problem, start_row, Shape, TileRows, KV_DTYPE, MAX_HEAD_DIM, OUT,
 };
-use crate::problem::{from_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::problem::{Inputs, Problem, Tolerance};
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -148,65 +147,23 @@ fn problem(
     shape: &[u32],
     inputs: &mut Inputs,
 ) -> Result<Problem, ProblemError> {
-    let s = match *shape {
-        [t, h, hkv, d, start] if t > 0 && hkv > 0 && d > 0 && h > 0 && h % hkv == 0 => Shape {
-            tokens: t as usize,
-            heads: h as usize,
-            kv_heads: hkv as usize,
-            head_dim: d as usize,
-            start: start as usize,
-        },
-        _ => {
-            return Err(ProblemError::Shape {
-                kernel: "attn_flash",
-                shape: shape.to_vec(),
-                expected: SPEC.shape,
-            })
-        }
-    };
+    let s = Shape::parse("attn_flash", shape, SPEC.shape)?;
     let cfg = &fit(cfg, s.head_dim as u32, target);
-    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
-    let ((qb, q), (kb, k), (vb, v), scale) = attention_inputs(inputs, dtype, s);
-    let n = s.tokens * s.heads * s.head_dim;
-    let values = if inputs.references() {
-        reference(&q, &k, &v, s, scale as f64)
-    } else {
-        Vec::new()
-    };
-    let u = |x: usize| ProblemArg::Value(Const::U32(x as u32));
-    // Causal: row t sees start + t + 1 keys.
-    let pairs: usize = (0..s.tokens).map(|t| s.keys(t)).sum::<usize>() * s.heads;
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel: build(cfg, target)?,
-        dims: launch(cfg, target, s.tokens as u32, s.heads as u32),
-        args: vec![
-            ProblemArg::Buffer(qb),
-            ProblemArg::Buffer(kb),
-            ProblemArg::Buffer(vb),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; n])),
-            u(s.tokens),
-            u(s.heads),
-            u(s.kv_heads),
-            u(s.head_dim),
-            u(s.start),
-            ProblemArg::Value(Const::F32(scale * LOG2_E)),
-        ],
-        expected: vec![Expected {
-            arg: 3,
-            values,
-            // A weighted mean of values in [-1, 1]: f32 error, then one rounding to `out`.
-            tolerance: Tolerance::for_dtype(out, 2e-5),
-        }],
-        min_bytes: (2
-            * s.keys(s.tokens - 1)
-            * s.kv_heads
-            * s.head_dim
-            * dtype.size_bytes() as usize
-            + 4 * n
-            + n * out.size_bytes() as usize) as u64,
-        flops: 4 * (pairs * s.head_dim) as u64,
-    })
+    let dims = launch(cfg, target, s.tokens as u32, s.heads as u32);
+    // A weighted mean of values in [-1, 1]: f32 error, then one rounding to `out`.
+    let tolerance = Tolerance::for_dtype(cfg.dtype("out"), 2e-5);
+    let kernel = build(cfg, target)?;
+    fused_problem(
+        "attn_flash",
+        SPEC.shape,
+        shape,
+        cfg,
+        inputs,
+        kernel,
+        dims,
+        None,
+        tolerance,
+    )
 }
 
 const WARPS: ParamDef = u32_param("warps", &[1, 2, 4, 8], 8, "query rows (waves) per block");

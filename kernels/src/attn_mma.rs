@@ -21,14 +21,14 @@
 //! Arguments as `attn_flash`; `max_head_dim` is the padded head size the tiles hold. Launch
 //! with [`launch`].
 
-use crate::attn_decode::{attention_inputs, fit_head_dim};
+use crate::attn_decode::fit_head_dim;
 use crate::config::u32_param;
-use crate::flash::{part_weight, reference, Shape, LOG2_E, MAX_HEAD_DIM, OUT};
-use crate::problem::{from_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::flash::{fused_problem, part_weight, Shape, MAX_HEAD_DIM, OUT};
+use crate::problem::{Inputs, Problem, Tolerance};
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{ConfigValue, Const, Kernel, MmaShape, Scalar};
+use greta_dsl::ir::{ConfigValue, Kernel, MmaShape, Scalar};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -261,72 +261,31 @@ fn problem(
     shape: &[u32],
     inputs: &mut Inputs,
 ) -> Result<Problem, ProblemError> {
-    let s = match *shape {
-        [t, h, hkv, d, start] if t > 0 && hkv > 0 && d > 0 && h > 0 && h % hkv == 0 => Shape {
-            tokens: t as usize,
-            heads: h as usize,
-            kv_heads: hkv as usize,
-            head_dim: d as usize,
-            start: start as usize,
-        },
-        _ => {
-            return Err(ProblemError::Shape {
-                kernel: "attn_mma",
-                shape: shape.to_vec(),
-                expected: SPEC.shape,
-            })
-        }
-    };
+    let s = Shape::parse("attn_mma", shape, SPEC.shape)?;
     let cfg = &fit(cfg, s.head_dim as u32, target);
-    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
-    let ((qb, q), (kb, k), (vb, v), scale) = attention_inputs(inputs, dtype, s);
-    let n = s.tokens * s.heads * s.head_dim;
+    let dims = launch(cfg, target, s.tokens as u32, s.heads as u32);
     // The kernel multiplies queries and weights rounded to the cache type: the reference sees
-    // the same rounded queries, and the tolerance allows the weights' rounding (relative
-    // 2^-11 for f16, 2^-8 for bf16, on a weighted mean of values in [-1, 1]).
-    let q_rounded = crate::problem::to_f64(&from_f64(dtype, &q));
-    let values = if inputs.references() {
-        reference(&q_rounded, &k, &v, s, scale as f64)
-    } else {
-        Vec::new()
-    };
+    // the same rounded queries, and the tolerance allows the weights' rounding (relative 2^-11
+    // for f16, 2^-8 for bf16, on a weighted mean of values in [-1, 1]).
+    let dtype = cfg.dtype("dtype");
     let weight_ulp = if dtype == Scalar::BF16 { 8e-3 } else { 1e-3 };
-    let base = Tolerance::for_dtype(out, 2e-5);
-    let u = |x: usize| ProblemArg::Value(Const::U32(x as u32));
-    let pairs: usize = (0..s.tokens).map(|t| s.keys(t)).sum::<usize>() * s.heads;
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel: build(cfg, target)?,
-        dims: launch(cfg, target, s.tokens as u32, s.heads as u32),
-        args: vec![
-            ProblemArg::Buffer(qb),
-            ProblemArg::Buffer(kb),
-            ProblemArg::Buffer(vb),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; n])),
-            u(s.tokens),
-            u(s.heads),
-            u(s.kv_heads),
-            u(s.head_dim),
-            u(s.start),
-            ProblemArg::Value(Const::F32(scale * LOG2_E)),
-        ],
-        expected: vec![Expected {
-            arg: 3,
-            values,
-            tolerance: Tolerance {
-                abs: base.abs + weight_ulp,
-                rel: base.rel + weight_ulp,
-            },
-        }],
-        min_bytes: (2
-            * s.keys(s.tokens - 1)
-            * s.kv_heads
-            * s.head_dim
-            * dtype.size_bytes() as usize
-            + 4 * n
-            + n * out.size_bytes() as usize) as u64,
-        flops: 4 * (pairs * s.head_dim) as u64,
-    })
+    let base = Tolerance::for_dtype(cfg.dtype("out"), 2e-5);
+    let tolerance = Tolerance {
+        abs: base.abs + weight_ulp,
+        rel: base.rel + weight_ulp,
+    };
+    let kernel = build(cfg, target)?;
+    fused_problem(
+        "attn_mma",
+        SPEC.shape,
+        shape,
+        cfg,
+        inputs,
+        kernel,
+        dims,
+        Some(dtype),
+        tolerance,
+    )
 }
 
 const WARPS: ParamDef = u32_param(

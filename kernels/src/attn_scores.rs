@@ -67,7 +67,7 @@ pub fn attn_scores<T: Float>(
 }
 
 /// The shape of an attention problem: `tokens, heads, kv_heads, head_dim, start`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttnShape {
     pub tokens: usize,
     pub heads: usize,
@@ -103,6 +103,16 @@ impl AttnShape {
     /// `L = start + T`, the used length of the cache.
     pub fn used_len(&self) -> usize {
         self.start + self.tokens
+    }
+
+    /// Cache rows query row `t` sees (causal): `0..=start + t`.
+    pub fn keys(&self, t: usize) -> usize {
+        self.start + t + 1
+    }
+
+    /// The K/V head query head `h` reads.
+    pub fn kv_head(&self, h: usize) -> usize {
+        h / (self.heads / self.kv_heads)
     }
 }
 

@@ -13,8 +13,10 @@
 //! the output is written once in `out`'s type (the activation type, so no conversion pass).
 
 use crate::config::{Choices, FLOATS};
-use crate::ParamDef;
-use greta_dsl::ir::ConfigValue;
+use crate::problem::{from_f64, to_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::{Config, ParamDef, ProblemError};
+use greta_dsl::interp::{Buffer, LaunchDims};
+use greta_dsl::ir::{ConfigValue, Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
 
 /// `log2(e)`: natural-log scores times this are base-2 scores.
@@ -57,7 +59,7 @@ pub const MAX_HEAD_DIM: ParamDef = ParamDef {
 pub const KV_DTYPE: ParamDef = ParamDef {
     name: "dtype",
     choices: Choices::DType(FLOATS),
-    default: ConfigValue::Type(greta_dsl::ir::Scalar::F16),
+    default: ConfigValue::Type(Scalar::F16),
     default_for_dtype: None,
     doc: "element type of the K and V caches",
 };
@@ -66,7 +68,7 @@ pub const KV_DTYPE: ParamDef = ParamDef {
 pub const OUT: ParamDef = ParamDef {
     name: "out",
     choices: Choices::DType(FLOATS),
-    default: ConfigValue::Type(greta_dsl::ir::Scalar::F16),
+    default: ConfigValue::Type(Scalar::F16),
     default_for_dtype: None,
     doc: "element type of the output",
 };
@@ -79,29 +81,9 @@ pub fn max_head_dim_for(head_dim: u32) -> u32 {
         .unwrap_or(256)
 }
 
-/// The shape of an attention problem: `T` new tokens at positions `start..start + T`, `H`
-/// query heads, `Hkv` K/V heads (`H` a multiple), head dimension `D`. Query row `t` sees cache
-/// rows `0..=start + t` (causal).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-    pub tokens: usize,
-    pub heads: usize,
-    pub kv_heads: usize,
-    pub head_dim: usize,
-    pub start: usize,
-}
-
-impl Shape {
-    /// Cache rows query row `t` sees.
-    pub fn keys(&self, t: usize) -> usize {
-        self.start + t + 1
-    }
-
-    /// The K/V head query head `h` reads.
-    pub fn kv_head(&self, h: usize) -> usize {
-        h / (self.heads / self.kv_heads)
-    }
-}
+/// The shape of an attention problem (the v1 kernels' own): `T` new tokens at positions
+/// `start..start + T`, `H` query heads, `Hkv` K/V heads, head dimension `D`.
+pub use crate::attn_scores::AttnShape as Shape;
 
 /// Causal grouped-query attention in f64: `q` is `[T, H, D]`, the caches `[≥ L, Hkv, D]`;
 /// returns `[T, H, D]`.
@@ -126,6 +108,82 @@ pub fn reference(q: &[f64], k: &[f64], v: &[f64], s: Shape, scale: f64) -> Vec<f
         }
     }
     out
+}
+
+/// A test or benchmark problem of `attn_flash` or `attn_mma` (the same arguments): random
+/// queries and caches of `shape` (`tokens,heads,kv_heads,head_dim,start`) with `dtype` caches,
+/// the kernel `kernel` at `cfg`, the f64 reference on the queries as `round_q` rounds them
+/// (`attn_mma` multiplies them in the cache type), within `tolerance`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fused_problem(
+    name: &'static str,
+    expected_shape: &'static str,
+    shape: &[u32],
+    cfg: &Config,
+    inputs: &mut Inputs,
+    kernel: Kernel,
+    dims: LaunchDims,
+    round_q: Option<Scalar>,
+    tolerance: Tolerance,
+) -> Result<Problem, ProblemError> {
+    let s = Shape::parse(name, shape, expected_shape)?;
+    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
+    let ((qb, q), (kb, k), (vb, v), scale) = attention_inputs(inputs, dtype, s);
+    let n = s.tokens * s.heads * s.head_dim;
+    let values = if !inputs.references() {
+        Vec::new()
+    } else if let Some(ty) = round_q {
+        reference(&to_f64(&from_f64(ty, &q)), &k, &v, s, scale as f64)
+    } else {
+        reference(&q, &k, &v, s, scale as f64)
+    };
+    let u = |x: usize| ProblemArg::Value(Const::U32(x as u32));
+    // Causal: row t sees start + t + 1 keys.
+    let pairs: usize = (0..s.tokens).map(|t| s.keys(t)).sum::<usize>() * s.heads;
+    let kv_bytes = 2 * s.keys(s.tokens - 1) * s.kv_heads * s.head_dim * dtype.size_bytes() as usize;
+    Ok(Problem {
+        config: cfg.clone(),
+        kernel,
+        dims,
+        args: vec![
+            ProblemArg::Buffer(qb),
+            ProblemArg::Buffer(kb),
+            ProblemArg::Buffer(vb),
+            ProblemArg::Buffer(from_f64(out, &vec![0.0; n])),
+            u(s.tokens),
+            u(s.heads),
+            u(s.kv_heads),
+            u(s.head_dim),
+            u(s.start),
+            ProblemArg::Value(Const::F32(scale * LOG2_E)),
+        ],
+        expected: vec![Expected {
+            arg: 3,
+            values,
+            tolerance,
+        }],
+        min_bytes: (kv_bytes + 4 * n + n * out.size_bytes() as usize) as u64,
+        flops: 4 * (pairs * s.head_dim) as u64,
+    })
+}
+
+/// Queries and caches of a shape (the caches with three spare rows past the used ones, as the
+/// model's have), and the scale `1/√D`.
+pub(crate) fn attention_inputs(
+    inputs: &mut Inputs,
+    dtype: Scalar,
+    s: Shape,
+) -> (
+    (Buffer, Vec<f64>),
+    (Buffer, Vec<f64>),
+    (Buffer, Vec<f64>),
+    f32,
+) {
+    let rows = s.keys(s.tokens - 1) + 3;
+    let q = inputs.uniform(Scalar::F32, s.tokens * s.heads * s.head_dim, -1.0, 1.0);
+    let k = inputs.uniform(dtype, rows * s.kv_heads * s.head_dim, -1.0, 1.0);
+    let v = inputs.uniform(dtype, rows * s.kv_heads * s.head_dim, -1.0, 1.0);
+    (q, k, v, 1.0 / (s.head_dim as f32).sqrt())
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
