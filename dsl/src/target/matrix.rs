@@ -68,6 +68,16 @@ impl FragLayout {
     pub fn coord(&self, lane: u32, elem: u32) -> (u32, u32) {
         (self.row.eval(lane, elem), self.col.eval(lane, elem))
     }
+
+    /// The layout with rows and columns exchanged (an MFMA B operand is its A operand's
+    /// transpose).
+    pub const fn transposed(self) -> FragLayout {
+        FragLayout {
+            len: self.len,
+            row: self.col,
+            col: self.row,
+        }
+    }
 }
 
 /// One matrix-core instruction: `f32` accumulators, `ab` inputs, executed by a whole wave.
@@ -131,28 +141,9 @@ const MFMA_16X16X16_A: FragLayout = FragLayout {
         elem: &[t(1, 4, 1)],
     },
 };
-const MFMA_16X16X16_B: FragLayout = FragLayout {
-    len: 4,
-    row: Coord {
-        lane: &[t(16, 4, 4)],
-        elem: &[t(1, 4, 1)],
-    },
-    col: Coord {
-        lane: &[t(1, 16, 1)],
-        elem: &[],
-    },
-};
-const MFMA_16X16_ACC: FragLayout = FragLayout {
-    len: 4,
-    row: Coord {
-        lane: &[t(16, 4, 4)],
-        elem: &[t(1, 4, 1)],
-    },
-    col: Coord {
-        lane: &[t(1, 16, 1)],
-        elem: &[],
-    },
-};
+const MFMA_16X16X16_B: FragLayout = MFMA_16X16X16_A.transposed();
+/// The 16x16 accumulator is laid out as the B operand.
+const MFMA_16X16_ACC: FragLayout = MFMA_16X16X16_B;
 
 /// v_mfma_f32_32x32x8: A row = lane % 32, k = 4·(lane / 32) + i; B the transpose; accumulator
 /// column = lane % 32, row = 8·(i / 4) + 4·(lane / 32) + i % 4 (16 floats per lane).
@@ -167,17 +158,7 @@ const MFMA_32X32X8_A: FragLayout = FragLayout {
         elem: &[t(1, 4, 1)],
     },
 };
-const MFMA_32X32X8_B: FragLayout = FragLayout {
-    len: 4,
-    row: Coord {
-        lane: &[t(32, 2, 4)],
-        elem: &[t(1, 4, 1)],
-    },
-    col: Coord {
-        lane: &[t(1, 32, 1)],
-        elem: &[],
-    },
-};
+const MFMA_32X32X8_B: FragLayout = MFMA_32X32X8_A.transposed();
 const MFMA_32X32_ACC: FragLayout = FragLayout {
     len: 16,
     row: Coord {
