@@ -18,13 +18,14 @@
 //! `M·N`), `m: u32`, `n: u32`, `k: u32`. Launch with [`launch`].
 
 use crate::config::{dtype_param, u32_param, Choices, HALVES};
-use crate::matmul::{dot_tolerance, mnk};
-use crate::problem::{blocks_for, from_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::matmul::dot_tolerance;
+use crate::problem::{blocks_for, Inputs, Problem, Tolerance};
+use crate::projection::Weights;
 use crate::tiled::{gemm_body, Dense, TileParams, TileShape};
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{ConfigValue, Const, Kernel, Scalar};
+use greta_dsl::ir::{ConfigValue, Kernel, Scalar};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -128,40 +129,16 @@ fn problem(
     shape: &[u32],
     inputs: &mut Inputs,
 ) -> Result<Problem, ProblemError> {
-    let (m, n, k) = mnk("gemm", shape, SPEC.shape, 1)?;
-    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
-    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
-    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
-    let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
-    let residual = cfg.bool("residual");
-    let (rb, rv) = inputs.uniform(out, mu * nu, -1.0, 1.0);
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel: build(cfg, target)?,
-        dims: launch(cfg, target, m, n),
-        args: vec![
-            ProblemArg::Buffer(xb),
-            ProblemArg::Buffer(wb),
-            ProblemArg::Buffer(rb),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
-            ProblemArg::Value(Const::U32(m)),
-            ProblemArg::Value(Const::U32(n)),
-            ProblemArg::Value(Const::U32(k)),
-        ],
-        expected: vec![Expected {
-            arg: 3,
-            values: if inputs.references() {
-                reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
-            } else {
-                Vec::new()
-            },
-            tolerance: gemm_tolerance(out, k),
-        }],
-        min_bytes: ((mu * ku + nu * ku) * dtype.size_bytes() as usize
-            + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
-            as u64,
-        flops: 2 * (mu * nu * ku) as u64,
-    })
+    crate::projection::problem(
+        "gemm",
+        SPEC.shape,
+        shape,
+        cfg,
+        inputs,
+        Weights::Dense,
+        true,
+        |cfg, m, n| Ok((cfg.clone(), build(cfg, target)?, launch(cfg, target, m, n))),
+    )
 }
 
 /// The tile and pipeline parameters `gemm` and `gemm_q8` share.

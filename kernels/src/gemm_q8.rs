@@ -10,15 +10,14 @@
 //! `quants: &[u32]` (at least `N·K/4`), `r: &[O]`, `y: &mut [O]` (at least `M·N`), `m`, `n`,
 //! `k: u32`. Launch with [`crate::gemm::launch`].
 
-use crate::gemm::{dtype_param_halves, gemm_tolerance, reference, OUT, RESIDUAL, TILE_PARAMS};
-use crate::matmul::mnk;
-use crate::problem::{from_f64, to_f64, Expected, Inputs, Problem, ProblemArg};
+use crate::gemm::{dtype_param_halves, OUT, RESIDUAL, TILE_PARAMS};
+use crate::problem::{Inputs, Problem};
+use crate::projection::Weights;
 use crate::q8::QK8_0;
 use crate::tiled::{gemm_body, TileParams, TileShape, Q8};
 use crate::{dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
-use greta_dsl::interp::Buffer;
-use greta_dsl::ir::{Const, Kernel, Scalar};
+use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -72,61 +71,29 @@ fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     dispatch!(cfg, target, gemm_q8, Half, O; bm, bn, bk, wm, wn, st, sw, res)
 }
 
-/// Q8_0 weights as the kernels take them and as the reference must see them: dequantised and
-/// rounded to `dtype` (what the kernel stores in LDS).
-pub(crate) fn q8_weights(
-    inputs: &mut Inputs,
-    dtype: Scalar,
-    n: usize,
-    k: usize,
-) -> (Buffer, Buffer, Vec<f64>) {
-    let (scales, quants, w) = crate::q8::random(inputs, n, k, -1.0, 1.0);
-    let rounded = to_f64(&from_f64(dtype, &w));
-    (Buffer::F16(scales), Buffer::U32(quants), rounded)
-}
-
 fn problem(
     cfg: &Config,
     target: &'static Target,
     shape: &[u32],
     inputs: &mut Inputs,
 ) -> Result<Problem, ProblemError> {
-    let (m, n, k) = mnk("gemm_q8", shape, SPEC.shape, QK8_0 as u32)?;
-    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
-    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
-    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
-    let (sb, qb, w) = q8_weights(inputs, dtype, nu, ku);
-    let residual = cfg.bool("residual");
-    let (rb, rv) = inputs.uniform(out, mu * nu, -1.0, 1.0);
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel: build(cfg, target)?,
-        dims: crate::gemm::launch(cfg, target, m, n),
-        args: vec![
-            ProblemArg::Buffer(xb),
-            ProblemArg::Buffer(sb),
-            ProblemArg::Buffer(qb),
-            ProblemArg::Buffer(rb),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
-            ProblemArg::Value(Const::U32(m)),
-            ProblemArg::Value(Const::U32(n)),
-            ProblemArg::Value(Const::U32(k)),
-        ],
-        expected: vec![Expected {
-            arg: 4,
-            values: if inputs.references() {
-                reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
-            } else {
-                Vec::new()
-            },
-            tolerance: gemm_tolerance(out, k),
-        }],
-        min_bytes: (nu * ku / QK8_0 * 34
-            + mu * ku * dtype.size_bytes() as usize
-            + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
-            as u64,
-        flops: 2 * (mu * nu * ku) as u64,
-    })
+    let weights = Weights::Q8 { rounded: true };
+    crate::projection::problem(
+        "gemm_q8",
+        SPEC.shape,
+        shape,
+        cfg,
+        inputs,
+        weights,
+        true,
+        |cfg, m, n| {
+            Ok((
+                cfg.clone(),
+                build(cfg, target)?,
+                crate::gemm::launch(cfg, target, m, n),
+            ))
+        },
+    )
 }
 
 pub static SPEC: KernelSpec = KernelSpec {

@@ -16,16 +16,14 @@
 //!
 //! Arguments as `gemm` / `gemm_q8`. Launch with [`launch`].
 
-use crate::gemm::{dtype_param_halves, gemm_tolerance, reference, OUT, RESIDUAL};
-use crate::gemm_q8::q8_weights;
-use crate::matmul::mnk;
-use crate::problem::{blocks_for, from_f64, Expected, Inputs, Problem, ProblemArg};
-use crate::q8::QK8_0;
+use crate::gemm::{dtype_param_halves, OUT, RESIDUAL};
+use crate::problem::{blocks_for, Inputs, Problem};
+use crate::projection::Weights;
 use crate::tiled::{warpgroup_gemm_body, Dense, WgShape, Q8};
 use crate::{config::u32_param, dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -197,59 +195,28 @@ fn problem_with(
     inputs: &mut Inputs,
     q8: bool,
 ) -> Result<Problem, ProblemError> {
-    let name = if q8 { "gemm_wg_q8" } else { "gemm_wg" };
-    let multiple = if q8 { QK8_0 as u32 } else { 1 };
-    let expected = if q8 { SPEC_Q8.shape } else { SPEC.shape };
-    let (m, n, k) = mnk(name, shape, expected, multiple)?;
-    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
-    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
-    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
-    let mut args = vec![ProblemArg::Buffer(xb)];
-    let (w, weight_bytes) = if q8 {
-        let (sb, qb, w) = q8_weights(inputs, dtype, nu, ku);
-        args.push(ProblemArg::Buffer(sb));
-        args.push(ProblemArg::Buffer(qb));
-        (w, nu * ku / QK8_0 * 34)
+    let (name, expected, weights) = if q8 {
+        ("gemm_wg_q8", SPEC_Q8.shape, Weights::Q8 { rounded: true })
     } else {
-        let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
-        args.push(ProblemArg::Buffer(wb));
-        (w, nu * ku * dtype.size_bytes() as usize)
+        ("gemm_wg", SPEC.shape, Weights::Dense)
     };
-    let residual = cfg.bool("residual");
-    let (rb, rv) = inputs.uniform(out, mu * nu, -1.0, 1.0);
-    let y_arg = args.len() + 1;
-    args.extend([
-        ProblemArg::Buffer(rb),
-        ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
-        ProblemArg::Value(Const::U32(m)),
-        ProblemArg::Value(Const::U32(n)),
-        ProblemArg::Value(Const::U32(k)),
-    ]);
-    let kernel = if q8 {
-        build_q8(cfg, target)?
-    } else {
-        build(cfg, target)?
-    };
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel,
-        dims: launch(cfg, target, m, n),
-        args,
-        expected: vec![Expected {
-            arg: y_arg,
-            values: if inputs.references() {
-                reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
+    crate::projection::problem(
+        name,
+        expected,
+        shape,
+        cfg,
+        inputs,
+        weights,
+        true,
+        |cfg, m, n| {
+            let kernel = if q8 {
+                build_q8(cfg, target)?
             } else {
-                Vec::new()
-            },
-            tolerance: gemm_tolerance(out, k),
-        }],
-        min_bytes: (weight_bytes
-            + mu * ku * dtype.size_bytes() as usize
-            + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
-            as u64,
-        flops: 2 * (mu * nu * ku) as u64,
-    })
+                build(cfg, target)?
+            };
+            Ok((cfg.clone(), kernel, launch(cfg, target, m, n)))
+        },
+    )
 }
 
 fn problem(

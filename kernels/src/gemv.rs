@@ -18,15 +18,15 @@
 //! (at most `m_tile`), `n: u32`, `k: u32`. Launch with [`launch`].
 
 use crate::config::u32_param;
-use crate::gemm::{dtype_param_halves, gemm_tolerance, reference, OUT, RESIDUAL};
-use crate::matmul::mnk;
-use crate::problem::{blocks_for, from_f64, Expected, Inputs, Problem, ProblemArg};
+use crate::gemm::{dtype_param_halves, OUT, RESIDUAL};
+use crate::problem::{blocks_for, Inputs, Problem};
+use crate::projection::Weights;
 use crate::q8::quant;
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::load;
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -364,41 +364,21 @@ fn problem(
     shape: &[u32],
     inputs: &mut Inputs,
 ) -> Result<Problem, ProblemError> {
-    let (m, n, k) = mnk("gemv", shape, SPEC.shape, 1)?;
-    let cfg = &fit_m(cfg, m);
-    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
-    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
-    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
-    let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
-    let residual = cfg.bool("residual");
-    let (rb, rv) = inputs.uniform(out, mu * nu, -1.0, 1.0);
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel: build(cfg, target)?,
-        dims: launch(cfg, target, n),
-        args: vec![
-            ProblemArg::Buffer(xb),
-            ProblemArg::Buffer(wb),
-            ProblemArg::Buffer(rb),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
-            ProblemArg::Value(Const::U32(m)),
-            ProblemArg::Value(Const::U32(n)),
-            ProblemArg::Value(Const::U32(k)),
-        ],
-        expected: vec![Expected {
-            arg: 3,
-            values: if inputs.references() {
-                reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
-            } else {
-                Vec::new()
-            },
-            tolerance: gemm_tolerance(out, k),
-        }],
-        min_bytes: (nu * ku * dtype.size_bytes() as usize
-            + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
-            as u64,
-        flops: 2 * (mu * nu * ku) as u64,
-    })
+    crate::projection::problem(
+        "gemv",
+        SPEC.shape,
+        shape,
+        cfg,
+        inputs,
+        Weights::Dense,
+        false,
+        |cfg, m, n| {
+            let cfg = fit_m(cfg, m);
+            let kernel = build(&cfg, target)?;
+            let dims = launch(&cfg, target, n);
+            Ok((cfg, kernel, dims))
+        },
+    )
 }
 
 /// `cfg` with an `m_tile` of at least `m` tokens (the next power of two; tokens are at most 8).

@@ -9,15 +9,13 @@
 //! `quants: &[u32]` (at least `N·K/4`), `r: &[O]`, `y: &mut [O]` (at least `M·N`), `m`, `n`,
 //! `k: u32`. Launch with [`crate::gemv::launch`].
 
-use crate::gemm::{dtype_param_halves, gemm_tolerance, reference, OUT, RESIDUAL};
+use crate::gemm::{dtype_param_halves, OUT, RESIDUAL};
 use crate::gemv::{fit_m, gemv_body, params, GemvParams, Q8Rows, GEMV_PARAMS};
-use crate::matmul::mnk;
-use crate::problem::{from_f64, Expected, Inputs, Problem, ProblemArg};
-use crate::q8::QK8_0;
+use crate::problem::{Inputs, Problem};
+use crate::projection::Weights;
 use crate::{dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
-use greta_dsl::interp::Buffer;
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::Kernel;
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
@@ -62,42 +60,22 @@ fn problem(
     shape: &[u32],
     inputs: &mut Inputs,
 ) -> Result<Problem, ProblemError> {
-    let (m, n, k) = mnk("gemv_q8", shape, SPEC.shape, QK8_0 as u32)?;
-    let cfg = &fit_m(cfg, m);
-    let (dtype, out) = (cfg.dtype("dtype"), cfg.dtype("out"));
-    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
-    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
-    let (scales, quants, w) = crate::q8::random(inputs, nu, ku, -1.0, 1.0);
-    let residual = cfg.bool("residual");
-    let (rb, rv) = inputs.uniform(out, mu * nu, -1.0, 1.0);
-    Ok(Problem {
-        config: cfg.clone(),
-        kernel: build(cfg, target)?,
-        dims: crate::gemv::launch(cfg, target, n),
-        args: vec![
-            ProblemArg::Buffer(xb),
-            ProblemArg::Buffer(Buffer::F16(scales)),
-            ProblemArg::Buffer(Buffer::U32(quants)),
-            ProblemArg::Buffer(rb),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
-            ProblemArg::Value(Const::U32(m)),
-            ProblemArg::Value(Const::U32(n)),
-            ProblemArg::Value(Const::U32(k)),
-        ],
-        expected: vec![Expected {
-            arg: 4,
-            values: if inputs.references() {
-                reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
-            } else {
-                Vec::new()
-            },
-            tolerance: gemm_tolerance(out, k),
-        }],
-        min_bytes: (nu * ku / QK8_0 * 34
-            + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
-            as u64,
-        flops: 2 * (mu * nu * ku) as u64,
-    })
+    let weights = Weights::Q8 { rounded: false };
+    crate::projection::problem(
+        "gemv_q8",
+        SPEC.shape,
+        shape,
+        cfg,
+        inputs,
+        weights,
+        false,
+        |cfg, m, n| {
+            let cfg = fit_m(cfg, m);
+            let kernel = build(&cfg, target)?;
+            let dims = crate::gemv::launch(&cfg, target, n);
+            Ok((cfg, kernel, dims))
+        },
+    )
 }
 
 pub static SPEC: KernelSpec = KernelSpec {

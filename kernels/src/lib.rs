@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod flash;
 pub mod helpers;
 pub mod problem;
+mod projection;
 
 pub mod q8;
 pub mod tiled;

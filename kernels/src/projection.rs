@@ -1,0 +1,103 @@
+//! Test and benchmark problems of the projection kernels — `gemm`, `gemm_q8`, `gemm_wg`,
+//! `gemm_wg_q8`, `gemv`, `gemv_q8` — which all compute `y = x · Wᵀ (+ r)` with the arguments
+//! `x, W (dense, or Q8_0 scales and quants), r, y, m, n, k`: one maker of their inputs,
+//! reference, tolerance and floor.
+
+use crate::gemm::{gemm_tolerance, reference};
+use crate::matmul::mnk;
+use crate::problem::{from_f64, to_f64, Expected, Inputs, Problem, ProblemArg};
+use crate::q8::QK8_0;
+use crate::{Config, ProblemError};
+use greta_dsl::interp::{Buffer, LaunchDims};
+use greta_dsl::ir::{Const, Kernel};
+
+/// The weights a projection kernel takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Weights {
+    /// `W` in the kernel's `dtype`.
+    Dense,
+    /// Q8_0 scales and quants (`k` a multiple of 32). `rounded`: the kernel dequantises into
+    /// its `dtype` before multiplying (the matrix-core GEMMs), so the reference sees `W`
+    /// rounded to it; else the dequantised values are used in f32 (the GEMVs).
+    Q8 { rounded: bool },
+}
+
+/// The problem of the projection kernel `name` at shape `m,n,k`. `make` gets the requested
+/// configuration and `m`, `n` and returns the configuration the problem runs (the GEMV fits its
+/// token tile to `m`), the kernel built at it and the launch. `x_in_floor`: whether reading `x`
+/// counts towards the minimum bytes (not for the GEMVs, whose `x` is a few cached rows).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn problem(
+    name: &'static str,
+    expected_shape: &'static str,
+    shape: &[u32],
+    cfg: &Config,
+    inputs: &mut Inputs,
+    weights: Weights,
+    x_in_floor: bool,
+    make: impl FnOnce(&Config, u32, u32) -> Result<(Config, Kernel, LaunchDims), ProblemError>,
+) -> Result<Problem, ProblemError> {
+    let multiple = match weights {
+        Weights::Dense => 1,
+        Weights::Q8 { .. } => QK8_0 as u32,
+    };
+    let (m, n, k) = mnk(name, shape, expected_shape, multiple)?;
+    let (config, kernel, dims) = make(cfg, m, n)?;
+    let (dtype, out) = (config.dtype("dtype"), config.dtype("out"));
+    let (mu, nu, ku) = (m as usize, n as usize, k as usize);
+    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
+    let mut args = vec![ProblemArg::Buffer(xb)];
+    let (w, weight_bytes) = match weights {
+        Weights::Dense => {
+            let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
+            args.push(ProblemArg::Buffer(wb));
+            (w, nu * ku * dtype.size_bytes() as usize)
+        }
+        Weights::Q8 { rounded } => {
+            let (scales, quants, w) = crate::q8::random(inputs, nu, ku, -1.0, 1.0);
+            args.push(ProblemArg::Buffer(Buffer::F16(scales)));
+            args.push(ProblemArg::Buffer(Buffer::U32(quants)));
+            let w = if rounded {
+                to_f64(&from_f64(dtype, &w))
+            } else {
+                w
+            };
+            (w, nu * ku / QK8_0 * 34)
+        }
+    };
+    let residual = config.bool("residual");
+    let (rb, rv) = inputs.uniform(out, mu * nu, -1.0, 1.0);
+    let y_arg = args.len() + 1;
+    args.extend([
+        ProblemArg::Buffer(rb),
+        ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
+        ProblemArg::Value(Const::U32(m)),
+        ProblemArg::Value(Const::U32(n)),
+        ProblemArg::Value(Const::U32(k)),
+    ]);
+    let x_bytes = if x_in_floor {
+        mu * ku * dtype.size_bytes() as usize
+    } else {
+        0
+    };
+    Ok(Problem {
+        config,
+        kernel,
+        dims,
+        args,
+        expected: vec![Expected {
+            arg: y_arg,
+            values: if inputs.references() {
+                reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
+            } else {
+                Vec::new()
+            },
+            tolerance: gemm_tolerance(out, k),
+        }],
+        min_bytes: (weight_bytes
+            + x_bytes
+            + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
+            as u64,
+        flops: 2 * (mu * nu * ku) as u64,
+    })
+}
