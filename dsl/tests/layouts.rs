@@ -183,3 +183,34 @@ fn sm_90_warpgroup_accumulators_match_the_ptx_isa() {
     assert_eq!(wg.acc(256).coord(37, 126), (25, 250));
     assert!(Target::GFX942.warpgroup.is_none());
 }
+
+/// Attention keeps its probabilities in registers where an accumulator fragment is also an
+/// operand fragment lane by lane. From the figures: on mma.m16n8k16 a lane's c0..c3 are
+/// C[l/4][2(l%4)+{0,1}] and C[l/4+8][...], its a0..a3 the same places of A's columns 0-7 and
+/// a4..a7 those of columns 8-15 — two n8 accumulators make one A; its B (k-major pairs) lines up
+/// with nothing. On MFMA 16x16x16 the accumulator (C[4(l/16)+i][l%16]) is the B layout
+/// (B[4(l/16)+i][l%16]) and not the A layout (A[l%16][4(l/16)+i]).
+#[test]
+fn accumulators_that_are_operands() {
+    let mma = &Target::SM_90.matrix[0];
+    let two_tiles: Vec<(u32, u32)> = (0..8).map(|e| (e / 4, e % 4)).collect();
+    assert_eq!(mma.operand_from_acc(Operand::A, 32), Some(two_tiles));
+    assert_eq!(mma.operand_from_acc(Operand::B, 32), None);
+    let mfma = &Target::GFX942.matrix[0];
+    assert_eq!(mfma.operand_from_acc(Operand::A, 64), None);
+    let one_tile: Vec<(u32, u32)> = (0..4).map(|e| (0, e)).collect();
+    assert_eq!(mfma.operand_from_acc(Operand::B, 64), Some(one_tile));
+}
+
+/// The lanes that share an accumulator row or column: a row of mma.m16n8's C is held by the 4
+/// lanes of a quad (l/4 fixed), a column by the 8 lanes with one l%4; MFMA 16x16's column
+/// l%16 by lanes 16 apart, its rows 4(l/16)+i by the 16 lanes of a quarter-wave.
+#[test]
+fn lanes_sharing_a_row() {
+    let mma = Target::SM_90.matrix[0].acc;
+    assert_eq!(mma.row.lanes_sharing(32), vec![1, 2]);
+    assert_eq!(mma.col.lanes_sharing(32), vec![4, 8, 16]);
+    let mfma = Target::GFX942.matrix[0].acc;
+    assert_eq!(mfma.col.lanes_sharing(64), vec![16, 32]);
+    assert_eq!(mfma.row.lanes_sharing(64), vec![1, 2, 4, 8]);
+}

@@ -1,13 +1,20 @@
 //! Split-K decode attention (flash-decoding): the KV cache of each query row is cut into
-//! `splits` stretches of `chunk` keys; `attn_decode` runs one block per (stretch, head, token)
-//! and writes each stretch's partial result, `attn_combine` one block per (token, head) that
-//! weighs the partials into the output. One sequence at a 32k depth thus keeps every compute
-//! unit busy: 32 heads alone would fill a quarter of an H200's 132 SMs, and each would read
-//! 32k keys on its own.
+//! `splits` stretches of `chunk` keys; `attn_decode` runs one block per (stretch, K/V head
+//! group, token) and writes each stretch's partial result, `attn_combine` one block per (token,
+//! head) that weighs the partials into the output. One sequence at a 32k depth thus keeps every
+//! compute unit busy: 32 heads alone would fill a quarter of an H200's 132 SMs, and each would
+//! read 32k keys on its own.
 //!
-//! Inside a block, `warps` waves take `unroll` keys at a time in turn; each wave keeps the
-//! online softmax of the row ([`crate::flash`]: dims spread over the lanes, every K and V row
-//! read by consecutive lanes), and the block merges its waves through LDS.
+//! Decode is a stream over the cache, so the kernel is built to keep many bytes in flight:
+//! - a key's row is read by `lanes = max_head_dim / vec` consecutive lanes (at most a wave), each
+//!   with one `vec`-element access (16 bytes for f16 rows of 8), so a wave reads `wave / lanes`
+//!   keys per access — its *groups* — and `unroll` accesses before it uses the first;
+//! - a block takes `qheads` query heads that share one K/V head (grouped-query attention), so
+//!   every K and V row read serves all of them: GQA 32/8 reads the cache once, not four times;
+//! - each group keeps the online softmax of its keys for each of its query heads
+//!   ([`crate::flash`]); a score is the group's lanes' partial dot products summed with xor
+//!   shuffles; at the end the groups of a wave merge by shuffles, the waves of a block through
+//!   LDS.
 //!
 //! A partial is `head_dim + 2` f32 values: the stretch's maximum base-2 score `m`, its sum
 //! `l = Σ 2^(s − m)` and its unnormalised output `Σ 2^(s − m) · v` — for an empty stretch
@@ -17,15 +24,16 @@
 //!
 //! `attn_decode` arguments, in order: `q: &[f32]` `[T, H, D]`, `k_cache: &[T]`, `v_cache: &[T]`
 //! (`[≥ start + T, Hkv, D]`), `part: &mut [f32]` (at least `T·H·splits·(D + 2)`), `tokens: u32`,
-//! `heads: u32`, `kv_heads: u32`, `head_dim: u32` (at most `max_head_dim`), `start: u32`,
-//! `chunk: u32`, `splits: u32`, `scale_log2: f32` (`log2(e) / √D`). Launch with [`launch`].
-//! `attn_combine` (its `dtype` is the output's): `part: &[f32]`, `out: &mut [O]` `[T, H, D]`, `head_dim: u32`, `splits: u32`;
-//! launch with [`launch_combine`]. [`splits_for`] chooses the split.
+//! `heads: u32`, `kv_heads: u32`, `head_dim: u32` (at most `max_head_dim`, a multiple of `vec`),
+//! `start: u32`, `chunk: u32`, `splits: u32`, `scale_log2: f32` (`log2(e) / √D`); `qheads`
+//! must divide `heads / kv_heads`. Launch with [`launch`] after [`fit`]ting the configuration
+//! to the model. `attn_combine` (its `dtype` is the output's): `part: &[f32]`, `out: &mut [O]`
+//! `[T, H, D]`, `head_dim: u32`, `splits: u32`; launch with [`launch_combine`]. [`splits_for`]
+//! chooses the split.
 
-use crate::config::{block_param, u32_param, Choices};
+use crate::config::{block_param, u32_param, Choices, VEC};
 use crate::flash::{
-    attend, attention_inputs, dims_per_lane, max_head_dim_for, part_weight, start_row, CacheRows,
-    Shape, KV_DTYPE, LOG2_E, MAX_HEAD_DIM, OUT,
+    attention_inputs, max_head_dim_for, part_weight, Shape, KV_DTYPE, LOG2_E, MAX_HEAD_DIM, OUT,
 };
 use crate::problem::{from_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
@@ -35,9 +43,37 @@ use greta_dsl::ir::{ConfigValue, Const, Kernel, Scalar};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
+/// How a wave's lanes share out key rows of up to `max_head_dim` elements read `vec` at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyLanes {
+    /// Lanes that read one key's row together (a power of two, at most a wave).
+    pub lanes: u32,
+    /// Accesses each of them makes per row (more than one only when a wave is too narrow).
+    pub per: u32,
+    /// Keys a wave reads per access (`wave / lanes`).
+    pub groups: u32,
+}
+
+impl KeyLanes {
+    pub fn new(max_head_dim: u32, vec: u32, wave: u32) -> KeyLanes {
+        let lanes = (max_head_dim / vec).clamp(1, wave);
+        KeyLanes {
+            lanes,
+            per: (max_head_dim / (lanes * vec)).max(1),
+            groups: wave / lanes,
+        }
+    }
+}
+
+/// The row's elements `at..at + V` (`at` a multiple of `V`) as f32, in one access.
+fn load_run<T: Float, const V: usize>(mem: &Global<T, Read>, at: Val<u32>) -> Vec<Val<f32>> {
+    let run = materialize("kv", vload::<V, _>(mem, at)).to_f32();
+    (0..V as u32).map(|e| run.lane(e)).collect()
+}
+
 #[kernel]
 #[allow(clippy::too_many_arguments)]
-pub fn attn_decode<T: Float>(
+pub fn attn_decode<T: Float, const V: usize>(
     q: &[f32],
     k_cache: &[T],
     v_cache: &[T],
@@ -53,68 +89,185 @@ pub fn attn_decode<T: Float>(
     #[comptime] max_head_dim: u32,
     #[comptime] warps: u32,
     #[comptime] unroll: u32,
+    #[comptime] qheads: u32,
 ) {
     #[comptime]
     let wave = target().wave_size;
-    block_size(warps * wave);
     #[comptime]
-    let dpl = dims_per_lane(max_head_dim, wave);
+    let threads = warps * wave;
+    block_size(threads);
+    #[comptime]
+    let vec = V as u32;
+    #[comptime]
+    let kl = KeyLanes::new(max_head_dim, vec, wave);
+    // Elements of a row each lane holds (of the query, of the output).
+    #[comptime]
+    let held = kl.per * vec;
     let split = block_idx().x;
-    let h = block_idx().y;
+    let h0 = block_idx().y * qheads;
     let t = block_idx().z;
     let lane = lane_id();
     let w = thread_idx().x / wave;
-    let row = t * heads + h;
+    let group = lane / kl.lanes;
+    let sub = lane % kl.lanes;
     let end = min(split * chunk + chunk, start + t + 1u32);
-    let qd = local_array::<f32>(dpl);
-    let ml = local_array::<f32>(2u32);
-    let acc = local_array::<f32>(dpl);
-    start_row(q, row, t < tokens, head_dim, qd, ml, acc, dpl);
+    let stride = kv_heads * head_dim;
+    let head = h0 / (heads / kv_heads) * head_dim;
+    // The lane's query elements for each of the block's heads, and each head's running state.
+    let qd = local_array::<f32>(qheads * held);
+    let ml = local_array::<f32>(2u32 * qheads);
+    let acc = local_array::<f32>(qheads * held);
+    for j in 0..qheads {
+        for a in 0..kl.per {
+            for e in 0..vec {
+                let d = (a * kl.lanes + sub) * vec + e;
+                let inside = t < tokens && d < head_dim;
+                let at = select(inside, (t * heads + h0 + j) * head_dim + d, 0u32);
+                qd[j * held + a * vec + e] = select(inside, q[at], 0.0f32);
+                acc[j * held + a * vec + e] = 0.0f32;
+            }
+        }
+        ml[2u32 * j] = f32::NEG_INFINITY;
+        ml[2u32 * j + 1u32] = 0.0f32;
+    }
     #[comptime]
-    let src = CacheRows {
-        k: k_cache,
-        v: v_cache,
-        stride: kv_heads * head_dim,
-        head: h / (heads / kv_heads) * head_dim,
-    };
-    for p0 in (split * chunk + w * unroll..end).step_by(warps * unroll) {
-        attend(src, p0, end, head_dim, qd, ml, acc, scale_log2, dpl, unroll);
+    let span = kl.groups * unroll;
+    for p0 in (split * chunk + w * span..end).step_by(warps * span) {
+        // Every access first: the group's `unroll` keys, `lanes` lanes per row. Keys past the
+        // end read the last one (in bounds, weight 0); dims past the head read its first (the
+        // query there is 0, the output never written).
+        #[comptime]
+        let mut ks = Vec::new();
+        #[comptime]
+        let mut vs = Vec::new();
+        for u in 0..unroll {
+            let key = min(p0 + u * kl.groups + group, end - 1u32);
+            for a in 0..kl.per {
+                let d0 = (a * kl.lanes + sub) * vec;
+                let at = key * stride + head + select(d0 < head_dim, d0, 0u32);
+                ks.extend(load_run::<T, V>(&k_cache, at));
+                vs.extend(load_run::<T, V>(&v_cache, at));
+            }
+        }
+        for j in 0..qheads {
+            // The group's scores for head j: the lanes' partial dots, summed over the group.
+            #[comptime]
+            let mut scores = Vec::new();
+            for u in 0..unroll {
+                let mut dot = 0.0f32;
+                for a in 0..kl.per {
+                    for e in 0..vec {
+                        #[comptime]
+                        let kd = ks[((u * kl.per + a) * vec + e) as usize];
+                        dot = fma(qd[j * held + a * vec + e], kd, dot);
+                    }
+                }
+                for m in group_masks(kl.lanes) {
+                    dot = dot + shfl_xor(dot, m);
+                }
+                let key = p0 + u * kl.groups + group;
+                scores.push(select(key < end, dot * scale_log2, f32::NEG_INFINITY));
+            }
+            let old = ml[2u32 * j];
+            let mut top = old;
+            for u in 0..unroll {
+                top = max(top, scores[u as usize]);
+            }
+            let rescale = part_weight(old, top);
+            let mut l = ml[2u32 * j + 1u32] * rescale;
+            for i in 0..held {
+                acc[j * held + i] = acc[j * held + i] * rescale;
+            }
+            for u in 0..unroll {
+                let p = part_weight(scores[u as usize], top);
+                l = l + p;
+                for a in 0..kl.per {
+                    for e in 0..vec {
+                        #[comptime]
+                        let vd = vs[((u * kl.per + a) * vec + e) as usize];
+                        let i = j * held + a * vec + e;
+                        acc[i] = fma(p, vd, acc[i]);
+                    }
+                }
+            }
+            ml[2u32 * j] = top;
+            ml[2u32 * j + 1u32] = l;
+        }
     }
-    // The block's waves, merged in wave order.
-    let wm = shared::<f32>(warps);
-    let wl = shared::<f32>(warps);
-    let wacc = shared::<f32>(warps * max_head_dim);
-    if lane == 0u32 {
-        wm[w] = ml[0u32];
-        wl[w] = ml[1u32];
-    }
-    for i in 0..dpl {
-        let d = lane + i * wave;
-        if d < head_dim {
-            wacc[w * max_head_dim + d] = acc[i];
+    // The wave's groups merged by shuffles (lanes `sub` of every group hold the same dims),
+    // then the block's waves through LDS, in wave order.
+    let wm = shared::<f32>(warps * qheads);
+    let wl = shared::<f32>(warps * qheads);
+    let wacc = shared::<f32>(warps * qheads * max_head_dim);
+    for j in 0..qheads {
+        let old = ml[2u32 * j];
+        let mut top = old;
+        for m in wave_masks(kl.lanes, wave) {
+            top = max(top, shfl_xor(top, m));
+        }
+        let rescale = part_weight(old, top);
+        let mut l = ml[2u32 * j + 1u32] * rescale;
+        for m in wave_masks(kl.lanes, wave) {
+            l = l + shfl_xor(l, m);
+        }
+        for i in 0..held {
+            let mut a = acc[j * held + i] * rescale;
+            for m in wave_masks(kl.lanes, wave) {
+                a = a + shfl_xor(a, m);
+            }
+            acc[j * held + i] = a;
+        }
+        if lane == 0u32 {
+            wm[w * qheads + j] = top;
+            wl[w * qheads + j] = l;
+        }
+        if group == 0u32 {
+            for a in 0..kl.per {
+                for e in 0..vec {
+                    let d = (a * kl.lanes + sub) * vec + e;
+                    if d < head_dim {
+                        wacc[(w * qheads + j) * max_head_dim + d] = acc[j * held + a * vec + e];
+                    }
+                }
+            }
         }
     }
     barrier();
-    let mut top = f32::NEG_INFINITY;
-    for ww in 0..warps {
-        top = max(top, wm[ww]);
-    }
-    let base = (row * splits + split) * (head_dim + 2u32);
-    if thread_idx().x == 0u32 {
-        let mut l = 0.0f32;
+    for j in 0..qheads {
+        let mut top = f32::NEG_INFINITY;
         for ww in 0..warps {
-            l = l + part_weight(wm[ww], top) * wl[ww];
+            top = max(top, wm[ww * qheads + j]);
         }
-        part[base] = top;
-        part[base + 1u32] = l;
-    }
-    for d in (thread_idx().x..head_dim).step_by(warps * wave) {
-        let mut a = 0.0f32;
-        for ww in 0..warps {
-            a = a + part_weight(wm[ww], top) * wacc[ww * max_head_dim + d];
+        let base = ((t * heads + h0 + j) * splits + split) * (head_dim + 2u32);
+        if thread_idx().x == 0u32 {
+            let mut l = 0.0f32;
+            for ww in 0..warps {
+                l = l + part_weight(wm[ww * qheads + j], top) * wl[ww * qheads + j];
+            }
+            part[base] = top;
+            part[base + 1u32] = l;
         }
-        part[base + 2u32 + d] = a;
+        for d in (thread_idx().x..head_dim).step_by(threads) {
+            let mut a = 0.0f32;
+            for ww in 0..warps {
+                let at = ww * qheads + j;
+                a = a + part_weight(wm[at], top) * wacc[at * max_head_dim + d];
+            }
+            part[base + 2u32 + d] = a;
+        }
     }
+}
+
+/// Xor masks that sum over the `lanes` consecutive lanes of a group.
+fn group_masks(lanes: u32) -> Vec<u32> {
+    (0..lanes.trailing_zeros()).map(|b| 1 << b).collect()
+}
+
+/// Xor masks that combine the groups of a wave (lanes `lanes` apart).
+fn wave_masks(lanes: u32, wave: u32) -> Vec<u32> {
+    (lanes.trailing_zeros()..wave.trailing_zeros())
+        .map(|b| 1 << b)
+        .collect()
 }
 
 #[kernel]
@@ -149,23 +302,35 @@ pub fn attn_combine<O: Float>(
     }
 }
 
-/// The split for rows of up to `keys` keys, `rows` (tokens × heads) of them, on `target`: enough
-/// blocks for two per compute unit, each stretch at least `min_chunk` keys. Returns `(chunk,
-/// splits)`.
-pub fn splits_for(keys: u32, rows: u32, target: &Target, min_chunk: u32) -> (u32, u32) {
-    let wanted = (2 * target.compute_units).div_ceil(rows.max(1)).max(1);
+/// The split for rows of up to `keys` keys when each stretch takes `blocks` blocks (tokens ×
+/// head groups) on `target`: enough blocks for [`BLOCKS_PER_CU`] per compute unit, each
+/// stretch at least `min_chunk` keys. Returns `(chunk, splits)`.
+pub fn splits_for(keys: u32, blocks: u32, target: &Target, min_chunk: u32) -> (u32, u32) {
+    let wanted = (BLOCKS_PER_CU * target.compute_units)
+        .div_ceil(blocks.max(1))
+        .max(1);
     let most = keys.div_ceil(min_chunk.max(1)).max(1);
     let splits = wanted.min(most);
     (keys.div_ceil(splits), splits)
 }
 
+/// Blocks per compute unit the split aims at: decode streams the cache, and four blocks of
+/// eight waves keep enough accesses in flight to cover memory latency (two left an H200 at a
+/// tenth of its bandwidth).
+pub const BLOCKS_PER_CU: u32 = 4;
+
 /// Keys a stretch holds at least (fewer would spend more on partials than on keys).
 pub const MIN_CHUNK: u32 = 64;
 
-/// Launch of `attn_decode`: grid `[splits, H, T]`.
+/// Blocks of `attn_decode` per stretch for `tokens` tokens of `heads` query heads.
+pub fn blocks_per_split(cfg: &Config, tokens: u32, heads: u32) -> u32 {
+    tokens * (heads / cfg.u32("qheads"))
+}
+
+/// Launch of `attn_decode`: grid `[splits, H / qheads, T]`.
 pub fn launch(cfg: &Config, target: &Target, tokens: u32, heads: u32, splits: u32) -> LaunchDims {
     LaunchDims {
-        grid: [splits, heads, tokens],
+        grid: [splits, heads / cfg.u32("qheads"), tokens],
         block: [cfg.u32("warps") * target.wave_size, 1, 1],
     }
 }
@@ -178,9 +343,28 @@ pub fn launch_combine(cfg: &Config, rows: u32) -> LaunchDims {
     }
 }
 
+/// `cfg` fitted to a model's heads: `max_head_dim` raised to hold `head_dim`, `vec` lowered to
+/// divide it (rows start on `vec` boundaries), `qheads` lowered to divide `group` (query heads
+/// per K/V head).
+pub fn fit(cfg: &Config, head_dim: u32, group: u32) -> Config {
+    let cfg = fit_head_dim(cfg, head_dim);
+    let bytes = cfg.dtype("dtype").size_bytes();
+    let cfg = lower_to(&cfg, "vec", |v| head_dim % v == 0 && v * bytes <= 16);
+    lower_to(&cfg, "qheads", |n| group % n == 0)
+}
+
+/// `cfg` with the power-of-two parameter `name` lowered to the largest value `ok` accepts.
+fn lower_to(cfg: &Config, name: &'static str, ok: impl Fn(u32) -> bool) -> Config {
+    let most = cfg.u32(name);
+    let fits = [8, 4, 2, 1].into_iter().find(|&n| n <= most && ok(n));
+    cfg.with(name, ConfigValue::U32(fits.unwrap_or(1)))
+}
+
 fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
-    let (mhd, warps, unroll) = (cfg.u32("max_head_dim"), cfg.u32("warps"), cfg.u32("unroll"));
-    dispatch!(cfg, target, attn_decode, T; mhd, warps, unroll)
+    crate::check_vec_width("attn_decode", cfg)?;
+    let (mhd, warps) = (cfg.u32("max_head_dim"), cfg.u32("warps"));
+    let (unroll, qheads) = (cfg.u32("unroll"), cfg.u32("qheads"));
+    dispatch!(cfg, target, attn_decode, T, V; mhd, warps, unroll, qheads)
 }
 
 fn build_combine(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
@@ -285,14 +469,15 @@ fn problem(
     inputs: &mut Inputs,
 ) -> Result<Problem, ProblemError> {
     let (s, splits) = parse(shape)?;
-    let cfg = &fit_head_dim(cfg, s.head_dim as u32);
+    let cfg = &fit(cfg, s.head_dim as u32, (s.heads / s.kv_heads) as u32);
     let dtype = cfg.dtype("dtype");
     let ((qb, q), (kb, k), (vb, v), scale) = attention_inputs(inputs, dtype, s);
     let keys = s.keys(s.tokens - 1) as u32;
     let rows = (s.tokens * s.heads) as u32;
+    let blocks = blocks_per_split(cfg, s.tokens as u32, s.heads as u32);
     let (chunk, splits) = match splits {
         Some(n) => (keys.div_ceil(n), n),
-        None => splits_for(keys, rows, target, MIN_CHUNK),
+        None => splits_for(keys, blocks, target, MIN_CHUNK),
     };
     let width = s.head_dim + 2;
     let n = rows as usize * splits as usize * width;
@@ -397,18 +582,24 @@ fn problem_combine(
     })
 }
 
-const WARPS: ParamDef = u32_param("warps", &[1, 2, 4, 8], 4, "waves per block");
+const WARPS: ParamDef = u32_param("warps", &[1, 2, 4, 8], 8, "waves per block");
 const UNROLL: ParamDef = u32_param(
     "unroll",
     &[1, 2, 4, 8],
     4,
-    "keys a wave reads before using the first (loads in flight)",
+    "accesses per lane before the first is used (keys in flight per group)",
+);
+const QHEADS: ParamDef = u32_param(
+    "qheads",
+    &[1, 2, 4, 8],
+    4,
+    "query heads a block serves from each K/V row it reads (grouped-query attention)",
 );
 
 pub static SPEC: KernelSpec = KernelSpec {
     name: "attn_decode",
     summary: "split-K decode attention: each block one stretch of the KV cache, online softmax, partials out",
-    params: &[KV_DTYPE, MAX_HEAD_DIM, WARPS, UNROLL],
+    params: &[KV_DTYPE, MAX_HEAD_DIM, WARPS, UNROLL, VEC, QHEADS],
     shape: "tokens,heads,kv_heads,head_dim,start[,splits]",
     test_shapes: &[
         &[1, 1, 1, 1, 0],
@@ -416,6 +607,7 @@ pub static SPEC: KernelSpec = KernelSpec {
         &[1, 4, 1, 7, 172],
         &[2, 8, 1, 12, 63, 3],
         &[1, 8, 8, 64, 4096, 7],
+        &[1, 8, 2, 128, 700, 2],
         &[3, 4, 4, 130, 9],
         &[1, 2, 2, 16, 300, 1],
     ],

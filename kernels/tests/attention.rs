@@ -190,8 +190,11 @@ fn split_k(
     splits: u32,
 ) -> Vec<f32> {
     let decode_spec = by_name("attn_decode").unwrap();
-    let cfg =
-        attn_decode::fit_head_dim(&decode_spec.config("dtype=f32").unwrap(), s.head_dim as u32);
+    let cfg = attn_decode::fit(
+        &decode_spec.config("dtype=f32").unwrap(),
+        s.head_dim as u32,
+        (s.heads / s.kv_heads) as u32,
+    );
     let keys = s.keys(s.tokens - 1) as u32;
     let chunk = keys.div_ceil(splits);
     let rows = s.tokens * s.heads;

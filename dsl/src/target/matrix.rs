@@ -52,6 +52,16 @@ impl Coord {
     pub fn eval(&self, lane: u32, elem: u32) -> u32 {
         self.lane_part(lane) + self.elem_part(elem)
     }
+
+    /// The lane bits of a `wave`-lane wave that this coordinate does not depend on, as xor
+    /// masks: the lanes holding one row (for a row coordinate) differ only in these bits, so
+    /// xor shuffles over them reduce along a row in registers.
+    pub fn lanes_sharing(&self, wave: u32) -> Vec<u32> {
+        (0..wave.trailing_zeros())
+            .map(|b| 1 << b)
+            .filter(|&m| (0..wave).all(|l| self.lane_part(l) == self.lane_part(l ^ m)))
+            .collect()
+    }
 }
 
 /// Where each lane's fragment elements sit in the operand's matrix.
@@ -110,6 +120,39 @@ impl MatrixInst {
             Operand::A | Operand::B => self.ab,
             Operand::Acc => Scalar::F32,
         }
+    }
+
+    /// Where the elements of an `operand` (A or B) fragment sit among accumulator fragments of
+    /// the same matrix, lane by lane, or `None` where the layouts do not line up. The
+    /// accumulator tiles lie side by side along the operand's `k`: `k / n` of them along the
+    /// columns for A, `k / m` along the rows for B. Entry `i` is `(tile, elem)`: element `i` of
+    /// every lane's operand fragment is element `elem` of that lane's `tile`th accumulator.
+    ///
+    /// This is what lets attention keep its probabilities in registers: the scores `S = Q·Kᵀ`
+    /// come out as accumulators and go straight into `P·V` as A (`mma.sync` m16n8k16: two
+    /// n8 accumulators are one k16 A fragment), or — where only the transposed form lines up
+    /// (MFMA, whose accumulator is its B layout) — `Sᵀ = K·Qᵀ` goes into `Oᵀ = Vᵀ·Pᵀ` as B.
+    pub fn operand_from_acc(&self, operand: Operand, wave: u32) -> Option<Vec<(u32, u32)>> {
+        let layout = self.layout(operand);
+        let (m, n) = (self.shape.m, self.shape.n);
+        (0..layout.len)
+            .map(|e| {
+                let mut found = None;
+                for lane in 0..wave {
+                    let (r, c) = layout.coord(lane, e);
+                    let (tile, at) = match operand {
+                        Operand::A => (c / n, (r, c % n)),
+                        Operand::B => (r / m, (r % m, c)),
+                        Operand::Acc => return None,
+                    };
+                    let elem = (0..self.acc.len).find(|&x| self.acc.coord(lane, x) == at)?;
+                    if *found.get_or_insert((tile, elem)) != (tile, elem) {
+                        return None;
+                    }
+                }
+                found
+            })
+            .collect()
     }
 
     /// Multiply-adds of one instruction, times two.

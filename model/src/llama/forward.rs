@@ -36,6 +36,7 @@ use crate::gguf::{self, GgufFile, TensorInfo};
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Scalar};
 use greta_dsl::Target;
+use greta_kernels::Config;
 use greta_runtime::check::SLICE_ALIGN;
 use greta_runtime::{Backend, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, RuntimeError};
 use half::{bf16, f16};
@@ -1126,9 +1127,9 @@ impl Model {
         let c = &self.cfg;
         let (len, kv, h) = (start + 1, c.kv_dim(), c.n_heads);
         let target = self.backend.target();
-        let (chunk, splits) = split_k(c, target, len);
-        let width = c.head_dim + 2;
         let p = &self.act.attn_decode;
+        let (chunk, splits) = split_k(c, &p.config, target, len);
+        let width = c.head_dim + 2;
         let dims = greta_kernels::attn_decode::launch(&p.config, target, 1, h as u32, splits);
         let mut args = vec![
             KernelArg::BufferAtLeast(&s.qr, c.q_dim()),
@@ -1215,10 +1216,10 @@ impl Model {
 
 /// How split-K decode cuts `keys` cache positions: `(chunk, splits)` (see
 /// [`greta_kernels::attn_decode::splits_for`]).
-fn split_k(c: &LlamaConfig, target: &Target, keys: usize) -> (u32, u32) {
+fn split_k(c: &LlamaConfig, decode: &Config, target: &Target, keys: usize) -> (u32, u32) {
     greta_kernels::attn_decode::splits_for(
         keys as u32,
-        c.n_heads as u32,
+        greta_kernels::attn_decode::blocks_per_split(decode, 1, c.n_heads as u32),
         target,
         greta_kernels::attn_decode::MIN_CHUNK,
     )
@@ -1238,7 +1239,7 @@ impl Scratch {
         let in_act = (4 * c.dim + c.q_dim() + 3 * c.ffn_dim) as u64;
         let in_f32 = (3 * c.q_dim() + 3 * c.kv_dim()) as u64;
         let per_token = a * in_act + 4 * in_f32 + 4;
-        let attn = 4 * Scratch::attention_len(c, act.attention, target, tokens, context) as u64;
+        let attn = 4 * Scratch::attention_len(c, act, target, tokens, context) as u64;
         let fused = 4 * (c.q_dim() + 2 * c.kv_dim()) as u64 + a * 2 * c.ffn_dim as u64;
         t * per_token + attn + fused + a * 2 * c.dim as u64 + 4 * (c.vocab + 1) as u64
     }
@@ -1247,15 +1248,16 @@ impl Scratch {
     /// context]` each for [`Attention::V1`]; one token's split-K partials for [`Attention::V2`].
     fn attention_len(
         c: &LlamaConfig,
-        attention: Attention,
+        act: &Activations,
         target: &Target,
         tokens: usize,
         context: usize,
     ) -> usize {
-        match attention {
+        match act.attention {
             Attention::V1 => 2 * c.n_heads * tokens * context,
             Attention::V2 | Attention::V4 => {
-                c.n_heads * split_k(c, target, context).1 as usize * (c.head_dim + 2)
+                let splits = split_k(c, &act.attn_decode.config, target, context).1;
+                c.n_heads * splits as usize * (c.head_dim + 2)
             }
         }
     }
@@ -1267,7 +1269,7 @@ impl Scratch {
         let ids = m.alloc(Scalar::U32, t)?;
         let last_id = m.alloc(Scalar::U32, 1)?;
         let target = m.backend.target();
-        let attn = Scratch::attention_len(&c, m.act.attention, target, t, m.context);
+        let attn = Scratch::attention_len(&c, &m.act, target, t, m.context);
         let (scores_len, part_len) = match m.act.attention {
             Attention::V1 => (attn / 2, 0),
             Attention::V2 | Attention::V4 => (0, attn),

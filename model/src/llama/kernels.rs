@@ -278,7 +278,11 @@ impl Activations {
             attn_prefill: prefill,
             attn_decode: Planned {
                 spec: decode.spec,
-                config: greta_kernels::attn_decode::fit_head_dim(&decode.config, hd),
+                config: greta_kernels::attn_decode::fit(
+                    &decode.config,
+                    hd,
+                    (cfg.n_heads / cfg.n_kv_heads) as u32,
+                ),
             },
             attn_combine: planned("attn_combine", &format!("dtype={act}")),
             silu_mul: planned("silu_mul", &format!("dtype={act}")),

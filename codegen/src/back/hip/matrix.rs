@@ -138,16 +138,19 @@ pub fn prelude_part(used: &[&MatrixInst], lds_addresses: bool, target: &Target) 
 /// `l % 8` of matrix `l / 8`, whose top-left is at tile offset `(8·row_block, 8·col_block)`
 /// with `(row_block, col_block) = origin(l / 8)`. Lane `t` then receives, from each matrix
 /// `j`, the two elements `(t / 4, 2·(t % 4) + {0, 1})` as register `j` — fragment elements
-/// `2j` and `2j + 1`.
+/// `2j` and `2j + 1` — or, with `trans` (`ldmatrix ... .trans`), the two elements
+/// `(2·(t % 4) + {0, 1}, t / 4)`.
 #[derive(Clone, Copy, Debug)]
 pub struct Ldmatrix {
     pub count: u32,
     pub origin: fn(u32) -> (u32, u32),
+    pub trans: bool,
 }
 
 /// The `ldmatrix` plan for a fragment load, where one applies: sm_90's m16n8k16 layouts, an A
-/// fragment as stored (rows along m) or a B fragment stored transposed (rows along n), 16-bit
-/// elements in LDS, with 8-element row segments kept contiguous by the tile's swizzle.
+/// fragment as stored (rows along m), a B fragment stored transposed (rows along n) or as
+/// stored (rows along k, through `.trans`: attention's `P·V` with V key-major), 16-bit elements
+/// in LDS, with 8-element row segments kept contiguous by the tile's swizzle.
 pub fn ldmatrix(
     target: &Target,
     inst: &MatrixInst,
@@ -169,11 +172,19 @@ pub fn ldmatrix(
         (Operand::A, false) => Some(Ldmatrix {
             count: 4,
             origin: |j| (j % 2, j / 2),
+            trans: false,
         }),
         // Stored n × k: b0b1 are k 0-7 of rows n 0-7, b2b3 are k 8-15.
         (Operand::B, true) => Some(Ldmatrix {
             count: 2,
             origin: |j| (0, j % 2),
+            trans: false,
+        }),
+        // Stored k × n: b0b1 are column n = t/4 of rows k 0-7, b2b3 of rows k 8-15.
+        (Operand::B, false) => Some(Ldmatrix {
+            count: 2,
+            origin: |j| (j % 2, 0),
+            trans: true,
         }),
         _ => None,
     }
@@ -319,8 +330,9 @@ impl Emitter<'_> {
             let outs: Vec<String> = regs.iter().map(|r| format!("\"=r\"({r})")).collect();
             let list: Vec<String> = (0..plan.count).map(|j| format!("%{j}")).collect();
             self.line(&format!(
-                "asm volatile(\"ldmatrix.sync.aligned.m8n8.x{}.shared.b16 {{{}}}, [%{}];\" : {} : \"r\"(greta_addr));",
+                "asm volatile(\"ldmatrix.sync.aligned.m8n8.x{}{}.shared.b16 {{{}}}, [%{}];\" : {} : \"r\"(greta_addr));",
                 plan.count,
+                if plan.trans { ".trans" } else { "" },
                 list.join(","),
                 plan.count,
                 outs.join(", ")
@@ -464,7 +476,9 @@ mod tests {
     fn ldmatrix_plans_follow_the_layouts() {
         let t = &Target::SM_90;
         for inst in t.matrix {
-            for (operand, transposed) in [(Operand::A, false), (Operand::B, true)] {
+            for (operand, transposed) in
+                [(Operand::A, false), (Operand::B, true), (Operand::B, false)]
+            {
                 let p = place(transposed);
                 let plan = ldmatrix(t, inst, operand, &p, inst.ab).expect("eligible");
                 let layout = inst.layout(operand);
@@ -474,8 +488,15 @@ mod tests {
                         for h in 0..2 {
                             // The row address lane (8j + lane/4) supplied for matrix j.
                             let addr_lane = 8 * j + lane / 4;
+                            // With .trans lane t gets the transposed places: row 2(t%4)+h
+                            // (supplied by lane 8j + 2(t%4) + h), column t/4.
+                            let (addr_lane, col) = if plan.trans {
+                                (8 * j + 2 * (lane % 4) + h, lane / 4)
+                            } else {
+                                (addr_lane, 2 * (lane % 4) + h)
+                            };
                             let (rb, cb) = (plan.origin)(addr_lane / 8);
-                            let mem = (8 * rb + addr_lane % 8, 8 * cb + 2 * (lane % 4) + h);
+                            let mem = (8 * rb + addr_lane % 8, 8 * cb + col);
                             let (r, c) = layout.coord(lane, 2 * j + h);
                             let want = if transposed { (c, r) } else { (r, c) };
                             assert_eq!(
@@ -489,7 +510,6 @@ mod tests {
             }
             // Not for the other orientations, nor outside LDS.
             assert!(ldmatrix(t, inst, Operand::A, &place(true), inst.ab).is_none());
-            assert!(ldmatrix(t, inst, Operand::B, &place(false), inst.ab).is_none());
             assert!(ldmatrix(
                 &Target::GFX942,
                 &Target::GFX942.matrix[0],
