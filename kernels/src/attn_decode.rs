@@ -349,15 +349,8 @@ pub fn launch_combine(cfg: &Config, rows: u32) -> LaunchDims {
 pub fn fit(cfg: &Config, head_dim: u32, group: u32) -> Config {
     let cfg = fit_head_dim(cfg, head_dim);
     let bytes = cfg.dtype("dtype").size_bytes();
-    let cfg = lower_to(&cfg, "vec", |v| head_dim % v == 0 && v * bytes <= 16);
-    lower_to(&cfg, "qheads", |n| group % n == 0)
-}
-
-/// `cfg` with the power-of-two parameter `name` lowered to the largest value `ok` accepts.
-fn lower_to(cfg: &Config, name: &'static str, ok: impl Fn(u32) -> bool) -> Config {
-    let most = cfg.u32(name);
-    let fits = [8, 4, 2, 1].into_iter().find(|&n| n <= most && ok(n));
-    cfg.with(name, ConfigValue::U32(fits.unwrap_or(1)))
+    cfg.lowered("vec", |v| head_dim % v == 0 && v * bytes <= 16)
+        .lowered("qheads", |n| group % n == 0)
 }
 
 fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {

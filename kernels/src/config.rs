@@ -162,6 +162,17 @@ impl Config {
     }
 
     /// Returns a copy with one value replaced (for sweeps).
+    /// This configuration with the power-of-two parameter `name` halved until `ok` accepts it
+    /// (1 at the least): a configuration fitted to a problem's sizes (a vector width that
+    /// divides a row, a head count that divides a group).
+    pub fn lowered(&self, name: &'static str, ok: impl Fn(u32) -> bool) -> Config {
+        let mut v = self.u32(name);
+        while v > 1 && !ok(v) {
+            v /= 2;
+        }
+        self.with(name, ConfigValue::U32(v))
+    }
+
     pub fn with(&self, name: &'static str, value: ConfigValue) -> Config {
         let mut c = self.clone();
         c.values.insert(name, value);

@@ -193,6 +193,26 @@ macro_rules! dispatch {
             _ => $f::<f32>($target, $($arg),*),
         }
     }};
+    // The matrix kernels with a vector width `vec` as well.
+    ($cfg:expr, $target:expr, $f:ident, Half, O, V; $($arg:expr),*) => {{
+        match $cfg.u32("vec") {
+            1 => $crate::dispatch!(@half_out $cfg, $target, $f, 1; $($arg),*),
+            2 => $crate::dispatch!(@half_out $cfg, $target, $f, 2; $($arg),*),
+            4 => $crate::dispatch!(@half_out $cfg, $target, $f, 4; $($arg),*),
+            _ => $crate::dispatch!(@half_out $cfg, $target, $f, 8; $($arg),*),
+        }
+    }};
+    (@half_out $cfg:expr, $target:expr, $f:ident, $v:literal; $($arg:expr),*) => {{
+        use $crate::__private::*;
+        match ($cfg.dtype("dtype"), $cfg.dtype("out")) {
+            (Scalar::F16, Scalar::F16) => $f::<f16, f16, $v>($target, $($arg),*),
+            (Scalar::F16, Scalar::BF16) => $f::<f16, bf16, $v>($target, $($arg),*),
+            (Scalar::F16, _) => $f::<f16, f32, $v>($target, $($arg),*),
+            (_, Scalar::F16) => $f::<bf16, f16, $v>($target, $($arg),*),
+            (_, Scalar::BF16) => $f::<bf16, bf16, $v>($target, $($arg),*),
+            (_, _) => $f::<bf16, f32, $v>($target, $($arg),*),
+        }
+    }};
     ($cfg:expr, $target:expr, $f:ident, T, V; $($arg:expr),*) => {{
         use $crate::__private::*;
         match ($cfg.dtype("dtype"), $cfg.u32("vec")) {
