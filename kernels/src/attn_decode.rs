@@ -575,7 +575,7 @@ fn problem_combine(
     })
 }
 
-const WARPS: ParamDef = u32_param("warps", &[1, 2, 4, 8], 8, "waves per block");
+const WARPS: ParamDef = u32_param("warps", &[1, 2, 4, 8], 4, "waves per block");
 const UNROLL: ParamDef = u32_param(
     "unroll",
     &[1, 2, 4, 8],

@@ -149,6 +149,40 @@ fn query_tile<T: MatrixElem>(
     }
 }
 
+/// Scales a tile's scores (keys from `k0`) to base 2 and takes each of the lane's rows'
+/// maximum into `tile_max`; with `masked`, first sets keys past a row's causal end (`first_end`
+/// for the wave's first row, one more per row) to `-inf`.
+#[device]
+pub fn scale_scores(
+    fs: Frags<f32, Accum>,
+    #[comptime] plan: &Plan,
+    tile_max: Local<f32>,
+    scale_log2: Val<f32>,
+    k0: Val<u32>,
+    first_end: Val<u32>,
+    #[comptime] masked: bool,
+) {
+    for j in 0..fs.count() {
+        let f = fs.at(j);
+        for e in 0..f.elems() {
+            let mut s = f.get(e) * scale_log2;
+            if masked {
+                let (fr, fc) = f.coord(e);
+                let (r, c) = oriented(plan.normal, fr, fc);
+                s = select(
+                    k0 + j * plan.keys + c <= first_end + r,
+                    s,
+                    f32::NEG_INFINITY,
+                );
+            }
+            f.set(e, s);
+            #[comptime]
+            let g = plan.row(e);
+            tile_max[g] = max(tile_max[g], s);
+        }
+    }
+}
+
 /// An accumulator element's `(query row, key or dim)` from its `(row, column)`: the same, or
 /// exchanged where the plan computes transposes.
 fn oriented(normal: bool, row: Val<u32>, col: Val<u32>) -> (Val<u32>, Val<u32>) {
@@ -362,23 +396,15 @@ pub fn attn_mma<T: MatrixElem, O: Float, const V: usize>(
                     }
                 }
             }
-            // 2. Base 2, causal mask, the rows' maxima, weights in place.
+            // 2. Base 2, causal mask (on the tiles that cross a row's end), the rows' maxima,
+            //    weights in place.
             for g in 0..plan.rows {
                 tile_max[g] = f32::NEG_INFINITY;
             }
-            for j in 0..tile / plan.keys {
-                let f = fs.at(j);
-                for e in 0..f.elems() {
-                    let (fr, fc) = f.coord(e);
-                    let (r, c) = oriented(normal, fr, fc);
-                    let key = k0 + j * plan.keys + c;
-                    let seen = key <= start + q0 + wq0 + r;
-                    let s = select(seen, f.get(e) * scale_log2, f32::NEG_INFINITY);
-                    f.set(e, s);
-                    #[comptime]
-                    let g = plan.row(e);
-                    tile_max[g] = max(tile_max[g], s);
-                }
+            if k0 + tile > start + q0 + wq0 + 1u32 {
+                scale_scores(fs, &plan, tile_max, scale_log2, k0, start + q0 + wq0, true);
+            } else {
+                scale_scores(fs, &plan, tile_max, scale_log2, k0, start + q0 + wq0, false);
             }
             for g in 0..plan.rows {
                 let mut top = tile_max[g];

@@ -20,6 +20,7 @@ pub mod add;
 pub mod attn_decode;
 pub mod attn_flash;
 pub mod attn_mma;
+pub mod attn_qlds;
 pub mod attn_scores;
 pub mod attn_values;
 pub mod copy;
@@ -143,6 +144,7 @@ pub fn all() -> &'static [&'static KernelSpec] {
         &attn_decode::SPEC,
         &attn_decode::SPEC_COMBINE,
         &attn_flash::SPEC,
+        &attn_qlds::SPEC,
         &attn_mma::SPEC,
         &copy::SPEC,
     ];

@@ -101,6 +101,7 @@ kernel_tests!(
     attn_decode,
     attn_combine,
     attn_flash,
+    attn_qlds,
     attn_mma,
     copy
 );

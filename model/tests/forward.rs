@@ -80,7 +80,7 @@ fn kernel_logits_match_the_reference_in_prefill_and_decode() {
 
     for (target, attention) in Target::ALL
         .into_iter()
-        .flat_map(|t| [Attention::V1, Attention::V2].map(|a| (t, a)))
+        .flat_map(|t| [Attention::V1, Attention::V2, Attention::V3].map(|a| (t, a)))
     {
         let load = |file, target, context| load_with(file, target, context, None, attention);
         // Prefill of everything at once: every position's logits.
@@ -220,7 +220,7 @@ fn half_activations_track_the_reference() {
         let tolerance = 4.0 * u * scale;
         for (target, attention) in Target::ALL
             .into_iter()
-            .flat_map(|t| [Attention::V2, Attention::V4].map(|a| (t, a)))
+            .flat_map(|t| [Attention::V2, Attention::V3, Attention::V4].map(|a| (t, a)))
         {
             let mut model = load_with(&file, target, 64, Some(act), attention);
             let mut logits = model.forward(&tokens[..prompt_len], 0).unwrap();

@@ -119,7 +119,7 @@ pub fn run(args: Args) -> Result<()> {
         use greta_model::llama::Attention;
         let mut plans = Vec::new();
         for a in acts {
-            for at in [Attention::V1, Attention::V2, Attention::V4] {
+            for at in [Attention::V1, Attention::V2, Attention::V3, Attention::V4] {
                 plans.extend(greta_model::llama::plan(&file, &cfg, a, at, target));
             }
         }

@@ -31,8 +31,8 @@ pub struct Args {
     /// (e.g. f16 against f32).
     #[arg(long)]
     vs_dtype: Option<String>,
-    /// Attention kernels: v1 or v2 (default v2).
-    #[arg(long, default_value = "v2")]
+    /// Attention kernels: v1, v2 or v4 (as `greta run --attn`).
+    #[arg(long, default_value = "v4")]
     attn: String,
     /// Compare with the same backend and activation type with these attention kernels instead
     /// of with the CPU backend (e.g. v2 against v1).

@@ -50,10 +50,11 @@ pub struct Args {
     /// for the others (f32 keeps f32 models exact).
     #[arg(long)]
     dtype: Option<String>,
-    /// Attention kernels: v2 (fused: flash attention over several tokens, split-K decode over
-    /// one), v4 (as v2 with matrix cores over several tokens, f16/bf16 activations) or v1
-    /// (scores in memory, the reference).
-    #[arg(long, default_value = "v2")]
+    /// Attention kernels: v4 (fused; matrix cores over several tokens with f16/bf16
+    /// activations, flash attention with f32 ones; split-K decode over one), v3 (queries staged
+    /// in LDS, several rows per wave, over several tokens), v2 (flash attention over several
+    /// tokens, a row per wave) or v1 (scores in memory, the reference).
+    #[arg(long, default_value = "v4")]
     attn: String,
     /// Time every kernel launch on the device and print where the time went, by kernel, for
     /// the prompt and for generation (slower: each launch is timed on its own).

@@ -1061,11 +1061,11 @@ impl Model {
                 self.attention_v1(s, layer, t, start)?;
                 self.to_activations(&s.att, &s.att_act, t * c.q_dim())
             }
-            Attention::V2 | Attention::V4 if t == 1 => {
+            Attention::V2 | Attention::V3 | Attention::V4 if t == 1 => {
                 self.attention_split_k(s, layer, start, out)?;
                 Ok(out)
             }
-            Attention::V2 | Attention::V4 => {
+            Attention::V2 | Attention::V3 | Attention::V4 => {
                 self.attention_prefill(s, layer, t, start, out)?;
                 Ok(out)
             }
@@ -1086,8 +1086,8 @@ impl Model {
         KernelArg::Value(Const::F32(scale))
     }
 
-    /// [`Attention::V2`] / [`Attention::V4`] over several tokens: `attn_flash` or `attn_mma`
-    /// (the same arguments).
+    /// [`Attention::V2`] / [`Attention::V3`] / [`Attention::V4`] over several tokens:
+    /// `attn_flash`, `attn_qlds` or `attn_mma` (the same arguments).
     fn attention_prefill(
         &self,
         s: &Scratch,
@@ -1102,6 +1102,7 @@ impl Model {
         let (target, t32, h32) = (self.backend.target(), t as u32, c.n_heads as u32);
         let dims = match p.spec.name {
             "attn_mma" => greta_kernels::attn_mma::launch(&p.config, target, t32, h32),
+            "attn_qlds" => greta_kernels::attn_qlds::launch(&p.config, target, t32, h32),
             _ => greta_kernels::attn_flash::launch(&p.config, target, t32, h32),
         };
         let mut args = vec![
@@ -1255,7 +1256,7 @@ impl Scratch {
     ) -> usize {
         match act.attention {
             Attention::V1 => 2 * c.n_heads * tokens * context,
-            Attention::V2 | Attention::V4 => {
+            Attention::V2 | Attention::V3 | Attention::V4 => {
                 let splits = split_k(c, &act.attn_decode.config, target, context).1;
                 c.n_heads * splits as usize * (c.head_dim + 2)
             }
@@ -1272,7 +1273,7 @@ impl Scratch {
         let attn = Scratch::attention_len(&c, &m.act, target, t, m.context);
         let (scores_len, part_len) = match m.act.attention {
             Attention::V1 => (attn / 2, 0),
-            Attention::V2 | Attention::V4 => (0, attn),
+            Attention::V2 | Attention::V3 | Attention::V4 => (0, attn),
         };
         let mut f = |ty: Scalar, n: usize| m.alloc(ty, n);
         let f32_ = Scalar::F32;

@@ -172,10 +172,14 @@ pub enum Attention {
     V1,
     /// Fused: `attn_flash` for passes over several tokens, split-K `attn_decode` and
     /// `attn_combine` for one token.
-    #[default]
     V2,
+    /// As V2, with `attn_qlds` (queries staged in LDS, several rows per wave) over several
+    /// tokens.
+    V3,
     /// As V2, with `attn_mma` (matrix cores) over several tokens where the activations are
-    /// f16/bf16 (`attn_flash` with f32 ones).
+    /// f16/bf16 (`attn_flash` with f32 ones): the default, the fastest on the H200 (see
+    /// BENCHMARKS.md).
+    #[default]
     V4,
 }
 
@@ -185,10 +189,11 @@ impl std::str::FromStr for Attention {
         match s {
             "v1" => Ok(Attention::V1),
             "v2" => Ok(Attention::V2),
+            "v3" => Ok(Attention::V3),
             "v4" => Ok(Attention::V4),
             other => Err(format!(
-                "unknown attention variant `{other}`: v1 (scores in memory), v2 (fused) or v4 \
-                 (fused, matrix cores for prefill)"
+                "unknown attention variant `{other}`: v1 (scores in memory), v2 (fused), v3 \
+                 (fused, queries in LDS) or v4 (fused, matrix cores for prefill)"
             )),
         }
     }
@@ -199,6 +204,7 @@ impl std::fmt::Display for Attention {
         f.write_str(match self {
             Attention::V1 => "v1",
             Attention::V2 => "v2",
+            Attention::V3 => "v3",
             Attention::V4 => "v4",
         })
     }
@@ -221,7 +227,8 @@ pub struct Activations {
     pub attn_scores: Planned,
     pub softmax: Planned,
     pub attn_values: Planned,
-    /// The kernel of passes over several tokens (V2, V4): `attn_flash` or `attn_mma`.
+    /// The kernel of passes over several tokens (V2, V3, V4): `attn_flash`, `attn_qlds` or
+    /// `attn_mma`.
     pub attn_prefill: Planned,
     pub attn_decode: Planned,
     pub attn_combine: Planned,
@@ -250,17 +257,28 @@ impl Activations {
         };
         let hd = cfg.head_dim as u32;
         let decode = planned("attn_decode", &format!("dtype={act}"));
-        let prefill = if attention == Attention::V4 && act != Scalar::F32 {
-            let p = planned("attn_mma", &format!("dtype={act},out={act}"));
-            Planned {
-                spec: p.spec,
-                config: greta_kernels::attn_mma::fit(&p.config, hd, target),
+        let types = format!("dtype={act},out={act}");
+        let prefill = match attention {
+            Attention::V4 if act != Scalar::F32 => {
+                let p = planned("attn_mma", &types);
+                Planned {
+                    spec: p.spec,
+                    config: greta_kernels::attn_mma::fit(&p.config, hd, target),
+                }
             }
-        } else {
-            let p = planned("attn_flash", &format!("dtype={act},out={act}"));
-            Planned {
-                spec: p.spec,
-                config: greta_kernels::attn_flash::fit(&p.config, hd, target),
+            Attention::V3 => {
+                let p = planned("attn_qlds", &types);
+                Planned {
+                    spec: p.spec,
+                    config: greta_kernels::attn_qlds::fit(&p.config, hd, target),
+                }
+            }
+            _ => {
+                let p = planned("attn_flash", &types);
+                Planned {
+                    spec: p.spec,
+                    config: greta_kernels::attn_flash::fit(&p.config, hd, target),
+                }
             }
         };
         Activations {
@@ -299,7 +317,7 @@ impl Activations {
                 self.softmax.clone(),
                 self.attn_values.clone(),
             ],
-            Attention::V2 | Attention::V4 => vec![
+            Attention::V2 | Attention::V3 | Attention::V4 => vec![
                 self.attn_prefill.clone(),
                 self.attn_decode.clone(),
                 self.attn_combine.clone(),

@@ -123,7 +123,9 @@ pub fn prelude_part(used: &[&MatrixInst], lds_addresses: bool, target: &Target) 
     out.push_str("typedef f32 f32x16 __attribute__((ext_vector_type(16)));\n");
     if target.family == Family::Nvptx {
         out.push_str(
-            "// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes).\n\
+            "// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes). Element\n\
+             // addresses are this of the array plus a 32-bit byte offset: no 64-bit arithmetic\n\
+             // and one conversion per array, not per access.\n\
              GRETA_INLINE u32 greta_lds_address(const void* p) {\n    \
              return (u32)(unsigned long long)(__attribute__((address_space(3))) const void*)p;\n}\n",
         );
@@ -323,7 +325,8 @@ impl Emitter<'_> {
                 swz("greta_r", "greta_c")
             );
             self.line(&format!(
-                "const u32 greta_addr = greta_lds_address(&{mem}[{idx}]);"
+                "const u32 greta_addr = greta_lds_address({mem}) + ({idx}) * {}u;",
+                elem.size_bytes()
             ));
             let regs: Vec<String> = (0..plan.count).map(|j| format!("greta_m{j}")).collect();
             self.line(&format!("u32 {};", regs.join(", ")));
@@ -564,7 +567,8 @@ impl Emitter<'_> {
             // stays inside the buffer all the same).
             let cache = if bytes == 16 { "cg" } else { "ca" };
             self.line(&format!(
-                "{{ const bool greta_p = {p}; asm volatile(\"cp.async.{cache}.shared.global [%0], [%1], {bytes}, %2;\" :: \"r\"(greta_lds_address(&{d}[{di}])), \"l\"(&{s}[greta_p ? {si} : 0u]), \"r\"(greta_p ? {bytes}u : 0u) : \"memory\"); }}"
+                "{{ const bool greta_p = {p}; asm volatile(\"cp.async.{cache}.shared.global [%0], [%1], {bytes}, %2;\" :: \"r\"(greta_lds_address({d}) + ({di}) * {}u), \"l\"(&{s}[greta_p ? {si} : 0u]), \"r\"(greta_p ? {bytes}u : 0u) : \"memory\"); }}",
+                elem.size_bytes()
             ));
         } else {
             let vt = c_type(Type::vector(elem, lanes.max(1)));
