@@ -1,0 +1,15 @@
+use greta_dsl::prelude::*;
+
+#[kernel]
+fn scale(x: &[f32], y: &mut [f32], n: u32, s: f32, #[comptime] block: u32) {
+    block_size(block);
+    let i = thread_idx().x;
+    if i < n {
+        y[i] = x[i] * s;
+    }
+}
+
+fn main() {
+    // A parameter the kernel gained, or one forgotten: `s` is missing.
+    let _ = ScaleArgs { x: "x", y: "y", n: 4u32 };
+}
