@@ -400,7 +400,6 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::gguf::GgmlType;
-    use crate::synth::{synthesize, Shape, SynthOptions};
 
     /// Whatever the prompt's length, the kernel a projection chooses is one the plan loaded (and
     /// `greta build --model` bundled): the tile width the GEMM picks varies with the length.
@@ -408,15 +407,7 @@ mod tests {
     fn the_plan_holds_every_projection_choice() {
         let dir = tempfile::tempdir().unwrap();
         for ty in [GgmlType::F16, GgmlType::Q8_0] {
-            let path = dir.path().join(format!("tiny-{}.gguf", ty.name()));
-            let opts = SynthOptions {
-                shape: Shape::Tiny,
-                dtype: ty,
-                seed: 1,
-                threads: 1,
-            };
-            synthesize(&opts, &path, &mut |_, _| {}).unwrap();
-            let g = GgufFile::open(&path).unwrap();
+            let g = crate::synth::tiny(dir.path(), ty, 1).unwrap();
             let cfg = LlamaConfig::from_gguf(&g).unwrap();
             for target in [&Target::SM_90, &Target::GFX942] {
                 for act in [Scalar::F16, Scalar::BF16, Scalar::F32] {
