@@ -1,12 +1,8 @@
 use greta_dsl::prelude::*;
 
 #[kernel]
-fn scale(x: &[f32], y: &mut [f32], n: u32, s: f32, #[comptime] block: u32) {
-    block_size(block);
-    let i = thread_idx().x;
-    if i < n {
-        y[i] = x[i] * s;
-    }
+fn scale(x: &[f32], y: &mut [f32], n: u32, s: f32) {
+    y[n] = x[n] * s;
 }
 
 fn main() {
