@@ -27,15 +27,15 @@
 
 use super::config::LlamaConfig;
 use super::kernels::{
-    default_activations, embedding_for, projection, Activations, Attention, Output, Outputs,
-    Planned, WeightType,
+    default_activations, embedding_for, projection, split_k, Activations, Attention, Output,
+    Outputs, Planned, WeightType,
 };
+use super::memory::{MemoryPlan, Scratch, ScratchShape};
 use super::profile::{Phase, Profile, ProfileRow};
 use super::{weights, LoadError, RunError};
 use crate::gguf::{self, GgufFile, TensorInfo};
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Scalar};
-use greta_dsl::Target;
 use greta_runtime::check::SLICE_ALIGN;
 use greta_runtime::{Backend, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, RuntimeError};
 use half::{bf16, f16};
@@ -197,39 +197,6 @@ impl<'a> From<&'a DeviceBuffer> for View<'a> {
     }
 }
 
-/// Activation buffers for up to `tokens` tokens at once (grown on demand).
-struct Scratch {
-    tokens: usize,
-    ids: DeviceBuffer,
-    x: DeviceBuffer,
-    x2: DeviceBuffer,
-    xn: DeviceBuffer,
-    q: DeviceBuffer,
-    qr: DeviceBuffer,
-    k: DeviceBuffer,
-    kr: DeviceBuffer,
-    v: DeviceBuffer,
-    att: DeviceBuffer,
-    /// The attention output in the activation type (half activations only; else `att`).
-    att_act: DeviceBuffer,
-    o: DeviceBuffer,
-    gate: DeviceBuffer,
-    up: DeviceBuffer,
-    /// One token's fused projections: queries, keys and values (f32); gate and up.
-    qkv: DeviceBuffer,
-    gate_up: DeviceBuffer,
-    h: DeviceBuffer,
-    /// `[heads, tokens, context]` at most: attention scores and probabilities (V1 only).
-    scores: DeviceBuffer,
-    probs: DeviceBuffer,
-    /// One token's split-K attention partials (V2 only).
-    part: DeviceBuffer,
-    last_id: DeviceBuffer,
-    last: DeviceBuffer,
-    last_n: DeviceBuffer,
-    logits: DeviceBuffer,
-}
-
 pub struct Model {
     cfg: LlamaConfig,
     backend: Box<dyn Backend>,
@@ -336,36 +303,18 @@ impl Model {
         if !matches!(act_ty, Scalar::F32 | Scalar::F16 | Scalar::BF16) {
             return Err(LoadError::Activations(act_ty.to_string()));
         }
-        let act_size = act_ty.size_bytes() as u64;
-
-        // Memory: weights as uploaded, the KV cache, and decode-time scratch.
-        let mut weight_bytes = 0u64;
-        for t in g.tensors() {
-            weight_bytes += if t.dims.len() == 1 {
-                t.dims[0] * act_size
-            } else {
-                match WeightType::of(t.ty).map(|w| w.on_device(act_ty)) {
-                    Some(WeightType::Dense(d)) => {
-                        t.dims.iter().product::<u64>() * d.size_bytes() as u64
-                    }
-                    _ => t.size_bytes,
-                }
-            };
-        }
-        let kv_bytes = 2 * cfg.n_layers as u64 * context as u64 * cfg.kv_dim() as u64 * act_size;
         let act = Activations::new(&cfg, act_ty, options.attention, backend.target());
-        let scratch_bytes = Scratch::bytes(&cfg, &act, backend.target(), 1, context);
-        let need = weight_bytes + kv_bytes + scratch_bytes;
+        let plan = MemoryPlan::new(g, &cfg, &act, backend.target(), context);
         if let Some((free, _total)) = backend.memory_info() {
-            if need > free {
+            if plan.total() > free {
                 return Err(LoadError::DeviceMemory {
-                    need_mib: mib(need),
+                    need_mib: mib(plan.total()),
                     free_mib: mib(free),
                     device: backend.device_name(),
                     what: format!(
                         "weights {} MiB, KV cache for {context} tokens {} MiB",
-                        mib(weight_bytes),
-                        mib(kv_bytes)
+                        mib(plan.weights),
+                        mib(plan.kv_cache)
                     ),
                 });
             }
@@ -498,10 +447,6 @@ impl Model {
         Ok(b)
     }
 
-    fn free(&mut self, b: DeviceBuffer) {
-        self.device_bytes -= b.size_bytes();
-    }
-
     fn upload(&mut self, host: &Buffer) -> Result<DeviceBuffer, RuntimeError> {
         let b = self.alloc(host.scalar(), host.len())?;
         self.backend.write(&b, host)?;
@@ -616,22 +561,23 @@ impl Model {
         })
     }
 
+    /// Scratch for forward passes of up to `tokens` tokens (kept until a longer one comes).
     fn ensure_scratch(&mut self, tokens: usize) -> Result<(), RunError> {
         if self.scratch.as_ref().is_some_and(|s| s.tokens >= tokens) {
             return Ok(());
         }
         if let Some(old) = self.scratch.take() {
-            for b in old.into_buffers() {
-                self.free(b);
-            }
+            self.device_bytes -= old.bytes;
         }
-        let need = Scratch::bytes(
-            &self.cfg,
-            &self.act,
-            self.backend.target(),
+        let target = self.backend.target();
+        let shape = ScratchShape {
+            cfg: &self.cfg,
+            act: &self.act,
+            target,
             tokens,
-            self.context,
-        );
+            context: self.context,
+        };
+        let need = Scratch::bytes(&shape);
         if let Some((free, _)) = self.backend.memory_info() {
             if need > free {
                 return Err(RunError::Memory {
@@ -640,8 +586,11 @@ impl Model {
                 });
             }
         }
-        let s = Scratch::new(self, tokens)?;
-        self.scratch = Some(s);
+        let backend = self.backend.as_ref();
+        let scratch = Scratch::plan(&shape, |ty, n| backend.alloc(ty, n))?;
+        self.device_bytes += scratch.bytes;
+        self.peak_device_bytes = self.peak_device_bytes.max(self.device_bytes);
+        self.scratch = Some(scratch);
         Ok(())
     }
 
@@ -1213,129 +1162,67 @@ impl Model {
     }
 }
 
-/// How split-K decode cuts `keys` cache positions: `(chunk, splits)` (see
-/// [`greta_kernels::attn_decode::splits_for`]).
-fn split_k(c: &LlamaConfig, target: &Target, keys: usize) -> (u32, u32) {
-    greta_kernels::attn_decode::splits_for(
-        keys as u32,
-        c.n_heads as u32,
-        target,
-        greta_kernels::attn_decode::MIN_CHUNK,
-    )
-}
-
-impl Scratch {
-    /// Bytes of scratch for `tokens` tokens at once with a context of `context` and the kernels
-    /// of `act` (queries, keys, values and logits are f32).
-    fn bytes(
-        c: &LlamaConfig,
-        act: &Activations,
-        target: &Target,
-        tokens: usize,
-        context: usize,
-    ) -> u64 {
-        let (t, a) = (tokens as u64, act.act.size_bytes() as u64);
-        let in_act = (4 * c.dim + c.q_dim() + 3 * c.ffn_dim) as u64;
-        let in_f32 = (3 * c.q_dim() + 3 * c.kv_dim()) as u64;
-        let per_token = a * in_act + 4 * in_f32 + 4;
-        let attn = 4 * Scratch::attention_len(c, act.attention, target, tokens, context) as u64;
-        let fused = 4 * (c.q_dim() + 2 * c.kv_dim()) as u64 + a * 2 * c.ffn_dim as u64;
-        t * per_token + attn + fused + a * 2 * c.dim as u64 + 4 * (c.vocab + 1) as u64
-    }
-
-    /// f32 elements the attention kernels need: scores and probabilities `[heads, tokens,
-    /// context]` each for [`Attention::V1`]; one token's split-K partials for [`Attention::V2`].
-    fn attention_len(
-        c: &LlamaConfig,
-        attention: Attention,
-        target: &Target,
-        tokens: usize,
-        context: usize,
-    ) -> usize {
-        match attention {
-            Attention::V1 => 2 * c.n_heads * tokens * context,
-            Attention::V2 | Attention::V4 => {
-                c.n_heads * split_k(c, target, context).1 as usize * (c.head_dim + 2)
-            }
-        }
-    }
-
-    fn new(m: &mut Model, tokens: usize) -> Result<Scratch, RuntimeError> {
-        let c = m.cfg.clone();
-        let act = m.act.act;
-        let t = tokens;
-        let ids = m.alloc(Scalar::U32, t)?;
-        let last_id = m.alloc(Scalar::U32, 1)?;
-        let target = m.backend.target();
-        let attn = Scratch::attention_len(&c, m.act.attention, target, t, m.context);
-        let (scores_len, part_len) = match m.act.attention {
-            Attention::V1 => (attn / 2, 0),
-            Attention::V2 | Attention::V4 => (0, attn),
-        };
-        let mut f = |ty: Scalar, n: usize| m.alloc(ty, n);
-        let f32_ = Scalar::F32;
-        Ok(Scratch {
-            tokens,
-            ids,
-            last_id,
-            x: f(act, t * c.dim)?,
-            x2: f(act, t * c.dim)?,
-            xn: f(act, t * c.dim)?,
-            q: f(f32_, t * c.q_dim())?,
-            qr: f(f32_, t * c.q_dim())?,
-            k: f(f32_, t * c.kv_dim())?,
-            kr: f(f32_, t * c.kv_dim())?,
-            v: f(f32_, t * c.kv_dim())?,
-            att: f(f32_, t * c.q_dim())?,
-            att_act: f(act, if act == f32_ { 0 } else { t * c.q_dim() })?,
-            o: f(act, t * c.dim)?,
-            gate: f(act, t * c.ffn_dim)?,
-            up: f(act, t * c.ffn_dim)?,
-            qkv: f(f32_, c.q_dim() + 2 * c.kv_dim())?,
-            gate_up: f(act, 2 * c.ffn_dim)?,
-            h: f(act, t * c.ffn_dim)?,
-            scores: f(f32_, scores_len)?,
-            probs: f(f32_, scores_len)?,
-            part: f(f32_, part_len)?,
-            last: f(act, c.dim)?,
-            last_n: f(act, c.dim)?,
-            logits: f(f32_, c.vocab)?,
-        })
-    }
-
-    fn into_buffers(self) -> Vec<DeviceBuffer> {
-        vec![
-            self.ids,
-            self.x,
-            self.x2,
-            self.xn,
-            self.q,
-            self.qr,
-            self.k,
-            self.kr,
-            self.v,
-            self.att,
-            self.att_act,
-            self.o,
-            self.gate,
-            self.up,
-            self.qkv,
-            self.gate_up,
-            self.h,
-            self.scores,
-            self.probs,
-            self.part,
-            self.last_id,
-            self.last,
-            self.last_n,
-            self.logits,
-        ]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::GgmlType;
+    use greta_dsl::Target;
+    use greta_runtime::cpu::CpuBackend;
+
+    /// A synthesized tiny model with weights of `ty`, loaded on the CPU backend for `target`
+    /// with 40 positions of context.
+    pub(super) fn tiny(
+        dir: &std::path::Path,
+        ty: GgmlType,
+        act: Scalar,
+        attention: Attention,
+        target: &'static Target,
+    ) -> (GgufFile, Model, ModelOptions) {
+        let g = crate::synth::tiny(dir, ty, 1).unwrap();
+        let options = ModelOptions {
+            context: 40,
+            activations: Some(act),
+            attention,
+        };
+        let backend = Box::new(CpuBackend::new(target));
+        let model = Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
+        (g, model, options)
+    }
+
+    /// The memory plan that admits a model is what loading it and a decode step allocate, to
+    /// the byte: weights, KV cache and the one list of scratch buffers; a prompt then takes the
+    /// scratch of its length. (The passes also run each projection kernel on Q8_0 weights.)
+    #[test]
+    fn the_memory_plan_is_what_the_model_allocates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gfx942, sm_90) = (&Target::GFX942, &Target::SM_90);
+        let cases = [
+            (GgmlType::F16, Scalar::F16, Attention::V2, gfx942),
+            (GgmlType::Q8_0, Scalar::BF16, Attention::V1, gfx942),
+            (GgmlType::Q8_0, Scalar::F16, Attention::V4, sm_90),
+            (GgmlType::Q8_0, Scalar::F32, Attention::V2, gfx942),
+            (GgmlType::F32, Scalar::F32, Attention::V1, sm_90),
+        ];
+        for (ty, act, attention, target) in cases {
+            let (g, mut model, options) = tiny(dir.path(), ty, act, attention, target);
+            model.forward(&[1], 0).unwrap();
+            let plan = MemoryPlan::new(&g, &model.cfg, &model.act, target, options.context);
+            let what = format!("{} weights, {act}, {attention} on {target}", ty.name());
+            assert_eq!(model.peak_device_bytes(), plan.total(), "{what}");
+            // A prompt (the GEMM path) replaces the scratch with a larger one.
+            let prompt: Vec<u32> = (2..14).collect();
+            model.forward(&prompt, 1).unwrap();
+            let shape = ScratchShape {
+                cfg: &model.cfg,
+                act: &model.act,
+                target,
+                tokens: prompt.len(),
+                context: options.context,
+            };
+            let larger = plan.weights + plan.kv_cache + Scratch::bytes(&shape);
+            assert_eq!(model.peak_device_bytes(), larger, "{what}");
+        }
+    }
 
     /// Where a fused group's parts may start: 16 bytes into every buffer of the weight.
     #[test]

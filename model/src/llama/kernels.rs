@@ -165,6 +165,17 @@ pub fn embedding_for(w: WeightType, act: Scalar) -> Planned {
     }
 }
 
+/// How split-K decode cuts `keys` cache positions: `(chunk, splits)` (see
+/// [`greta_kernels::attn_decode::splits_for`]).
+pub fn split_k(c: &LlamaConfig, target: &Target, keys: usize) -> (u32, u32) {
+    greta_kernels::attn_decode::splits_for(
+        keys as u32,
+        c.n_heads as u32,
+        target,
+        greta_kernels::attn_decode::MIN_CHUNK,
+    )
+}
+
 /// Which attention kernels a model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Attention {
