@@ -2,6 +2,7 @@
 //!
 //! - [`ir`]: the IR itself (types, expressions, statements, kernels);
 //! - [`front`]: the builder the `#[kernel]` macro expands into (typed value handles);
+//! - [`launch`]: the typed argument structs `#[kernel]` generates for launching a kernel;
 //! - [`valid`]: the verifier that rejects ill-typed IR;
 //! - [`print`]: a human-readable printer;
 //! - [`interp`]: the CPU interpreter (the `cpu` backend);
@@ -13,6 +14,7 @@ extern crate self as greta_dsl;
 pub mod front;
 pub mod interp;
 pub mod ir;
+pub mod launch;
 pub mod print;
 pub mod target;
 pub mod valid;

@@ -20,7 +20,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::gguf::{GgmlType, GgufError, GgufWriter, Value};
+use crate::gguf::{GgmlType, GgufError, GgufFile, GgufWriter, Value};
 
 /// The model sizes `greta model synth` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -566,6 +566,20 @@ enum Fill<'a> {
     Ones,
     Values(&'a [f32]),
     Random,
+}
+
+/// Writes the tiny model ([`Shape::Tiny`]) with weight matrices of `dtype` from `seed` into
+/// `dir` as `tiny-{dtype}.gguf` (one thread, no progress) and opens it: what tests run on.
+pub fn tiny(dir: &Path, dtype: GgmlType, seed: u64) -> Result<GgufFile, GgufError> {
+    let path = dir.join(format!("tiny-{}.gguf", dtype.name()));
+    let opts = SynthOptions {
+        shape: Shape::Tiny,
+        dtype,
+        seed,
+        threads: 1,
+    };
+    synthesize(&opts, &path, &mut |_, _| {})?;
+    GgufFile::open(&path)
 }
 
 /// Writes a synthetic model to `path`, calling `progress(bytes_written, total_bytes)` as it goes.

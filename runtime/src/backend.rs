@@ -2,6 +2,7 @@
 
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{Const, Kernel, Param, Scalar};
+use greta_dsl::launch::{Arg, KernelArgs};
 use greta_dsl::Target;
 use std::any::Any;
 use std::fmt;
@@ -230,6 +231,19 @@ pub enum KernelArg<'a> {
 }
 
 impl<'a> KernelArg<'a> {
+    /// The positional arguments of a launch given by name: the struct `#[kernel]` generates
+    /// from the kernel's signature (`greta_dsl::launch`), its buffers given as kernel
+    /// arguments (a buffer, at least so many elements of one, or a slice).
+    pub fn list(args: impl KernelArgs<KernelArg<'a>>) -> Vec<KernelArg<'a>> {
+        args.into_args()
+            .into_iter()
+            .map(|arg| match arg {
+                Arg::Buffer(b) => b,
+                Arg::Value(v) => KernelArg::Value(v),
+            })
+            .collect()
+    }
+
     /// The buffer an argument passes (all of it or a part), if it is one.
     pub fn buffer(&self) -> Option<&'a DeviceBuffer> {
         match *self {

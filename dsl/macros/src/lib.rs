@@ -10,8 +10,18 @@
 //!         y[i] = T::from_f32(x[i].to_f32() * s);
 //!     }
 //! }
-//! // expands to: fn scale<T: Float>(block: u32) -> Result<Kernel, BuildError>
+//! // expands to: fn scale<T: Float>(target: &'static Target, block: u32)
+//! //                  -> Result<Kernel, BuildError>
+//! // and, for launching it, the runtime parameters by name (`greta_dsl::launch`):
+//! //     struct ScaleArgs<B> { pub x: B, pub y: B, pub n: u32, pub s: f32 }
+//! //     impl<B> greta_dsl::launch::KernelArgs<B> for ScaleArgs<B> { .. }
 //! ```
+//!
+//! The argument struct is named after the kernel in CamelCase with `Args` appended
+//! (`attn_decode` → `AttnDecodeArgs`), has the kernel's visibility, and holds one public field
+//! per runtime (non-`#[comptime]`) parameter, in signature order: buffers (`&[T]`, `&mut [T]`)
+//! of the caller's buffer type `B`, scalars of their own type. `KernelArgs::into_args` gives
+//! the positional list; the kernel's signature stays the one definition of it.
 //!
 //! The expansion keeps the body's shape: the macro only rewrites what Rust cannot overload
 //! (indexing into loads and stores, comparisons, `&&`/`||`, `as`, assignments to runtime
@@ -30,12 +40,15 @@
 //!   `&&`, `||`, `!`, `-`, `as`, `&x`, arrays and tuples.
 
 mod body;
+mod launch;
 mod signature;
 
 use proc_macro::TokenStream;
 
 /// Turns a kernel written in the DSL into a function of its `#[comptime]` parameters that
-/// returns the kernel's IR (`Result<greta_dsl::ir::Kernel, greta_dsl::front::BuildError>`).
+/// returns the kernel's IR (`Result<greta_dsl::ir::Kernel, greta_dsl::front::BuildError>`),
+/// and a struct of its runtime parameters for launching it (`{Kernel}Args<B>`, see the crate
+/// docs).
 #[proc_macro_attribute]
 pub fn kernel(attr: TokenStream, item: TokenStream) -> TokenStream {
     signature::expand_kernel(attr.into(), item.into())

@@ -1,5 +1,6 @@
 //! The signature side of the expansion: which arguments are comptime, which are kernel
-//! parameters, and the builder function that results.
+//! parameters, and the builder function that results (with the launch side's argument struct
+//! beside it).
 
 use crate::body::{Binding, Transformer};
 use proc_macro2::TokenStream;
@@ -96,6 +97,7 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
     let mut comptime_args = Vec::new();
     let mut config = Vec::new();
     let mut declare = Vec::new();
+    let mut runtime_params = Vec::new();
     for arg in f.sig.inputs.iter_mut() {
         let FnArg::Typed(arg) = arg else {
             return Err(syn::Error::new(arg.span(), "a kernel has no `self`"));
@@ -113,6 +115,7 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
         } else {
             transformer.bind(&name, Binding::Immutable);
             let ty = &arg.ty;
+            runtime_params.push((ident.clone(), (**ty).clone()));
             declare.push(quote_spanned! {ty.span()=>
                 let #ident = ::greta_dsl::front::declare_param::<#ty>(#name);
             });
@@ -126,6 +129,7 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
     let name = ident.to_string();
     let generics = &f.sig.generics;
     let where_clause = &f.sig.generics.where_clause;
+    let args_struct = crate::launch::args_struct(vis, ident, generics, &runtime_params);
     Ok(quote! {
         #(#attrs)*
         #[allow(unused_mut, clippy::all)]
@@ -142,6 +146,8 @@ pub(crate) fn expand_kernel(attr: TokenStream, item: TokenStream) -> syn::Result
                 #body
             })
         }
+
+        #args_struct
     })
 }
 

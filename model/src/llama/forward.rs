@@ -24,25 +24,31 @@
 //! ```
 //!
 //! With half activations the two residual additions happen in the projections' epilogues.
+//!
+//! This file holds the model, its loading and the pass itself ([`Model::forward`]); each step's
+//! launch, its kernel's arguments named in the struct `#[kernel]` generated from the kernel's
+//! signature, is in [`launch`]; the memory plan and the scratch buffers are in
+//! [`super::memory`].
 
 use super::config::LlamaConfig;
 use super::kernels::{
-    default_activations, embedding_for, projection, Activations, Attention, Output, Outputs,
-    Planned, WeightType,
+    default_activations, embedding_for, projection, Activations, Attention, Outputs, Planned,
+    WeightType,
 };
+use super::memory::{MemoryPlan, Scratch, ScratchShape};
 use super::profile::{Phase, Profile, ProfileRow};
 use super::{weights, LoadError, RunError};
 use crate::gguf::{self, GgufFile, TensorInfo};
-use greta_dsl::interp::{Buffer, LaunchDims};
-use greta_dsl::ir::{Const, Scalar};
-use greta_dsl::Target;
-use greta_kernels::Config;
+use greta_dsl::interp::Buffer;
+use greta_dsl::ir::Scalar;
 use greta_runtime::check::SLICE_ALIGN;
-use greta_runtime::{Backend, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, RuntimeError};
+use greta_runtime::{Backend, CodeObject, DeviceBuffer, LoadedKernel, RuntimeError};
 use half::{bf16, f16};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+mod launch;
 
 /// Where compiled kernels come from: the caller's bundle, compile cache or (CPU) nothing.
 pub type ObjectFn<'a> = dyn Fn(&greta_dsl::ir::Kernel) -> Result<Option<CodeObject>, String> + 'a;
@@ -79,28 +85,6 @@ impl Weight {
             bufs: self.bufs.clone(),
         }
     }
-
-    /// The kernel arguments of its buffers: the whole buffers, or the slices of its rows.
-    fn args<'w>(&'w self) -> Vec<KernelArg<'w>> {
-        let elems = self.row0 * self.cols;
-        let n = self.rows * self.cols;
-        let slice = |buffer: &'w DeviceBuffer, per: usize| {
-            if buffer.len() == n / per {
-                KernelArg::Buffer(buffer)
-            } else {
-                KernelArg::Slice {
-                    buffer,
-                    offset: elems / per,
-                    len: n / per,
-                }
-            }
-        };
-        match &*self.bufs {
-            WeightBufs::Dense(b) => vec![slice(b, 1)],
-            // Q8_0: a scale per 32 weights, a word per 4 quants.
-            WeightBufs::Q8 { scales, quants } => vec![slice(scales, 32), slice(quants, 4)],
-        }
-    }
 }
 
 /// Whether rows from `row0` of a `ty` matrix with `cols` columns start on a slice boundary in
@@ -133,25 +117,6 @@ enum WeightBufs {
     },
 }
 
-/// A matrix a gather reads rows of: dense, or Q8_0 scales and quants.
-#[derive(Clone, Copy)]
-enum Table<'a> {
-    Dense(&'a DeviceBuffer),
-    Q8 {
-        scales: &'a DeviceBuffer,
-        quants: &'a DeviceBuffer,
-    },
-}
-
-impl WeightBufs {
-    fn table(&self) -> Table<'_> {
-        match self {
-            WeightBufs::Dense(b) => Table::Dense(b),
-            WeightBufs::Q8 { scales, quants } => Table::Q8 { scales, quants },
-        }
-    }
-}
-
 struct Layer {
     attn_norm: DeviceBuffer,
     /// Queries, keys, values.
@@ -161,74 +126,6 @@ struct Layer {
     /// Gate, up.
     gate_up: Group,
     down: Weight,
-}
-
-/// A buffer or a part of one, as a kernel reads it (a fused projection's queries, keys and
-/// values are parts of its output).
-#[derive(Clone, Copy)]
-struct View<'a> {
-    buf: &'a DeviceBuffer,
-    part: Option<(usize, usize)>,
-}
-
-impl<'a> View<'a> {
-    fn part(buf: &'a DeviceBuffer, offset: usize, len: usize) -> View<'a> {
-        View {
-            buf,
-            part: Some((offset, len)),
-        }
-    }
-
-    /// The argument for a launch that reads or writes its first `need` elements.
-    fn arg(self, need: usize) -> KernelArg<'a> {
-        match self.part {
-            None => KernelArg::BufferAtLeast(self.buf, need),
-            Some((offset, len)) => KernelArg::Slice {
-                buffer: self.buf,
-                offset,
-                len,
-            },
-        }
-    }
-}
-
-impl<'a> From<&'a DeviceBuffer> for View<'a> {
-    fn from(buf: &'a DeviceBuffer) -> View<'a> {
-        View { buf, part: None }
-    }
-}
-
-/// Activation buffers for up to `tokens` tokens at once (grown on demand).
-struct Scratch {
-    tokens: usize,
-    ids: DeviceBuffer,
-    x: DeviceBuffer,
-    x2: DeviceBuffer,
-    xn: DeviceBuffer,
-    q: DeviceBuffer,
-    qr: DeviceBuffer,
-    k: DeviceBuffer,
-    kr: DeviceBuffer,
-    v: DeviceBuffer,
-    att: DeviceBuffer,
-    /// The attention output in the activation type (half activations only; else `att`).
-    att_act: DeviceBuffer,
-    o: DeviceBuffer,
-    gate: DeviceBuffer,
-    up: DeviceBuffer,
-    /// One token's fused projections: queries, keys and values (f32); gate and up.
-    qkv: DeviceBuffer,
-    gate_up: DeviceBuffer,
-    h: DeviceBuffer,
-    /// `[heads, tokens, context]` at most: attention scores and probabilities (V1 only).
-    scores: DeviceBuffer,
-    probs: DeviceBuffer,
-    /// One token's split-K attention partials (V2 only).
-    part: DeviceBuffer,
-    last_id: DeviceBuffer,
-    last: DeviceBuffer,
-    last_n: DeviceBuffer,
-    logits: DeviceBuffer,
 }
 
 pub struct Model {
@@ -337,36 +234,18 @@ impl Model {
         if !matches!(act_ty, Scalar::F32 | Scalar::F16 | Scalar::BF16) {
             return Err(LoadError::Activations(act_ty.to_string()));
         }
-        let act_size = act_ty.size_bytes() as u64;
-
-        // Memory: weights as uploaded, the KV cache, and decode-time scratch.
-        let mut weight_bytes = 0u64;
-        for t in g.tensors() {
-            weight_bytes += if t.dims.len() == 1 {
-                t.dims[0] * act_size
-            } else {
-                match WeightType::of(t.ty).map(|w| w.on_device(act_ty)) {
-                    Some(WeightType::Dense(d)) => {
-                        t.dims.iter().product::<u64>() * d.size_bytes() as u64
-                    }
-                    _ => t.size_bytes,
-                }
-            };
-        }
-        let kv_bytes = 2 * cfg.n_layers as u64 * context as u64 * cfg.kv_dim() as u64 * act_size;
         let act = Activations::new(&cfg, act_ty, options.attention, backend.target());
-        let scratch_bytes = Scratch::bytes(&cfg, &act, backend.target(), 1, context);
-        let need = weight_bytes + kv_bytes + scratch_bytes;
+        let plan = MemoryPlan::new(g, &cfg, &act, backend.target(), context);
         if let Some((free, _total)) = backend.memory_info() {
-            if need > free {
+            if plan.total() > free {
                 return Err(LoadError::DeviceMemory {
-                    need_mib: mib(need),
+                    need_mib: mib(plan.total()),
                     free_mib: mib(free),
                     device: backend.device_name(),
                     what: format!(
                         "weights {} MiB, KV cache for {context} tokens {} MiB",
-                        mib(weight_bytes),
-                        mib(kv_bytes)
+                        mib(plan.weights),
+                        mib(plan.kv_cache)
                     ),
                 });
             }
@@ -499,10 +378,6 @@ impl Model {
         Ok(b)
     }
 
-    fn free(&mut self, b: DeviceBuffer) {
-        self.device_bytes -= b.size_bytes();
-    }
-
     fn upload(&mut self, host: &Buffer) -> Result<DeviceBuffer, RuntimeError> {
         let b = self.alloc(host.scalar(), host.len())?;
         self.backend.write(&b, host)?;
@@ -617,22 +492,23 @@ impl Model {
         })
     }
 
+    /// Scratch for forward passes of up to `tokens` tokens (kept until a longer one comes).
     fn ensure_scratch(&mut self, tokens: usize) -> Result<(), RunError> {
         if self.scratch.as_ref().is_some_and(|s| s.tokens >= tokens) {
             return Ok(());
         }
         if let Some(old) = self.scratch.take() {
-            for b in old.into_buffers() {
-                self.free(b);
-            }
+            self.device_bytes -= old.bytes;
         }
-        let need = Scratch::bytes(
-            &self.cfg,
-            &self.act,
-            self.backend.target(),
+        let target = self.backend.target();
+        let shape = ScratchShape {
+            cfg: &self.cfg,
+            act: &self.act,
+            target,
             tokens,
-            self.context,
-        );
+            context: self.context,
+        };
+        let need = Scratch::bytes(&shape);
         if let Some((free, _)) = self.backend.memory_info() {
             if need > free {
                 return Err(RunError::Memory {
@@ -641,8 +517,11 @@ impl Model {
                 });
             }
         }
-        let s = Scratch::new(self, tokens)?;
-        self.scratch = Some(s);
+        let backend = self.backend.as_ref();
+        let scratch = Scratch::plan(&shape, |ty, n| backend.alloc(ty, n))?;
+        self.device_bytes += scratch.bytes;
+        self.peak_device_bytes = self.peak_device_bytes.max(self.device_bytes);
+        self.scratch = Some(scratch);
         Ok(())
     }
 
@@ -654,248 +533,6 @@ impl Model {
     /// The launches timed so far by kernel, or `None` when not profiling.
     pub fn profile(&self) -> Option<Vec<ProfileRow>> {
         self.profile.as_ref().map(|p| p.borrow().rows())
-    }
-
-    fn kernel(&self, p: &Planned) -> &LoadedKernel {
-        &self.kernels[&key(p)]
-    }
-
-    fn launch(
-        &self,
-        p: &Planned,
-        dims: LaunchDims,
-        args: &[KernelArg<'_>],
-    ) -> Result<(), RuntimeError> {
-        let kernel = self.kernel(p);
-        let Some(profile) = &self.profile else {
-            return self.backend.launch(kernel, dims, args);
-        };
-        let ms = self
-            .backend
-            .time(&mut || self.backend.launch(kernel, dims, args))?;
-        profile.borrow_mut().record(self.phase, &key(p), ms);
-        Ok(())
-    }
-
-    /// `y = x · Wᵀ (+ residual)` for `m` tokens, `y` of `out.ty`, on the kernel
-    /// [`projection`] chooses (GEMV for decode, the matrix-core GEMM for prefill, `matmul` for
-    /// f32 activations). Without a residual the kernel's `r` argument is `y` (never read).
-    fn project(
-        &self,
-        x: &DeviceBuffer,
-        w: &Weight,
-        y: &DeviceBuffer,
-        m: usize,
-        out: Output,
-        residual: Option<&DeviceBuffer>,
-    ) -> Result<(), RuntimeError> {
-        let target = self.backend.target();
-        let p = projection(w.ty, self.act.act, m, w.rows, out, target);
-        let (mu, nu) = (m as u32, w.rows as u32);
-        let dims = match p.spec.name {
-            "matmul" | "matmul_q8" => greta_kernels::matmul::launch(&p.config, mu, nu),
-            "gemv" | "gemv_q8" => greta_kernels::gemv::launch(&p.config, target, nu),
-            "gemm_wg" | "gemm_wg_q8" => greta_kernels::gemm_wg::launch(&p.config, target, mu, nu),
-            _ => greta_kernels::gemm::launch(&p.config, target, mu, nu),
-        };
-        let mut args = vec![KernelArg::BufferAtLeast(x, m * w.cols)];
-        args.extend(w.args());
-        if !p.spec.name.starts_with("matmul") {
-            args.push(KernelArg::BufferAtLeast(residual.unwrap_or(y), m * w.rows));
-        }
-        args.extend([
-            KernelArg::BufferAtLeast(y, m * w.rows),
-            KernelArg::Value(Const::U32(mu)),
-            KernelArg::Value(Const::U32(nu)),
-            KernelArg::Value(Const::U32(w.cols as u32)),
-        ]);
-        self.launch(&p, dims, &args)
-    }
-
-    /// `into = from + x · Wᵀ` (the residual stream after a projection): fused into the
-    /// projection's epilogue with half activations, else a projection into `tmp` and an add.
-    #[allow(clippy::too_many_arguments)]
-    fn project_residual(
-        &self,
-        x: &DeviceBuffer,
-        w: &Weight,
-        from: &DeviceBuffer,
-        into: &DeviceBuffer,
-        tmp: &DeviceBuffer,
-        m: usize,
-    ) -> Result<(), RuntimeError> {
-        let out = self.outputs.residual;
-        if out.residual {
-            self.project(x, w, into, m, out, Some(from))
-        } else {
-            self.project(x, w, tmp, m, out, None)?;
-            self.elementwise(&self.act.add, from, tmp, into, m * w.rows)
-        }
-    }
-
-    /// A group's projections of `x` for `m` tokens, returning where each part's output is: for
-    /// one token with the group fused (and each part's output on a slice boundary), one
-    /// projection into `fused`, its parts slices of it; else one projection per part into
-    /// `separate`.
-    fn project_group<'b>(
-        &self,
-        x: &DeviceBuffer,
-        group: &Group,
-        separate: &[&'b DeviceBuffer],
-        fused: &'b DeviceBuffer,
-        m: usize,
-        out: Output,
-    ) -> Result<Vec<View<'b>>, RuntimeError> {
-        let mut starts = Vec::new();
-        let mut end = 0;
-        for p in &group.parts {
-            starts.push(end);
-            end += p.rows;
-        }
-        let aligned = starts
-            .iter()
-            .all(|&at| (at * out.ty.size_bytes() as usize) % SLICE_ALIGN as usize == 0);
-        match &group.whole {
-            Some(whole) if m == 1 && aligned => {
-                self.project(x, whole, fused, 1, out, None)?;
-                Ok(group
-                    .parts
-                    .iter()
-                    .zip(starts)
-                    .map(|(p, at)| View::part(fused, at, p.rows))
-                    .collect())
-            }
-            _ => {
-                for (p, y) in group.parts.iter().zip(separate) {
-                    self.project(x, p, y, m, out, None)?;
-                }
-                Ok(separate.iter().map(|&b| View::from(b)).collect())
-            }
-        }
-    }
-
-    fn rmsnorm(
-        &self,
-        x: &DeviceBuffer,
-        w: &DeviceBuffer,
-        y: &DeviceBuffer,
-        rows: usize,
-    ) -> Result<(), RuntimeError> {
-        let p = &self.act.rmsnorm;
-        let d = self.cfg.dim;
-        self.launch(
-            p,
-            greta_kernels::rmsnorm::launch(&p.config, rows as u32),
-            &[
-                KernelArg::BufferAtLeast(x, rows * d),
-                KernelArg::BufferAtLeast(w, d),
-                KernelArg::BufferAtLeast(y, rows * d),
-                KernelArg::Value(Const::U32(d as u32)),
-                KernelArg::Value(Const::F32(self.cfg.rms_eps)),
-            ],
-        )
-    }
-
-    fn elementwise<'b>(
-        &self,
-        p: &Planned,
-        a: impl Into<View<'b>>,
-        b: impl Into<View<'b>>,
-        out: &DeviceBuffer,
-        n: usize,
-    ) -> Result<(), RuntimeError> {
-        let dims = greta_kernels::add::launch(&p.config, n as u32);
-        self.launch(
-            p,
-            dims,
-            &[
-                a.into().arg(n),
-                b.into().arg(n),
-                KernelArg::BufferAtLeast(out, n),
-                KernelArg::Value(Const::U32(n as u32)),
-            ],
-        )
-    }
-
-    fn rope<'b>(
-        &self,
-        p: &Planned,
-        x: impl Into<View<'b>>,
-        y: &DeviceBuffer,
-        tokens: usize,
-        heads: usize,
-        start: usize,
-    ) -> Result<(), RuntimeError> {
-        let c = &self.cfg;
-        let n = tokens * heads * c.head_dim;
-        self.launch(
-            p,
-            greta_kernels::rope::launch(&p.config, tokens as u32, heads as u32, c.head_dim as u32),
-            &[
-                x.into().arg(n),
-                KernelArg::BufferAtLeast(y, n),
-                KernelArg::Value(Const::U32(tokens as u32)),
-                KernelArg::Value(Const::U32(heads as u32)),
-                KernelArg::Value(Const::U32(c.head_dim as u32)),
-                KernelArg::Value(Const::U32(c.rope_dims as u32)),
-                KernelArg::Value(Const::U32(start as u32)),
-                KernelArg::Value(Const::F32(c.rope_base)),
-            ],
-        )
-    }
-
-    fn append<'b>(
-        &self,
-        x: impl Into<View<'b>>,
-        cache: &DeviceBuffer,
-        tokens: usize,
-        start: usize,
-    ) -> Result<(), RuntimeError> {
-        let p = &self.act.copy;
-        let kv = self.cfg.kv_dim();
-        let n = tokens * kv;
-        self.launch(
-            p,
-            greta_kernels::copy::launch(&p.config, n as u32),
-            &[
-                x.into().arg(n),
-                KernelArg::BufferAtLeast(cache, (start + tokens) * kv),
-                KernelArg::Value(Const::U32(n as u32)),
-                KernelArg::Value(Const::U32((start * kv) as u32)),
-            ],
-        )
-    }
-
-    /// Rows `ids` of an f32 `[_, cols]` matrix (or an embedding table) into `out`.
-    fn gather(
-        &self,
-        p: &Planned,
-        table: Table<'_>,
-        ids: &DeviceBuffer,
-        out: &DeviceBuffer,
-        rows: usize,
-        cols: usize,
-    ) -> Result<(), RuntimeError> {
-        let dims = greta_kernels::embedding::launch(&p.config, rows as u32);
-        let (ids, out, cols) = (
-            KernelArg::BufferAtLeast(ids, rows),
-            KernelArg::BufferAtLeast(out, rows * cols),
-            KernelArg::Value(Const::U32(cols as u32)),
-        );
-        match table {
-            Table::Dense(t) => self.launch(p, dims, &[KernelArg::Buffer(t), ids, out, cols]),
-            Table::Q8 { scales, quants } => self.launch(
-                p,
-                dims,
-                &[
-                    KernelArg::Buffer(scales),
-                    KernelArg::Buffer(quants),
-                    ids,
-                    out,
-                    cols,
-                ],
-            ),
-        }
     }
 
     fn check_tokens(&self, tokens: &[u32], start: usize) -> Result<(), RunError> {
@@ -945,14 +582,8 @@ impl Model {
         ids[..t].copy_from_slice(tokens);
         self.backend.write(&s.ids, &Buffer::U32(ids))?;
         let act = self.act.act;
-        self.gather(
-            &embedding_for(self.embd.ty, act),
-            self.embd.bufs.table(),
-            &s.ids,
-            &s.x,
-            t,
-            d,
-        )?;
+        let embd = &embedding_for(self.embd.ty, act);
+        self.gather(embd, self.embd.args(), &s.ids, &s.x, t, d)?;
 
         let o = &self.outputs;
         let (mut x, mut x2) = (&s.x, &s.x2);
@@ -977,7 +608,7 @@ impl Model {
                 t,
                 o.plain,
             )?;
-            self.elementwise(&self.act.silu_mul, gu[0], gu[1], &s.h, t * f)?;
+            self.silu_mul(gu[0], gu[1], &s.h, t * f)?;
             self.project_residual(&s.h, &layer.down, x, x2, &s.o, t)?;
             std::mem::swap(&mut x, &mut x2);
         }
@@ -993,7 +624,7 @@ impl Model {
         } else {
             self.backend
                 .write(&s.last_id, &Buffer::U32(vec![(t - 1) as u32]))?;
-            self.gather(&self.act.gather, Table::Dense(x), &s.last_id, &s.last, 1, d)?;
+            self.gather(&self.act.gather, x, &s.last_id, &s.last, 1, d)?;
             self.rmsnorm(&s.last, &self.output_norm, &s.last_n, 1)?;
             self.project(&s.last_n, output, &s.logits, 1, o.logits, None)?;
             self.backend.synchronize()?;
@@ -1014,331 +645,69 @@ impl Model {
             .map(<[f32]>::to_vec)
             .collect())
     }
-
-    /// The f32 attention output in the activation type: converted into `into` with half
-    /// activations, else `att` itself.
-    fn to_activations<'b>(
-        &self,
-        att: &'b DeviceBuffer,
-        into: &'b DeviceBuffer,
-        n: usize,
-    ) -> Result<&'b DeviceBuffer, RuntimeError> {
-        if self.act.act == Scalar::F32 {
-            return Ok(att);
-        }
-        let p = &self.act.to_act;
-        self.launch(
-            p,
-            greta_kernels::copy::launch(&p.config, n as u32),
-            &[
-                KernelArg::BufferAtLeast(att, n),
-                KernelArg::BufferAtLeast(into, n),
-                KernelArg::Value(Const::U32(n as u32)),
-                KernelArg::Value(Const::U32(0)),
-            ],
-        )?;
-        Ok(into)
-    }
-
-    /// Attention of the `t` new tokens' queries (`s.qr`) over cache positions `0..start + t` of
-    /// `layer`; returns the buffer holding the output in the activation type.
-    fn attention<'s>(
-        &self,
-        s: &'s Scratch,
-        layer: usize,
-        t: usize,
-        start: usize,
-    ) -> Result<&'s DeviceBuffer, RuntimeError> {
-        let c = &self.cfg;
-        // The output in the activation type: `att` itself for f32.
-        let out = if self.act.act == Scalar::F32 {
-            &s.att
-        } else {
-            &s.att_act
-        };
-        match self.act.attention {
-            Attention::V1 => {
-                self.attention_v1(s, layer, t, start)?;
-                self.to_activations(&s.att, &s.att_act, t * c.q_dim())
-            }
-            Attention::V2 | Attention::V3 | Attention::V4 if t == 1 => {
-                self.attention_split_k(s, layer, start, out)?;
-                Ok(out)
-            }
-            Attention::V2 | Attention::V3 | Attention::V4 => {
-                self.attention_prefill(s, layer, t, start, out)?;
-                Ok(out)
-            }
-        }
-    }
-
-    /// The scalar arguments the fused kernels share: `tokens, heads, kv_heads, head_dim,
-    /// start`.
-    fn attention_shape(&self, t: usize, start: usize) -> [KernelArg<'static>; 5] {
-        let c = &self.cfg;
-        [t, c.n_heads, c.n_kv_heads, c.head_dim, start]
-            .map(|v| KernelArg::Value(Const::U32(v as u32)))
-    }
-
-    /// `log2(e) / √head_dim`: the fused kernels' scores are base 2.
-    fn scale_log2(&self) -> KernelArg<'static> {
-        let scale = greta_kernels::flash::LOG2_E / (self.cfg.head_dim as f32).sqrt();
-        KernelArg::Value(Const::F32(scale))
-    }
-
-    /// [`Attention::V2`] / [`Attention::V3`] / [`Attention::V4`] over several tokens:
-    /// `attn_flash`, `attn_qlds` or `attn_mma` (the same arguments).
-    fn attention_prefill(
-        &self,
-        s: &Scratch,
-        layer: usize,
-        t: usize,
-        start: usize,
-        out: &DeviceBuffer,
-    ) -> Result<(), RuntimeError> {
-        let c = &self.cfg;
-        let (len, kv) = (start + t, c.kv_dim());
-        let p = &self.act.attn_prefill;
-        let (target, t32, h32) = (self.backend.target(), t as u32, c.n_heads as u32);
-        let dims = match p.spec.name {
-            "attn_mma" => greta_kernels::attn_mma::launch(&p.config, target, t32, h32),
-            "attn_qlds" => greta_kernels::attn_qlds::launch(&p.config, target, t32, h32),
-            _ => greta_kernels::attn_flash::launch(&p.config, target, t32, h32),
-        };
-        let mut args = vec![
-            KernelArg::BufferAtLeast(&s.qr, t * c.q_dim()),
-            KernelArg::BufferAtLeast(&self.k_cache[layer], len * kv),
-            KernelArg::BufferAtLeast(&self.v_cache[layer], len * kv),
-            KernelArg::BufferAtLeast(out, t * c.q_dim()),
-        ];
-        args.extend(self.attention_shape(t, start));
-        args.push(self.scale_log2());
-        self.launch(p, dims, &args)
-    }
-
-    /// [`Attention::V2`] for one token: split-K `attn_decode` over stretches of the cache, then
-    /// `attn_combine`.
-    fn attention_split_k(
-        &self,
-        s: &Scratch,
-        layer: usize,
-        start: usize,
-        out: &DeviceBuffer,
-    ) -> Result<(), RuntimeError> {
-        let c = &self.cfg;
-        let (len, kv, h) = (start + 1, c.kv_dim(), c.n_heads);
-        let target = self.backend.target();
-        let p = &self.act.attn_decode;
-        let (chunk, splits) = split_k(c, &p.config, target, len);
-        let width = c.head_dim + 2;
-        let dims = greta_kernels::attn_decode::launch(&p.config, target, 1, h as u32, splits);
-        let mut args = vec![
-            KernelArg::BufferAtLeast(&s.qr, c.q_dim()),
-            KernelArg::BufferAtLeast(&self.k_cache[layer], len * kv),
-            KernelArg::BufferAtLeast(&self.v_cache[layer], len * kv),
-            KernelArg::BufferAtLeast(&s.part, h * splits as usize * width),
-        ];
-        args.extend(self.attention_shape(1, start));
-        args.extend([
-            KernelArg::Value(Const::U32(chunk)),
-            KernelArg::Value(Const::U32(splits)),
-            self.scale_log2(),
-        ]);
-        self.launch(p, dims, &args)?;
-        let p = &self.act.attn_combine;
-        self.launch(
-            p,
-            greta_kernels::attn_decode::launch_combine(&p.config, h as u32),
-            &[
-                KernelArg::BufferAtLeast(&s.part, h * splits as usize * width),
-                KernelArg::BufferAtLeast(out, c.q_dim()),
-                KernelArg::Value(Const::U32(c.head_dim as u32)),
-                KernelArg::Value(Const::U32(splits)),
-            ],
-        )
-    }
-
-    /// [`Attention::V1`]: scores and probabilities in memory, the f32 output into `s.att`.
-    fn attention_v1(
-        &self,
-        s: &Scratch,
-        layer: usize,
-        t: usize,
-        start: usize,
-    ) -> Result<(), RuntimeError> {
-        let c = &self.cfg;
-        let len = start + t;
-        let (h, hkv, hd) = (c.n_heads, c.n_kv_heads, c.head_dim);
-        let scale = 1.0 / (hd as f32).sqrt();
-        let p = &self.act.attn_scores;
-        self.launch(
-            p,
-            greta_kernels::attn_scores::launch(&p.config, h as u32, t as u32, len as u32),
-            &[
-                KernelArg::BufferAtLeast(&s.qr, t * h * hd),
-                KernelArg::BufferAtLeast(&self.k_cache[layer], len * hkv * hd),
-                KernelArg::BufferAtLeast(&s.scores, h * t * len),
-                KernelArg::Value(Const::U32(t as u32)),
-                KernelArg::Value(Const::U32(h as u32)),
-                KernelArg::Value(Const::U32(hkv as u32)),
-                KernelArg::Value(Const::U32(hd as u32)),
-                KernelArg::Value(Const::U32(start as u32)),
-                KernelArg::Value(Const::U32(len as u32)),
-                KernelArg::Value(Const::F32(scale)),
-            ],
-        )?;
-        let p = &self.act.softmax;
-        self.launch(
-            p,
-            greta_kernels::softmax::launch(&p.config, (h * t) as u32),
-            &[
-                KernelArg::BufferAtLeast(&s.scores, h * t * len),
-                KernelArg::BufferAtLeast(&s.probs, h * t * len),
-                KernelArg::Value(Const::U32(len as u32)),
-            ],
-        )?;
-        let p = &self.act.attn_values;
-        self.launch(
-            p,
-            greta_kernels::attn_values::launch(&p.config, t as u32, h as u32, hd as u32),
-            &[
-                KernelArg::BufferAtLeast(&s.probs, h * t * len),
-                KernelArg::BufferAtLeast(&self.v_cache[layer], len * hkv * hd),
-                KernelArg::BufferAtLeast(&s.att, t * h * hd),
-                KernelArg::Value(Const::U32(t as u32)),
-                KernelArg::Value(Const::U32(h as u32)),
-                KernelArg::Value(Const::U32(hkv as u32)),
-                KernelArg::Value(Const::U32(hd as u32)),
-                KernelArg::Value(Const::U32(len as u32)),
-            ],
-        )
-    }
-}
-
-/// How split-K decode cuts `keys` cache positions: `(chunk, splits)` (see
-/// [`greta_kernels::attn_decode::splits_for`]).
-fn split_k(c: &LlamaConfig, decode: &Config, target: &Target, keys: usize) -> (u32, u32) {
-    greta_kernels::attn_decode::splits_for(
-        keys as u32,
-        greta_kernels::attn_decode::blocks_per_split(decode, 1, c.n_heads as u32),
-        target,
-        greta_kernels::attn_decode::MIN_CHUNK,
-    )
-}
-
-impl Scratch {
-    /// Bytes of scratch for `tokens` tokens at once with a context of `context` and the kernels
-    /// of `act` (queries, keys, values and logits are f32).
-    fn bytes(
-        c: &LlamaConfig,
-        act: &Activations,
-        target: &Target,
-        tokens: usize,
-        context: usize,
-    ) -> u64 {
-        let (t, a) = (tokens as u64, act.act.size_bytes() as u64);
-        let in_act = (4 * c.dim + c.q_dim() + 3 * c.ffn_dim) as u64;
-        let in_f32 = (3 * c.q_dim() + 3 * c.kv_dim()) as u64;
-        let per_token = a * in_act + 4 * in_f32 + 4;
-        let attn = 4 * Scratch::attention_len(c, act, target, tokens, context) as u64;
-        let fused = 4 * (c.q_dim() + 2 * c.kv_dim()) as u64 + a * 2 * c.ffn_dim as u64;
-        t * per_token + attn + fused + a * 2 * c.dim as u64 + 4 * (c.vocab + 1) as u64
-    }
-
-    /// f32 elements the attention kernels need: scores and probabilities `[heads, tokens,
-    /// context]` each for [`Attention::V1`]; one token's split-K partials for [`Attention::V2`].
-    fn attention_len(
-        c: &LlamaConfig,
-        act: &Activations,
-        target: &Target,
-        tokens: usize,
-        context: usize,
-    ) -> usize {
-        match act.attention {
-            Attention::V1 => 2 * c.n_heads * tokens * context,
-            Attention::V2 | Attention::V3 | Attention::V4 => {
-                let splits = split_k(c, &act.attn_decode.config, target, context).1;
-                c.n_heads * splits as usize * (c.head_dim + 2)
-            }
-        }
-    }
-
-    fn new(m: &mut Model, tokens: usize) -> Result<Scratch, RuntimeError> {
-        let c = m.cfg.clone();
-        let act = m.act.act;
-        let t = tokens;
-        let ids = m.alloc(Scalar::U32, t)?;
-        let last_id = m.alloc(Scalar::U32, 1)?;
-        let target = m.backend.target();
-        let attn = Scratch::attention_len(&c, &m.act, target, t, m.context);
-        let (scores_len, part_len) = match m.act.attention {
-            Attention::V1 => (attn / 2, 0),
-            Attention::V2 | Attention::V3 | Attention::V4 => (0, attn),
-        };
-        let mut f = |ty: Scalar, n: usize| m.alloc(ty, n);
-        let f32_ = Scalar::F32;
-        Ok(Scratch {
-            tokens,
-            ids,
-            last_id,
-            x: f(act, t * c.dim)?,
-            x2: f(act, t * c.dim)?,
-            xn: f(act, t * c.dim)?,
-            q: f(f32_, t * c.q_dim())?,
-            qr: f(f32_, t * c.q_dim())?,
-            k: f(f32_, t * c.kv_dim())?,
-            kr: f(f32_, t * c.kv_dim())?,
-            v: f(f32_, t * c.kv_dim())?,
-            att: f(f32_, t * c.q_dim())?,
-            att_act: f(act, if act == f32_ { 0 } else { t * c.q_dim() })?,
-            o: f(act, t * c.dim)?,
-            gate: f(act, t * c.ffn_dim)?,
-            up: f(act, t * c.ffn_dim)?,
-            qkv: f(f32_, c.q_dim() + 2 * c.kv_dim())?,
-            gate_up: f(act, 2 * c.ffn_dim)?,
-            h: f(act, t * c.ffn_dim)?,
-            scores: f(f32_, scores_len)?,
-            probs: f(f32_, scores_len)?,
-            part: f(f32_, part_len)?,
-            last: f(act, c.dim)?,
-            last_n: f(act, c.dim)?,
-            logits: f(f32_, c.vocab)?,
-        })
-    }
-
-    fn into_buffers(self) -> Vec<DeviceBuffer> {
-        vec![
-            self.ids,
-            self.x,
-            self.x2,
-            self.xn,
-            self.q,
-            self.qr,
-            self.k,
-            self.kr,
-            self.v,
-            self.att,
-            self.att_act,
-            self.o,
-            self.gate,
-            self.up,
-            self.qkv,
-            self.gate_up,
-            self.h,
-            self.scores,
-            self.probs,
-            self.part,
-            self.last_id,
-            self.last,
-            self.last_n,
-            self.logits,
-        ]
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::GgmlType;
+    use greta_dsl::Target;
+    use greta_runtime::cpu::CpuBackend;
+
+    /// A synthesized tiny model with weights of `ty`, loaded on the CPU backend for `target`
+    /// with 40 positions of context.
+    pub(super) fn tiny(
+        dir: &std::path::Path,
+        ty: GgmlType,
+        act: Scalar,
+        attention: Attention,
+        target: &'static Target,
+    ) -> (GgufFile, Model, ModelOptions) {
+        let g = crate::synth::tiny(dir, ty, 1).unwrap();
+        let options = ModelOptions {
+            context: 40,
+            activations: Some(act),
+            attention,
+        };
+        let backend = Box::new(CpuBackend::new(target));
+        let model = Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
+        (g, model, options)
+    }
+
+    /// The memory plan that admits a model is what loading it and a decode step allocate, to
+    /// the byte: weights, KV cache and the one list of scratch buffers; a prompt then takes the
+    /// scratch of its length. (The passes also run each projection kernel on Q8_0 weights.)
+    #[test]
+    fn the_memory_plan_is_what_the_model_allocates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gfx942, sm_90) = (&Target::GFX942, &Target::SM_90);
+        let cases = [
+            (GgmlType::F16, Scalar::F16, Attention::V2, gfx942),
+            (GgmlType::Q8_0, Scalar::BF16, Attention::V1, gfx942),
+            (GgmlType::Q8_0, Scalar::F16, Attention::V4, sm_90),
+            (GgmlType::Q8_0, Scalar::F32, Attention::V2, gfx942),
+            (GgmlType::F32, Scalar::F32, Attention::V1, sm_90),
+        ];
+        for (ty, act, attention, target) in cases {
+            let (g, mut model, options) = tiny(dir.path(), ty, act, attention, target);
+            model.forward(&[1], 0).unwrap();
+            let plan = MemoryPlan::new(&g, &model.cfg, &model.act, target, options.context);
+            let what = format!("{} weights, {act}, {attention} on {target}", ty.name());
+            assert_eq!(model.peak_device_bytes(), plan.total(), "{what}");
+            // A prompt (the GEMM path) replaces the scratch with a larger one.
+            let prompt: Vec<u32> = (2..14).collect();
+            model.forward(&prompt, 1).unwrap();
+            let shape = ScratchShape {
+                cfg: &model.cfg,
+                act: &model.act,
+                target,
+                tokens: prompt.len(),
+                context: options.context,
+            };
+            let larger = plan.weights + plan.kv_cache + Scratch::bytes(&shape);
+            assert_eq!(model.peak_device_bytes(), larger, "{what}");
+        }
+    }
 
     /// Where a fused group's parts may start: 16 bytes into every buffer of the weight.
     #[test]

@@ -165,6 +165,17 @@ pub fn embedding_for(w: WeightType, act: Scalar) -> Planned {
     }
 }
 
+/// How split-K decode with `decode` (the planned `attn_decode` configuration) cuts `keys`
+/// cache positions: `(chunk, splits)` (see [`greta_kernels::attn_decode::splits_for`]).
+pub fn split_k(c: &LlamaConfig, decode: &Config, target: &Target, keys: usize) -> (u32, u32) {
+    greta_kernels::attn_decode::splits_for(
+        keys as u32,
+        greta_kernels::attn_decode::blocks_per_split(decode, 1, c.n_heads as u32),
+        target,
+        greta_kernels::attn_decode::MIN_CHUNK,
+    )
+}
+
 /// Which attention kernels a model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Attention {
@@ -422,7 +433,6 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::gguf::GgmlType;
-    use crate::synth::{synthesize, Shape, SynthOptions};
 
     /// Whatever the prompt's length, the kernel a projection chooses is one the plan loaded (and
     /// `greta build --model` bundled): the tile width the GEMM picks varies with the length.
@@ -430,15 +440,7 @@ mod tests {
     fn the_plan_holds_every_projection_choice() {
         let dir = tempfile::tempdir().unwrap();
         for ty in [GgmlType::F16, GgmlType::Q8_0] {
-            let path = dir.path().join(format!("tiny-{}.gguf", ty.name()));
-            let opts = SynthOptions {
-                shape: Shape::Tiny,
-                dtype: ty,
-                seed: 1,
-                threads: 1,
-            };
-            synthesize(&opts, &path, &mut |_, _| {}).unwrap();
-            let g = GgufFile::open(&path).unwrap();
+            let g = crate::synth::tiny(dir.path(), ty, 1).unwrap();
             let cfg = LlamaConfig::from_gguf(&g).unwrap();
             for target in [&Target::SM_90, &Target::GFX942] {
                 for act in [Scalar::F16, Scalar::BF16, Scalar::F32] {

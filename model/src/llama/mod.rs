@@ -4,6 +4,7 @@
 pub mod config;
 mod forward;
 mod kernels;
+mod memory;
 pub mod profile;
 pub mod reference;
 pub mod weights;
