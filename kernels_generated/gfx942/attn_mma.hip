@@ -3,7 +3,7 @@
 // kernel:     attn_mma
 // target:     gfx942 (Amdgcn, wave size 64)
 // language:   HIP (clang -x hip, no ROCm headers or device libraries)
-// config:     T=f16,O=f16,max_head_dim=128,warps=4,tile=32
+// config:     T=f16,O=f16,V=8,max_head_dim=128,warps=4,tile=64
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x hip --cuda-device-only --offload-arch=gfx942 -nogpuinc -nogpulib --no-gpu-bundle-output -O3 -fwrapv -c kernel.hip -o kernel.hsaco
 
@@ -268,34 +268,129 @@ GRETA_INLINE void greta_mma_m16n16k16_f16(f32* d, const f16* a, const f16* b, co
 
 extern "C" __global__ __attribute__((amdgpu_flat_work_group_size(1, 256)))
 void attn_mma(const f32* __restrict__ q, const f16* __restrict__ k_cache, const f16* __restrict__ v_cache, f16* __restrict__ out, u32 tokens, u32 heads, u32 kv_heads, u32 head_dim, u32 start, f32 scale_log2) {
-    __shared__ __attribute__((aligned(16))) f16 lds0[8192];
-    __shared__ __attribute__((aligned(16))) f16 lds1[4096];
-    __shared__ __attribute__((aligned(16))) f16 lds2[4096];
-    __shared__ __attribute__((aligned(16))) f32 lds3[2112];
-    __shared__ __attribute__((aligned(16))) f16 lds4[2048];
-    __shared__ __attribute__((aligned(16))) f32 row_max[64];
-    __shared__ __attribute__((aligned(16))) f32 row_sum[64];
-    __shared__ __attribute__((aligned(16))) f32 row_scale[64];
+    __shared__ __attribute__((aligned(16))) f16 kv[32768];
+    alignas(16) f16 qa[4];
+    alignas(16) f16 qb[32];
+    alignas(16) f32 fs[16];
     alignas(16) f32 fo[32];
-    alignas(16) f32 fs[8];
     alignas(16) f16 fa[4];
     alignas(16) f16 fb[4];
-    u32 q0 = greta_block_idx_x() * 64u;
+    alignas(16) f32 row_max[1];
+    alignas(16) f32 row_sum[1];
+    alignas(16) f32 rescale[1];
+    alignas(16) f32 tile_max[1];
+    u32 q0 = ((tokens + 64u - 1u) / 64u - 1u - greta_block_idx_x()) * 64u;
     u32 h = greta_block_idx_y();
     u32 tid = greta_thread_idx_x();
     u32 wq0 = tid / 64u * 16u;
-    u32 kvh = h / (heads / kv_heads);
-    for (u32 i = tid; i < 8192u; i += 256u) {
-        u32 r = i / 128u;
-        u32 d = i % 128u;
-        u32 t = q0 + r;
-        bool ok = bool((t < tokens) & (d < head_dim));
-        u32 at = ok ? (t * heads + h) * head_dim + d : 0u;
-        lds0[0u * 8192u + r * 128u + (d ^ (r % 8u * 8u))] = f16(ok ? q[at] : 0.0f);
+    u32 head = h / (heads / kv_heads) * head_dim;
+    u32 row_len = kv_heads * head_dim;
+    u32 block_end = start + greta_min(q0 + 64u, tokens);
+    for (u32 i = greta_thread_idx_x(); i < 1024u; i += 256u) {
+        u32 r = i / 16u;
+        u32 d = i % 16u * 8u;
+        bool ok = bool(((0u + r) < block_end) & (d < head_dim));
+        u32 at = ok ? (0u + r) * row_len + head + d : 0u;
+        if (ok) { *reinterpret_cast<f16x8*>(&kv[0u * 8192u + r * 128u + (d ^ (r % 8u * 8u))]) = *reinterpret_cast<const f16x8*>(&k_cache[at]); } else { *reinterpret_cast<f16x8*>(&kv[0u * 8192u + r * 128u + (d ^ (r % 8u * 8u))]) = f16x8{}; }
+        if (ok) { *reinterpret_cast<f16x8*>(&kv[1u * 8192u + r * 128u + (d ^ (r % 8u * 8u))]) = *reinterpret_cast<const f16x8*>(&v_cache[at]); } else { *reinterpret_cast<f16x8*>(&kv[1u * 8192u + r * 128u + (d ^ (r % 8u * 8u))]) = f16x8{}; }
     }
-    for (u32 r_1 = tid; r_1 < 64u; r_1 += 256u) {
-        row_max[r_1] = -__builtin_inff();
-        row_sum[r_1] = 0.0f;
+    /* async_commit(): nothing to do on gfx942 */
+    for (u32 i_1 = tid; i_1 < 8192u; i_1 += 256u) {
+        u32 r_1 = i_1 / 128u;
+        u32 d_1 = i_1 % 128u;
+        u32 t = q0 + r_1;
+        bool ok_1 = bool((t < tokens) & (d_1 < head_dim));
+        u32 at_1 = ok_1 ? (t * heads + h) * head_dim + d_1 : 0u;
+        kv[2u * 8192u + r_1 * 128u + (d_1 ^ (r_1 % 8u * 8u))] = f16(ok_1 ? q[at_1] : 0.0f);
+    }
+    greta_barrier();
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 0u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
+        { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
+            qb[0] = greta_v[0];
+            qb[1] = greta_v[1];
+            qb[2] = greta_v[2];
+            qb[3] = greta_v[3];
+        }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 16u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
+        { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
+            qb[4] = greta_v[0];
+            qb[5] = greta_v[1];
+            qb[6] = greta_v[2];
+            qb[7] = greta_v[3];
+        }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 32u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
+        { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
+            qb[8] = greta_v[0];
+            qb[9] = greta_v[1];
+            qb[10] = greta_v[2];
+            qb[11] = greta_v[3];
+        }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 48u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
+        { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
+            qb[12] = greta_v[0];
+            qb[13] = greta_v[1];
+            qb[14] = greta_v[2];
+            qb[15] = greta_v[3];
+        }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 64u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
+        { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
+            qb[16] = greta_v[0];
+            qb[17] = greta_v[1];
+            qb[18] = greta_v[2];
+            qb[19] = greta_v[3];
+        }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 80u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
+        { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
+            qb[20] = greta_v[0];
+            qb[21] = greta_v[1];
+            qb[22] = greta_v[2];
+            qb[23] = greta_v[3];
+        }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 96u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
+        { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
+            qb[24] = greta_v[0];
+            qb[25] = greta_v[1];
+            qb[26] = greta_v[2];
+            qb[27] = greta_v[3];
+        }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 112u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
+        { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
+            qb[28] = greta_v[0];
+            qb[29] = greta_v[1];
+            qb[30] = greta_v[2];
+            qb[31] = greta_v[3];
+        }
     }
     greta_barrier();
     fo[0u] = 0.0f;
@@ -330,1062 +425,1360 @@ void attn_mma(const f32* __restrict__ q, const f16* __restrict__ k_cache, const 
     fo[29u] = 0.0f;
     fo[30u] = 0.0f;
     fo[31u] = 0.0f;
-    u32 block_end = start + greta_min(q0 + 64u, tokens);
+    row_max[0u] = -__builtin_inff();
+    row_sum[0u] = 0.0f;
+    u32 wave_end = start + q0 + wq0 + 16u;
+    u32 tiles = (block_end + 64u - 1u) / 64u;
     {
-        const u32 k0_end = block_end;
-        const u32 k0_step = 32u;
-        for (u32 k0 = 0u; k0 < k0_end; k0 += k0_step) {
-            for (u32 i_1 = tid; i_1 < 4096u; i_1 += 256u) {
-                u32 r_2 = i_1 / 128u;
-                u32 d_1 = i_1 % 128u;
-                bool ok_1 = bool(((k0 + r_2) < block_end) & (d_1 < head_dim));
-                u32 at_1 = ok_1 ? ((k0 + r_2) * kv_heads + kvh) * head_dim + d_1 : 0u;
-                lds1[0u * 4096u + r_2 * 128u + (d_1 ^ (r_2 % 8u * 8u))] = ok_1 ? k_cache[at_1] : f16(0.0f);
-                lds2[0u * 4096u + r_2 * 128u + (d_1 ^ (r_2 % 8u * 8u))] = ok_1 ? v_cache[at_1] : f16(0.0f);
+        const u32 it_end = tiles;
+        const u32 it_step = 1u;
+        for (u32 it = 0u; it < it_end; it += it_step) {
+            u32 k0 = it * 64u;
+            if ((it + 1u) < tiles) {
+                u32 next = (it + 1u) % 2u * 2u;
+                for (u32 i_2 = greta_thread_idx_x(); i_2 < 1024u; i_2 += 256u) {
+                    u32 r_2 = i_2 / 16u;
+                    u32 d_2 = i_2 % 16u * 8u;
+                    bool ok_2 = bool(((k0 + 64u + r_2) < block_end) & (d_2 < head_dim));
+                    u32 at_2 = ok_2 ? (k0 + 64u + r_2) * row_len + head + d_2 : 0u;
+                    if (ok_2) { *reinterpret_cast<f16x8*>(&kv[next * 8192u + r_2 * 128u + (d_2 ^ (r_2 % 8u * 8u))]) = *reinterpret_cast<const f16x8*>(&k_cache[at_2]); } else { *reinterpret_cast<f16x8*>(&kv[next * 8192u + r_2 * 128u + (d_2 ^ (r_2 % 8u * 8u))]) = f16x8{}; }
+                    if (ok_2) { *reinterpret_cast<f16x8*>(&kv[(next + 1u) * 8192u + r_2 * 128u + (d_2 ^ (r_2 % 8u * 8u))]) = *reinterpret_cast<const f16x8*>(&v_cache[at_2]); } else { *reinterpret_cast<f16x8*>(&kv[(next + 1u) * 8192u + r_2 * 128u + (d_2 ^ (r_2 % 8u * 8u))]) = f16x8{}; }
+                }
             }
+            /* async_commit(): nothing to do on gfx942 */
+            /* async_wait(1): nothing to do on gfx942 */
             greta_barrier();
-            fs[0u] = 0.0f;
-            fs[1u] = 0.0f;
-            fs[2u] = 0.0f;
-            fs[3u] = 0.0f;
-            fs[4u] = 0.0f;
-            fs[5u] = 0.0f;
-            fs[6u] = 0.0f;
-            fs[7u] = 0.0f;
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds0[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+            if (k0 < wave_end) {
+                fs[0u] = 0.0f;
+                fs[1u] = 0.0f;
+                fs[2u] = 0.0f;
+                fs[3u] = 0.0f;
+                fs[4u] = 0.0f;
+                fs[5u] = 0.0f;
+                fs[6u] = 0.0f;
+                fs[7u] = 0.0f;
+                fs[8u] = 0.0f;
+                fs[9u] = 0.0f;
+                fs[10u] = 0.0f;
+                fs[11u] = 0.0f;
+                fs[12u] = 0.0f;
+                fs[13u] = 0.0f;
+                fs[14u] = 0.0f;
+                fs[15u] = 0.0f;
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[0], &fa[0], &qb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[4], &fa[0], &qb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds0[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[8], &fa[0], &qb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[12], &fa[0], &qb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[0], &fa[0], &qb[4], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds0[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[4], &fa[0], &qb[4], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[8], &fa[0], &qb[4], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[12], &fa[0], &qb[4], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds0[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[0], &fa[0], &qb[8], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[4], &fa[0], &qb[8], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[8], &fa[0], &qb[8], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds0[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[12], &fa[0], &qb[8], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[0], &fa[0], &qb[12], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[4], &fa[0], &qb[12], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds0[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[8], &fa[0], &qb[12], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[12], &fa[0], &qb[12], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[0], &fa[0], &qb[16], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds0[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[4], &fa[0], &qb[16], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[8], &fa[0], &qb[16], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[12], &fa[0], &qb[16], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds0[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[0], &fa[0], &qb[20], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[4], &fa[0], &qb[20], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds1[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))]);
-                    fb[0] = greta_v[0];
-                    fb[1] = greta_v[1];
-                    fb[2] = greta_v[2];
-                    fb[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[8], &fa[0], &qb[20], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            greta_mma_m16n16k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            u32 fr = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc = 0u + greta_lane_id() % 16u;
-            u32 r_3 = wq0 + fr;
-            u32 key = k0 + 0u + fc;
-            bool seen = bool(((q0 + r_3) < tokens) & (key <= (start + q0 + r_3)));
-            lds3[0u * 2112u + r_3 * 33u + (0u + fc)] = seen ? fs[0u] * scale_log2 : -__builtin_inff();
-            u32 fr_1 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_1 = 0u + greta_lane_id() % 16u;
-            u32 r_4 = wq0 + fr_1;
-            u32 key_1 = k0 + 0u + fc_1;
-            bool seen_1 = bool(((q0 + r_4) < tokens) & (key_1 <= (start + q0 + r_4)));
-            lds3[0u * 2112u + r_4 * 33u + (0u + fc_1)] = seen_1 ? fs[1u] * scale_log2 : -__builtin_inff();
-            u32 fr_2 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_2 = 0u + greta_lane_id() % 16u;
-            u32 r_5 = wq0 + fr_2;
-            u32 key_2 = k0 + 0u + fc_2;
-            bool seen_2 = bool(((q0 + r_5) < tokens) & (key_2 <= (start + q0 + r_5)));
-            lds3[0u * 2112u + r_5 * 33u + (0u + fc_2)] = seen_2 ? fs[2u] * scale_log2 : -__builtin_inff();
-            u32 fr_3 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_3 = 0u + greta_lane_id() % 16u;
-            u32 r_6 = wq0 + fr_3;
-            u32 key_3 = k0 + 0u + fc_3;
-            bool seen_3 = bool(((q0 + r_6) < tokens) & (key_3 <= (start + q0 + r_6)));
-            lds3[0u * 2112u + r_6 * 33u + (0u + fc_3)] = seen_3 ? fs[3u] * scale_log2 : -__builtin_inff();
-            u32 fr_4 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_4 = 0u + greta_lane_id() % 16u;
-            u32 r_7 = wq0 + fr_4;
-            u32 key_4 = k0 + 16u + fc_4;
-            bool seen_4 = bool(((q0 + r_7) < tokens) & (key_4 <= (start + q0 + r_7)));
-            lds3[0u * 2112u + r_7 * 33u + (16u + fc_4)] = seen_4 ? fs[4u] * scale_log2 : -__builtin_inff();
-            u32 fr_5 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_5 = 0u + greta_lane_id() % 16u;
-            u32 r_8 = wq0 + fr_5;
-            u32 key_5 = k0 + 16u + fc_5;
-            bool seen_5 = bool(((q0 + r_8) < tokens) & (key_5 <= (start + q0 + r_8)));
-            lds3[0u * 2112u + r_8 * 33u + (16u + fc_5)] = seen_5 ? fs[5u] * scale_log2 : -__builtin_inff();
-            u32 fr_6 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_6 = 0u + greta_lane_id() % 16u;
-            u32 r_9 = wq0 + fr_6;
-            u32 key_6 = k0 + 16u + fc_6;
-            bool seen_6 = bool(((q0 + r_9) < tokens) & (key_6 <= (start + q0 + r_9)));
-            lds3[0u * 2112u + r_9 * 33u + (16u + fc_6)] = seen_6 ? fs[6u] * scale_log2 : -__builtin_inff();
-            u32 fr_7 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_7 = 0u + greta_lane_id() % 16u;
-            u32 r_10 = wq0 + fr_7;
-            u32 key_7 = k0 + 16u + fc_7;
-            bool seen_7 = bool(((q0 + r_10) < tokens) & (key_7 <= (start + q0 + r_10)));
-            lds3[0u * 2112u + r_10 * 33u + (16u + fc_7)] = seen_7 ? fs[7u] * scale_log2 : -__builtin_inff();
-            greta_barrier();
-            for (u32 r_11 = tid; r_11 < 64u; r_11 += 256u) {
-                f32 old = row_max[r_11];
-                f32 top = old;
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 0u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 1u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 2u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 3u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 4u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 5u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 6u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 7u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 8u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 9u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 10u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 11u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 12u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 13u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 14u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 15u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 16u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 17u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 18u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 19u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 20u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 21u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 22u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 23u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 24u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 25u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 26u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 27u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 28u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 29u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 30u]);
-                top = greta_max(top, lds3[0u * 2112u + r_11 * 33u + 31u]);
-                f32 sum = 0.0f;
-                const f32 greta_e0 = lds3[0u * 2112u + r_11 * 33u + 0u];
-                f32 e = greta_e0 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e0 - top);
-                lds4[0u * 2048u + r_11 * 32u + (0u ^ (r_11 / 2u % 4u * 8u))] = f16(e);
-                sum = sum + e;
-                const f32 greta_e1 = lds3[0u * 2112u + r_11 * 33u + 1u];
-                f32 e_1 = greta_e1 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e1 - top);
-                lds4[0u * 2048u + r_11 * 32u + (1u ^ (r_11 / 2u % 4u * 8u))] = f16(e_1);
-                sum = sum + e_1;
-                const f32 greta_e2 = lds3[0u * 2112u + r_11 * 33u + 2u];
-                f32 e_2 = greta_e2 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e2 - top);
-                lds4[0u * 2048u + r_11 * 32u + (2u ^ (r_11 / 2u % 4u * 8u))] = f16(e_2);
-                sum = sum + e_2;
-                const f32 greta_e3 = lds3[0u * 2112u + r_11 * 33u + 3u];
-                f32 e_3 = greta_e3 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e3 - top);
-                lds4[0u * 2048u + r_11 * 32u + (3u ^ (r_11 / 2u % 4u * 8u))] = f16(e_3);
-                sum = sum + e_3;
-                const f32 greta_e4 = lds3[0u * 2112u + r_11 * 33u + 4u];
-                f32 e_4 = greta_e4 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e4 - top);
-                lds4[0u * 2048u + r_11 * 32u + (4u ^ (r_11 / 2u % 4u * 8u))] = f16(e_4);
-                sum = sum + e_4;
-                const f32 greta_e5 = lds3[0u * 2112u + r_11 * 33u + 5u];
-                f32 e_5 = greta_e5 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e5 - top);
-                lds4[0u * 2048u + r_11 * 32u + (5u ^ (r_11 / 2u % 4u * 8u))] = f16(e_5);
-                sum = sum + e_5;
-                const f32 greta_e6 = lds3[0u * 2112u + r_11 * 33u + 6u];
-                f32 e_6 = greta_e6 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e6 - top);
-                lds4[0u * 2048u + r_11 * 32u + (6u ^ (r_11 / 2u % 4u * 8u))] = f16(e_6);
-                sum = sum + e_6;
-                const f32 greta_e7 = lds3[0u * 2112u + r_11 * 33u + 7u];
-                f32 e_7 = greta_e7 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e7 - top);
-                lds4[0u * 2048u + r_11 * 32u + (7u ^ (r_11 / 2u % 4u * 8u))] = f16(e_7);
-                sum = sum + e_7;
-                const f32 greta_e8 = lds3[0u * 2112u + r_11 * 33u + 8u];
-                f32 e_8 = greta_e8 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e8 - top);
-                lds4[0u * 2048u + r_11 * 32u + (8u ^ (r_11 / 2u % 4u * 8u))] = f16(e_8);
-                sum = sum + e_8;
-                const f32 greta_e9 = lds3[0u * 2112u + r_11 * 33u + 9u];
-                f32 e_9 = greta_e9 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e9 - top);
-                lds4[0u * 2048u + r_11 * 32u + (9u ^ (r_11 / 2u % 4u * 8u))] = f16(e_9);
-                sum = sum + e_9;
-                const f32 greta_e10 = lds3[0u * 2112u + r_11 * 33u + 10u];
-                f32 e_10 = greta_e10 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e10 - top);
-                lds4[0u * 2048u + r_11 * 32u + (10u ^ (r_11 / 2u % 4u * 8u))] = f16(e_10);
-                sum = sum + e_10;
-                const f32 greta_e11 = lds3[0u * 2112u + r_11 * 33u + 11u];
-                f32 e_11 = greta_e11 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e11 - top);
-                lds4[0u * 2048u + r_11 * 32u + (11u ^ (r_11 / 2u % 4u * 8u))] = f16(e_11);
-                sum = sum + e_11;
-                const f32 greta_e12 = lds3[0u * 2112u + r_11 * 33u + 12u];
-                f32 e_12 = greta_e12 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e12 - top);
-                lds4[0u * 2048u + r_11 * 32u + (12u ^ (r_11 / 2u % 4u * 8u))] = f16(e_12);
-                sum = sum + e_12;
-                const f32 greta_e13 = lds3[0u * 2112u + r_11 * 33u + 13u];
-                f32 e_13 = greta_e13 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e13 - top);
-                lds4[0u * 2048u + r_11 * 32u + (13u ^ (r_11 / 2u % 4u * 8u))] = f16(e_13);
-                sum = sum + e_13;
-                const f32 greta_e14 = lds3[0u * 2112u + r_11 * 33u + 14u];
-                f32 e_14 = greta_e14 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e14 - top);
-                lds4[0u * 2048u + r_11 * 32u + (14u ^ (r_11 / 2u % 4u * 8u))] = f16(e_14);
-                sum = sum + e_14;
-                const f32 greta_e15 = lds3[0u * 2112u + r_11 * 33u + 15u];
-                f32 e_15 = greta_e15 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e15 - top);
-                lds4[0u * 2048u + r_11 * 32u + (15u ^ (r_11 / 2u % 4u * 8u))] = f16(e_15);
-                sum = sum + e_15;
-                const f32 greta_e16 = lds3[0u * 2112u + r_11 * 33u + 16u];
-                f32 e_16 = greta_e16 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e16 - top);
-                lds4[0u * 2048u + r_11 * 32u + (16u ^ (r_11 / 2u % 4u * 8u))] = f16(e_16);
-                sum = sum + e_16;
-                const f32 greta_e17 = lds3[0u * 2112u + r_11 * 33u + 17u];
-                f32 e_17 = greta_e17 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e17 - top);
-                lds4[0u * 2048u + r_11 * 32u + (17u ^ (r_11 / 2u % 4u * 8u))] = f16(e_17);
-                sum = sum + e_17;
-                const f32 greta_e18 = lds3[0u * 2112u + r_11 * 33u + 18u];
-                f32 e_18 = greta_e18 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e18 - top);
-                lds4[0u * 2048u + r_11 * 32u + (18u ^ (r_11 / 2u % 4u * 8u))] = f16(e_18);
-                sum = sum + e_18;
-                const f32 greta_e19 = lds3[0u * 2112u + r_11 * 33u + 19u];
-                f32 e_19 = greta_e19 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e19 - top);
-                lds4[0u * 2048u + r_11 * 32u + (19u ^ (r_11 / 2u % 4u * 8u))] = f16(e_19);
-                sum = sum + e_19;
-                const f32 greta_e20 = lds3[0u * 2112u + r_11 * 33u + 20u];
-                f32 e_20 = greta_e20 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e20 - top);
-                lds4[0u * 2048u + r_11 * 32u + (20u ^ (r_11 / 2u % 4u * 8u))] = f16(e_20);
-                sum = sum + e_20;
-                const f32 greta_e21 = lds3[0u * 2112u + r_11 * 33u + 21u];
-                f32 e_21 = greta_e21 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e21 - top);
-                lds4[0u * 2048u + r_11 * 32u + (21u ^ (r_11 / 2u % 4u * 8u))] = f16(e_21);
-                sum = sum + e_21;
-                const f32 greta_e22 = lds3[0u * 2112u + r_11 * 33u + 22u];
-                f32 e_22 = greta_e22 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e22 - top);
-                lds4[0u * 2048u + r_11 * 32u + (22u ^ (r_11 / 2u % 4u * 8u))] = f16(e_22);
-                sum = sum + e_22;
-                const f32 greta_e23 = lds3[0u * 2112u + r_11 * 33u + 23u];
-                f32 e_23 = greta_e23 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e23 - top);
-                lds4[0u * 2048u + r_11 * 32u + (23u ^ (r_11 / 2u % 4u * 8u))] = f16(e_23);
-                sum = sum + e_23;
-                const f32 greta_e24 = lds3[0u * 2112u + r_11 * 33u + 24u];
-                f32 e_24 = greta_e24 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e24 - top);
-                lds4[0u * 2048u + r_11 * 32u + (24u ^ (r_11 / 2u % 4u * 8u))] = f16(e_24);
-                sum = sum + e_24;
-                const f32 greta_e25 = lds3[0u * 2112u + r_11 * 33u + 25u];
-                f32 e_25 = greta_e25 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e25 - top);
-                lds4[0u * 2048u + r_11 * 32u + (25u ^ (r_11 / 2u % 4u * 8u))] = f16(e_25);
-                sum = sum + e_25;
-                const f32 greta_e26 = lds3[0u * 2112u + r_11 * 33u + 26u];
-                f32 e_26 = greta_e26 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e26 - top);
-                lds4[0u * 2048u + r_11 * 32u + (26u ^ (r_11 / 2u % 4u * 8u))] = f16(e_26);
-                sum = sum + e_26;
-                const f32 greta_e27 = lds3[0u * 2112u + r_11 * 33u + 27u];
-                f32 e_27 = greta_e27 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e27 - top);
-                lds4[0u * 2048u + r_11 * 32u + (27u ^ (r_11 / 2u % 4u * 8u))] = f16(e_27);
-                sum = sum + e_27;
-                const f32 greta_e28 = lds3[0u * 2112u + r_11 * 33u + 28u];
-                f32 e_28 = greta_e28 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e28 - top);
-                lds4[0u * 2048u + r_11 * 32u + (28u ^ (r_11 / 2u % 4u * 8u))] = f16(e_28);
-                sum = sum + e_28;
-                const f32 greta_e29 = lds3[0u * 2112u + r_11 * 33u + 29u];
-                f32 e_29 = greta_e29 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e29 - top);
-                lds4[0u * 2048u + r_11 * 32u + (29u ^ (r_11 / 2u % 4u * 8u))] = f16(e_29);
-                sum = sum + e_29;
-                const f32 greta_e30 = lds3[0u * 2112u + r_11 * 33u + 30u];
-                f32 e_30 = greta_e30 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e30 - top);
-                lds4[0u * 2048u + r_11 * 32u + (30u ^ (r_11 / 2u % 4u * 8u))] = f16(e_30);
-                sum = sum + e_30;
-                const f32 greta_e31 = lds3[0u * 2112u + r_11 * 33u + 31u];
-                f32 e_31 = greta_e31 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e31 - top);
-                lds4[0u * 2048u + r_11 * 32u + (31u ^ (r_11 / 2u % 4u * 8u))] = f16(e_31);
-                sum = sum + e_31;
-                f32 rescale = old == -__builtin_inff() ? 0.0f : greta_exp2(old - top);
-                row_scale[r_11] = rescale;
-                row_sum[r_11] = row_sum[r_11] * rescale + sum;
-                row_max[r_11] = top;
-            }
-            greta_barrier();
-            u32 fr_8 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_8 = 0u + greta_lane_id() % 16u;
-            fo[0u] = fo[0u] * row_scale[wq0 + fr_8];
-            u32 fr_9 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_9 = 0u + greta_lane_id() % 16u;
-            fo[1u] = fo[1u] * row_scale[wq0 + fr_9];
-            u32 fr_10 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_10 = 0u + greta_lane_id() % 16u;
-            fo[2u] = fo[2u] * row_scale[wq0 + fr_10];
-            u32 fr_11 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_11 = 0u + greta_lane_id() % 16u;
-            fo[3u] = fo[3u] * row_scale[wq0 + fr_11];
-            u32 fr_12 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_12 = 0u + greta_lane_id() % 16u;
-            fo[4u] = fo[4u] * row_scale[wq0 + fr_12];
-            u32 fr_13 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_13 = 0u + greta_lane_id() % 16u;
-            fo[5u] = fo[5u] * row_scale[wq0 + fr_13];
-            u32 fr_14 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_14 = 0u + greta_lane_id() % 16u;
-            fo[6u] = fo[6u] * row_scale[wq0 + fr_14];
-            u32 fr_15 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_15 = 0u + greta_lane_id() % 16u;
-            fo[7u] = fo[7u] * row_scale[wq0 + fr_15];
-            u32 fr_16 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_16 = 0u + greta_lane_id() % 16u;
-            fo[8u] = fo[8u] * row_scale[wq0 + fr_16];
-            u32 fr_17 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_17 = 0u + greta_lane_id() % 16u;
-            fo[9u] = fo[9u] * row_scale[wq0 + fr_17];
-            u32 fr_18 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_18 = 0u + greta_lane_id() % 16u;
-            fo[10u] = fo[10u] * row_scale[wq0 + fr_18];
-            u32 fr_19 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_19 = 0u + greta_lane_id() % 16u;
-            fo[11u] = fo[11u] * row_scale[wq0 + fr_19];
-            u32 fr_20 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_20 = 0u + greta_lane_id() % 16u;
-            fo[12u] = fo[12u] * row_scale[wq0 + fr_20];
-            u32 fr_21 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_21 = 0u + greta_lane_id() % 16u;
-            fo[13u] = fo[13u] * row_scale[wq0 + fr_21];
-            u32 fr_22 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_22 = 0u + greta_lane_id() % 16u;
-            fo[14u] = fo[14u] * row_scale[wq0 + fr_22];
-            u32 fr_23 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_23 = 0u + greta_lane_id() % 16u;
-            fo[15u] = fo[15u] * row_scale[wq0 + fr_23];
-            u32 fr_24 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_24 = 0u + greta_lane_id() % 16u;
-            fo[16u] = fo[16u] * row_scale[wq0 + fr_24];
-            u32 fr_25 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_25 = 0u + greta_lane_id() % 16u;
-            fo[17u] = fo[17u] * row_scale[wq0 + fr_25];
-            u32 fr_26 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_26 = 0u + greta_lane_id() % 16u;
-            fo[18u] = fo[18u] * row_scale[wq0 + fr_26];
-            u32 fr_27 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_27 = 0u + greta_lane_id() % 16u;
-            fo[19u] = fo[19u] * row_scale[wq0 + fr_27];
-            u32 fr_28 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_28 = 0u + greta_lane_id() % 16u;
-            fo[20u] = fo[20u] * row_scale[wq0 + fr_28];
-            u32 fr_29 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_29 = 0u + greta_lane_id() % 16u;
-            fo[21u] = fo[21u] * row_scale[wq0 + fr_29];
-            u32 fr_30 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_30 = 0u + greta_lane_id() % 16u;
-            fo[22u] = fo[22u] * row_scale[wq0 + fr_30];
-            u32 fr_31 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_31 = 0u + greta_lane_id() % 16u;
-            fo[23u] = fo[23u] * row_scale[wq0 + fr_31];
-            u32 fr_32 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_32 = 0u + greta_lane_id() % 16u;
-            fo[24u] = fo[24u] * row_scale[wq0 + fr_32];
-            u32 fr_33 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_33 = 0u + greta_lane_id() % 16u;
-            fo[25u] = fo[25u] * row_scale[wq0 + fr_33];
-            u32 fr_34 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_34 = 0u + greta_lane_id() % 16u;
-            fo[26u] = fo[26u] * row_scale[wq0 + fr_34];
-            u32 fr_35 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_35 = 0u + greta_lane_id() % 16u;
-            fo[27u] = fo[27u] * row_scale[wq0 + fr_35];
-            u32 fr_36 = 0u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_36 = 0u + greta_lane_id() % 16u;
-            fo[28u] = fo[28u] * row_scale[wq0 + fr_36];
-            u32 fr_37 = 1u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_37 = 0u + greta_lane_id() % 16u;
-            fo[29u] = fo[29u] * row_scale[wq0 + fr_37];
-            u32 fr_38 = 2u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_38 = 0u + greta_lane_id() % 16u;
-            fo[30u] = fo[30u] * row_scale[wq0 + fr_38];
-            u32 fr_39 = 3u + greta_lane_id() / 16u % 4u * 4u;
-            u32 fc_39 = 0u + greta_lane_id() % 16u;
-            fo[31u] = fo[31u] * row_scale[wq0 + fr_39];
-            {
-                const u32 greta_fb = 0u * 2048u, greta_fs = 32u, greta_fr = wq0, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds4[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ ((((greta_fr + greta_lr + 0u) / 2u) % 4u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[12], &fa[0], &qb[20], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
-            {
-                const u32 greta_fb = 0u * 2048u, greta_fs = 32u, greta_fr = wq0, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
-                { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&lds4[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ ((((greta_fr + greta_lr + 0u) / 2u) % 4u) * 8u))]);
-                    fa[0] = greta_v[0];
-                    fa[1] = greta_v[1];
-                    fa[2] = greta_v[2];
-                    fa[3] = greta_v[3];
+                greta_mma_m16n16k16_f16(&fs[0], &fa[0], &qb[24], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
                 }
+                greta_mma_m16n16k16_f16(&fs[4], &fa[0], &qb[24], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
+                }
+                greta_mma_m16n16k16_f16(&fs[8], &fa[0], &qb[24], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
+                }
+                greta_mma_m16n16k16_f16(&fs[12], &fa[0], &qb[24], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
+                }
+                greta_mma_m16n16k16_f16(&fs[0], &fa[0], &qb[28], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
+                }
+                greta_mma_m16n16k16_f16(&fs[4], &fa[0], &qb[28], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
+                }
+                greta_mma_m16n16k16_f16(&fs[8], &fa[0], &qb[28], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    { const f16x4 greta_v = *reinterpret_cast<const f16x4*>(&kv[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))]);
+                        fa[0] = greta_v[0];
+                        fa[1] = greta_v[1];
+                        fa[2] = greta_v[2];
+                        fa[3] = greta_v[3];
+                    }
+                }
+                greta_mma_m16n16k16_f16(&fs[12], &fa[0], &qb[28], &fs[12]);
+                tile_max[0u] = -__builtin_inff();
+                if ((k0 + 64u) > (start + q0 + wq0 + 1u)) {
+                    f32 s = fs[0u] * scale_log2;
+                    u32 fr = 0u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc = 0u + greta_lane_id() % 16u;
+                    u32 r_3 = fc;
+                    u32 c = fr;
+                    s = (k0 + 0u + c) <= (start + q0 + wq0 + r_3) ? s : -__builtin_inff();
+                    fs[0u] = s;
+                    tile_max[0u] = greta_max(tile_max[0u], s);
+                    f32 s_1 = fs[1u] * scale_log2;
+                    u32 fr_1 = 1u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_1 = 0u + greta_lane_id() % 16u;
+                    u32 r_4 = fc_1;
+                    u32 c_1 = fr_1;
+                    s_1 = (k0 + 0u + c_1) <= (start + q0 + wq0 + r_4) ? s_1 : -__builtin_inff();
+                    fs[1u] = s_1;
+                    tile_max[0u] = greta_max(tile_max[0u], s_1);
+                    f32 s_2 = fs[2u] * scale_log2;
+                    u32 fr_2 = 2u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_2 = 0u + greta_lane_id() % 16u;
+                    u32 r_5 = fc_2;
+                    u32 c_2 = fr_2;
+                    s_2 = (k0 + 0u + c_2) <= (start + q0 + wq0 + r_5) ? s_2 : -__builtin_inff();
+                    fs[2u] = s_2;
+                    tile_max[0u] = greta_max(tile_max[0u], s_2);
+                    f32 s_3 = fs[3u] * scale_log2;
+                    u32 fr_3 = 3u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_3 = 0u + greta_lane_id() % 16u;
+                    u32 r_6 = fc_3;
+                    u32 c_3 = fr_3;
+                    s_3 = (k0 + 0u + c_3) <= (start + q0 + wq0 + r_6) ? s_3 : -__builtin_inff();
+                    fs[3u] = s_3;
+                    tile_max[0u] = greta_max(tile_max[0u], s_3);
+                    f32 s_4 = fs[4u] * scale_log2;
+                    u32 fr_4 = 0u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_4 = 0u + greta_lane_id() % 16u;
+                    u32 r_7 = fc_4;
+                    u32 c_4 = fr_4;
+                    s_4 = (k0 + 16u + c_4) <= (start + q0 + wq0 + r_7) ? s_4 : -__builtin_inff();
+                    fs[4u] = s_4;
+                    tile_max[0u] = greta_max(tile_max[0u], s_4);
+                    f32 s_5 = fs[5u] * scale_log2;
+                    u32 fr_5 = 1u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_5 = 0u + greta_lane_id() % 16u;
+                    u32 r_8 = fc_5;
+                    u32 c_5 = fr_5;
+                    s_5 = (k0 + 16u + c_5) <= (start + q0 + wq0 + r_8) ? s_5 : -__builtin_inff();
+                    fs[5u] = s_5;
+                    tile_max[0u] = greta_max(tile_max[0u], s_5);
+                    f32 s_6 = fs[6u] * scale_log2;
+                    u32 fr_6 = 2u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_6 = 0u + greta_lane_id() % 16u;
+                    u32 r_9 = fc_6;
+                    u32 c_6 = fr_6;
+                    s_6 = (k0 + 16u + c_6) <= (start + q0 + wq0 + r_9) ? s_6 : -__builtin_inff();
+                    fs[6u] = s_6;
+                    tile_max[0u] = greta_max(tile_max[0u], s_6);
+                    f32 s_7 = fs[7u] * scale_log2;
+                    u32 fr_7 = 3u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_7 = 0u + greta_lane_id() % 16u;
+                    u32 r_10 = fc_7;
+                    u32 c_7 = fr_7;
+                    s_7 = (k0 + 16u + c_7) <= (start + q0 + wq0 + r_10) ? s_7 : -__builtin_inff();
+                    fs[7u] = s_7;
+                    tile_max[0u] = greta_max(tile_max[0u], s_7);
+                    f32 s_8 = fs[8u] * scale_log2;
+                    u32 fr_8 = 0u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_8 = 0u + greta_lane_id() % 16u;
+                    u32 r_11 = fc_8;
+                    u32 c_8 = fr_8;
+                    s_8 = (k0 + 32u + c_8) <= (start + q0 + wq0 + r_11) ? s_8 : -__builtin_inff();
+                    fs[8u] = s_8;
+                    tile_max[0u] = greta_max(tile_max[0u], s_8);
+                    f32 s_9 = fs[9u] * scale_log2;
+                    u32 fr_9 = 1u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_9 = 0u + greta_lane_id() % 16u;
+                    u32 r_12 = fc_9;
+                    u32 c_9 = fr_9;
+                    s_9 = (k0 + 32u + c_9) <= (start + q0 + wq0 + r_12) ? s_9 : -__builtin_inff();
+                    fs[9u] = s_9;
+                    tile_max[0u] = greta_max(tile_max[0u], s_9);
+                    f32 s_10 = fs[10u] * scale_log2;
+                    u32 fr_10 = 2u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_10 = 0u + greta_lane_id() % 16u;
+                    u32 r_13 = fc_10;
+                    u32 c_10 = fr_10;
+                    s_10 = (k0 + 32u + c_10) <= (start + q0 + wq0 + r_13) ? s_10 : -__builtin_inff();
+                    fs[10u] = s_10;
+                    tile_max[0u] = greta_max(tile_max[0u], s_10);
+                    f32 s_11 = fs[11u] * scale_log2;
+                    u32 fr_11 = 3u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_11 = 0u + greta_lane_id() % 16u;
+                    u32 r_14 = fc_11;
+                    u32 c_11 = fr_11;
+                    s_11 = (k0 + 32u + c_11) <= (start + q0 + wq0 + r_14) ? s_11 : -__builtin_inff();
+                    fs[11u] = s_11;
+                    tile_max[0u] = greta_max(tile_max[0u], s_11);
+                    f32 s_12 = fs[12u] * scale_log2;
+                    u32 fr_12 = 0u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_12 = 0u + greta_lane_id() % 16u;
+                    u32 r_15 = fc_12;
+                    u32 c_12 = fr_12;
+                    s_12 = (k0 + 48u + c_12) <= (start + q0 + wq0 + r_15) ? s_12 : -__builtin_inff();
+                    fs[12u] = s_12;
+                    tile_max[0u] = greta_max(tile_max[0u], s_12);
+                    f32 s_13 = fs[13u] * scale_log2;
+                    u32 fr_13 = 1u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_13 = 0u + greta_lane_id() % 16u;
+                    u32 r_16 = fc_13;
+                    u32 c_13 = fr_13;
+                    s_13 = (k0 + 48u + c_13) <= (start + q0 + wq0 + r_16) ? s_13 : -__builtin_inff();
+                    fs[13u] = s_13;
+                    tile_max[0u] = greta_max(tile_max[0u], s_13);
+                    f32 s_14 = fs[14u] * scale_log2;
+                    u32 fr_14 = 2u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_14 = 0u + greta_lane_id() % 16u;
+                    u32 r_17 = fc_14;
+                    u32 c_14 = fr_14;
+                    s_14 = (k0 + 48u + c_14) <= (start + q0 + wq0 + r_17) ? s_14 : -__builtin_inff();
+                    fs[14u] = s_14;
+                    tile_max[0u] = greta_max(tile_max[0u], s_14);
+                    f32 s_15 = fs[15u] * scale_log2;
+                    u32 fr_15 = 3u + greta_lane_id() / 16u % 4u * 4u;
+                    u32 fc_15 = 0u + greta_lane_id() % 16u;
+                    u32 r_18 = fc_15;
+                    u32 c_15 = fr_15;
+                    s_15 = (k0 + 48u + c_15) <= (start + q0 + wq0 + r_18) ? s_15 : -__builtin_inff();
+                    fs[15u] = s_15;
+                    tile_max[0u] = greta_max(tile_max[0u], s_15);
+                } else {
+                    f32 s_16 = fs[0u] * scale_log2;
+                    fs[0u] = s_16;
+                    tile_max[0u] = greta_max(tile_max[0u], s_16);
+                    f32 s_17 = fs[1u] * scale_log2;
+                    fs[1u] = s_17;
+                    tile_max[0u] = greta_max(tile_max[0u], s_17);
+                    f32 s_18 = fs[2u] * scale_log2;
+                    fs[2u] = s_18;
+                    tile_max[0u] = greta_max(tile_max[0u], s_18);
+                    f32 s_19 = fs[3u] * scale_log2;
+                    fs[3u] = s_19;
+                    tile_max[0u] = greta_max(tile_max[0u], s_19);
+                    f32 s_20 = fs[4u] * scale_log2;
+                    fs[4u] = s_20;
+                    tile_max[0u] = greta_max(tile_max[0u], s_20);
+                    f32 s_21 = fs[5u] * scale_log2;
+                    fs[5u] = s_21;
+                    tile_max[0u] = greta_max(tile_max[0u], s_21);
+                    f32 s_22 = fs[6u] * scale_log2;
+                    fs[6u] = s_22;
+                    tile_max[0u] = greta_max(tile_max[0u], s_22);
+                    f32 s_23 = fs[7u] * scale_log2;
+                    fs[7u] = s_23;
+                    tile_max[0u] = greta_max(tile_max[0u], s_23);
+                    f32 s_24 = fs[8u] * scale_log2;
+                    fs[8u] = s_24;
+                    tile_max[0u] = greta_max(tile_max[0u], s_24);
+                    f32 s_25 = fs[9u] * scale_log2;
+                    fs[9u] = s_25;
+                    tile_max[0u] = greta_max(tile_max[0u], s_25);
+                    f32 s_26 = fs[10u] * scale_log2;
+                    fs[10u] = s_26;
+                    tile_max[0u] = greta_max(tile_max[0u], s_26);
+                    f32 s_27 = fs[11u] * scale_log2;
+                    fs[11u] = s_27;
+                    tile_max[0u] = greta_max(tile_max[0u], s_27);
+                    f32 s_28 = fs[12u] * scale_log2;
+                    fs[12u] = s_28;
+                    tile_max[0u] = greta_max(tile_max[0u], s_28);
+                    f32 s_29 = fs[13u] * scale_log2;
+                    fs[13u] = s_29;
+                    tile_max[0u] = greta_max(tile_max[0u], s_29);
+                    f32 s_30 = fs[14u] * scale_log2;
+                    fs[14u] = s_30;
+                    tile_max[0u] = greta_max(tile_max[0u], s_30);
+                    f32 s_31 = fs[15u] * scale_log2;
+                    fs[15u] = s_31;
+                    tile_max[0u] = greta_max(tile_max[0u], s_31);
+                }
+                f32 top = tile_max[0u];
+                top = greta_max(top, greta_shfl_xor(top, 16u));
+                top = greta_max(top, greta_shfl_xor(top, 32u));
+                top = greta_max(top, row_max[0u]);
+                const f32 greta_e0 = row_max[0u];
+                rescale[0u] = greta_e0 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e0 - top);
+                row_max[0u] = top;
+                row_sum[0u] = row_sum[0u] * rescale[0u];
+                const f32 greta_e1 = fs[0u];
+                f32 p = greta_e1 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e1 - row_max[0u]);
+                fs[0u] = p;
+                row_sum[0u] = row_sum[0u] + p;
+                const f32 greta_e2 = fs[1u];
+                f32 p_1 = greta_e2 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e2 - row_max[0u]);
+                fs[1u] = p_1;
+                row_sum[0u] = row_sum[0u] + p_1;
+                const f32 greta_e3 = fs[2u];
+                f32 p_2 = greta_e3 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e3 - row_max[0u]);
+                fs[2u] = p_2;
+                row_sum[0u] = row_sum[0u] + p_2;
+                const f32 greta_e4 = fs[3u];
+                f32 p_3 = greta_e4 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e4 - row_max[0u]);
+                fs[3u] = p_3;
+                row_sum[0u] = row_sum[0u] + p_3;
+                const f32 greta_e5 = fs[4u];
+                f32 p_4 = greta_e5 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e5 - row_max[0u]);
+                fs[4u] = p_4;
+                row_sum[0u] = row_sum[0u] + p_4;
+                const f32 greta_e6 = fs[5u];
+                f32 p_5 = greta_e6 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e6 - row_max[0u]);
+                fs[5u] = p_5;
+                row_sum[0u] = row_sum[0u] + p_5;
+                const f32 greta_e7 = fs[6u];
+                f32 p_6 = greta_e7 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e7 - row_max[0u]);
+                fs[6u] = p_6;
+                row_sum[0u] = row_sum[0u] + p_6;
+                const f32 greta_e8 = fs[7u];
+                f32 p_7 = greta_e8 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e8 - row_max[0u]);
+                fs[7u] = p_7;
+                row_sum[0u] = row_sum[0u] + p_7;
+                const f32 greta_e9 = fs[8u];
+                f32 p_8 = greta_e9 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e9 - row_max[0u]);
+                fs[8u] = p_8;
+                row_sum[0u] = row_sum[0u] + p_8;
+                const f32 greta_e10 = fs[9u];
+                f32 p_9 = greta_e10 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e10 - row_max[0u]);
+                fs[9u] = p_9;
+                row_sum[0u] = row_sum[0u] + p_9;
+                const f32 greta_e11 = fs[10u];
+                f32 p_10 = greta_e11 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e11 - row_max[0u]);
+                fs[10u] = p_10;
+                row_sum[0u] = row_sum[0u] + p_10;
+                const f32 greta_e12 = fs[11u];
+                f32 p_11 = greta_e12 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e12 - row_max[0u]);
+                fs[11u] = p_11;
+                row_sum[0u] = row_sum[0u] + p_11;
+                const f32 greta_e13 = fs[12u];
+                f32 p_12 = greta_e13 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e13 - row_max[0u]);
+                fs[12u] = p_12;
+                row_sum[0u] = row_sum[0u] + p_12;
+                const f32 greta_e14 = fs[13u];
+                f32 p_13 = greta_e14 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e14 - row_max[0u]);
+                fs[13u] = p_13;
+                row_sum[0u] = row_sum[0u] + p_13;
+                const f32 greta_e15 = fs[14u];
+                f32 p_14 = greta_e15 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e15 - row_max[0u]);
+                fs[14u] = p_14;
+                row_sum[0u] = row_sum[0u] + p_14;
+                const f32 greta_e16 = fs[15u];
+                f32 p_15 = greta_e16 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e16 - row_max[0u]);
+                fs[15u] = p_15;
+                row_sum[0u] = row_sum[0u] + p_15;
+                fo[0u] = fo[0u] * rescale[0u];
+                fo[1u] = fo[1u] * rescale[0u];
+                fo[2u] = fo[2u] * rescale[0u];
+                fo[3u] = fo[3u] * rescale[0u];
+                fo[4u] = fo[4u] * rescale[0u];
+                fo[5u] = fo[5u] * rescale[0u];
+                fo[6u] = fo[6u] * rescale[0u];
+                fo[7u] = fo[7u] * rescale[0u];
+                fo[8u] = fo[8u] * rescale[0u];
+                fo[9u] = fo[9u] * rescale[0u];
+                fo[10u] = fo[10u] * rescale[0u];
+                fo[11u] = fo[11u] * rescale[0u];
+                fo[12u] = fo[12u] * rescale[0u];
+                fo[13u] = fo[13u] * rescale[0u];
+                fo[14u] = fo[14u] * rescale[0u];
+                fo[15u] = fo[15u] * rescale[0u];
+                fo[16u] = fo[16u] * rescale[0u];
+                fo[17u] = fo[17u] * rescale[0u];
+                fo[18u] = fo[18u] * rescale[0u];
+                fo[19u] = fo[19u] * rescale[0u];
+                fo[20u] = fo[20u] * rescale[0u];
+                fo[21u] = fo[21u] * rescale[0u];
+                fo[22u] = fo[22u] * rescale[0u];
+                fo[23u] = fo[23u] * rescale[0u];
+                fo[24u] = fo[24u] * rescale[0u];
+                fo[25u] = fo[25u] * rescale[0u];
+                fo[26u] = fo[26u] * rescale[0u];
+                fo[27u] = fo[27u] * rescale[0u];
+                fo[28u] = fo[28u] * rescale[0u];
+                fo[29u] = fo[29u] * rescale[0u];
+                fo[30u] = fo[30u] * rescale[0u];
+                fo[31u] = fo[31u] * rescale[0u];
+                f16 p_16 = f16(fs[0u]);
+                fb[0u] = p_16;
+                f16 p_17 = f16(fs[1u]);
+                fb[1u] = p_17;
+                f16 p_18 = f16(fs[2u]);
+                fb[2u] = p_18;
+                f16 p_19 = f16(fs[3u]);
+                fb[3u] = p_19;
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
+                f16 p_20 = f16(fs[4u]);
+                fb[0u] = p_20;
+                f16 p_21 = f16(fs[5u]);
+                fb[1u] = p_21;
+                f16 p_22 = f16(fs[6u]);
+                fb[2u] = p_22;
+                f16 p_23 = f16(fs[7u]);
+                fb[3u] = p_23;
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
+                f16 p_24 = f16(fs[8u]);
+                fb[0u] = p_24;
+                f16 p_25 = f16(fs[9u]);
+                fb[1u] = p_25;
+                f16 p_26 = f16(fs[10u]);
+                fb[2u] = p_26;
+                f16 p_27 = f16(fs[11u]);
+                fb[3u] = p_27;
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
+                f16 p_28 = f16(fs[12u]);
+                fb[0u] = p_28;
+                f16 p_29 = f16(fs[13u]);
+                fb[1u] = p_29;
+                f16 p_30 = f16(fs[14u]);
+                fb[2u] = p_30;
+                f16 p_31 = f16(fs[15u]);
+                fb[3u] = p_31;
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_lr = (greta_lane % 16u), greta_lc = ((greta_lane / 16u) % 4u) * 4u;
+                    fa[0] = kv[greta_fb + (greta_fr + greta_lc + 0u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 0u) % 8u) * 8u))];
+                    fa[1] = kv[greta_fb + (greta_fr + greta_lc + 1u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 1u) % 8u) * 8u))];
+                    fa[2] = kv[greta_fb + (greta_fr + greta_lc + 2u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 2u) % 8u) * 8u))];
+                    fa[3] = kv[greta_fb + (greta_fr + greta_lc + 3u) * greta_fs + ((greta_fc + greta_lr + 0u) ^ (((greta_fr + greta_lc + 3u) % 8u) * 8u))];
+                }
+                greta_mma_m16n16k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
             }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = ((greta_lane / 16u) % 4u) * 4u, greta_lc = (greta_lane % 16u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 2u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 2u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 3u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 3u) % 8u) * 8u))];
-            }
-            greta_mma_m16n16k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
             greta_barrier();
         }
     }
+    f32 l = row_sum[0u];
+    l = l + greta_shfl_xor(l, 16u);
+    l = l + greta_shfl_xor(l, 32u);
+    rescale[0u] = 1.0f / l;
+    u32 fr_16 = 0u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_16 = 0u + greta_lane_id() % 16u;
+    u32 r_19 = fc_16;
+    u32 c_16 = fr_16;
+    u32 t_1 = q0 + wq0 + r_19;
+    u32 d_3 = 0u + c_16;
+    if (bool((t_1 < tokens) & (d_3 < head_dim))) {
+        out[(t_1 * heads + h) * head_dim + d_3] = f16(fo[0u] * rescale[0u]);
+    }
+    u32 fr_17 = 1u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_17 = 0u + greta_lane_id() % 16u;
+    u32 r_20 = fc_17;
+    u32 c_17 = fr_17;
+    u32 t_2 = q0 + wq0 + r_20;
+    u32 d_4 = 0u + c_17;
+    if (bool((t_2 < tokens) & (d_4 < head_dim))) {
+        out[(t_2 * heads + h) * head_dim + d_4] = f16(fo[1u] * rescale[0u]);
+    }
+    u32 fr_18 = 2u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_18 = 0u + greta_lane_id() % 16u;
+    u32 r_21 = fc_18;
+    u32 c_18 = fr_18;
+    u32 t_3 = q0 + wq0 + r_21;
+    u32 d_5 = 0u + c_18;
+    if (bool((t_3 < tokens) & (d_5 < head_dim))) {
+        out[(t_3 * heads + h) * head_dim + d_5] = f16(fo[2u] * rescale[0u]);
+    }
+    u32 fr_19 = 3u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_19 = 0u + greta_lane_id() % 16u;
+    u32 r_22 = fc_19;
+    u32 c_19 = fr_19;
+    u32 t_4 = q0 + wq0 + r_22;
+    u32 d_6 = 0u + c_19;
+    if (bool((t_4 < tokens) & (d_6 < head_dim))) {
+        out[(t_4 * heads + h) * head_dim + d_6] = f16(fo[3u] * rescale[0u]);
+    }
+    u32 fr_20 = 0u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_20 = 0u + greta_lane_id() % 16u;
+    u32 r_23 = fc_20;
+    u32 c_20 = fr_20;
+    u32 t_5 = q0 + wq0 + r_23;
+    u32 d_7 = 16u + c_20;
+    if (bool((t_5 < tokens) & (d_7 < head_dim))) {
+        out[(t_5 * heads + h) * head_dim + d_7] = f16(fo[4u] * rescale[0u]);
+    }
+    u32 fr_21 = 1u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_21 = 0u + greta_lane_id() % 16u;
+    u32 r_24 = fc_21;
+    u32 c_21 = fr_21;
+    u32 t_6 = q0 + wq0 + r_24;
+    u32 d_8 = 16u + c_21;
+    if (bool((t_6 < tokens) & (d_8 < head_dim))) {
+        out[(t_6 * heads + h) * head_dim + d_8] = f16(fo[5u] * rescale[0u]);
+    }
+    u32 fr_22 = 2u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_22 = 0u + greta_lane_id() % 16u;
+    u32 r_25 = fc_22;
+    u32 c_22 = fr_22;
+    u32 t_7 = q0 + wq0 + r_25;
+    u32 d_9 = 16u + c_22;
+    if (bool((t_7 < tokens) & (d_9 < head_dim))) {
+        out[(t_7 * heads + h) * head_dim + d_9] = f16(fo[6u] * rescale[0u]);
+    }
+    u32 fr_23 = 3u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_23 = 0u + greta_lane_id() % 16u;
+    u32 r_26 = fc_23;
+    u32 c_23 = fr_23;
+    u32 t_8 = q0 + wq0 + r_26;
+    u32 d_10 = 16u + c_23;
+    if (bool((t_8 < tokens) & (d_10 < head_dim))) {
+        out[(t_8 * heads + h) * head_dim + d_10] = f16(fo[7u] * rescale[0u]);
+    }
+    u32 fr_24 = 0u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_24 = 0u + greta_lane_id() % 16u;
+    u32 r_27 = fc_24;
+    u32 c_24 = fr_24;
+    u32 t_9 = q0 + wq0 + r_27;
+    u32 d_11 = 32u + c_24;
+    if (bool((t_9 < tokens) & (d_11 < head_dim))) {
+        out[(t_9 * heads + h) * head_dim + d_11] = f16(fo[8u] * rescale[0u]);
+    }
+    u32 fr_25 = 1u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_25 = 0u + greta_lane_id() % 16u;
+    u32 r_28 = fc_25;
+    u32 c_25 = fr_25;
+    u32 t_10 = q0 + wq0 + r_28;
+    u32 d_12 = 32u + c_25;
+    if (bool((t_10 < tokens) & (d_12 < head_dim))) {
+        out[(t_10 * heads + h) * head_dim + d_12] = f16(fo[9u] * rescale[0u]);
+    }
+    u32 fr_26 = 2u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_26 = 0u + greta_lane_id() % 16u;
+    u32 r_29 = fc_26;
+    u32 c_26 = fr_26;
+    u32 t_11 = q0 + wq0 + r_29;
+    u32 d_13 = 32u + c_26;
+    if (bool((t_11 < tokens) & (d_13 < head_dim))) {
+        out[(t_11 * heads + h) * head_dim + d_13] = f16(fo[10u] * rescale[0u]);
+    }
+    u32 fr_27 = 3u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_27 = 0u + greta_lane_id() % 16u;
+    u32 r_30 = fc_27;
+    u32 c_27 = fr_27;
+    u32 t_12 = q0 + wq0 + r_30;
+    u32 d_14 = 32u + c_27;
+    if (bool((t_12 < tokens) & (d_14 < head_dim))) {
+        out[(t_12 * heads + h) * head_dim + d_14] = f16(fo[11u] * rescale[0u]);
+    }
+    u32 fr_28 = 0u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_28 = 0u + greta_lane_id() % 16u;
+    u32 r_31 = fc_28;
+    u32 c_28 = fr_28;
+    u32 t_13 = q0 + wq0 + r_31;
+    u32 d_15 = 48u + c_28;
+    if (bool((t_13 < tokens) & (d_15 < head_dim))) {
+        out[(t_13 * heads + h) * head_dim + d_15] = f16(fo[12u] * rescale[0u]);
+    }
+    u32 fr_29 = 1u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_29 = 0u + greta_lane_id() % 16u;
+    u32 r_32 = fc_29;
+    u32 c_29 = fr_29;
+    u32 t_14 = q0 + wq0 + r_32;
+    u32 d_16 = 48u + c_29;
+    if (bool((t_14 < tokens) & (d_16 < head_dim))) {
+        out[(t_14 * heads + h) * head_dim + d_16] = f16(fo[13u] * rescale[0u]);
+    }
+    u32 fr_30 = 2u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_30 = 0u + greta_lane_id() % 16u;
+    u32 r_33 = fc_30;
+    u32 c_30 = fr_30;
+    u32 t_15 = q0 + wq0 + r_33;
+    u32 d_17 = 48u + c_30;
+    if (bool((t_15 < tokens) & (d_17 < head_dim))) {
+        out[(t_15 * heads + h) * head_dim + d_17] = f16(fo[14u] * rescale[0u]);
+    }
+    u32 fr_31 = 3u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_31 = 0u + greta_lane_id() % 16u;
+    u32 r_34 = fc_31;
+    u32 c_31 = fr_31;
+    u32 t_16 = q0 + wq0 + r_34;
+    u32 d_18 = 48u + c_31;
+    if (bool((t_16 < tokens) & (d_18 < head_dim))) {
+        out[(t_16 * heads + h) * head_dim + d_18] = f16(fo[15u] * rescale[0u]);
+    }
+    u32 fr_32 = 0u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_32 = 0u + greta_lane_id() % 16u;
+    u32 r_35 = fc_32;
+    u32 c_32 = fr_32;
+    u32 t_17 = q0 + wq0 + r_35;
+    u32 d_19 = 64u + c_32;
+    if (bool((t_17 < tokens) & (d_19 < head_dim))) {
+        out[(t_17 * heads + h) * head_dim + d_19] = f16(fo[16u] * rescale[0u]);
+    }
+    u32 fr_33 = 1u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_33 = 0u + greta_lane_id() % 16u;
+    u32 r_36 = fc_33;
+    u32 c_33 = fr_33;
+    u32 t_18 = q0 + wq0 + r_36;
+    u32 d_20 = 64u + c_33;
+    if (bool((t_18 < tokens) & (d_20 < head_dim))) {
+        out[(t_18 * heads + h) * head_dim + d_20] = f16(fo[17u] * rescale[0u]);
+    }
+    u32 fr_34 = 2u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_34 = 0u + greta_lane_id() % 16u;
+    u32 r_37 = fc_34;
+    u32 c_34 = fr_34;
+    u32 t_19 = q0 + wq0 + r_37;
+    u32 d_21 = 64u + c_34;
+    if (bool((t_19 < tokens) & (d_21 < head_dim))) {
+        out[(t_19 * heads + h) * head_dim + d_21] = f16(fo[18u] * rescale[0u]);
+    }
+    u32 fr_35 = 3u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_35 = 0u + greta_lane_id() % 16u;
+    u32 r_38 = fc_35;
+    u32 c_35 = fr_35;
+    u32 t_20 = q0 + wq0 + r_38;
+    u32 d_22 = 64u + c_35;
+    if (bool((t_20 < tokens) & (d_22 < head_dim))) {
+        out[(t_20 * heads + h) * head_dim + d_22] = f16(fo[19u] * rescale[0u]);
+    }
+    u32 fr_36 = 0u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_36 = 0u + greta_lane_id() % 16u;
+    u32 r_39 = fc_36;
+    u32 c_36 = fr_36;
+    u32 t_21 = q0 + wq0 + r_39;
+    u32 d_23 = 80u + c_36;
+    if (bool((t_21 < tokens) & (d_23 < head_dim))) {
+        out[(t_21 * heads + h) * head_dim + d_23] = f16(fo[20u] * rescale[0u]);
+    }
+    u32 fr_37 = 1u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_37 = 0u + greta_lane_id() % 16u;
+    u32 r_40 = fc_37;
+    u32 c_37 = fr_37;
+    u32 t_22 = q0 + wq0 + r_40;
+    u32 d_24 = 80u + c_37;
+    if (bool((t_22 < tokens) & (d_24 < head_dim))) {
+        out[(t_22 * heads + h) * head_dim + d_24] = f16(fo[21u] * rescale[0u]);
+    }
+    u32 fr_38 = 2u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_38 = 0u + greta_lane_id() % 16u;
+    u32 r_41 = fc_38;
+    u32 c_38 = fr_38;
+    u32 t_23 = q0 + wq0 + r_41;
+    u32 d_25 = 80u + c_38;
+    if (bool((t_23 < tokens) & (d_25 < head_dim))) {
+        out[(t_23 * heads + h) * head_dim + d_25] = f16(fo[22u] * rescale[0u]);
+    }
+    u32 fr_39 = 3u + greta_lane_id() / 16u % 4u * 4u;
+    u32 fc_39 = 0u + greta_lane_id() % 16u;
+    u32 r_42 = fc_39;
+    u32 c_39 = fr_39;
+    u32 t_24 = q0 + wq0 + r_42;
+    u32 d_26 = 80u + c_39;
+    if (bool((t_24 < tokens) & (d_26 < head_dim))) {
+        out[(t_24 * heads + h) * head_dim + d_26] = f16(fo[23u] * rescale[0u]);
+    }
     u32 fr_40 = 0u + greta_lane_id() / 16u % 4u * 4u;
     u32 fc_40 = 0u + greta_lane_id() % 16u;
-    u32 r_12 = wq0 + fr_40;
-    u32 t_1 = q0 + r_12;
-    u32 d_2 = 0u + fc_40;
-    if (bool((t_1 < tokens) & (d_2 < head_dim))) {
-        out[(t_1 * heads + h) * head_dim + d_2] = f16(fo[0u] / row_sum[r_12]);
+    u32 r_43 = fc_40;
+    u32 c_40 = fr_40;
+    u32 t_25 = q0 + wq0 + r_43;
+    u32 d_27 = 96u + c_40;
+    if (bool((t_25 < tokens) & (d_27 < head_dim))) {
+        out[(t_25 * heads + h) * head_dim + d_27] = f16(fo[24u] * rescale[0u]);
     }
     u32 fr_41 = 1u + greta_lane_id() / 16u % 4u * 4u;
     u32 fc_41 = 0u + greta_lane_id() % 16u;
-    u32 r_13 = wq0 + fr_41;
-    u32 t_2 = q0 + r_13;
-    u32 d_3 = 0u + fc_41;
-    if (bool((t_2 < tokens) & (d_3 < head_dim))) {
-        out[(t_2 * heads + h) * head_dim + d_3] = f16(fo[1u] / row_sum[r_13]);
+    u32 r_44 = fc_41;
+    u32 c_41 = fr_41;
+    u32 t_26 = q0 + wq0 + r_44;
+    u32 d_28 = 96u + c_41;
+    if (bool((t_26 < tokens) & (d_28 < head_dim))) {
+        out[(t_26 * heads + h) * head_dim + d_28] = f16(fo[25u] * rescale[0u]);
     }
     u32 fr_42 = 2u + greta_lane_id() / 16u % 4u * 4u;
     u32 fc_42 = 0u + greta_lane_id() % 16u;
-    u32 r_14 = wq0 + fr_42;
-    u32 t_3 = q0 + r_14;
-    u32 d_4 = 0u + fc_42;
-    if (bool((t_3 < tokens) & (d_4 < head_dim))) {
-        out[(t_3 * heads + h) * head_dim + d_4] = f16(fo[2u] / row_sum[r_14]);
+    u32 r_45 = fc_42;
+    u32 c_42 = fr_42;
+    u32 t_27 = q0 + wq0 + r_45;
+    u32 d_29 = 96u + c_42;
+    if (bool((t_27 < tokens) & (d_29 < head_dim))) {
+        out[(t_27 * heads + h) * head_dim + d_29] = f16(fo[26u] * rescale[0u]);
     }
     u32 fr_43 = 3u + greta_lane_id() / 16u % 4u * 4u;
     u32 fc_43 = 0u + greta_lane_id() % 16u;
-    u32 r_15 = wq0 + fr_43;
-    u32 t_4 = q0 + r_15;
-    u32 d_5 = 0u + fc_43;
-    if (bool((t_4 < tokens) & (d_5 < head_dim))) {
-        out[(t_4 * heads + h) * head_dim + d_5] = f16(fo[3u] / row_sum[r_15]);
+    u32 r_46 = fc_43;
+    u32 c_43 = fr_43;
+    u32 t_28 = q0 + wq0 + r_46;
+    u32 d_30 = 96u + c_43;
+    if (bool((t_28 < tokens) & (d_30 < head_dim))) {
+        out[(t_28 * heads + h) * head_dim + d_30] = f16(fo[27u] * rescale[0u]);
     }
     u32 fr_44 = 0u + greta_lane_id() / 16u % 4u * 4u;
     u32 fc_44 = 0u + greta_lane_id() % 16u;
-    u32 r_16 = wq0 + fr_44;
-    u32 t_5 = q0 + r_16;
-    u32 d_6 = 16u + fc_44;
-    if (bool((t_5 < tokens) & (d_6 < head_dim))) {
-        out[(t_5 * heads + h) * head_dim + d_6] = f16(fo[4u] / row_sum[r_16]);
+    u32 r_47 = fc_44;
+    u32 c_44 = fr_44;
+    u32 t_29 = q0 + wq0 + r_47;
+    u32 d_31 = 112u + c_44;
+    if (bool((t_29 < tokens) & (d_31 < head_dim))) {
+        out[(t_29 * heads + h) * head_dim + d_31] = f16(fo[28u] * rescale[0u]);
     }
     u32 fr_45 = 1u + greta_lane_id() / 16u % 4u * 4u;
     u32 fc_45 = 0u + greta_lane_id() % 16u;
-    u32 r_17 = wq0 + fr_45;
-    u32 t_6 = q0 + r_17;
-    u32 d_7 = 16u + fc_45;
-    if (bool((t_6 < tokens) & (d_7 < head_dim))) {
-        out[(t_6 * heads + h) * head_dim + d_7] = f16(fo[5u] / row_sum[r_17]);
+    u32 r_48 = fc_45;
+    u32 c_45 = fr_45;
+    u32 t_30 = q0 + wq0 + r_48;
+    u32 d_32 = 112u + c_45;
+    if (bool((t_30 < tokens) & (d_32 < head_dim))) {
+        out[(t_30 * heads + h) * head_dim + d_32] = f16(fo[29u] * rescale[0u]);
     }
     u32 fr_46 = 2u + greta_lane_id() / 16u % 4u * 4u;
     u32 fc_46 = 0u + greta_lane_id() % 16u;
-    u32 r_18 = wq0 + fr_46;
-    u32 t_7 = q0 + r_18;
-    u32 d_8 = 16u + fc_46;
-    if (bool((t_7 < tokens) & (d_8 < head_dim))) {
-        out[(t_7 * heads + h) * head_dim + d_8] = f16(fo[6u] / row_sum[r_18]);
+    u32 r_49 = fc_46;
+    u32 c_46 = fr_46;
+    u32 t_31 = q0 + wq0 + r_49;
+    u32 d_33 = 112u + c_46;
+    if (bool((t_31 < tokens) & (d_33 < head_dim))) {
+        out[(t_31 * heads + h) * head_dim + d_33] = f16(fo[30u] * rescale[0u]);
     }
     u32 fr_47 = 3u + greta_lane_id() / 16u % 4u * 4u;
     u32 fc_47 = 0u + greta_lane_id() % 16u;
-    u32 r_19 = wq0 + fr_47;
-    u32 t_8 = q0 + r_19;
-    u32 d_9 = 16u + fc_47;
-    if (bool((t_8 < tokens) & (d_9 < head_dim))) {
-        out[(t_8 * heads + h) * head_dim + d_9] = f16(fo[7u] / row_sum[r_19]);
-    }
-    u32 fr_48 = 0u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_48 = 0u + greta_lane_id() % 16u;
-    u32 r_20 = wq0 + fr_48;
-    u32 t_9 = q0 + r_20;
-    u32 d_10 = 32u + fc_48;
-    if (bool((t_9 < tokens) & (d_10 < head_dim))) {
-        out[(t_9 * heads + h) * head_dim + d_10] = f16(fo[8u] / row_sum[r_20]);
-    }
-    u32 fr_49 = 1u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_49 = 0u + greta_lane_id() % 16u;
-    u32 r_21 = wq0 + fr_49;
-    u32 t_10 = q0 + r_21;
-    u32 d_11 = 32u + fc_49;
-    if (bool((t_10 < tokens) & (d_11 < head_dim))) {
-        out[(t_10 * heads + h) * head_dim + d_11] = f16(fo[9u] / row_sum[r_21]);
-    }
-    u32 fr_50 = 2u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_50 = 0u + greta_lane_id() % 16u;
-    u32 r_22 = wq0 + fr_50;
-    u32 t_11 = q0 + r_22;
-    u32 d_12 = 32u + fc_50;
-    if (bool((t_11 < tokens) & (d_12 < head_dim))) {
-        out[(t_11 * heads + h) * head_dim + d_12] = f16(fo[10u] / row_sum[r_22]);
-    }
-    u32 fr_51 = 3u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_51 = 0u + greta_lane_id() % 16u;
-    u32 r_23 = wq0 + fr_51;
-    u32 t_12 = q0 + r_23;
-    u32 d_13 = 32u + fc_51;
-    if (bool((t_12 < tokens) & (d_13 < head_dim))) {
-        out[(t_12 * heads + h) * head_dim + d_13] = f16(fo[11u] / row_sum[r_23]);
-    }
-    u32 fr_52 = 0u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_52 = 0u + greta_lane_id() % 16u;
-    u32 r_24 = wq0 + fr_52;
-    u32 t_13 = q0 + r_24;
-    u32 d_14 = 48u + fc_52;
-    if (bool((t_13 < tokens) & (d_14 < head_dim))) {
-        out[(t_13 * heads + h) * head_dim + d_14] = f16(fo[12u] / row_sum[r_24]);
-    }
-    u32 fr_53 = 1u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_53 = 0u + greta_lane_id() % 16u;
-    u32 r_25 = wq0 + fr_53;
-    u32 t_14 = q0 + r_25;
-    u32 d_15 = 48u + fc_53;
-    if (bool((t_14 < tokens) & (d_15 < head_dim))) {
-        out[(t_14 * heads + h) * head_dim + d_15] = f16(fo[13u] / row_sum[r_25]);
-    }
-    u32 fr_54 = 2u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_54 = 0u + greta_lane_id() % 16u;
-    u32 r_26 = wq0 + fr_54;
-    u32 t_15 = q0 + r_26;
-    u32 d_16 = 48u + fc_54;
-    if (bool((t_15 < tokens) & (d_16 < head_dim))) {
-        out[(t_15 * heads + h) * head_dim + d_16] = f16(fo[14u] / row_sum[r_26]);
-    }
-    u32 fr_55 = 3u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_55 = 0u + greta_lane_id() % 16u;
-    u32 r_27 = wq0 + fr_55;
-    u32 t_16 = q0 + r_27;
-    u32 d_17 = 48u + fc_55;
-    if (bool((t_16 < tokens) & (d_17 < head_dim))) {
-        out[(t_16 * heads + h) * head_dim + d_17] = f16(fo[15u] / row_sum[r_27]);
-    }
-    u32 fr_56 = 0u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_56 = 0u + greta_lane_id() % 16u;
-    u32 r_28 = wq0 + fr_56;
-    u32 t_17 = q0 + r_28;
-    u32 d_18 = 64u + fc_56;
-    if (bool((t_17 < tokens) & (d_18 < head_dim))) {
-        out[(t_17 * heads + h) * head_dim + d_18] = f16(fo[16u] / row_sum[r_28]);
-    }
-    u32 fr_57 = 1u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_57 = 0u + greta_lane_id() % 16u;
-    u32 r_29 = wq0 + fr_57;
-    u32 t_18 = q0 + r_29;
-    u32 d_19 = 64u + fc_57;
-    if (bool((t_18 < tokens) & (d_19 < head_dim))) {
-        out[(t_18 * heads + h) * head_dim + d_19] = f16(fo[17u] / row_sum[r_29]);
-    }
-    u32 fr_58 = 2u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_58 = 0u + greta_lane_id() % 16u;
-    u32 r_30 = wq0 + fr_58;
-    u32 t_19 = q0 + r_30;
-    u32 d_20 = 64u + fc_58;
-    if (bool((t_19 < tokens) & (d_20 < head_dim))) {
-        out[(t_19 * heads + h) * head_dim + d_20] = f16(fo[18u] / row_sum[r_30]);
-    }
-    u32 fr_59 = 3u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_59 = 0u + greta_lane_id() % 16u;
-    u32 r_31 = wq0 + fr_59;
-    u32 t_20 = q0 + r_31;
-    u32 d_21 = 64u + fc_59;
-    if (bool((t_20 < tokens) & (d_21 < head_dim))) {
-        out[(t_20 * heads + h) * head_dim + d_21] = f16(fo[19u] / row_sum[r_31]);
-    }
-    u32 fr_60 = 0u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_60 = 0u + greta_lane_id() % 16u;
-    u32 r_32 = wq0 + fr_60;
-    u32 t_21 = q0 + r_32;
-    u32 d_22 = 80u + fc_60;
-    if (bool((t_21 < tokens) & (d_22 < head_dim))) {
-        out[(t_21 * heads + h) * head_dim + d_22] = f16(fo[20u] / row_sum[r_32]);
-    }
-    u32 fr_61 = 1u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_61 = 0u + greta_lane_id() % 16u;
-    u32 r_33 = wq0 + fr_61;
-    u32 t_22 = q0 + r_33;
-    u32 d_23 = 80u + fc_61;
-    if (bool((t_22 < tokens) & (d_23 < head_dim))) {
-        out[(t_22 * heads + h) * head_dim + d_23] = f16(fo[21u] / row_sum[r_33]);
-    }
-    u32 fr_62 = 2u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_62 = 0u + greta_lane_id() % 16u;
-    u32 r_34 = wq0 + fr_62;
-    u32 t_23 = q0 + r_34;
-    u32 d_24 = 80u + fc_62;
-    if (bool((t_23 < tokens) & (d_24 < head_dim))) {
-        out[(t_23 * heads + h) * head_dim + d_24] = f16(fo[22u] / row_sum[r_34]);
-    }
-    u32 fr_63 = 3u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_63 = 0u + greta_lane_id() % 16u;
-    u32 r_35 = wq0 + fr_63;
-    u32 t_24 = q0 + r_35;
-    u32 d_25 = 80u + fc_63;
-    if (bool((t_24 < tokens) & (d_25 < head_dim))) {
-        out[(t_24 * heads + h) * head_dim + d_25] = f16(fo[23u] / row_sum[r_35]);
-    }
-    u32 fr_64 = 0u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_64 = 0u + greta_lane_id() % 16u;
-    u32 r_36 = wq0 + fr_64;
-    u32 t_25 = q0 + r_36;
-    u32 d_26 = 96u + fc_64;
-    if (bool((t_25 < tokens) & (d_26 < head_dim))) {
-        out[(t_25 * heads + h) * head_dim + d_26] = f16(fo[24u] / row_sum[r_36]);
-    }
-    u32 fr_65 = 1u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_65 = 0u + greta_lane_id() % 16u;
-    u32 r_37 = wq0 + fr_65;
-    u32 t_26 = q0 + r_37;
-    u32 d_27 = 96u + fc_65;
-    if (bool((t_26 < tokens) & (d_27 < head_dim))) {
-        out[(t_26 * heads + h) * head_dim + d_27] = f16(fo[25u] / row_sum[r_37]);
-    }
-    u32 fr_66 = 2u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_66 = 0u + greta_lane_id() % 16u;
-    u32 r_38 = wq0 + fr_66;
-    u32 t_27 = q0 + r_38;
-    u32 d_28 = 96u + fc_66;
-    if (bool((t_27 < tokens) & (d_28 < head_dim))) {
-        out[(t_27 * heads + h) * head_dim + d_28] = f16(fo[26u] / row_sum[r_38]);
-    }
-    u32 fr_67 = 3u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_67 = 0u + greta_lane_id() % 16u;
-    u32 r_39 = wq0 + fr_67;
-    u32 t_28 = q0 + r_39;
-    u32 d_29 = 96u + fc_67;
-    if (bool((t_28 < tokens) & (d_29 < head_dim))) {
-        out[(t_28 * heads + h) * head_dim + d_29] = f16(fo[27u] / row_sum[r_39]);
-    }
-    u32 fr_68 = 0u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_68 = 0u + greta_lane_id() % 16u;
-    u32 r_40 = wq0 + fr_68;
-    u32 t_29 = q0 + r_40;
-    u32 d_30 = 112u + fc_68;
-    if (bool((t_29 < tokens) & (d_30 < head_dim))) {
-        out[(t_29 * heads + h) * head_dim + d_30] = f16(fo[28u] / row_sum[r_40]);
-    }
-    u32 fr_69 = 1u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_69 = 0u + greta_lane_id() % 16u;
-    u32 r_41 = wq0 + fr_69;
-    u32 t_30 = q0 + r_41;
-    u32 d_31 = 112u + fc_69;
-    if (bool((t_30 < tokens) & (d_31 < head_dim))) {
-        out[(t_30 * heads + h) * head_dim + d_31] = f16(fo[29u] / row_sum[r_41]);
-    }
-    u32 fr_70 = 2u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_70 = 0u + greta_lane_id() % 16u;
-    u32 r_42 = wq0 + fr_70;
-    u32 t_31 = q0 + r_42;
-    u32 d_32 = 112u + fc_70;
-    if (bool((t_31 < tokens) & (d_32 < head_dim))) {
-        out[(t_31 * heads + h) * head_dim + d_32] = f16(fo[30u] / row_sum[r_42]);
-    }
-    u32 fr_71 = 3u + greta_lane_id() / 16u % 4u * 4u;
-    u32 fc_71 = 0u + greta_lane_id() % 16u;
-    u32 r_43 = wq0 + fr_71;
-    u32 t_32 = q0 + r_43;
-    u32 d_33 = 112u + fc_71;
-    if (bool((t_32 < tokens) & (d_33 < head_dim))) {
-        out[(t_32 * heads + h) * head_dim + d_33] = f16(fo[31u] / row_sum[r_43]);
+    u32 r_50 = fc_47;
+    u32 c_47 = fr_47;
+    u32 t_32 = q0 + wq0 + r_50;
+    u32 d_34 = 112u + c_47;
+    if (bool((t_32 < tokens) & (d_34 < head_dim))) {
+        out[(t_32 * heads + h) * head_dim + d_34] = f16(fo[31u] * rescale[0u]);
     }
 }

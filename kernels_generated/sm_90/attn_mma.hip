@@ -3,7 +3,7 @@
 // kernel:     attn_mma
 // target:     sm_90 (Nvptx, wave size 32)
 // language:   CUDA (clang -x cuda, no CUDA headers or libdevice)
-// config:     T=f16,O=f16,max_head_dim=128,warps=4,tile=32
+// config:     T=f16,O=f16,V=8,max_head_dim=128,warps=4,tile=64
 // block size: 128x1x1 (launches must use it)
 // compile:    clang++-19 -x cuda --cuda-device-only --cuda-gpu-arch=sm_90 -nocudainc -nocudalib -Xclang -target-feature -Xclang +ptx80 -O3 -fwrapv -S kernel.cu -o kernel.ptx
 
@@ -254,7 +254,9 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 // ---- matrix cores ---------------------------------------------------------------------
 typedef short i16x4 __attribute__((ext_vector_type(4)));
 typedef f32 f32x16 __attribute__((ext_vector_type(16)));
-// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes).
+// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes). Element
+// addresses are this of the array plus a 32-bit byte offset: no 64-bit arithmetic
+// and one conversion per array, not per access.
 GRETA_INLINE u32 greta_lds_address(const void* p) {
     return (u32)(unsigned long long)(__attribute__((address_space(3))) const void*)p;
 }
@@ -273,34 +275,163 @@ GRETA_INLINE void greta_mma_m16n8k16_f16(f32* d, const f16* a, const f16* b, con
 
 extern "C" __global__ __attribute__((launch_bounds(128)))
 void attn_mma(const f32* __restrict__ q, const f16* __restrict__ k_cache, const f16* __restrict__ v_cache, f16* __restrict__ out, u32 tokens, u32 heads, u32 kv_heads, u32 head_dim, u32 start, f32 scale_log2) {
-    __shared__ __attribute__((aligned(16))) f16 lds0[8192];
-    __shared__ __attribute__((aligned(16))) f16 lds1[4096];
-    __shared__ __attribute__((aligned(16))) f16 lds2[4096];
-    __shared__ __attribute__((aligned(16))) f32 lds3[2112];
-    __shared__ __attribute__((aligned(16))) f16 lds4[2048];
-    __shared__ __attribute__((aligned(16))) f32 row_max[64];
-    __shared__ __attribute__((aligned(16))) f32 row_sum[64];
-    __shared__ __attribute__((aligned(16))) f32 row_scale[64];
+    // 65536 bytes of dynamic LDS (over the 49152-byte static limit)
+    extern __shared__ __attribute__((aligned(128))) unsigned char greta_lds_dynamic[];
+    f16* const kv = reinterpret_cast<f16*>(greta_lds_dynamic + 0);
+    alignas(16) f16 qa[64];
+    alignas(16) f16 qb[4];
+    alignas(16) f32 fs[32];
     alignas(16) f32 fo[64];
-    alignas(16) f32 fs[16];
     alignas(16) f16 fa[8];
     alignas(16) f16 fb[4];
-    u32 q0 = greta_block_idx_x() * 64u;
+    alignas(16) f32 row_max[2];
+    alignas(16) f32 row_sum[2];
+    alignas(16) f32 rescale[2];
+    alignas(16) f32 tile_max[2];
+    u32 q0 = ((tokens + 64u - 1u) / 64u - 1u - greta_block_idx_x()) * 64u;
     u32 h = greta_block_idx_y();
     u32 tid = greta_thread_idx_x();
     u32 wq0 = tid / 32u * 16u;
-    u32 kvh = h / (heads / kv_heads);
-    for (u32 i = tid; i < 8192u; i += 128u) {
-        u32 r = i / 128u;
-        u32 d = i % 128u;
-        u32 t = q0 + r;
-        bool ok = bool((t < tokens) & (d < head_dim));
-        u32 at = ok ? (t * heads + h) * head_dim + d : 0u;
-        lds0[0u * 8192u + r * 128u + (d ^ (r % 8u * 8u))] = f16(ok ? q[at] : 0.0f);
+    u32 head = h / (heads / kv_heads) * head_dim;
+    u32 row_len = kv_heads * head_dim;
+    u32 block_end = start + greta_min(q0 + 64u, tokens);
+    for (u32 i = greta_thread_idx_x(); i < 1024u; i += 128u) {
+        u32 r = i / 16u;
+        u32 d = i % 16u * 8u;
+        bool ok = bool(((0u + r) < block_end) & (d < head_dim));
+        u32 at = ok ? (0u + r) * row_len + head + d : 0u;
+        { const bool greta_p = ok; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(kv) + (0u * 8192u + r * 128u + (d ^ (r % 8u * 8u))) * 2u), "l"(&k_cache[greta_p ? at : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+        { const bool greta_p = ok; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(kv) + (1u * 8192u + r * 128u + (d ^ (r % 8u * 8u))) * 2u), "l"(&v_cache[greta_p ? at : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
     }
-    for (u32 r_1 = tid; r_1 < 64u; r_1 += 128u) {
-        row_max[r_1] = -__builtin_inff();
-        row_sum[r_1] = 0.0f;
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    for (u32 i_1 = tid; i_1 < 8192u; i_1 += 128u) {
+        u32 r_1 = i_1 / 128u;
+        u32 d_1 = i_1 % 128u;
+        u32 t = q0 + r_1;
+        bool ok_1 = bool((t < tokens) & (d_1 < head_dim));
+        u32 at_1 = ok_1 ? (t * heads + h) * head_dim + d_1 : 0u;
+        kv[2u * 8192u + r_1 * 128u + (d_1 ^ (r_1 % 8u * 8u))] = f16(ok_1 ? q[at_1] : 0.0f);
+    }
+    greta_barrier();
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 0u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
+        const u32 greta_m = (greta_lane / 8u) % 4u;
+        const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+        const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+        const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+        u32 greta_m0, greta_m1, greta_m2, greta_m3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); qa[0] = greta_p[0]; qa[1] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); qa[2] = greta_p[0]; qa[3] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); qa[4] = greta_p[0]; qa[5] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); qa[6] = greta_p[0]; qa[7] = greta_p[1]; }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 16u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
+        const u32 greta_m = (greta_lane / 8u) % 4u;
+        const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+        const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+        const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+        u32 greta_m0, greta_m1, greta_m2, greta_m3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); qa[8] = greta_p[0]; qa[9] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); qa[10] = greta_p[0]; qa[11] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); qa[12] = greta_p[0]; qa[13] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); qa[14] = greta_p[0]; qa[15] = greta_p[1]; }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 32u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
+        const u32 greta_m = (greta_lane / 8u) % 4u;
+        const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+        const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+        const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+        u32 greta_m0, greta_m1, greta_m2, greta_m3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); qa[16] = greta_p[0]; qa[17] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); qa[18] = greta_p[0]; qa[19] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); qa[20] = greta_p[0]; qa[21] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); qa[22] = greta_p[0]; qa[23] = greta_p[1]; }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 48u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
+        const u32 greta_m = (greta_lane / 8u) % 4u;
+        const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+        const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+        const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+        u32 greta_m0, greta_m1, greta_m2, greta_m3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); qa[24] = greta_p[0]; qa[25] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); qa[26] = greta_p[0]; qa[27] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); qa[28] = greta_p[0]; qa[29] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); qa[30] = greta_p[0]; qa[31] = greta_p[1]; }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 64u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
+        const u32 greta_m = (greta_lane / 8u) % 4u;
+        const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+        const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+        const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+        u32 greta_m0, greta_m1, greta_m2, greta_m3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); qa[32] = greta_p[0]; qa[33] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); qa[34] = greta_p[0]; qa[35] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); qa[36] = greta_p[0]; qa[37] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); qa[38] = greta_p[0]; qa[39] = greta_p[1]; }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 80u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
+        const u32 greta_m = (greta_lane / 8u) % 4u;
+        const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+        const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+        const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+        u32 greta_m0, greta_m1, greta_m2, greta_m3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); qa[40] = greta_p[0]; qa[41] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); qa[42] = greta_p[0]; qa[43] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); qa[44] = greta_p[0]; qa[45] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); qa[46] = greta_p[0]; qa[47] = greta_p[1]; }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 96u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
+        const u32 greta_m = (greta_lane / 8u) % 4u;
+        const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+        const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+        const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+        u32 greta_m0, greta_m1, greta_m2, greta_m3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); qa[48] = greta_p[0]; qa[49] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); qa[50] = greta_p[0]; qa[51] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); qa[52] = greta_p[0]; qa[53] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); qa[54] = greta_p[0]; qa[55] = greta_p[1]; }
+    }
+    {
+        const u32 greta_fb = 2u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 112u;
+        const u32 greta_lane = greta_lane_id();
+        const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
+        const u32 greta_m = (greta_lane / 8u) % 4u;
+        const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+        const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+        const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+        u32 greta_m0, greta_m1, greta_m2, greta_m3;
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); qa[56] = greta_p[0]; qa[57] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); qa[58] = greta_p[0]; qa[59] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); qa[60] = greta_p[0]; qa[61] = greta_p[1]; }
+        { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); qa[62] = greta_p[0]; qa[63] = greta_p[1]; }
     }
     greta_barrier();
     fo[0u] = 0.0f;
@@ -367,1926 +498,3071 @@ void attn_mma(const f32* __restrict__ q, const f16* __restrict__ k_cache, const 
     fo[61u] = 0.0f;
     fo[62u] = 0.0f;
     fo[63u] = 0.0f;
-    u32 block_end = start + greta_min(q0 + 64u, tokens);
+    row_max[0u] = -__builtin_inff();
+    row_sum[0u] = 0.0f;
+    row_max[1u] = -__builtin_inff();
+    row_sum[1u] = 0.0f;
+    u32 wave_end = start + q0 + wq0 + 16u;
+    u32 tiles = (block_end + 64u - 1u) / 64u;
     {
-        const u32 k0_end = block_end;
-        const u32 k0_step = 32u;
-        for (u32 k0 = 0u; k0 < k0_end; k0 += k0_step) {
-            for (u32 i_1 = tid; i_1 < 4096u; i_1 += 128u) {
-                u32 r_2 = i_1 / 128u;
-                u32 d_1 = i_1 % 128u;
-                bool ok_1 = bool(((k0 + r_2) < block_end) & (d_1 < head_dim));
-                u32 at_1 = ok_1 ? ((k0 + r_2) * kv_heads + kvh) * head_dim + d_1 : 0u;
-                lds1[0u * 4096u + r_2 * 128u + (d_1 ^ (r_2 % 8u * 8u))] = ok_1 ? k_cache[at_1] : f16(0.0f);
-                lds2[0u * 4096u + r_2 * 128u + (d_1 ^ (r_2 % 8u * 8u))] = ok_1 ? v_cache[at_1] : f16(0.0f);
+        const u32 it_end = tiles;
+        const u32 it_step = 1u;
+        for (u32 it = 0u; it < it_end; it += it_step) {
+            u32 k0 = it * 64u;
+            if ((it + 1u) < tiles) {
+                u32 next = (it + 1u) % 2u * 2u;
+                for (u32 i_2 = greta_thread_idx_x(); i_2 < 1024u; i_2 += 128u) {
+                    u32 r_2 = i_2 / 16u;
+                    u32 d_2 = i_2 % 16u * 8u;
+                    bool ok_2 = bool(((k0 + 64u + r_2) < block_end) & (d_2 < head_dim));
+                    u32 at_2 = ok_2 ? (k0 + 64u + r_2) * row_len + head + d_2 : 0u;
+                    { const bool greta_p = ok_2; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(kv) + (next * 8192u + r_2 * 128u + (d_2 ^ (r_2 % 8u * 8u))) * 2u), "l"(&k_cache[greta_p ? at_2 : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_2; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(kv) + ((next + 1u) * 8192u + r_2 * 128u + (d_2 ^ (r_2 % 8u * 8u))) * 2u), "l"(&v_cache[greta_p ? at_2 : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                }
             }
+            asm volatile("cp.async.commit_group;" ::: "memory");
+            asm volatile("cp.async.wait_group 1;" ::: "memory");
             greta_barrier();
-            fs[0u] = 0.0f;
-            fs[1u] = 0.0f;
-            fs[2u] = 0.0f;
-            fs[3u] = 0.0f;
-            fs[4u] = 0.0f;
-            fs[5u] = 0.0f;
-            fs[6u] = 0.0f;
-            fs[7u] = 0.0f;
-            fs[8u] = 0.0f;
-            fs[9u] = 0.0f;
-            fs[10u] = 0.0f;
-            fs[11u] = 0.0f;
-            fs[12u] = 0.0f;
-            fs[13u] = 0.0f;
-            fs[14u] = 0.0f;
-            fs[15u] = 0.0f;
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds0[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
+            if (k0 < wave_end) {
+                fs[0u] = 0.0f;
+                fs[1u] = 0.0f;
+                fs[2u] = 0.0f;
+                fs[3u] = 0.0f;
+                fs[4u] = 0.0f;
+                fs[5u] = 0.0f;
+                fs[6u] = 0.0f;
+                fs[7u] = 0.0f;
+                fs[8u] = 0.0f;
+                fs[9u] = 0.0f;
+                fs[10u] = 0.0f;
+                fs[11u] = 0.0f;
+                fs[12u] = 0.0f;
+                fs[13u] = 0.0f;
+                fs[14u] = 0.0f;
+                fs[15u] = 0.0f;
+                fs[16u] = 0.0f;
+                fs[17u] = 0.0f;
+                fs[18u] = 0.0f;
+                fs[19u] = 0.0f;
+                fs[20u] = 0.0f;
+                fs[21u] = 0.0f;
+                fs[22u] = 0.0f;
+                fs[23u] = 0.0f;
+                fs[24u] = 0.0f;
+                fs[25u] = 0.0f;
+                fs[26u] = 0.0f;
+                fs[27u] = 0.0f;
+                fs[28u] = 0.0f;
+                fs[29u] = 0.0f;
+                fs[30u] = 0.0f;
+                fs[31u] = 0.0f;
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[0], &qa[0], &fb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 8u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[4], &qa[0], &fb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[8], &qa[0], &fb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 24u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[12], &qa[0], &fb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[16], &qa[0], &fb[0], &fs[16]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 40u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[20], &qa[0], &fb[0], &fs[20]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[24], &qa[0], &fb[0], &fs[24]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 56u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[28], &qa[0], &fb[0], &fs[28]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[0], &qa[8], &fb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 8u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[4], &qa[8], &fb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[8], &qa[8], &fb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 24u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[12], &qa[8], &fb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[16], &qa[8], &fb[0], &fs[16]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 40u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[20], &qa[8], &fb[0], &fs[20]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[24], &qa[8], &fb[0], &fs[24]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 56u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[28], &qa[8], &fb[0], &fs[28]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[0], &qa[16], &fb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 8u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[4], &qa[16], &fb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[8], &qa[16], &fb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 24u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[12], &qa[16], &fb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[16], &qa[16], &fb[0], &fs[16]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 40u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[20], &qa[16], &fb[0], &fs[20]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[24], &qa[16], &fb[0], &fs[24]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 56u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[28], &qa[16], &fb[0], &fs[28]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[0], &qa[24], &fb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 8u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[4], &qa[24], &fb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[8], &qa[24], &fb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 24u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[12], &qa[24], &fb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[16], &qa[24], &fb[0], &fs[16]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 40u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[20], &qa[24], &fb[0], &fs[20]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[24], &qa[24], &fb[0], &fs[24]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 56u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[28], &qa[24], &fb[0], &fs[28]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[0], &qa[32], &fb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 8u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[4], &qa[32], &fb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[8], &qa[32], &fb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 24u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[12], &qa[32], &fb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[16], &qa[32], &fb[0], &fs[16]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 40u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[20], &qa[32], &fb[0], &fs[20]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[24], &qa[32], &fb[0], &fs[24]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 56u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[28], &qa[32], &fb[0], &fs[28]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[0], &qa[40], &fb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 8u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[4], &qa[40], &fb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[8], &qa[40], &fb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 24u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[12], &qa[40], &fb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[16], &qa[40], &fb[0], &fs[16]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 40u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[20], &qa[40], &fb[0], &fs[20]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[24], &qa[40], &fb[0], &fs[24]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 56u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[28], &qa[40], &fb[0], &fs[28]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[0], &qa[48], &fb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 8u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[4], &qa[48], &fb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[8], &qa[48], &fb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 24u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[12], &qa[48], &fb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[16], &qa[48], &fb[0], &fs[16]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 40u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[20], &qa[48], &fb[0], &fs[20]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[24], &qa[48], &fb[0], &fs[24]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 56u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[28], &qa[48], &fb[0], &fs[28]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[0], &qa[56], &fb[0], &fs[0]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 8u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[4], &qa[56], &fb[0], &fs[4]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[8], &qa[56], &fb[0], &fs[8]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 24u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[12], &qa[56], &fb[0], &fs[12]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[16], &qa[56], &fb[0], &fs[16]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 40u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[20], &qa[56], &fb[0], &fs[20]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[24], &qa[56], &fb[0], &fs[24]);
+                {
+                    const u32 greta_fb = it % 2u * 2u * 8192u, greta_fs = 128u, greta_fr = 56u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fs[28], &qa[56], &fb[0], &fs[28]);
+                tile_max[0u] = -__builtin_inff();
+                tile_max[1u] = -__builtin_inff();
+                if ((k0 + 64u) > (start + q0 + wq0 + 1u)) {
+                    f32 s = fs[0u] * scale_log2;
+                    u32 fr = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_3 = fr;
+                    u32 c = fc;
+                    s = (k0 + 0u + c) <= (start + q0 + wq0 + r_3) ? s : -__builtin_inff();
+                    fs[0u] = s;
+                    tile_max[0u] = greta_max(tile_max[0u], s);
+                    f32 s_1 = fs[1u] * scale_log2;
+                    u32 fr_1 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_1 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_4 = fr_1;
+                    u32 c_1 = fc_1;
+                    s_1 = (k0 + 0u + c_1) <= (start + q0 + wq0 + r_4) ? s_1 : -__builtin_inff();
+                    fs[1u] = s_1;
+                    tile_max[0u] = greta_max(tile_max[0u], s_1);
+                    f32 s_2 = fs[2u] * scale_log2;
+                    u32 fr_2 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_2 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_5 = fr_2;
+                    u32 c_2 = fc_2;
+                    s_2 = (k0 + 0u + c_2) <= (start + q0 + wq0 + r_5) ? s_2 : -__builtin_inff();
+                    fs[2u] = s_2;
+                    tile_max[1u] = greta_max(tile_max[1u], s_2);
+                    f32 s_3 = fs[3u] * scale_log2;
+                    u32 fr_3 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_3 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_6 = fr_3;
+                    u32 c_3 = fc_3;
+                    s_3 = (k0 + 0u + c_3) <= (start + q0 + wq0 + r_6) ? s_3 : -__builtin_inff();
+                    fs[3u] = s_3;
+                    tile_max[1u] = greta_max(tile_max[1u], s_3);
+                    f32 s_4 = fs[4u] * scale_log2;
+                    u32 fr_4 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_4 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_7 = fr_4;
+                    u32 c_4 = fc_4;
+                    s_4 = (k0 + 8u + c_4) <= (start + q0 + wq0 + r_7) ? s_4 : -__builtin_inff();
+                    fs[4u] = s_4;
+                    tile_max[0u] = greta_max(tile_max[0u], s_4);
+                    f32 s_5 = fs[5u] * scale_log2;
+                    u32 fr_5 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_5 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_8 = fr_5;
+                    u32 c_5 = fc_5;
+                    s_5 = (k0 + 8u + c_5) <= (start + q0 + wq0 + r_8) ? s_5 : -__builtin_inff();
+                    fs[5u] = s_5;
+                    tile_max[0u] = greta_max(tile_max[0u], s_5);
+                    f32 s_6 = fs[6u] * scale_log2;
+                    u32 fr_6 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_6 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_9 = fr_6;
+                    u32 c_6 = fc_6;
+                    s_6 = (k0 + 8u + c_6) <= (start + q0 + wq0 + r_9) ? s_6 : -__builtin_inff();
+                    fs[6u] = s_6;
+                    tile_max[1u] = greta_max(tile_max[1u], s_6);
+                    f32 s_7 = fs[7u] * scale_log2;
+                    u32 fr_7 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_7 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_10 = fr_7;
+                    u32 c_7 = fc_7;
+                    s_7 = (k0 + 8u + c_7) <= (start + q0 + wq0 + r_10) ? s_7 : -__builtin_inff();
+                    fs[7u] = s_7;
+                    tile_max[1u] = greta_max(tile_max[1u], s_7);
+                    f32 s_8 = fs[8u] * scale_log2;
+                    u32 fr_8 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_8 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_11 = fr_8;
+                    u32 c_8 = fc_8;
+                    s_8 = (k0 + 16u + c_8) <= (start + q0 + wq0 + r_11) ? s_8 : -__builtin_inff();
+                    fs[8u] = s_8;
+                    tile_max[0u] = greta_max(tile_max[0u], s_8);
+                    f32 s_9 = fs[9u] * scale_log2;
+                    u32 fr_9 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_9 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_12 = fr_9;
+                    u32 c_9 = fc_9;
+                    s_9 = (k0 + 16u + c_9) <= (start + q0 + wq0 + r_12) ? s_9 : -__builtin_inff();
+                    fs[9u] = s_9;
+                    tile_max[0u] = greta_max(tile_max[0u], s_9);
+                    f32 s_10 = fs[10u] * scale_log2;
+                    u32 fr_10 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_10 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_13 = fr_10;
+                    u32 c_10 = fc_10;
+                    s_10 = (k0 + 16u + c_10) <= (start + q0 + wq0 + r_13) ? s_10 : -__builtin_inff();
+                    fs[10u] = s_10;
+                    tile_max[1u] = greta_max(tile_max[1u], s_10);
+                    f32 s_11 = fs[11u] * scale_log2;
+                    u32 fr_11 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_11 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_14 = fr_11;
+                    u32 c_11 = fc_11;
+                    s_11 = (k0 + 16u + c_11) <= (start + q0 + wq0 + r_14) ? s_11 : -__builtin_inff();
+                    fs[11u] = s_11;
+                    tile_max[1u] = greta_max(tile_max[1u], s_11);
+                    f32 s_12 = fs[12u] * scale_log2;
+                    u32 fr_12 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_12 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_15 = fr_12;
+                    u32 c_12 = fc_12;
+                    s_12 = (k0 + 24u + c_12) <= (start + q0 + wq0 + r_15) ? s_12 : -__builtin_inff();
+                    fs[12u] = s_12;
+                    tile_max[0u] = greta_max(tile_max[0u], s_12);
+                    f32 s_13 = fs[13u] * scale_log2;
+                    u32 fr_13 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_13 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_16 = fr_13;
+                    u32 c_13 = fc_13;
+                    s_13 = (k0 + 24u + c_13) <= (start + q0 + wq0 + r_16) ? s_13 : -__builtin_inff();
+                    fs[13u] = s_13;
+                    tile_max[0u] = greta_max(tile_max[0u], s_13);
+                    f32 s_14 = fs[14u] * scale_log2;
+                    u32 fr_14 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_14 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_17 = fr_14;
+                    u32 c_14 = fc_14;
+                    s_14 = (k0 + 24u + c_14) <= (start + q0 + wq0 + r_17) ? s_14 : -__builtin_inff();
+                    fs[14u] = s_14;
+                    tile_max[1u] = greta_max(tile_max[1u], s_14);
+                    f32 s_15 = fs[15u] * scale_log2;
+                    u32 fr_15 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_15 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_18 = fr_15;
+                    u32 c_15 = fc_15;
+                    s_15 = (k0 + 24u + c_15) <= (start + q0 + wq0 + r_18) ? s_15 : -__builtin_inff();
+                    fs[15u] = s_15;
+                    tile_max[1u] = greta_max(tile_max[1u], s_15);
+                    f32 s_16 = fs[16u] * scale_log2;
+                    u32 fr_16 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_16 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_19 = fr_16;
+                    u32 c_16 = fc_16;
+                    s_16 = (k0 + 32u + c_16) <= (start + q0 + wq0 + r_19) ? s_16 : -__builtin_inff();
+                    fs[16u] = s_16;
+                    tile_max[0u] = greta_max(tile_max[0u], s_16);
+                    f32 s_17 = fs[17u] * scale_log2;
+                    u32 fr_17 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_17 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_20 = fr_17;
+                    u32 c_17 = fc_17;
+                    s_17 = (k0 + 32u + c_17) <= (start + q0 + wq0 + r_20) ? s_17 : -__builtin_inff();
+                    fs[17u] = s_17;
+                    tile_max[0u] = greta_max(tile_max[0u], s_17);
+                    f32 s_18 = fs[18u] * scale_log2;
+                    u32 fr_18 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_18 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_21 = fr_18;
+                    u32 c_18 = fc_18;
+                    s_18 = (k0 + 32u + c_18) <= (start + q0 + wq0 + r_21) ? s_18 : -__builtin_inff();
+                    fs[18u] = s_18;
+                    tile_max[1u] = greta_max(tile_max[1u], s_18);
+                    f32 s_19 = fs[19u] * scale_log2;
+                    u32 fr_19 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_19 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_22 = fr_19;
+                    u32 c_19 = fc_19;
+                    s_19 = (k0 + 32u + c_19) <= (start + q0 + wq0 + r_22) ? s_19 : -__builtin_inff();
+                    fs[19u] = s_19;
+                    tile_max[1u] = greta_max(tile_max[1u], s_19);
+                    f32 s_20 = fs[20u] * scale_log2;
+                    u32 fr_20 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_20 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_23 = fr_20;
+                    u32 c_20 = fc_20;
+                    s_20 = (k0 + 40u + c_20) <= (start + q0 + wq0 + r_23) ? s_20 : -__builtin_inff();
+                    fs[20u] = s_20;
+                    tile_max[0u] = greta_max(tile_max[0u], s_20);
+                    f32 s_21 = fs[21u] * scale_log2;
+                    u32 fr_21 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_21 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_24 = fr_21;
+                    u32 c_21 = fc_21;
+                    s_21 = (k0 + 40u + c_21) <= (start + q0 + wq0 + r_24) ? s_21 : -__builtin_inff();
+                    fs[21u] = s_21;
+                    tile_max[0u] = greta_max(tile_max[0u], s_21);
+                    f32 s_22 = fs[22u] * scale_log2;
+                    u32 fr_22 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_22 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_25 = fr_22;
+                    u32 c_22 = fc_22;
+                    s_22 = (k0 + 40u + c_22) <= (start + q0 + wq0 + r_25) ? s_22 : -__builtin_inff();
+                    fs[22u] = s_22;
+                    tile_max[1u] = greta_max(tile_max[1u], s_22);
+                    f32 s_23 = fs[23u] * scale_log2;
+                    u32 fr_23 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_23 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_26 = fr_23;
+                    u32 c_23 = fc_23;
+                    s_23 = (k0 + 40u + c_23) <= (start + q0 + wq0 + r_26) ? s_23 : -__builtin_inff();
+                    fs[23u] = s_23;
+                    tile_max[1u] = greta_max(tile_max[1u], s_23);
+                    f32 s_24 = fs[24u] * scale_log2;
+                    u32 fr_24 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_24 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_27 = fr_24;
+                    u32 c_24 = fc_24;
+                    s_24 = (k0 + 48u + c_24) <= (start + q0 + wq0 + r_27) ? s_24 : -__builtin_inff();
+                    fs[24u] = s_24;
+                    tile_max[0u] = greta_max(tile_max[0u], s_24);
+                    f32 s_25 = fs[25u] * scale_log2;
+                    u32 fr_25 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_25 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_28 = fr_25;
+                    u32 c_25 = fc_25;
+                    s_25 = (k0 + 48u + c_25) <= (start + q0 + wq0 + r_28) ? s_25 : -__builtin_inff();
+                    fs[25u] = s_25;
+                    tile_max[0u] = greta_max(tile_max[0u], s_25);
+                    f32 s_26 = fs[26u] * scale_log2;
+                    u32 fr_26 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_26 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_29 = fr_26;
+                    u32 c_26 = fc_26;
+                    s_26 = (k0 + 48u + c_26) <= (start + q0 + wq0 + r_29) ? s_26 : -__builtin_inff();
+                    fs[26u] = s_26;
+                    tile_max[1u] = greta_max(tile_max[1u], s_26);
+                    f32 s_27 = fs[27u] * scale_log2;
+                    u32 fr_27 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_27 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_30 = fr_27;
+                    u32 c_27 = fc_27;
+                    s_27 = (k0 + 48u + c_27) <= (start + q0 + wq0 + r_30) ? s_27 : -__builtin_inff();
+                    fs[27u] = s_27;
+                    tile_max[1u] = greta_max(tile_max[1u], s_27);
+                    f32 s_28 = fs[28u] * scale_log2;
+                    u32 fr_28 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_28 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_31 = fr_28;
+                    u32 c_28 = fc_28;
+                    s_28 = (k0 + 56u + c_28) <= (start + q0 + wq0 + r_31) ? s_28 : -__builtin_inff();
+                    fs[28u] = s_28;
+                    tile_max[0u] = greta_max(tile_max[0u], s_28);
+                    f32 s_29 = fs[29u] * scale_log2;
+                    u32 fr_29 = 0u + greta_lane_id() / 4u % 8u;
+                    u32 fc_29 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_32 = fr_29;
+                    u32 c_29 = fc_29;
+                    s_29 = (k0 + 56u + c_29) <= (start + q0 + wq0 + r_32) ? s_29 : -__builtin_inff();
+                    fs[29u] = s_29;
+                    tile_max[0u] = greta_max(tile_max[0u], s_29);
+                    f32 s_30 = fs[30u] * scale_log2;
+                    u32 fr_30 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_30 = 0u + greta_lane_id() % 4u * 2u;
+                    u32 r_33 = fr_30;
+                    u32 c_30 = fc_30;
+                    s_30 = (k0 + 56u + c_30) <= (start + q0 + wq0 + r_33) ? s_30 : -__builtin_inff();
+                    fs[30u] = s_30;
+                    tile_max[1u] = greta_max(tile_max[1u], s_30);
+                    f32 s_31 = fs[31u] * scale_log2;
+                    u32 fr_31 = 8u + greta_lane_id() / 4u % 8u;
+                    u32 fc_31 = 1u + greta_lane_id() % 4u * 2u;
+                    u32 r_34 = fr_31;
+                    u32 c_31 = fc_31;
+                    s_31 = (k0 + 56u + c_31) <= (start + q0 + wq0 + r_34) ? s_31 : -__builtin_inff();
+                    fs[31u] = s_31;
+                    tile_max[1u] = greta_max(tile_max[1u], s_31);
+                } else {
+                    f32 s_32 = fs[0u] * scale_log2;
+                    fs[0u] = s_32;
+                    tile_max[0u] = greta_max(tile_max[0u], s_32);
+                    f32 s_33 = fs[1u] * scale_log2;
+                    fs[1u] = s_33;
+                    tile_max[0u] = greta_max(tile_max[0u], s_33);
+                    f32 s_34 = fs[2u] * scale_log2;
+                    fs[2u] = s_34;
+                    tile_max[1u] = greta_max(tile_max[1u], s_34);
+                    f32 s_35 = fs[3u] * scale_log2;
+                    fs[3u] = s_35;
+                    tile_max[1u] = greta_max(tile_max[1u], s_35);
+                    f32 s_36 = fs[4u] * scale_log2;
+                    fs[4u] = s_36;
+                    tile_max[0u] = greta_max(tile_max[0u], s_36);
+                    f32 s_37 = fs[5u] * scale_log2;
+                    fs[5u] = s_37;
+                    tile_max[0u] = greta_max(tile_max[0u], s_37);
+                    f32 s_38 = fs[6u] * scale_log2;
+                    fs[6u] = s_38;
+                    tile_max[1u] = greta_max(tile_max[1u], s_38);
+                    f32 s_39 = fs[7u] * scale_log2;
+                    fs[7u] = s_39;
+                    tile_max[1u] = greta_max(tile_max[1u], s_39);
+                    f32 s_40 = fs[8u] * scale_log2;
+                    fs[8u] = s_40;
+                    tile_max[0u] = greta_max(tile_max[0u], s_40);
+                    f32 s_41 = fs[9u] * scale_log2;
+                    fs[9u] = s_41;
+                    tile_max[0u] = greta_max(tile_max[0u], s_41);
+                    f32 s_42 = fs[10u] * scale_log2;
+                    fs[10u] = s_42;
+                    tile_max[1u] = greta_max(tile_max[1u], s_42);
+                    f32 s_43 = fs[11u] * scale_log2;
+                    fs[11u] = s_43;
+                    tile_max[1u] = greta_max(tile_max[1u], s_43);
+                    f32 s_44 = fs[12u] * scale_log2;
+                    fs[12u] = s_44;
+                    tile_max[0u] = greta_max(tile_max[0u], s_44);
+                    f32 s_45 = fs[13u] * scale_log2;
+                    fs[13u] = s_45;
+                    tile_max[0u] = greta_max(tile_max[0u], s_45);
+                    f32 s_46 = fs[14u] * scale_log2;
+                    fs[14u] = s_46;
+                    tile_max[1u] = greta_max(tile_max[1u], s_46);
+                    f32 s_47 = fs[15u] * scale_log2;
+                    fs[15u] = s_47;
+                    tile_max[1u] = greta_max(tile_max[1u], s_47);
+                    f32 s_48 = fs[16u] * scale_log2;
+                    fs[16u] = s_48;
+                    tile_max[0u] = greta_max(tile_max[0u], s_48);
+                    f32 s_49 = fs[17u] * scale_log2;
+                    fs[17u] = s_49;
+                    tile_max[0u] = greta_max(tile_max[0u], s_49);
+                    f32 s_50 = fs[18u] * scale_log2;
+                    fs[18u] = s_50;
+                    tile_max[1u] = greta_max(tile_max[1u], s_50);
+                    f32 s_51 = fs[19u] * scale_log2;
+                    fs[19u] = s_51;
+                    tile_max[1u] = greta_max(tile_max[1u], s_51);
+                    f32 s_52 = fs[20u] * scale_log2;
+                    fs[20u] = s_52;
+                    tile_max[0u] = greta_max(tile_max[0u], s_52);
+                    f32 s_53 = fs[21u] * scale_log2;
+                    fs[21u] = s_53;
+                    tile_max[0u] = greta_max(tile_max[0u], s_53);
+                    f32 s_54 = fs[22u] * scale_log2;
+                    fs[22u] = s_54;
+                    tile_max[1u] = greta_max(tile_max[1u], s_54);
+                    f32 s_55 = fs[23u] * scale_log2;
+                    fs[23u] = s_55;
+                    tile_max[1u] = greta_max(tile_max[1u], s_55);
+                    f32 s_56 = fs[24u] * scale_log2;
+                    fs[24u] = s_56;
+                    tile_max[0u] = greta_max(tile_max[0u], s_56);
+                    f32 s_57 = fs[25u] * scale_log2;
+                    fs[25u] = s_57;
+                    tile_max[0u] = greta_max(tile_max[0u], s_57);
+                    f32 s_58 = fs[26u] * scale_log2;
+                    fs[26u] = s_58;
+                    tile_max[1u] = greta_max(tile_max[1u], s_58);
+                    f32 s_59 = fs[27u] * scale_log2;
+                    fs[27u] = s_59;
+                    tile_max[1u] = greta_max(tile_max[1u], s_59);
+                    f32 s_60 = fs[28u] * scale_log2;
+                    fs[28u] = s_60;
+                    tile_max[0u] = greta_max(tile_max[0u], s_60);
+                    f32 s_61 = fs[29u] * scale_log2;
+                    fs[29u] = s_61;
+                    tile_max[0u] = greta_max(tile_max[0u], s_61);
+                    f32 s_62 = fs[30u] * scale_log2;
+                    fs[30u] = s_62;
+                    tile_max[1u] = greta_max(tile_max[1u], s_62);
+                    f32 s_63 = fs[31u] * scale_log2;
+                    fs[31u] = s_63;
+                    tile_max[1u] = greta_max(tile_max[1u], s_63);
+                }
+                f32 top = tile_max[0u];
+                top = greta_max(top, greta_shfl_xor(top, 1u));
+                top = greta_max(top, greta_shfl_xor(top, 2u));
+                top = greta_max(top, row_max[0u]);
+                const f32 greta_e0 = row_max[0u];
+                rescale[0u] = greta_e0 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e0 - top);
+                row_max[0u] = top;
+                row_sum[0u] = row_sum[0u] * rescale[0u];
+                f32 top_1 = tile_max[1u];
+                top_1 = greta_max(top_1, greta_shfl_xor(top_1, 1u));
+                top_1 = greta_max(top_1, greta_shfl_xor(top_1, 2u));
+                top_1 = greta_max(top_1, row_max[1u]);
+                const f32 greta_e1 = row_max[1u];
+                rescale[1u] = greta_e1 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e1 - top_1);
+                row_max[1u] = top_1;
+                row_sum[1u] = row_sum[1u] * rescale[1u];
+                const f32 greta_e2 = fs[0u];
+                f32 p = greta_e2 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e2 - row_max[0u]);
+                fs[0u] = p;
+                row_sum[0u] = row_sum[0u] + p;
+                const f32 greta_e3 = fs[1u];
+                f32 p_1 = greta_e3 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e3 - row_max[0u]);
+                fs[1u] = p_1;
+                row_sum[0u] = row_sum[0u] + p_1;
+                const f32 greta_e4 = fs[2u];
+                f32 p_2 = greta_e4 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e4 - row_max[1u]);
+                fs[2u] = p_2;
+                row_sum[1u] = row_sum[1u] + p_2;
+                const f32 greta_e5 = fs[3u];
+                f32 p_3 = greta_e5 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e5 - row_max[1u]);
+                fs[3u] = p_3;
+                row_sum[1u] = row_sum[1u] + p_3;
+                const f32 greta_e6 = fs[4u];
+                f32 p_4 = greta_e6 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e6 - row_max[0u]);
+                fs[4u] = p_4;
+                row_sum[0u] = row_sum[0u] + p_4;
+                const f32 greta_e7 = fs[5u];
+                f32 p_5 = greta_e7 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e7 - row_max[0u]);
+                fs[5u] = p_5;
+                row_sum[0u] = row_sum[0u] + p_5;
+                const f32 greta_e8 = fs[6u];
+                f32 p_6 = greta_e8 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e8 - row_max[1u]);
+                fs[6u] = p_6;
+                row_sum[1u] = row_sum[1u] + p_6;
+                const f32 greta_e9 = fs[7u];
+                f32 p_7 = greta_e9 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e9 - row_max[1u]);
+                fs[7u] = p_7;
+                row_sum[1u] = row_sum[1u] + p_7;
+                const f32 greta_e10 = fs[8u];
+                f32 p_8 = greta_e10 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e10 - row_max[0u]);
+                fs[8u] = p_8;
+                row_sum[0u] = row_sum[0u] + p_8;
+                const f32 greta_e11 = fs[9u];
+                f32 p_9 = greta_e11 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e11 - row_max[0u]);
+                fs[9u] = p_9;
+                row_sum[0u] = row_sum[0u] + p_9;
+                const f32 greta_e12 = fs[10u];
+                f32 p_10 = greta_e12 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e12 - row_max[1u]);
+                fs[10u] = p_10;
+                row_sum[1u] = row_sum[1u] + p_10;
+                const f32 greta_e13 = fs[11u];
+                f32 p_11 = greta_e13 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e13 - row_max[1u]);
+                fs[11u] = p_11;
+                row_sum[1u] = row_sum[1u] + p_11;
+                const f32 greta_e14 = fs[12u];
+                f32 p_12 = greta_e14 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e14 - row_max[0u]);
+                fs[12u] = p_12;
+                row_sum[0u] = row_sum[0u] + p_12;
+                const f32 greta_e15 = fs[13u];
+                f32 p_13 = greta_e15 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e15 - row_max[0u]);
+                fs[13u] = p_13;
+                row_sum[0u] = row_sum[0u] + p_13;
+                const f32 greta_e16 = fs[14u];
+                f32 p_14 = greta_e16 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e16 - row_max[1u]);
+                fs[14u] = p_14;
+                row_sum[1u] = row_sum[1u] + p_14;
+                const f32 greta_e17 = fs[15u];
+                f32 p_15 = greta_e17 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e17 - row_max[1u]);
+                fs[15u] = p_15;
+                row_sum[1u] = row_sum[1u] + p_15;
+                const f32 greta_e18 = fs[16u];
+                f32 p_16 = greta_e18 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e18 - row_max[0u]);
+                fs[16u] = p_16;
+                row_sum[0u] = row_sum[0u] + p_16;
+                const f32 greta_e19 = fs[17u];
+                f32 p_17 = greta_e19 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e19 - row_max[0u]);
+                fs[17u] = p_17;
+                row_sum[0u] = row_sum[0u] + p_17;
+                const f32 greta_e20 = fs[18u];
+                f32 p_18 = greta_e20 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e20 - row_max[1u]);
+                fs[18u] = p_18;
+                row_sum[1u] = row_sum[1u] + p_18;
+                const f32 greta_e21 = fs[19u];
+                f32 p_19 = greta_e21 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e21 - row_max[1u]);
+                fs[19u] = p_19;
+                row_sum[1u] = row_sum[1u] + p_19;
+                const f32 greta_e22 = fs[20u];
+                f32 p_20 = greta_e22 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e22 - row_max[0u]);
+                fs[20u] = p_20;
+                row_sum[0u] = row_sum[0u] + p_20;
+                const f32 greta_e23 = fs[21u];
+                f32 p_21 = greta_e23 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e23 - row_max[0u]);
+                fs[21u] = p_21;
+                row_sum[0u] = row_sum[0u] + p_21;
+                const f32 greta_e24 = fs[22u];
+                f32 p_22 = greta_e24 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e24 - row_max[1u]);
+                fs[22u] = p_22;
+                row_sum[1u] = row_sum[1u] + p_22;
+                const f32 greta_e25 = fs[23u];
+                f32 p_23 = greta_e25 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e25 - row_max[1u]);
+                fs[23u] = p_23;
+                row_sum[1u] = row_sum[1u] + p_23;
+                const f32 greta_e26 = fs[24u];
+                f32 p_24 = greta_e26 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e26 - row_max[0u]);
+                fs[24u] = p_24;
+                row_sum[0u] = row_sum[0u] + p_24;
+                const f32 greta_e27 = fs[25u];
+                f32 p_25 = greta_e27 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e27 - row_max[0u]);
+                fs[25u] = p_25;
+                row_sum[0u] = row_sum[0u] + p_25;
+                const f32 greta_e28 = fs[26u];
+                f32 p_26 = greta_e28 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e28 - row_max[1u]);
+                fs[26u] = p_26;
+                row_sum[1u] = row_sum[1u] + p_26;
+                const f32 greta_e29 = fs[27u];
+                f32 p_27 = greta_e29 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e29 - row_max[1u]);
+                fs[27u] = p_27;
+                row_sum[1u] = row_sum[1u] + p_27;
+                const f32 greta_e30 = fs[28u];
+                f32 p_28 = greta_e30 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e30 - row_max[0u]);
+                fs[28u] = p_28;
+                row_sum[0u] = row_sum[0u] + p_28;
+                const f32 greta_e31 = fs[29u];
+                f32 p_29 = greta_e31 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e31 - row_max[0u]);
+                fs[29u] = p_29;
+                row_sum[0u] = row_sum[0u] + p_29;
+                const f32 greta_e32 = fs[30u];
+                f32 p_30 = greta_e32 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e32 - row_max[1u]);
+                fs[30u] = p_30;
+                row_sum[1u] = row_sum[1u] + p_30;
+                const f32 greta_e33 = fs[31u];
+                f32 p_31 = greta_e33 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e33 - row_max[1u]);
+                fs[31u] = p_31;
+                row_sum[1u] = row_sum[1u] + p_31;
+                fo[0u] = fo[0u] * rescale[0u];
+                fo[1u] = fo[1u] * rescale[0u];
+                fo[2u] = fo[2u] * rescale[1u];
+                fo[3u] = fo[3u] * rescale[1u];
+                fo[4u] = fo[4u] * rescale[0u];
+                fo[5u] = fo[5u] * rescale[0u];
+                fo[6u] = fo[6u] * rescale[1u];
+                fo[7u] = fo[7u] * rescale[1u];
+                fo[8u] = fo[8u] * rescale[0u];
+                fo[9u] = fo[9u] * rescale[0u];
+                fo[10u] = fo[10u] * rescale[1u];
+                fo[11u] = fo[11u] * rescale[1u];
+                fo[12u] = fo[12u] * rescale[0u];
+                fo[13u] = fo[13u] * rescale[0u];
+                fo[14u] = fo[14u] * rescale[1u];
+                fo[15u] = fo[15u] * rescale[1u];
+                fo[16u] = fo[16u] * rescale[0u];
+                fo[17u] = fo[17u] * rescale[0u];
+                fo[18u] = fo[18u] * rescale[1u];
+                fo[19u] = fo[19u] * rescale[1u];
+                fo[20u] = fo[20u] * rescale[0u];
+                fo[21u] = fo[21u] * rescale[0u];
+                fo[22u] = fo[22u] * rescale[1u];
+                fo[23u] = fo[23u] * rescale[1u];
+                fo[24u] = fo[24u] * rescale[0u];
+                fo[25u] = fo[25u] * rescale[0u];
+                fo[26u] = fo[26u] * rescale[1u];
+                fo[27u] = fo[27u] * rescale[1u];
+                fo[28u] = fo[28u] * rescale[0u];
+                fo[29u] = fo[29u] * rescale[0u];
+                fo[30u] = fo[30u] * rescale[1u];
+                fo[31u] = fo[31u] * rescale[1u];
+                fo[32u] = fo[32u] * rescale[0u];
+                fo[33u] = fo[33u] * rescale[0u];
+                fo[34u] = fo[34u] * rescale[1u];
+                fo[35u] = fo[35u] * rescale[1u];
+                fo[36u] = fo[36u] * rescale[0u];
+                fo[37u] = fo[37u] * rescale[0u];
+                fo[38u] = fo[38u] * rescale[1u];
+                fo[39u] = fo[39u] * rescale[1u];
+                fo[40u] = fo[40u] * rescale[0u];
+                fo[41u] = fo[41u] * rescale[0u];
+                fo[42u] = fo[42u] * rescale[1u];
+                fo[43u] = fo[43u] * rescale[1u];
+                fo[44u] = fo[44u] * rescale[0u];
+                fo[45u] = fo[45u] * rescale[0u];
+                fo[46u] = fo[46u] * rescale[1u];
+                fo[47u] = fo[47u] * rescale[1u];
+                fo[48u] = fo[48u] * rescale[0u];
+                fo[49u] = fo[49u] * rescale[0u];
+                fo[50u] = fo[50u] * rescale[1u];
+                fo[51u] = fo[51u] * rescale[1u];
+                fo[52u] = fo[52u] * rescale[0u];
+                fo[53u] = fo[53u] * rescale[0u];
+                fo[54u] = fo[54u] * rescale[1u];
+                fo[55u] = fo[55u] * rescale[1u];
+                fo[56u] = fo[56u] * rescale[0u];
+                fo[57u] = fo[57u] * rescale[0u];
+                fo[58u] = fo[58u] * rescale[1u];
+                fo[59u] = fo[59u] * rescale[1u];
+                fo[60u] = fo[60u] * rescale[0u];
+                fo[61u] = fo[61u] * rescale[0u];
+                fo[62u] = fo[62u] * rescale[1u];
+                fo[63u] = fo[63u] * rescale[1u];
+                f16 p_32 = f16(fs[0u]);
+                fa[0u] = p_32;
+                f16 p_33 = f16(fs[1u]);
+                fa[1u] = p_33;
+                f16 p_34 = f16(fs[2u]);
+                fa[2u] = p_34;
+                f16 p_35 = f16(fs[3u]);
+                fa[3u] = p_35;
+                f16 p_36 = f16(fs[4u]);
+                fa[4u] = p_36;
+                f16 p_37 = f16(fs[5u]);
+                fa[5u] = p_37;
+                f16 p_38 = f16(fs[6u]);
+                fa[6u] = p_38;
+                f16 p_39 = f16(fs[7u]);
+                fa[7u] = p_39;
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 8u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 24u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 40u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 56u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[32], &fa[0], &fb[0], &fo[32]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 72u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[36], &fa[0], &fb[0], &fo[36]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[40], &fa[0], &fb[0], &fo[40]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 88u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[44], &fa[0], &fb[0], &fo[44]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[48], &fa[0], &fb[0], &fo[48]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 104u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[52], &fa[0], &fb[0], &fo[52]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[56], &fa[0], &fb[0], &fo[56]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 0u, greta_fc = 120u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[60], &fa[0], &fb[0], &fo[60]);
+                f16 p_40 = f16(fs[8u]);
+                fa[0u] = p_40;
+                f16 p_41 = f16(fs[9u]);
+                fa[1u] = p_41;
+                f16 p_42 = f16(fs[10u]);
+                fa[2u] = p_42;
+                f16 p_43 = f16(fs[11u]);
+                fa[3u] = p_43;
+                f16 p_44 = f16(fs[12u]);
+                fa[4u] = p_44;
+                f16 p_45 = f16(fs[13u]);
+                fa[5u] = p_45;
+                f16 p_46 = f16(fs[14u]);
+                fa[6u] = p_46;
+                f16 p_47 = f16(fs[15u]);
+                fa[7u] = p_47;
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 8u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 24u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 40u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 56u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[32], &fa[0], &fb[0], &fo[32]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 72u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[36], &fa[0], &fb[0], &fo[36]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[40], &fa[0], &fb[0], &fo[40]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 88u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[44], &fa[0], &fb[0], &fo[44]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[48], &fa[0], &fb[0], &fo[48]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 104u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[52], &fa[0], &fb[0], &fo[52]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[56], &fa[0], &fb[0], &fo[56]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 16u, greta_fc = 120u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[60], &fa[0], &fb[0], &fo[60]);
+                f16 p_48 = f16(fs[16u]);
+                fa[0u] = p_48;
+                f16 p_49 = f16(fs[17u]);
+                fa[1u] = p_49;
+                f16 p_50 = f16(fs[18u]);
+                fa[2u] = p_50;
+                f16 p_51 = f16(fs[19u]);
+                fa[3u] = p_51;
+                f16 p_52 = f16(fs[20u]);
+                fa[4u] = p_52;
+                f16 p_53 = f16(fs[21u]);
+                fa[5u] = p_53;
+                f16 p_54 = f16(fs[22u]);
+                fa[6u] = p_54;
+                f16 p_55 = f16(fs[23u]);
+                fa[7u] = p_55;
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 8u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 24u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 40u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 56u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[32], &fa[0], &fb[0], &fo[32]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 72u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[36], &fa[0], &fb[0], &fo[36]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[40], &fa[0], &fb[0], &fo[40]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 88u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[44], &fa[0], &fb[0], &fo[44]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[48], &fa[0], &fb[0], &fo[48]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 104u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[52], &fa[0], &fb[0], &fo[52]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[56], &fa[0], &fb[0], &fo[56]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 32u, greta_fc = 120u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[60], &fa[0], &fb[0], &fo[60]);
+                f16 p_56 = f16(fs[24u]);
+                fa[0u] = p_56;
+                f16 p_57 = f16(fs[25u]);
+                fa[1u] = p_57;
+                f16 p_58 = f16(fs[26u]);
+                fa[2u] = p_58;
+                f16 p_59 = f16(fs[27u]);
+                fa[3u] = p_59;
+                f16 p_60 = f16(fs[28u]);
+                fa[4u] = p_60;
+                f16 p_61 = f16(fs[29u]);
+                fa[5u] = p_61;
+                f16 p_62 = f16(fs[30u]);
+                fa[6u] = p_62;
+                f16 p_63 = f16(fs[31u]);
+                fa[7u] = p_63;
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 0u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 8u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 16u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 24u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 32u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 40u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 48u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 56u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 64u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[32], &fa[0], &fb[0], &fo[32]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 72u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[36], &fa[0], &fb[0], &fo[36]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 80u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[40], &fa[0], &fb[0], &fo[40]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 88u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[44], &fa[0], &fb[0], &fo[44]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 96u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[48], &fa[0], &fb[0], &fo[48]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 104u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[52], &fa[0], &fb[0], &fo[52]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 112u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[56], &fa[0], &fb[0], &fo[56]);
+                {
+                    const u32 greta_fb = (it % 2u * 2u + 1u) * 8192u, greta_fs = 128u, greta_fr = 48u, greta_fc = 120u;
+                    const u32 greta_lane = greta_lane_id();
+                    const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 0u}, {8u, 0u}};
+                    const u32 greta_m = (greta_lane / 8u) % 4u;
+                    const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
+                    const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
+                    const u32 greta_addr = greta_lds_address(kv) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))) * 2u;
+                    u32 greta_m0, greta_m1;
+                    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
+                    { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
+                }
+                greta_mma_m16n8k16_f16(&fo[60], &fa[0], &fb[0], &fo[60]);
             }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 8u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[8], &fa[0], &fb[0], &fs[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 24u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[12], &fa[0], &fb[0], &fs[12]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds0[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 8u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[8], &fa[0], &fb[0], &fs[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 24u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[12], &fa[0], &fb[0], &fs[12]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds0[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 8u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[8], &fa[0], &fb[0], &fs[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 24u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[12], &fa[0], &fb[0], &fs[12]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds0[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 8u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[8], &fa[0], &fb[0], &fs[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 24u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[12], &fa[0], &fb[0], &fs[12]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds0[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 8u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[8], &fa[0], &fb[0], &fs[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 24u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[12], &fa[0], &fb[0], &fs[12]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds0[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 8u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[8], &fa[0], &fb[0], &fs[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 24u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[12], &fa[0], &fb[0], &fs[12]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds0[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 8u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[8], &fa[0], &fb[0], &fs[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 24u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[12], &fa[0], &fb[0], &fs[12]);
-            {
-                const u32 greta_fb = 0u * 8192u, greta_fs = 128u, greta_fr = wq0, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds0[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[0], &fa[0], &fb[0], &fs[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 8u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[4], &fa[0], &fb[0], &fs[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[8], &fa[0], &fb[0], &fs[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 24u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {0u, 8u}, {0u, 0u}, {0u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds1[greta_fb + greta_r * greta_fs + ((greta_c) ^ (((greta_r) % 8u) * 8u))]);
-                u32 greta_m0, greta_m1;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fb[2] = greta_p[0]; fb[3] = greta_p[1]; }
-            }
-            greta_mma_m16n8k16_f16(&fs[12], &fa[0], &fb[0], &fs[12]);
-            u32 fr = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc = 0u + greta_lane_id() % 4u * 2u;
-            u32 r_3 = wq0 + fr;
-            u32 key = k0 + 0u + fc;
-            bool seen = bool(((q0 + r_3) < tokens) & (key <= (start + q0 + r_3)));
-            lds3[0u * 2112u + r_3 * 33u + (0u + fc)] = seen ? fs[0u] * scale_log2 : -__builtin_inff();
-            u32 fr_1 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_1 = 1u + greta_lane_id() % 4u * 2u;
-            u32 r_4 = wq0 + fr_1;
-            u32 key_1 = k0 + 0u + fc_1;
-            bool seen_1 = bool(((q0 + r_4) < tokens) & (key_1 <= (start + q0 + r_4)));
-            lds3[0u * 2112u + r_4 * 33u + (0u + fc_1)] = seen_1 ? fs[1u] * scale_log2 : -__builtin_inff();
-            u32 fr_2 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_2 = 0u + greta_lane_id() % 4u * 2u;
-            u32 r_5 = wq0 + fr_2;
-            u32 key_2 = k0 + 0u + fc_2;
-            bool seen_2 = bool(((q0 + r_5) < tokens) & (key_2 <= (start + q0 + r_5)));
-            lds3[0u * 2112u + r_5 * 33u + (0u + fc_2)] = seen_2 ? fs[2u] * scale_log2 : -__builtin_inff();
-            u32 fr_3 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_3 = 1u + greta_lane_id() % 4u * 2u;
-            u32 r_6 = wq0 + fr_3;
-            u32 key_3 = k0 + 0u + fc_3;
-            bool seen_3 = bool(((q0 + r_6) < tokens) & (key_3 <= (start + q0 + r_6)));
-            lds3[0u * 2112u + r_6 * 33u + (0u + fc_3)] = seen_3 ? fs[3u] * scale_log2 : -__builtin_inff();
-            u32 fr_4 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_4 = 0u + greta_lane_id() % 4u * 2u;
-            u32 r_7 = wq0 + fr_4;
-            u32 key_4 = k0 + 8u + fc_4;
-            bool seen_4 = bool(((q0 + r_7) < tokens) & (key_4 <= (start + q0 + r_7)));
-            lds3[0u * 2112u + r_7 * 33u + (8u + fc_4)] = seen_4 ? fs[4u] * scale_log2 : -__builtin_inff();
-            u32 fr_5 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_5 = 1u + greta_lane_id() % 4u * 2u;
-            u32 r_8 = wq0 + fr_5;
-            u32 key_5 = k0 + 8u + fc_5;
-            bool seen_5 = bool(((q0 + r_8) < tokens) & (key_5 <= (start + q0 + r_8)));
-            lds3[0u * 2112u + r_8 * 33u + (8u + fc_5)] = seen_5 ? fs[5u] * scale_log2 : -__builtin_inff();
-            u32 fr_6 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_6 = 0u + greta_lane_id() % 4u * 2u;
-            u32 r_9 = wq0 + fr_6;
-            u32 key_6 = k0 + 8u + fc_6;
-            bool seen_6 = bool(((q0 + r_9) < tokens) & (key_6 <= (start + q0 + r_9)));
-            lds3[0u * 2112u + r_9 * 33u + (8u + fc_6)] = seen_6 ? fs[6u] * scale_log2 : -__builtin_inff();
-            u32 fr_7 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_7 = 1u + greta_lane_id() % 4u * 2u;
-            u32 r_10 = wq0 + fr_7;
-            u32 key_7 = k0 + 8u + fc_7;
-            bool seen_7 = bool(((q0 + r_10) < tokens) & (key_7 <= (start + q0 + r_10)));
-            lds3[0u * 2112u + r_10 * 33u + (8u + fc_7)] = seen_7 ? fs[7u] * scale_log2 : -__builtin_inff();
-            u32 fr_8 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_8 = 0u + greta_lane_id() % 4u * 2u;
-            u32 r_11 = wq0 + fr_8;
-            u32 key_8 = k0 + 16u + fc_8;
-            bool seen_8 = bool(((q0 + r_11) < tokens) & (key_8 <= (start + q0 + r_11)));
-            lds3[0u * 2112u + r_11 * 33u + (16u + fc_8)] = seen_8 ? fs[8u] * scale_log2 : -__builtin_inff();
-            u32 fr_9 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_9 = 1u + greta_lane_id() % 4u * 2u;
-            u32 r_12 = wq0 + fr_9;
-            u32 key_9 = k0 + 16u + fc_9;
-            bool seen_9 = bool(((q0 + r_12) < tokens) & (key_9 <= (start + q0 + r_12)));
-            lds3[0u * 2112u + r_12 * 33u + (16u + fc_9)] = seen_9 ? fs[9u] * scale_log2 : -__builtin_inff();
-            u32 fr_10 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_10 = 0u + greta_lane_id() % 4u * 2u;
-            u32 r_13 = wq0 + fr_10;
-            u32 key_10 = k0 + 16u + fc_10;
-            bool seen_10 = bool(((q0 + r_13) < tokens) & (key_10 <= (start + q0 + r_13)));
-            lds3[0u * 2112u + r_13 * 33u + (16u + fc_10)] = seen_10 ? fs[10u] * scale_log2 : -__builtin_inff();
-            u32 fr_11 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_11 = 1u + greta_lane_id() % 4u * 2u;
-            u32 r_14 = wq0 + fr_11;
-            u32 key_11 = k0 + 16u + fc_11;
-            bool seen_11 = bool(((q0 + r_14) < tokens) & (key_11 <= (start + q0 + r_14)));
-            lds3[0u * 2112u + r_14 * 33u + (16u + fc_11)] = seen_11 ? fs[11u] * scale_log2 : -__builtin_inff();
-            u32 fr_12 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_12 = 0u + greta_lane_id() % 4u * 2u;
-            u32 r_15 = wq0 + fr_12;
-            u32 key_12 = k0 + 24u + fc_12;
-            bool seen_12 = bool(((q0 + r_15) < tokens) & (key_12 <= (start + q0 + r_15)));
-            lds3[0u * 2112u + r_15 * 33u + (24u + fc_12)] = seen_12 ? fs[12u] * scale_log2 : -__builtin_inff();
-            u32 fr_13 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_13 = 1u + greta_lane_id() % 4u * 2u;
-            u32 r_16 = wq0 + fr_13;
-            u32 key_13 = k0 + 24u + fc_13;
-            bool seen_13 = bool(((q0 + r_16) < tokens) & (key_13 <= (start + q0 + r_16)));
-            lds3[0u * 2112u + r_16 * 33u + (24u + fc_13)] = seen_13 ? fs[13u] * scale_log2 : -__builtin_inff();
-            u32 fr_14 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_14 = 0u + greta_lane_id() % 4u * 2u;
-            u32 r_17 = wq0 + fr_14;
-            u32 key_14 = k0 + 24u + fc_14;
-            bool seen_14 = bool(((q0 + r_17) < tokens) & (key_14 <= (start + q0 + r_17)));
-            lds3[0u * 2112u + r_17 * 33u + (24u + fc_14)] = seen_14 ? fs[14u] * scale_log2 : -__builtin_inff();
-            u32 fr_15 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_15 = 1u + greta_lane_id() % 4u * 2u;
-            u32 r_18 = wq0 + fr_15;
-            u32 key_15 = k0 + 24u + fc_15;
-            bool seen_15 = bool(((q0 + r_18) < tokens) & (key_15 <= (start + q0 + r_18)));
-            lds3[0u * 2112u + r_18 * 33u + (24u + fc_15)] = seen_15 ? fs[15u] * scale_log2 : -__builtin_inff();
-            greta_barrier();
-            for (u32 r_19 = tid; r_19 < 64u; r_19 += 128u) {
-                f32 old = row_max[r_19];
-                f32 top = old;
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 0u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 1u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 2u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 3u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 4u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 5u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 6u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 7u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 8u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 9u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 10u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 11u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 12u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 13u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 14u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 15u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 16u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 17u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 18u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 19u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 20u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 21u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 22u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 23u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 24u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 25u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 26u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 27u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 28u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 29u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 30u]);
-                top = greta_max(top, lds3[0u * 2112u + r_19 * 33u + 31u]);
-                f32 sum = 0.0f;
-                const f32 greta_e0 = lds3[0u * 2112u + r_19 * 33u + 0u];
-                f32 e = greta_e0 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e0 - top);
-                lds4[0u * 2048u + r_19 * 32u + (0u ^ (r_19 / 2u % 4u * 8u))] = f16(e);
-                sum = sum + e;
-                const f32 greta_e1 = lds3[0u * 2112u + r_19 * 33u + 1u];
-                f32 e_1 = greta_e1 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e1 - top);
-                lds4[0u * 2048u + r_19 * 32u + (1u ^ (r_19 / 2u % 4u * 8u))] = f16(e_1);
-                sum = sum + e_1;
-                const f32 greta_e2 = lds3[0u * 2112u + r_19 * 33u + 2u];
-                f32 e_2 = greta_e2 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e2 - top);
-                lds4[0u * 2048u + r_19 * 32u + (2u ^ (r_19 / 2u % 4u * 8u))] = f16(e_2);
-                sum = sum + e_2;
-                const f32 greta_e3 = lds3[0u * 2112u + r_19 * 33u + 3u];
-                f32 e_3 = greta_e3 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e3 - top);
-                lds4[0u * 2048u + r_19 * 32u + (3u ^ (r_19 / 2u % 4u * 8u))] = f16(e_3);
-                sum = sum + e_3;
-                const f32 greta_e4 = lds3[0u * 2112u + r_19 * 33u + 4u];
-                f32 e_4 = greta_e4 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e4 - top);
-                lds4[0u * 2048u + r_19 * 32u + (4u ^ (r_19 / 2u % 4u * 8u))] = f16(e_4);
-                sum = sum + e_4;
-                const f32 greta_e5 = lds3[0u * 2112u + r_19 * 33u + 5u];
-                f32 e_5 = greta_e5 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e5 - top);
-                lds4[0u * 2048u + r_19 * 32u + (5u ^ (r_19 / 2u % 4u * 8u))] = f16(e_5);
-                sum = sum + e_5;
-                const f32 greta_e6 = lds3[0u * 2112u + r_19 * 33u + 6u];
-                f32 e_6 = greta_e6 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e6 - top);
-                lds4[0u * 2048u + r_19 * 32u + (6u ^ (r_19 / 2u % 4u * 8u))] = f16(e_6);
-                sum = sum + e_6;
-                const f32 greta_e7 = lds3[0u * 2112u + r_19 * 33u + 7u];
-                f32 e_7 = greta_e7 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e7 - top);
-                lds4[0u * 2048u + r_19 * 32u + (7u ^ (r_19 / 2u % 4u * 8u))] = f16(e_7);
-                sum = sum + e_7;
-                const f32 greta_e8 = lds3[0u * 2112u + r_19 * 33u + 8u];
-                f32 e_8 = greta_e8 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e8 - top);
-                lds4[0u * 2048u + r_19 * 32u + (8u ^ (r_19 / 2u % 4u * 8u))] = f16(e_8);
-                sum = sum + e_8;
-                const f32 greta_e9 = lds3[0u * 2112u + r_19 * 33u + 9u];
-                f32 e_9 = greta_e9 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e9 - top);
-                lds4[0u * 2048u + r_19 * 32u + (9u ^ (r_19 / 2u % 4u * 8u))] = f16(e_9);
-                sum = sum + e_9;
-                const f32 greta_e10 = lds3[0u * 2112u + r_19 * 33u + 10u];
-                f32 e_10 = greta_e10 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e10 - top);
-                lds4[0u * 2048u + r_19 * 32u + (10u ^ (r_19 / 2u % 4u * 8u))] = f16(e_10);
-                sum = sum + e_10;
-                const f32 greta_e11 = lds3[0u * 2112u + r_19 * 33u + 11u];
-                f32 e_11 = greta_e11 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e11 - top);
-                lds4[0u * 2048u + r_19 * 32u + (11u ^ (r_19 / 2u % 4u * 8u))] = f16(e_11);
-                sum = sum + e_11;
-                const f32 greta_e12 = lds3[0u * 2112u + r_19 * 33u + 12u];
-                f32 e_12 = greta_e12 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e12 - top);
-                lds4[0u * 2048u + r_19 * 32u + (12u ^ (r_19 / 2u % 4u * 8u))] = f16(e_12);
-                sum = sum + e_12;
-                const f32 greta_e13 = lds3[0u * 2112u + r_19 * 33u + 13u];
-                f32 e_13 = greta_e13 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e13 - top);
-                lds4[0u * 2048u + r_19 * 32u + (13u ^ (r_19 / 2u % 4u * 8u))] = f16(e_13);
-                sum = sum + e_13;
-                const f32 greta_e14 = lds3[0u * 2112u + r_19 * 33u + 14u];
-                f32 e_14 = greta_e14 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e14 - top);
-                lds4[0u * 2048u + r_19 * 32u + (14u ^ (r_19 / 2u % 4u * 8u))] = f16(e_14);
-                sum = sum + e_14;
-                const f32 greta_e15 = lds3[0u * 2112u + r_19 * 33u + 15u];
-                f32 e_15 = greta_e15 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e15 - top);
-                lds4[0u * 2048u + r_19 * 32u + (15u ^ (r_19 / 2u % 4u * 8u))] = f16(e_15);
-                sum = sum + e_15;
-                const f32 greta_e16 = lds3[0u * 2112u + r_19 * 33u + 16u];
-                f32 e_16 = greta_e16 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e16 - top);
-                lds4[0u * 2048u + r_19 * 32u + (16u ^ (r_19 / 2u % 4u * 8u))] = f16(e_16);
-                sum = sum + e_16;
-                const f32 greta_e17 = lds3[0u * 2112u + r_19 * 33u + 17u];
-                f32 e_17 = greta_e17 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e17 - top);
-                lds4[0u * 2048u + r_19 * 32u + (17u ^ (r_19 / 2u % 4u * 8u))] = f16(e_17);
-                sum = sum + e_17;
-                const f32 greta_e18 = lds3[0u * 2112u + r_19 * 33u + 18u];
-                f32 e_18 = greta_e18 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e18 - top);
-                lds4[0u * 2048u + r_19 * 32u + (18u ^ (r_19 / 2u % 4u * 8u))] = f16(e_18);
-                sum = sum + e_18;
-                const f32 greta_e19 = lds3[0u * 2112u + r_19 * 33u + 19u];
-                f32 e_19 = greta_e19 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e19 - top);
-                lds4[0u * 2048u + r_19 * 32u + (19u ^ (r_19 / 2u % 4u * 8u))] = f16(e_19);
-                sum = sum + e_19;
-                const f32 greta_e20 = lds3[0u * 2112u + r_19 * 33u + 20u];
-                f32 e_20 = greta_e20 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e20 - top);
-                lds4[0u * 2048u + r_19 * 32u + (20u ^ (r_19 / 2u % 4u * 8u))] = f16(e_20);
-                sum = sum + e_20;
-                const f32 greta_e21 = lds3[0u * 2112u + r_19 * 33u + 21u];
-                f32 e_21 = greta_e21 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e21 - top);
-                lds4[0u * 2048u + r_19 * 32u + (21u ^ (r_19 / 2u % 4u * 8u))] = f16(e_21);
-                sum = sum + e_21;
-                const f32 greta_e22 = lds3[0u * 2112u + r_19 * 33u + 22u];
-                f32 e_22 = greta_e22 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e22 - top);
-                lds4[0u * 2048u + r_19 * 32u + (22u ^ (r_19 / 2u % 4u * 8u))] = f16(e_22);
-                sum = sum + e_22;
-                const f32 greta_e23 = lds3[0u * 2112u + r_19 * 33u + 23u];
-                f32 e_23 = greta_e23 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e23 - top);
-                lds4[0u * 2048u + r_19 * 32u + (23u ^ (r_19 / 2u % 4u * 8u))] = f16(e_23);
-                sum = sum + e_23;
-                const f32 greta_e24 = lds3[0u * 2112u + r_19 * 33u + 24u];
-                f32 e_24 = greta_e24 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e24 - top);
-                lds4[0u * 2048u + r_19 * 32u + (24u ^ (r_19 / 2u % 4u * 8u))] = f16(e_24);
-                sum = sum + e_24;
-                const f32 greta_e25 = lds3[0u * 2112u + r_19 * 33u + 25u];
-                f32 e_25 = greta_e25 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e25 - top);
-                lds4[0u * 2048u + r_19 * 32u + (25u ^ (r_19 / 2u % 4u * 8u))] = f16(e_25);
-                sum = sum + e_25;
-                const f32 greta_e26 = lds3[0u * 2112u + r_19 * 33u + 26u];
-                f32 e_26 = greta_e26 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e26 - top);
-                lds4[0u * 2048u + r_19 * 32u + (26u ^ (r_19 / 2u % 4u * 8u))] = f16(e_26);
-                sum = sum + e_26;
-                const f32 greta_e27 = lds3[0u * 2112u + r_19 * 33u + 27u];
-                f32 e_27 = greta_e27 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e27 - top);
-                lds4[0u * 2048u + r_19 * 32u + (27u ^ (r_19 / 2u % 4u * 8u))] = f16(e_27);
-                sum = sum + e_27;
-                const f32 greta_e28 = lds3[0u * 2112u + r_19 * 33u + 28u];
-                f32 e_28 = greta_e28 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e28 - top);
-                lds4[0u * 2048u + r_19 * 32u + (28u ^ (r_19 / 2u % 4u * 8u))] = f16(e_28);
-                sum = sum + e_28;
-                const f32 greta_e29 = lds3[0u * 2112u + r_19 * 33u + 29u];
-                f32 e_29 = greta_e29 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e29 - top);
-                lds4[0u * 2048u + r_19 * 32u + (29u ^ (r_19 / 2u % 4u * 8u))] = f16(e_29);
-                sum = sum + e_29;
-                const f32 greta_e30 = lds3[0u * 2112u + r_19 * 33u + 30u];
-                f32 e_30 = greta_e30 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e30 - top);
-                lds4[0u * 2048u + r_19 * 32u + (30u ^ (r_19 / 2u % 4u * 8u))] = f16(e_30);
-                sum = sum + e_30;
-                const f32 greta_e31 = lds3[0u * 2112u + r_19 * 33u + 31u];
-                f32 e_31 = greta_e31 == -__builtin_inff() ? 0.0f : greta_exp2(greta_e31 - top);
-                lds4[0u * 2048u + r_19 * 32u + (31u ^ (r_19 / 2u % 4u * 8u))] = f16(e_31);
-                sum = sum + e_31;
-                f32 rescale = old == -__builtin_inff() ? 0.0f : greta_exp2(old - top);
-                row_scale[r_19] = rescale;
-                row_sum[r_19] = row_sum[r_19] * rescale + sum;
-                row_max[r_19] = top;
-            }
-            greta_barrier();
-            u32 fr_16 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_16 = 0u + greta_lane_id() % 4u * 2u;
-            fo[0u] = fo[0u] * row_scale[wq0 + fr_16];
-            u32 fr_17 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_17 = 1u + greta_lane_id() % 4u * 2u;
-            fo[1u] = fo[1u] * row_scale[wq0 + fr_17];
-            u32 fr_18 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_18 = 0u + greta_lane_id() % 4u * 2u;
-            fo[2u] = fo[2u] * row_scale[wq0 + fr_18];
-            u32 fr_19 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_19 = 1u + greta_lane_id() % 4u * 2u;
-            fo[3u] = fo[3u] * row_scale[wq0 + fr_19];
-            u32 fr_20 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_20 = 0u + greta_lane_id() % 4u * 2u;
-            fo[4u] = fo[4u] * row_scale[wq0 + fr_20];
-            u32 fr_21 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_21 = 1u + greta_lane_id() % 4u * 2u;
-            fo[5u] = fo[5u] * row_scale[wq0 + fr_21];
-            u32 fr_22 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_22 = 0u + greta_lane_id() % 4u * 2u;
-            fo[6u] = fo[6u] * row_scale[wq0 + fr_22];
-            u32 fr_23 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_23 = 1u + greta_lane_id() % 4u * 2u;
-            fo[7u] = fo[7u] * row_scale[wq0 + fr_23];
-            u32 fr_24 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_24 = 0u + greta_lane_id() % 4u * 2u;
-            fo[8u] = fo[8u] * row_scale[wq0 + fr_24];
-            u32 fr_25 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_25 = 1u + greta_lane_id() % 4u * 2u;
-            fo[9u] = fo[9u] * row_scale[wq0 + fr_25];
-            u32 fr_26 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_26 = 0u + greta_lane_id() % 4u * 2u;
-            fo[10u] = fo[10u] * row_scale[wq0 + fr_26];
-            u32 fr_27 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_27 = 1u + greta_lane_id() % 4u * 2u;
-            fo[11u] = fo[11u] * row_scale[wq0 + fr_27];
-            u32 fr_28 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_28 = 0u + greta_lane_id() % 4u * 2u;
-            fo[12u] = fo[12u] * row_scale[wq0 + fr_28];
-            u32 fr_29 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_29 = 1u + greta_lane_id() % 4u * 2u;
-            fo[13u] = fo[13u] * row_scale[wq0 + fr_29];
-            u32 fr_30 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_30 = 0u + greta_lane_id() % 4u * 2u;
-            fo[14u] = fo[14u] * row_scale[wq0 + fr_30];
-            u32 fr_31 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_31 = 1u + greta_lane_id() % 4u * 2u;
-            fo[15u] = fo[15u] * row_scale[wq0 + fr_31];
-            u32 fr_32 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_32 = 0u + greta_lane_id() % 4u * 2u;
-            fo[16u] = fo[16u] * row_scale[wq0 + fr_32];
-            u32 fr_33 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_33 = 1u + greta_lane_id() % 4u * 2u;
-            fo[17u] = fo[17u] * row_scale[wq0 + fr_33];
-            u32 fr_34 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_34 = 0u + greta_lane_id() % 4u * 2u;
-            fo[18u] = fo[18u] * row_scale[wq0 + fr_34];
-            u32 fr_35 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_35 = 1u + greta_lane_id() % 4u * 2u;
-            fo[19u] = fo[19u] * row_scale[wq0 + fr_35];
-            u32 fr_36 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_36 = 0u + greta_lane_id() % 4u * 2u;
-            fo[20u] = fo[20u] * row_scale[wq0 + fr_36];
-            u32 fr_37 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_37 = 1u + greta_lane_id() % 4u * 2u;
-            fo[21u] = fo[21u] * row_scale[wq0 + fr_37];
-            u32 fr_38 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_38 = 0u + greta_lane_id() % 4u * 2u;
-            fo[22u] = fo[22u] * row_scale[wq0 + fr_38];
-            u32 fr_39 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_39 = 1u + greta_lane_id() % 4u * 2u;
-            fo[23u] = fo[23u] * row_scale[wq0 + fr_39];
-            u32 fr_40 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_40 = 0u + greta_lane_id() % 4u * 2u;
-            fo[24u] = fo[24u] * row_scale[wq0 + fr_40];
-            u32 fr_41 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_41 = 1u + greta_lane_id() % 4u * 2u;
-            fo[25u] = fo[25u] * row_scale[wq0 + fr_41];
-            u32 fr_42 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_42 = 0u + greta_lane_id() % 4u * 2u;
-            fo[26u] = fo[26u] * row_scale[wq0 + fr_42];
-            u32 fr_43 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_43 = 1u + greta_lane_id() % 4u * 2u;
-            fo[27u] = fo[27u] * row_scale[wq0 + fr_43];
-            u32 fr_44 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_44 = 0u + greta_lane_id() % 4u * 2u;
-            fo[28u] = fo[28u] * row_scale[wq0 + fr_44];
-            u32 fr_45 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_45 = 1u + greta_lane_id() % 4u * 2u;
-            fo[29u] = fo[29u] * row_scale[wq0 + fr_45];
-            u32 fr_46 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_46 = 0u + greta_lane_id() % 4u * 2u;
-            fo[30u] = fo[30u] * row_scale[wq0 + fr_46];
-            u32 fr_47 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_47 = 1u + greta_lane_id() % 4u * 2u;
-            fo[31u] = fo[31u] * row_scale[wq0 + fr_47];
-            u32 fr_48 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_48 = 0u + greta_lane_id() % 4u * 2u;
-            fo[32u] = fo[32u] * row_scale[wq0 + fr_48];
-            u32 fr_49 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_49 = 1u + greta_lane_id() % 4u * 2u;
-            fo[33u] = fo[33u] * row_scale[wq0 + fr_49];
-            u32 fr_50 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_50 = 0u + greta_lane_id() % 4u * 2u;
-            fo[34u] = fo[34u] * row_scale[wq0 + fr_50];
-            u32 fr_51 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_51 = 1u + greta_lane_id() % 4u * 2u;
-            fo[35u] = fo[35u] * row_scale[wq0 + fr_51];
-            u32 fr_52 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_52 = 0u + greta_lane_id() % 4u * 2u;
-            fo[36u] = fo[36u] * row_scale[wq0 + fr_52];
-            u32 fr_53 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_53 = 1u + greta_lane_id() % 4u * 2u;
-            fo[37u] = fo[37u] * row_scale[wq0 + fr_53];
-            u32 fr_54 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_54 = 0u + greta_lane_id() % 4u * 2u;
-            fo[38u] = fo[38u] * row_scale[wq0 + fr_54];
-            u32 fr_55 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_55 = 1u + greta_lane_id() % 4u * 2u;
-            fo[39u] = fo[39u] * row_scale[wq0 + fr_55];
-            u32 fr_56 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_56 = 0u + greta_lane_id() % 4u * 2u;
-            fo[40u] = fo[40u] * row_scale[wq0 + fr_56];
-            u32 fr_57 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_57 = 1u + greta_lane_id() % 4u * 2u;
-            fo[41u] = fo[41u] * row_scale[wq0 + fr_57];
-            u32 fr_58 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_58 = 0u + greta_lane_id() % 4u * 2u;
-            fo[42u] = fo[42u] * row_scale[wq0 + fr_58];
-            u32 fr_59 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_59 = 1u + greta_lane_id() % 4u * 2u;
-            fo[43u] = fo[43u] * row_scale[wq0 + fr_59];
-            u32 fr_60 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_60 = 0u + greta_lane_id() % 4u * 2u;
-            fo[44u] = fo[44u] * row_scale[wq0 + fr_60];
-            u32 fr_61 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_61 = 1u + greta_lane_id() % 4u * 2u;
-            fo[45u] = fo[45u] * row_scale[wq0 + fr_61];
-            u32 fr_62 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_62 = 0u + greta_lane_id() % 4u * 2u;
-            fo[46u] = fo[46u] * row_scale[wq0 + fr_62];
-            u32 fr_63 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_63 = 1u + greta_lane_id() % 4u * 2u;
-            fo[47u] = fo[47u] * row_scale[wq0 + fr_63];
-            u32 fr_64 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_64 = 0u + greta_lane_id() % 4u * 2u;
-            fo[48u] = fo[48u] * row_scale[wq0 + fr_64];
-            u32 fr_65 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_65 = 1u + greta_lane_id() % 4u * 2u;
-            fo[49u] = fo[49u] * row_scale[wq0 + fr_65];
-            u32 fr_66 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_66 = 0u + greta_lane_id() % 4u * 2u;
-            fo[50u] = fo[50u] * row_scale[wq0 + fr_66];
-            u32 fr_67 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_67 = 1u + greta_lane_id() % 4u * 2u;
-            fo[51u] = fo[51u] * row_scale[wq0 + fr_67];
-            u32 fr_68 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_68 = 0u + greta_lane_id() % 4u * 2u;
-            fo[52u] = fo[52u] * row_scale[wq0 + fr_68];
-            u32 fr_69 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_69 = 1u + greta_lane_id() % 4u * 2u;
-            fo[53u] = fo[53u] * row_scale[wq0 + fr_69];
-            u32 fr_70 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_70 = 0u + greta_lane_id() % 4u * 2u;
-            fo[54u] = fo[54u] * row_scale[wq0 + fr_70];
-            u32 fr_71 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_71 = 1u + greta_lane_id() % 4u * 2u;
-            fo[55u] = fo[55u] * row_scale[wq0 + fr_71];
-            u32 fr_72 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_72 = 0u + greta_lane_id() % 4u * 2u;
-            fo[56u] = fo[56u] * row_scale[wq0 + fr_72];
-            u32 fr_73 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_73 = 1u + greta_lane_id() % 4u * 2u;
-            fo[57u] = fo[57u] * row_scale[wq0 + fr_73];
-            u32 fr_74 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_74 = 0u + greta_lane_id() % 4u * 2u;
-            fo[58u] = fo[58u] * row_scale[wq0 + fr_74];
-            u32 fr_75 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_75 = 1u + greta_lane_id() % 4u * 2u;
-            fo[59u] = fo[59u] * row_scale[wq0 + fr_75];
-            u32 fr_76 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_76 = 0u + greta_lane_id() % 4u * 2u;
-            fo[60u] = fo[60u] * row_scale[wq0 + fr_76];
-            u32 fr_77 = 0u + greta_lane_id() / 4u % 8u;
-            u32 fc_77 = 1u + greta_lane_id() % 4u * 2u;
-            fo[61u] = fo[61u] * row_scale[wq0 + fr_77];
-            u32 fr_78 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_78 = 0u + greta_lane_id() % 4u * 2u;
-            fo[62u] = fo[62u] * row_scale[wq0 + fr_78];
-            u32 fr_79 = 8u + greta_lane_id() / 4u % 8u;
-            u32 fc_79 = 1u + greta_lane_id() % 4u * 2u;
-            fo[63u] = fo[63u] * row_scale[wq0 + fr_79];
-            {
-                const u32 greta_fb = 0u * 2048u, greta_fs = 32u, greta_fr = wq0, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds4[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 8u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 24u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 40u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 56u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[32], &fa[0], &fb[0], &fo[32]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 72u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[36], &fa[0], &fb[0], &fo[36]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[40], &fa[0], &fb[0], &fo[40]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 88u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[44], &fa[0], &fb[0], &fo[44]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[48], &fa[0], &fb[0], &fo[48]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 104u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[52], &fa[0], &fb[0], &fo[52]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[56], &fa[0], &fb[0], &fo[56]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 0u, greta_fc = 120u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[60], &fa[0], &fb[0], &fo[60]);
-            {
-                const u32 greta_fb = 0u * 2048u, greta_fs = 32u, greta_fr = wq0, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_blocks[4][2] = {{0u, 0u}, {8u, 0u}, {0u, 8u}, {8u, 8u}};
-                const u32 greta_m = (greta_lane / 8u) % 4u;
-                const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
-                const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&lds4[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
-                u32 greta_m0, greta_m1, greta_m2, greta_m3;
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m1); fa[2] = greta_p[0]; fa[3] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m2); fa[4] = greta_p[0]; fa[5] = greta_p[1]; }
-                { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m3); fa[6] = greta_p[0]; fa[7] = greta_p[1]; }
-            }
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 0u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[0], &fa[0], &fb[0], &fo[0]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 8u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[4], &fa[0], &fb[0], &fo[4]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 16u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[8], &fa[0], &fb[0], &fo[8]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 24u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[12], &fa[0], &fb[0], &fo[12]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 32u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[16], &fa[0], &fb[0], &fo[16]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 40u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[20], &fa[0], &fb[0], &fo[20]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 48u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[24], &fa[0], &fb[0], &fo[24]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 56u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[28], &fa[0], &fb[0], &fo[28]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 64u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[32], &fa[0], &fb[0], &fo[32]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 72u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[36], &fa[0], &fb[0], &fo[36]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 80u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[40], &fa[0], &fb[0], &fo[40]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 88u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[44], &fa[0], &fb[0], &fo[44]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 96u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[48], &fa[0], &fb[0], &fo[48]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 104u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[52], &fa[0], &fb[0], &fo[52]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 112u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[56], &fa[0], &fb[0], &fo[56]);
-            {
-                const u32 greta_fb = 0u * 4096u, greta_fs = 128u, greta_fr = 16u, greta_fc = 120u;
-                const u32 greta_lane = greta_lane_id();
-                const u32 greta_lr = (greta_lane % 4u) * 2u, greta_lc = ((greta_lane / 4u) % 8u);
-                fb[0] = lds2[greta_fb + (greta_fr + greta_lr + 0u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 0u) % 8u) * 8u))];
-                fb[1] = lds2[greta_fb + (greta_fr + greta_lr + 1u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 1u) % 8u) * 8u))];
-                fb[2] = lds2[greta_fb + (greta_fr + greta_lr + 8u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 8u) % 8u) * 8u))];
-                fb[3] = lds2[greta_fb + (greta_fr + greta_lr + 9u) * greta_fs + ((greta_fc + greta_lc + 0u) ^ (((greta_fr + greta_lr + 9u) % 8u) * 8u))];
-            }
-            greta_mma_m16n8k16_f16(&fo[60], &fa[0], &fb[0], &fo[60]);
             greta_barrier();
         }
     }
+    f32 l = row_sum[0u];
+    l = l + greta_shfl_xor(l, 1u);
+    l = l + greta_shfl_xor(l, 2u);
+    rescale[0u] = 1.0f / l;
+    f32 l_1 = row_sum[1u];
+    l_1 = l_1 + greta_shfl_xor(l_1, 1u);
+    l_1 = l_1 + greta_shfl_xor(l_1, 2u);
+    rescale[1u] = 1.0f / l_1;
+    u32 fr_32 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_32 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_35 = fr_32;
+    u32 c_32 = fc_32;
+    u32 t_1 = q0 + wq0 + r_35;
+    u32 d_3 = 0u + c_32;
+    if (bool((t_1 < tokens) & (d_3 < head_dim))) {
+        out[(t_1 * heads + h) * head_dim + d_3] = f16(fo[0u] * rescale[0u]);
+    }
+    u32 fr_33 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_33 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_36 = fr_33;
+    u32 c_33 = fc_33;
+    u32 t_2 = q0 + wq0 + r_36;
+    u32 d_4 = 0u + c_33;
+    if (bool((t_2 < tokens) & (d_4 < head_dim))) {
+        out[(t_2 * heads + h) * head_dim + d_4] = f16(fo[1u] * rescale[0u]);
+    }
+    u32 fr_34 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_34 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_37 = fr_34;
+    u32 c_34 = fc_34;
+    u32 t_3 = q0 + wq0 + r_37;
+    u32 d_5 = 0u + c_34;
+    if (bool((t_3 < tokens) & (d_5 < head_dim))) {
+        out[(t_3 * heads + h) * head_dim + d_5] = f16(fo[2u] * rescale[1u]);
+    }
+    u32 fr_35 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_35 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_38 = fr_35;
+    u32 c_35 = fc_35;
+    u32 t_4 = q0 + wq0 + r_38;
+    u32 d_6 = 0u + c_35;
+    if (bool((t_4 < tokens) & (d_6 < head_dim))) {
+        out[(t_4 * heads + h) * head_dim + d_6] = f16(fo[3u] * rescale[1u]);
+    }
+    u32 fr_36 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_36 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_39 = fr_36;
+    u32 c_36 = fc_36;
+    u32 t_5 = q0 + wq0 + r_39;
+    u32 d_7 = 8u + c_36;
+    if (bool((t_5 < tokens) & (d_7 < head_dim))) {
+        out[(t_5 * heads + h) * head_dim + d_7] = f16(fo[4u] * rescale[0u]);
+    }
+    u32 fr_37 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_37 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_40 = fr_37;
+    u32 c_37 = fc_37;
+    u32 t_6 = q0 + wq0 + r_40;
+    u32 d_8 = 8u + c_37;
+    if (bool((t_6 < tokens) & (d_8 < head_dim))) {
+        out[(t_6 * heads + h) * head_dim + d_8] = f16(fo[5u] * rescale[0u]);
+    }
+    u32 fr_38 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_38 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_41 = fr_38;
+    u32 c_38 = fc_38;
+    u32 t_7 = q0 + wq0 + r_41;
+    u32 d_9 = 8u + c_38;
+    if (bool((t_7 < tokens) & (d_9 < head_dim))) {
+        out[(t_7 * heads + h) * head_dim + d_9] = f16(fo[6u] * rescale[1u]);
+    }
+    u32 fr_39 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_39 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_42 = fr_39;
+    u32 c_39 = fc_39;
+    u32 t_8 = q0 + wq0 + r_42;
+    u32 d_10 = 8u + c_39;
+    if (bool((t_8 < tokens) & (d_10 < head_dim))) {
+        out[(t_8 * heads + h) * head_dim + d_10] = f16(fo[7u] * rescale[1u]);
+    }
+    u32 fr_40 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_40 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_43 = fr_40;
+    u32 c_40 = fc_40;
+    u32 t_9 = q0 + wq0 + r_43;
+    u32 d_11 = 16u + c_40;
+    if (bool((t_9 < tokens) & (d_11 < head_dim))) {
+        out[(t_9 * heads + h) * head_dim + d_11] = f16(fo[8u] * rescale[0u]);
+    }
+    u32 fr_41 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_41 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_44 = fr_41;
+    u32 c_41 = fc_41;
+    u32 t_10 = q0 + wq0 + r_44;
+    u32 d_12 = 16u + c_41;
+    if (bool((t_10 < tokens) & (d_12 < head_dim))) {
+        out[(t_10 * heads + h) * head_dim + d_12] = f16(fo[9u] * rescale[0u]);
+    }
+    u32 fr_42 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_42 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_45 = fr_42;
+    u32 c_42 = fc_42;
+    u32 t_11 = q0 + wq0 + r_45;
+    u32 d_13 = 16u + c_42;
+    if (bool((t_11 < tokens) & (d_13 < head_dim))) {
+        out[(t_11 * heads + h) * head_dim + d_13] = f16(fo[10u] * rescale[1u]);
+    }
+    u32 fr_43 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_43 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_46 = fr_43;
+    u32 c_43 = fc_43;
+    u32 t_12 = q0 + wq0 + r_46;
+    u32 d_14 = 16u + c_43;
+    if (bool((t_12 < tokens) & (d_14 < head_dim))) {
+        out[(t_12 * heads + h) * head_dim + d_14] = f16(fo[11u] * rescale[1u]);
+    }
+    u32 fr_44 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_44 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_47 = fr_44;
+    u32 c_44 = fc_44;
+    u32 t_13 = q0 + wq0 + r_47;
+    u32 d_15 = 24u + c_44;
+    if (bool((t_13 < tokens) & (d_15 < head_dim))) {
+        out[(t_13 * heads + h) * head_dim + d_15] = f16(fo[12u] * rescale[0u]);
+    }
+    u32 fr_45 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_45 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_48 = fr_45;
+    u32 c_45 = fc_45;
+    u32 t_14 = q0 + wq0 + r_48;
+    u32 d_16 = 24u + c_45;
+    if (bool((t_14 < tokens) & (d_16 < head_dim))) {
+        out[(t_14 * heads + h) * head_dim + d_16] = f16(fo[13u] * rescale[0u]);
+    }
+    u32 fr_46 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_46 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_49 = fr_46;
+    u32 c_46 = fc_46;
+    u32 t_15 = q0 + wq0 + r_49;
+    u32 d_17 = 24u + c_46;
+    if (bool((t_15 < tokens) & (d_17 < head_dim))) {
+        out[(t_15 * heads + h) * head_dim + d_17] = f16(fo[14u] * rescale[1u]);
+    }
+    u32 fr_47 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_47 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_50 = fr_47;
+    u32 c_47 = fc_47;
+    u32 t_16 = q0 + wq0 + r_50;
+    u32 d_18 = 24u + c_47;
+    if (bool((t_16 < tokens) & (d_18 < head_dim))) {
+        out[(t_16 * heads + h) * head_dim + d_18] = f16(fo[15u] * rescale[1u]);
+    }
+    u32 fr_48 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_48 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_51 = fr_48;
+    u32 c_48 = fc_48;
+    u32 t_17 = q0 + wq0 + r_51;
+    u32 d_19 = 32u + c_48;
+    if (bool((t_17 < tokens) & (d_19 < head_dim))) {
+        out[(t_17 * heads + h) * head_dim + d_19] = f16(fo[16u] * rescale[0u]);
+    }
+    u32 fr_49 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_49 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_52 = fr_49;
+    u32 c_49 = fc_49;
+    u32 t_18 = q0 + wq0 + r_52;
+    u32 d_20 = 32u + c_49;
+    if (bool((t_18 < tokens) & (d_20 < head_dim))) {
+        out[(t_18 * heads + h) * head_dim + d_20] = f16(fo[17u] * rescale[0u]);
+    }
+    u32 fr_50 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_50 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_53 = fr_50;
+    u32 c_50 = fc_50;
+    u32 t_19 = q0 + wq0 + r_53;
+    u32 d_21 = 32u + c_50;
+    if (bool((t_19 < tokens) & (d_21 < head_dim))) {
+        out[(t_19 * heads + h) * head_dim + d_21] = f16(fo[18u] * rescale[1u]);
+    }
+    u32 fr_51 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_51 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_54 = fr_51;
+    u32 c_51 = fc_51;
+    u32 t_20 = q0 + wq0 + r_54;
+    u32 d_22 = 32u + c_51;
+    if (bool((t_20 < tokens) & (d_22 < head_dim))) {
+        out[(t_20 * heads + h) * head_dim + d_22] = f16(fo[19u] * rescale[1u]);
+    }
+    u32 fr_52 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_52 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_55 = fr_52;
+    u32 c_52 = fc_52;
+    u32 t_21 = q0 + wq0 + r_55;
+    u32 d_23 = 40u + c_52;
+    if (bool((t_21 < tokens) & (d_23 < head_dim))) {
+        out[(t_21 * heads + h) * head_dim + d_23] = f16(fo[20u] * rescale[0u]);
+    }
+    u32 fr_53 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_53 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_56 = fr_53;
+    u32 c_53 = fc_53;
+    u32 t_22 = q0 + wq0 + r_56;
+    u32 d_24 = 40u + c_53;
+    if (bool((t_22 < tokens) & (d_24 < head_dim))) {
+        out[(t_22 * heads + h) * head_dim + d_24] = f16(fo[21u] * rescale[0u]);
+    }
+    u32 fr_54 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_54 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_57 = fr_54;
+    u32 c_54 = fc_54;
+    u32 t_23 = q0 + wq0 + r_57;
+    u32 d_25 = 40u + c_54;
+    if (bool((t_23 < tokens) & (d_25 < head_dim))) {
+        out[(t_23 * heads + h) * head_dim + d_25] = f16(fo[22u] * rescale[1u]);
+    }
+    u32 fr_55 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_55 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_58 = fr_55;
+    u32 c_55 = fc_55;
+    u32 t_24 = q0 + wq0 + r_58;
+    u32 d_26 = 40u + c_55;
+    if (bool((t_24 < tokens) & (d_26 < head_dim))) {
+        out[(t_24 * heads + h) * head_dim + d_26] = f16(fo[23u] * rescale[1u]);
+    }
+    u32 fr_56 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_56 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_59 = fr_56;
+    u32 c_56 = fc_56;
+    u32 t_25 = q0 + wq0 + r_59;
+    u32 d_27 = 48u + c_56;
+    if (bool((t_25 < tokens) & (d_27 < head_dim))) {
+        out[(t_25 * heads + h) * head_dim + d_27] = f16(fo[24u] * rescale[0u]);
+    }
+    u32 fr_57 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_57 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_60 = fr_57;
+    u32 c_57 = fc_57;
+    u32 t_26 = q0 + wq0 + r_60;
+    u32 d_28 = 48u + c_57;
+    if (bool((t_26 < tokens) & (d_28 < head_dim))) {
+        out[(t_26 * heads + h) * head_dim + d_28] = f16(fo[25u] * rescale[0u]);
+    }
+    u32 fr_58 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_58 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_61 = fr_58;
+    u32 c_58 = fc_58;
+    u32 t_27 = q0 + wq0 + r_61;
+    u32 d_29 = 48u + c_58;
+    if (bool((t_27 < tokens) & (d_29 < head_dim))) {
+        out[(t_27 * heads + h) * head_dim + d_29] = f16(fo[26u] * rescale[1u]);
+    }
+    u32 fr_59 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_59 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_62 = fr_59;
+    u32 c_59 = fc_59;
+    u32 t_28 = q0 + wq0 + r_62;
+    u32 d_30 = 48u + c_59;
+    if (bool((t_28 < tokens) & (d_30 < head_dim))) {
+        out[(t_28 * heads + h) * head_dim + d_30] = f16(fo[27u] * rescale[1u]);
+    }
+    u32 fr_60 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_60 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_63 = fr_60;
+    u32 c_60 = fc_60;
+    u32 t_29 = q0 + wq0 + r_63;
+    u32 d_31 = 56u + c_60;
+    if (bool((t_29 < tokens) & (d_31 < head_dim))) {
+        out[(t_29 * heads + h) * head_dim + d_31] = f16(fo[28u] * rescale[0u]);
+    }
+    u32 fr_61 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_61 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_64 = fr_61;
+    u32 c_61 = fc_61;
+    u32 t_30 = q0 + wq0 + r_64;
+    u32 d_32 = 56u + c_61;
+    if (bool((t_30 < tokens) & (d_32 < head_dim))) {
+        out[(t_30 * heads + h) * head_dim + d_32] = f16(fo[29u] * rescale[0u]);
+    }
+    u32 fr_62 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_62 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_65 = fr_62;
+    u32 c_62 = fc_62;
+    u32 t_31 = q0 + wq0 + r_65;
+    u32 d_33 = 56u + c_62;
+    if (bool((t_31 < tokens) & (d_33 < head_dim))) {
+        out[(t_31 * heads + h) * head_dim + d_33] = f16(fo[30u] * rescale[1u]);
+    }
+    u32 fr_63 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_63 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_66 = fr_63;
+    u32 c_63 = fc_63;
+    u32 t_32 = q0 + wq0 + r_66;
+    u32 d_34 = 56u + c_63;
+    if (bool((t_32 < tokens) & (d_34 < head_dim))) {
+        out[(t_32 * heads + h) * head_dim + d_34] = f16(fo[31u] * rescale[1u]);
+    }
+    u32 fr_64 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_64 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_67 = fr_64;
+    u32 c_64 = fc_64;
+    u32 t_33 = q0 + wq0 + r_67;
+    u32 d_35 = 64u + c_64;
+    if (bool((t_33 < tokens) & (d_35 < head_dim))) {
+        out[(t_33 * heads + h) * head_dim + d_35] = f16(fo[32u] * rescale[0u]);
+    }
+    u32 fr_65 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_65 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_68 = fr_65;
+    u32 c_65 = fc_65;
+    u32 t_34 = q0 + wq0 + r_68;
+    u32 d_36 = 64u + c_65;
+    if (bool((t_34 < tokens) & (d_36 < head_dim))) {
+        out[(t_34 * heads + h) * head_dim + d_36] = f16(fo[33u] * rescale[0u]);
+    }
+    u32 fr_66 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_66 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_69 = fr_66;
+    u32 c_66 = fc_66;
+    u32 t_35 = q0 + wq0 + r_69;
+    u32 d_37 = 64u + c_66;
+    if (bool((t_35 < tokens) & (d_37 < head_dim))) {
+        out[(t_35 * heads + h) * head_dim + d_37] = f16(fo[34u] * rescale[1u]);
+    }
+    u32 fr_67 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_67 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_70 = fr_67;
+    u32 c_67 = fc_67;
+    u32 t_36 = q0 + wq0 + r_70;
+    u32 d_38 = 64u + c_67;
+    if (bool((t_36 < tokens) & (d_38 < head_dim))) {
+        out[(t_36 * heads + h) * head_dim + d_38] = f16(fo[35u] * rescale[1u]);
+    }
+    u32 fr_68 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_68 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_71 = fr_68;
+    u32 c_68 = fc_68;
+    u32 t_37 = q0 + wq0 + r_71;
+    u32 d_39 = 72u + c_68;
+    if (bool((t_37 < tokens) & (d_39 < head_dim))) {
+        out[(t_37 * heads + h) * head_dim + d_39] = f16(fo[36u] * rescale[0u]);
+    }
+    u32 fr_69 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_69 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_72 = fr_69;
+    u32 c_69 = fc_69;
+    u32 t_38 = q0 + wq0 + r_72;
+    u32 d_40 = 72u + c_69;
+    if (bool((t_38 < tokens) & (d_40 < head_dim))) {
+        out[(t_38 * heads + h) * head_dim + d_40] = f16(fo[37u] * rescale[0u]);
+    }
+    u32 fr_70 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_70 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_73 = fr_70;
+    u32 c_70 = fc_70;
+    u32 t_39 = q0 + wq0 + r_73;
+    u32 d_41 = 72u + c_70;
+    if (bool((t_39 < tokens) & (d_41 < head_dim))) {
+        out[(t_39 * heads + h) * head_dim + d_41] = f16(fo[38u] * rescale[1u]);
+    }
+    u32 fr_71 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_71 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_74 = fr_71;
+    u32 c_71 = fc_71;
+    u32 t_40 = q0 + wq0 + r_74;
+    u32 d_42 = 72u + c_71;
+    if (bool((t_40 < tokens) & (d_42 < head_dim))) {
+        out[(t_40 * heads + h) * head_dim + d_42] = f16(fo[39u] * rescale[1u]);
+    }
+    u32 fr_72 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_72 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_75 = fr_72;
+    u32 c_72 = fc_72;
+    u32 t_41 = q0 + wq0 + r_75;
+    u32 d_43 = 80u + c_72;
+    if (bool((t_41 < tokens) & (d_43 < head_dim))) {
+        out[(t_41 * heads + h) * head_dim + d_43] = f16(fo[40u] * rescale[0u]);
+    }
+    u32 fr_73 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_73 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_76 = fr_73;
+    u32 c_73 = fc_73;
+    u32 t_42 = q0 + wq0 + r_76;
+    u32 d_44 = 80u + c_73;
+    if (bool((t_42 < tokens) & (d_44 < head_dim))) {
+        out[(t_42 * heads + h) * head_dim + d_44] = f16(fo[41u] * rescale[0u]);
+    }
+    u32 fr_74 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_74 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_77 = fr_74;
+    u32 c_74 = fc_74;
+    u32 t_43 = q0 + wq0 + r_77;
+    u32 d_45 = 80u + c_74;
+    if (bool((t_43 < tokens) & (d_45 < head_dim))) {
+        out[(t_43 * heads + h) * head_dim + d_45] = f16(fo[42u] * rescale[1u]);
+    }
+    u32 fr_75 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_75 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_78 = fr_75;
+    u32 c_75 = fc_75;
+    u32 t_44 = q0 + wq0 + r_78;
+    u32 d_46 = 80u + c_75;
+    if (bool((t_44 < tokens) & (d_46 < head_dim))) {
+        out[(t_44 * heads + h) * head_dim + d_46] = f16(fo[43u] * rescale[1u]);
+    }
+    u32 fr_76 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_76 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_79 = fr_76;
+    u32 c_76 = fc_76;
+    u32 t_45 = q0 + wq0 + r_79;
+    u32 d_47 = 88u + c_76;
+    if (bool((t_45 < tokens) & (d_47 < head_dim))) {
+        out[(t_45 * heads + h) * head_dim + d_47] = f16(fo[44u] * rescale[0u]);
+    }
+    u32 fr_77 = 0u + greta_lane_id() / 4u % 8u;
+    u32 fc_77 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_80 = fr_77;
+    u32 c_77 = fc_77;
+    u32 t_46 = q0 + wq0 + r_80;
+    u32 d_48 = 88u + c_77;
+    if (bool((t_46 < tokens) & (d_48 < head_dim))) {
+        out[(t_46 * heads + h) * head_dim + d_48] = f16(fo[45u] * rescale[0u]);
+    }
+    u32 fr_78 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_78 = 0u + greta_lane_id() % 4u * 2u;
+    u32 r_81 = fr_78;
+    u32 c_78 = fc_78;
+    u32 t_47 = q0 + wq0 + r_81;
+    u32 d_49 = 88u + c_78;
+    if (bool((t_47 < tokens) & (d_49 < head_dim))) {
+        out[(t_47 * heads + h) * head_dim + d_49] = f16(fo[46u] * rescale[1u]);
+    }
+    u32 fr_79 = 8u + greta_lane_id() / 4u % 8u;
+    u32 fc_79 = 1u + greta_lane_id() % 4u * 2u;
+    u32 r_82 = fr_79;
+    u32 c_79 = fc_79;
+    u32 t_48 = q0 + wq0 + r_82;
+    u32 d_50 = 88u + c_79;
+    if (bool((t_48 < tokens) & (d_50 < head_dim))) {
+        out[(t_48 * heads + h) * head_dim + d_50] = f16(fo[47u] * rescale[1u]);
+    }
     u32 fr_80 = 0u + greta_lane_id() / 4u % 8u;
     u32 fc_80 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_20 = wq0 + fr_80;
-    u32 t_1 = q0 + r_20;
-    u32 d_2 = 0u + fc_80;
-    if (bool((t_1 < tokens) & (d_2 < head_dim))) {
-        out[(t_1 * heads + h) * head_dim + d_2] = f16(fo[0u] / row_sum[r_20]);
+    u32 r_83 = fr_80;
+    u32 c_80 = fc_80;
+    u32 t_49 = q0 + wq0 + r_83;
+    u32 d_51 = 96u + c_80;
+    if (bool((t_49 < tokens) & (d_51 < head_dim))) {
+        out[(t_49 * heads + h) * head_dim + d_51] = f16(fo[48u] * rescale[0u]);
     }
     u32 fr_81 = 0u + greta_lane_id() / 4u % 8u;
     u32 fc_81 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_21 = wq0 + fr_81;
-    u32 t_2 = q0 + r_21;
-    u32 d_3 = 0u + fc_81;
-    if (bool((t_2 < tokens) & (d_3 < head_dim))) {
-        out[(t_2 * heads + h) * head_dim + d_3] = f16(fo[1u] / row_sum[r_21]);
+    u32 r_84 = fr_81;
+    u32 c_81 = fc_81;
+    u32 t_50 = q0 + wq0 + r_84;
+    u32 d_52 = 96u + c_81;
+    if (bool((t_50 < tokens) & (d_52 < head_dim))) {
+        out[(t_50 * heads + h) * head_dim + d_52] = f16(fo[49u] * rescale[0u]);
     }
     u32 fr_82 = 8u + greta_lane_id() / 4u % 8u;
     u32 fc_82 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_22 = wq0 + fr_82;
-    u32 t_3 = q0 + r_22;
-    u32 d_4 = 0u + fc_82;
-    if (bool((t_3 < tokens) & (d_4 < head_dim))) {
-        out[(t_3 * heads + h) * head_dim + d_4] = f16(fo[2u] / row_sum[r_22]);
+    u32 r_85 = fr_82;
+    u32 c_82 = fc_82;
+    u32 t_51 = q0 + wq0 + r_85;
+    u32 d_53 = 96u + c_82;
+    if (bool((t_51 < tokens) & (d_53 < head_dim))) {
+        out[(t_51 * heads + h) * head_dim + d_53] = f16(fo[50u] * rescale[1u]);
     }
     u32 fr_83 = 8u + greta_lane_id() / 4u % 8u;
     u32 fc_83 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_23 = wq0 + fr_83;
-    u32 t_4 = q0 + r_23;
-    u32 d_5 = 0u + fc_83;
-    if (bool((t_4 < tokens) & (d_5 < head_dim))) {
-        out[(t_4 * heads + h) * head_dim + d_5] = f16(fo[3u] / row_sum[r_23]);
+    u32 r_86 = fr_83;
+    u32 c_83 = fc_83;
+    u32 t_52 = q0 + wq0 + r_86;
+    u32 d_54 = 96u + c_83;
+    if (bool((t_52 < tokens) & (d_54 < head_dim))) {
+        out[(t_52 * heads + h) * head_dim + d_54] = f16(fo[51u] * rescale[1u]);
     }
     u32 fr_84 = 0u + greta_lane_id() / 4u % 8u;
     u32 fc_84 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_24 = wq0 + fr_84;
-    u32 t_5 = q0 + r_24;
-    u32 d_6 = 8u + fc_84;
-    if (bool((t_5 < tokens) & (d_6 < head_dim))) {
-        out[(t_5 * heads + h) * head_dim + d_6] = f16(fo[4u] / row_sum[r_24]);
+    u32 r_87 = fr_84;
+    u32 c_84 = fc_84;
+    u32 t_53 = q0 + wq0 + r_87;
+    u32 d_55 = 104u + c_84;
+    if (bool((t_53 < tokens) & (d_55 < head_dim))) {
+        out[(t_53 * heads + h) * head_dim + d_55] = f16(fo[52u] * rescale[0u]);
     }
     u32 fr_85 = 0u + greta_lane_id() / 4u % 8u;
     u32 fc_85 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_25 = wq0 + fr_85;
-    u32 t_6 = q0 + r_25;
-    u32 d_7 = 8u + fc_85;
-    if (bool((t_6 < tokens) & (d_7 < head_dim))) {
-        out[(t_6 * heads + h) * head_dim + d_7] = f16(fo[5u] / row_sum[r_25]);
+    u32 r_88 = fr_85;
+    u32 c_85 = fc_85;
+    u32 t_54 = q0 + wq0 + r_88;
+    u32 d_56 = 104u + c_85;
+    if (bool((t_54 < tokens) & (d_56 < head_dim))) {
+        out[(t_54 * heads + h) * head_dim + d_56] = f16(fo[53u] * rescale[0u]);
     }
     u32 fr_86 = 8u + greta_lane_id() / 4u % 8u;
     u32 fc_86 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_26 = wq0 + fr_86;
-    u32 t_7 = q0 + r_26;
-    u32 d_8 = 8u + fc_86;
-    if (bool((t_7 < tokens) & (d_8 < head_dim))) {
-        out[(t_7 * heads + h) * head_dim + d_8] = f16(fo[6u] / row_sum[r_26]);
+    u32 r_89 = fr_86;
+    u32 c_86 = fc_86;
+    u32 t_55 = q0 + wq0 + r_89;
+    u32 d_57 = 104u + c_86;
+    if (bool((t_55 < tokens) & (d_57 < head_dim))) {
+        out[(t_55 * heads + h) * head_dim + d_57] = f16(fo[54u] * rescale[1u]);
     }
     u32 fr_87 = 8u + greta_lane_id() / 4u % 8u;
     u32 fc_87 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_27 = wq0 + fr_87;
-    u32 t_8 = q0 + r_27;
-    u32 d_9 = 8u + fc_87;
-    if (bool((t_8 < tokens) & (d_9 < head_dim))) {
-        out[(t_8 * heads + h) * head_dim + d_9] = f16(fo[7u] / row_sum[r_27]);
+    u32 r_90 = fr_87;
+    u32 c_87 = fc_87;
+    u32 t_56 = q0 + wq0 + r_90;
+    u32 d_58 = 104u + c_87;
+    if (bool((t_56 < tokens) & (d_58 < head_dim))) {
+        out[(t_56 * heads + h) * head_dim + d_58] = f16(fo[55u] * rescale[1u]);
     }
     u32 fr_88 = 0u + greta_lane_id() / 4u % 8u;
     u32 fc_88 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_28 = wq0 + fr_88;
-    u32 t_9 = q0 + r_28;
-    u32 d_10 = 16u + fc_88;
-    if (bool((t_9 < tokens) & (d_10 < head_dim))) {
-        out[(t_9 * heads + h) * head_dim + d_10] = f16(fo[8u] / row_sum[r_28]);
+    u32 r_91 = fr_88;
+    u32 c_88 = fc_88;
+    u32 t_57 = q0 + wq0 + r_91;
+    u32 d_59 = 112u + c_88;
+    if (bool((t_57 < tokens) & (d_59 < head_dim))) {
+        out[(t_57 * heads + h) * head_dim + d_59] = f16(fo[56u] * rescale[0u]);
     }
     u32 fr_89 = 0u + greta_lane_id() / 4u % 8u;
     u32 fc_89 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_29 = wq0 + fr_89;
-    u32 t_10 = q0 + r_29;
-    u32 d_11 = 16u + fc_89;
-    if (bool((t_10 < tokens) & (d_11 < head_dim))) {
-        out[(t_10 * heads + h) * head_dim + d_11] = f16(fo[9u] / row_sum[r_29]);
+    u32 r_92 = fr_89;
+    u32 c_89 = fc_89;
+    u32 t_58 = q0 + wq0 + r_92;
+    u32 d_60 = 112u + c_89;
+    if (bool((t_58 < tokens) & (d_60 < head_dim))) {
+        out[(t_58 * heads + h) * head_dim + d_60] = f16(fo[57u] * rescale[0u]);
     }
     u32 fr_90 = 8u + greta_lane_id() / 4u % 8u;
     u32 fc_90 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_30 = wq0 + fr_90;
-    u32 t_11 = q0 + r_30;
-    u32 d_12 = 16u + fc_90;
-    if (bool((t_11 < tokens) & (d_12 < head_dim))) {
-        out[(t_11 * heads + h) * head_dim + d_12] = f16(fo[10u] / row_sum[r_30]);
+    u32 r_93 = fr_90;
+    u32 c_90 = fc_90;
+    u32 t_59 = q0 + wq0 + r_93;
+    u32 d_61 = 112u + c_90;
+    if (bool((t_59 < tokens) & (d_61 < head_dim))) {
+        out[(t_59 * heads + h) * head_dim + d_61] = f16(fo[58u] * rescale[1u]);
     }
     u32 fr_91 = 8u + greta_lane_id() / 4u % 8u;
     u32 fc_91 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_31 = wq0 + fr_91;
-    u32 t_12 = q0 + r_31;
-    u32 d_13 = 16u + fc_91;
-    if (bool((t_12 < tokens) & (d_13 < head_dim))) {
-        out[(t_12 * heads + h) * head_dim + d_13] = f16(fo[11u] / row_sum[r_31]);
+    u32 r_94 = fr_91;
+    u32 c_91 = fc_91;
+    u32 t_60 = q0 + wq0 + r_94;
+    u32 d_62 = 112u + c_91;
+    if (bool((t_60 < tokens) & (d_62 < head_dim))) {
+        out[(t_60 * heads + h) * head_dim + d_62] = f16(fo[59u] * rescale[1u]);
     }
     u32 fr_92 = 0u + greta_lane_id() / 4u % 8u;
     u32 fc_92 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_32 = wq0 + fr_92;
-    u32 t_13 = q0 + r_32;
-    u32 d_14 = 24u + fc_92;
-    if (bool((t_13 < tokens) & (d_14 < head_dim))) {
-        out[(t_13 * heads + h) * head_dim + d_14] = f16(fo[12u] / row_sum[r_32]);
+    u32 r_95 = fr_92;
+    u32 c_92 = fc_92;
+    u32 t_61 = q0 + wq0 + r_95;
+    u32 d_63 = 120u + c_92;
+    if (bool((t_61 < tokens) & (d_63 < head_dim))) {
+        out[(t_61 * heads + h) * head_dim + d_63] = f16(fo[60u] * rescale[0u]);
     }
     u32 fr_93 = 0u + greta_lane_id() / 4u % 8u;
     u32 fc_93 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_33 = wq0 + fr_93;
-    u32 t_14 = q0 + r_33;
-    u32 d_15 = 24u + fc_93;
-    if (bool((t_14 < tokens) & (d_15 < head_dim))) {
-        out[(t_14 * heads + h) * head_dim + d_15] = f16(fo[13u] / row_sum[r_33]);
+    u32 r_96 = fr_93;
+    u32 c_93 = fc_93;
+    u32 t_62 = q0 + wq0 + r_96;
+    u32 d_64 = 120u + c_93;
+    if (bool((t_62 < tokens) & (d_64 < head_dim))) {
+        out[(t_62 * heads + h) * head_dim + d_64] = f16(fo[61u] * rescale[0u]);
     }
     u32 fr_94 = 8u + greta_lane_id() / 4u % 8u;
     u32 fc_94 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_34 = wq0 + fr_94;
-    u32 t_15 = q0 + r_34;
-    u32 d_16 = 24u + fc_94;
-    if (bool((t_15 < tokens) & (d_16 < head_dim))) {
-        out[(t_15 * heads + h) * head_dim + d_16] = f16(fo[14u] / row_sum[r_34]);
+    u32 r_97 = fr_94;
+    u32 c_94 = fc_94;
+    u32 t_63 = q0 + wq0 + r_97;
+    u32 d_65 = 120u + c_94;
+    if (bool((t_63 < tokens) & (d_65 < head_dim))) {
+        out[(t_63 * heads + h) * head_dim + d_65] = f16(fo[62u] * rescale[1u]);
     }
     u32 fr_95 = 8u + greta_lane_id() / 4u % 8u;
     u32 fc_95 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_35 = wq0 + fr_95;
-    u32 t_16 = q0 + r_35;
-    u32 d_17 = 24u + fc_95;
-    if (bool((t_16 < tokens) & (d_17 < head_dim))) {
-        out[(t_16 * heads + h) * head_dim + d_17] = f16(fo[15u] / row_sum[r_35]);
-    }
-    u32 fr_96 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_96 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_36 = wq0 + fr_96;
-    u32 t_17 = q0 + r_36;
-    u32 d_18 = 32u + fc_96;
-    if (bool((t_17 < tokens) & (d_18 < head_dim))) {
-        out[(t_17 * heads + h) * head_dim + d_18] = f16(fo[16u] / row_sum[r_36]);
-    }
-    u32 fr_97 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_97 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_37 = wq0 + fr_97;
-    u32 t_18 = q0 + r_37;
-    u32 d_19 = 32u + fc_97;
-    if (bool((t_18 < tokens) & (d_19 < head_dim))) {
-        out[(t_18 * heads + h) * head_dim + d_19] = f16(fo[17u] / row_sum[r_37]);
-    }
-    u32 fr_98 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_98 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_38 = wq0 + fr_98;
-    u32 t_19 = q0 + r_38;
-    u32 d_20 = 32u + fc_98;
-    if (bool((t_19 < tokens) & (d_20 < head_dim))) {
-        out[(t_19 * heads + h) * head_dim + d_20] = f16(fo[18u] / row_sum[r_38]);
-    }
-    u32 fr_99 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_99 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_39 = wq0 + fr_99;
-    u32 t_20 = q0 + r_39;
-    u32 d_21 = 32u + fc_99;
-    if (bool((t_20 < tokens) & (d_21 < head_dim))) {
-        out[(t_20 * heads + h) * head_dim + d_21] = f16(fo[19u] / row_sum[r_39]);
-    }
-    u32 fr_100 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_100 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_40 = wq0 + fr_100;
-    u32 t_21 = q0 + r_40;
-    u32 d_22 = 40u + fc_100;
-    if (bool((t_21 < tokens) & (d_22 < head_dim))) {
-        out[(t_21 * heads + h) * head_dim + d_22] = f16(fo[20u] / row_sum[r_40]);
-    }
-    u32 fr_101 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_101 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_41 = wq0 + fr_101;
-    u32 t_22 = q0 + r_41;
-    u32 d_23 = 40u + fc_101;
-    if (bool((t_22 < tokens) & (d_23 < head_dim))) {
-        out[(t_22 * heads + h) * head_dim + d_23] = f16(fo[21u] / row_sum[r_41]);
-    }
-    u32 fr_102 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_102 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_42 = wq0 + fr_102;
-    u32 t_23 = q0 + r_42;
-    u32 d_24 = 40u + fc_102;
-    if (bool((t_23 < tokens) & (d_24 < head_dim))) {
-        out[(t_23 * heads + h) * head_dim + d_24] = f16(fo[22u] / row_sum[r_42]);
-    }
-    u32 fr_103 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_103 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_43 = wq0 + fr_103;
-    u32 t_24 = q0 + r_43;
-    u32 d_25 = 40u + fc_103;
-    if (bool((t_24 < tokens) & (d_25 < head_dim))) {
-        out[(t_24 * heads + h) * head_dim + d_25] = f16(fo[23u] / row_sum[r_43]);
-    }
-    u32 fr_104 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_104 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_44 = wq0 + fr_104;
-    u32 t_25 = q0 + r_44;
-    u32 d_26 = 48u + fc_104;
-    if (bool((t_25 < tokens) & (d_26 < head_dim))) {
-        out[(t_25 * heads + h) * head_dim + d_26] = f16(fo[24u] / row_sum[r_44]);
-    }
-    u32 fr_105 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_105 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_45 = wq0 + fr_105;
-    u32 t_26 = q0 + r_45;
-    u32 d_27 = 48u + fc_105;
-    if (bool((t_26 < tokens) & (d_27 < head_dim))) {
-        out[(t_26 * heads + h) * head_dim + d_27] = f16(fo[25u] / row_sum[r_45]);
-    }
-    u32 fr_106 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_106 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_46 = wq0 + fr_106;
-    u32 t_27 = q0 + r_46;
-    u32 d_28 = 48u + fc_106;
-    if (bool((t_27 < tokens) & (d_28 < head_dim))) {
-        out[(t_27 * heads + h) * head_dim + d_28] = f16(fo[26u] / row_sum[r_46]);
-    }
-    u32 fr_107 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_107 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_47 = wq0 + fr_107;
-    u32 t_28 = q0 + r_47;
-    u32 d_29 = 48u + fc_107;
-    if (bool((t_28 < tokens) & (d_29 < head_dim))) {
-        out[(t_28 * heads + h) * head_dim + d_29] = f16(fo[27u] / row_sum[r_47]);
-    }
-    u32 fr_108 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_108 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_48 = wq0 + fr_108;
-    u32 t_29 = q0 + r_48;
-    u32 d_30 = 56u + fc_108;
-    if (bool((t_29 < tokens) & (d_30 < head_dim))) {
-        out[(t_29 * heads + h) * head_dim + d_30] = f16(fo[28u] / row_sum[r_48]);
-    }
-    u32 fr_109 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_109 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_49 = wq0 + fr_109;
-    u32 t_30 = q0 + r_49;
-    u32 d_31 = 56u + fc_109;
-    if (bool((t_30 < tokens) & (d_31 < head_dim))) {
-        out[(t_30 * heads + h) * head_dim + d_31] = f16(fo[29u] / row_sum[r_49]);
-    }
-    u32 fr_110 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_110 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_50 = wq0 + fr_110;
-    u32 t_31 = q0 + r_50;
-    u32 d_32 = 56u + fc_110;
-    if (bool((t_31 < tokens) & (d_32 < head_dim))) {
-        out[(t_31 * heads + h) * head_dim + d_32] = f16(fo[30u] / row_sum[r_50]);
-    }
-    u32 fr_111 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_111 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_51 = wq0 + fr_111;
-    u32 t_32 = q0 + r_51;
-    u32 d_33 = 56u + fc_111;
-    if (bool((t_32 < tokens) & (d_33 < head_dim))) {
-        out[(t_32 * heads + h) * head_dim + d_33] = f16(fo[31u] / row_sum[r_51]);
-    }
-    u32 fr_112 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_112 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_52 = wq0 + fr_112;
-    u32 t_33 = q0 + r_52;
-    u32 d_34 = 64u + fc_112;
-    if (bool((t_33 < tokens) & (d_34 < head_dim))) {
-        out[(t_33 * heads + h) * head_dim + d_34] = f16(fo[32u] / row_sum[r_52]);
-    }
-    u32 fr_113 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_113 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_53 = wq0 + fr_113;
-    u32 t_34 = q0 + r_53;
-    u32 d_35 = 64u + fc_113;
-    if (bool((t_34 < tokens) & (d_35 < head_dim))) {
-        out[(t_34 * heads + h) * head_dim + d_35] = f16(fo[33u] / row_sum[r_53]);
-    }
-    u32 fr_114 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_114 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_54 = wq0 + fr_114;
-    u32 t_35 = q0 + r_54;
-    u32 d_36 = 64u + fc_114;
-    if (bool((t_35 < tokens) & (d_36 < head_dim))) {
-        out[(t_35 * heads + h) * head_dim + d_36] = f16(fo[34u] / row_sum[r_54]);
-    }
-    u32 fr_115 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_115 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_55 = wq0 + fr_115;
-    u32 t_36 = q0 + r_55;
-    u32 d_37 = 64u + fc_115;
-    if (bool((t_36 < tokens) & (d_37 < head_dim))) {
-        out[(t_36 * heads + h) * head_dim + d_37] = f16(fo[35u] / row_sum[r_55]);
-    }
-    u32 fr_116 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_116 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_56 = wq0 + fr_116;
-    u32 t_37 = q0 + r_56;
-    u32 d_38 = 72u + fc_116;
-    if (bool((t_37 < tokens) & (d_38 < head_dim))) {
-        out[(t_37 * heads + h) * head_dim + d_38] = f16(fo[36u] / row_sum[r_56]);
-    }
-    u32 fr_117 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_117 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_57 = wq0 + fr_117;
-    u32 t_38 = q0 + r_57;
-    u32 d_39 = 72u + fc_117;
-    if (bool((t_38 < tokens) & (d_39 < head_dim))) {
-        out[(t_38 * heads + h) * head_dim + d_39] = f16(fo[37u] / row_sum[r_57]);
-    }
-    u32 fr_118 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_118 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_58 = wq0 + fr_118;
-    u32 t_39 = q0 + r_58;
-    u32 d_40 = 72u + fc_118;
-    if (bool((t_39 < tokens) & (d_40 < head_dim))) {
-        out[(t_39 * heads + h) * head_dim + d_40] = f16(fo[38u] / row_sum[r_58]);
-    }
-    u32 fr_119 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_119 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_59 = wq0 + fr_119;
-    u32 t_40 = q0 + r_59;
-    u32 d_41 = 72u + fc_119;
-    if (bool((t_40 < tokens) & (d_41 < head_dim))) {
-        out[(t_40 * heads + h) * head_dim + d_41] = f16(fo[39u] / row_sum[r_59]);
-    }
-    u32 fr_120 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_120 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_60 = wq0 + fr_120;
-    u32 t_41 = q0 + r_60;
-    u32 d_42 = 80u + fc_120;
-    if (bool((t_41 < tokens) & (d_42 < head_dim))) {
-        out[(t_41 * heads + h) * head_dim + d_42] = f16(fo[40u] / row_sum[r_60]);
-    }
-    u32 fr_121 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_121 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_61 = wq0 + fr_121;
-    u32 t_42 = q0 + r_61;
-    u32 d_43 = 80u + fc_121;
-    if (bool((t_42 < tokens) & (d_43 < head_dim))) {
-        out[(t_42 * heads + h) * head_dim + d_43] = f16(fo[41u] / row_sum[r_61]);
-    }
-    u32 fr_122 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_122 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_62 = wq0 + fr_122;
-    u32 t_43 = q0 + r_62;
-    u32 d_44 = 80u + fc_122;
-    if (bool((t_43 < tokens) & (d_44 < head_dim))) {
-        out[(t_43 * heads + h) * head_dim + d_44] = f16(fo[42u] / row_sum[r_62]);
-    }
-    u32 fr_123 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_123 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_63 = wq0 + fr_123;
-    u32 t_44 = q0 + r_63;
-    u32 d_45 = 80u + fc_123;
-    if (bool((t_44 < tokens) & (d_45 < head_dim))) {
-        out[(t_44 * heads + h) * head_dim + d_45] = f16(fo[43u] / row_sum[r_63]);
-    }
-    u32 fr_124 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_124 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_64 = wq0 + fr_124;
-    u32 t_45 = q0 + r_64;
-    u32 d_46 = 88u + fc_124;
-    if (bool((t_45 < tokens) & (d_46 < head_dim))) {
-        out[(t_45 * heads + h) * head_dim + d_46] = f16(fo[44u] / row_sum[r_64]);
-    }
-    u32 fr_125 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_125 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_65 = wq0 + fr_125;
-    u32 t_46 = q0 + r_65;
-    u32 d_47 = 88u + fc_125;
-    if (bool((t_46 < tokens) & (d_47 < head_dim))) {
-        out[(t_46 * heads + h) * head_dim + d_47] = f16(fo[45u] / row_sum[r_65]);
-    }
-    u32 fr_126 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_126 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_66 = wq0 + fr_126;
-    u32 t_47 = q0 + r_66;
-    u32 d_48 = 88u + fc_126;
-    if (bool((t_47 < tokens) & (d_48 < head_dim))) {
-        out[(t_47 * heads + h) * head_dim + d_48] = f16(fo[46u] / row_sum[r_66]);
-    }
-    u32 fr_127 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_127 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_67 = wq0 + fr_127;
-    u32 t_48 = q0 + r_67;
-    u32 d_49 = 88u + fc_127;
-    if (bool((t_48 < tokens) & (d_49 < head_dim))) {
-        out[(t_48 * heads + h) * head_dim + d_49] = f16(fo[47u] / row_sum[r_67]);
-    }
-    u32 fr_128 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_128 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_68 = wq0 + fr_128;
-    u32 t_49 = q0 + r_68;
-    u32 d_50 = 96u + fc_128;
-    if (bool((t_49 < tokens) & (d_50 < head_dim))) {
-        out[(t_49 * heads + h) * head_dim + d_50] = f16(fo[48u] / row_sum[r_68]);
-    }
-    u32 fr_129 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_129 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_69 = wq0 + fr_129;
-    u32 t_50 = q0 + r_69;
-    u32 d_51 = 96u + fc_129;
-    if (bool((t_50 < tokens) & (d_51 < head_dim))) {
-        out[(t_50 * heads + h) * head_dim + d_51] = f16(fo[49u] / row_sum[r_69]);
-    }
-    u32 fr_130 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_130 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_70 = wq0 + fr_130;
-    u32 t_51 = q0 + r_70;
-    u32 d_52 = 96u + fc_130;
-    if (bool((t_51 < tokens) & (d_52 < head_dim))) {
-        out[(t_51 * heads + h) * head_dim + d_52] = f16(fo[50u] / row_sum[r_70]);
-    }
-    u32 fr_131 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_131 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_71 = wq0 + fr_131;
-    u32 t_52 = q0 + r_71;
-    u32 d_53 = 96u + fc_131;
-    if (bool((t_52 < tokens) & (d_53 < head_dim))) {
-        out[(t_52 * heads + h) * head_dim + d_53] = f16(fo[51u] / row_sum[r_71]);
-    }
-    u32 fr_132 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_132 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_72 = wq0 + fr_132;
-    u32 t_53 = q0 + r_72;
-    u32 d_54 = 104u + fc_132;
-    if (bool((t_53 < tokens) & (d_54 < head_dim))) {
-        out[(t_53 * heads + h) * head_dim + d_54] = f16(fo[52u] / row_sum[r_72]);
-    }
-    u32 fr_133 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_133 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_73 = wq0 + fr_133;
-    u32 t_54 = q0 + r_73;
-    u32 d_55 = 104u + fc_133;
-    if (bool((t_54 < tokens) & (d_55 < head_dim))) {
-        out[(t_54 * heads + h) * head_dim + d_55] = f16(fo[53u] / row_sum[r_73]);
-    }
-    u32 fr_134 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_134 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_74 = wq0 + fr_134;
-    u32 t_55 = q0 + r_74;
-    u32 d_56 = 104u + fc_134;
-    if (bool((t_55 < tokens) & (d_56 < head_dim))) {
-        out[(t_55 * heads + h) * head_dim + d_56] = f16(fo[54u] / row_sum[r_74]);
-    }
-    u32 fr_135 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_135 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_75 = wq0 + fr_135;
-    u32 t_56 = q0 + r_75;
-    u32 d_57 = 104u + fc_135;
-    if (bool((t_56 < tokens) & (d_57 < head_dim))) {
-        out[(t_56 * heads + h) * head_dim + d_57] = f16(fo[55u] / row_sum[r_75]);
-    }
-    u32 fr_136 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_136 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_76 = wq0 + fr_136;
-    u32 t_57 = q0 + r_76;
-    u32 d_58 = 112u + fc_136;
-    if (bool((t_57 < tokens) & (d_58 < head_dim))) {
-        out[(t_57 * heads + h) * head_dim + d_58] = f16(fo[56u] / row_sum[r_76]);
-    }
-    u32 fr_137 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_137 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_77 = wq0 + fr_137;
-    u32 t_58 = q0 + r_77;
-    u32 d_59 = 112u + fc_137;
-    if (bool((t_58 < tokens) & (d_59 < head_dim))) {
-        out[(t_58 * heads + h) * head_dim + d_59] = f16(fo[57u] / row_sum[r_77]);
-    }
-    u32 fr_138 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_138 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_78 = wq0 + fr_138;
-    u32 t_59 = q0 + r_78;
-    u32 d_60 = 112u + fc_138;
-    if (bool((t_59 < tokens) & (d_60 < head_dim))) {
-        out[(t_59 * heads + h) * head_dim + d_60] = f16(fo[58u] / row_sum[r_78]);
-    }
-    u32 fr_139 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_139 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_79 = wq0 + fr_139;
-    u32 t_60 = q0 + r_79;
-    u32 d_61 = 112u + fc_139;
-    if (bool((t_60 < tokens) & (d_61 < head_dim))) {
-        out[(t_60 * heads + h) * head_dim + d_61] = f16(fo[59u] / row_sum[r_79]);
-    }
-    u32 fr_140 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_140 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_80 = wq0 + fr_140;
-    u32 t_61 = q0 + r_80;
-    u32 d_62 = 120u + fc_140;
-    if (bool((t_61 < tokens) & (d_62 < head_dim))) {
-        out[(t_61 * heads + h) * head_dim + d_62] = f16(fo[60u] / row_sum[r_80]);
-    }
-    u32 fr_141 = 0u + greta_lane_id() / 4u % 8u;
-    u32 fc_141 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_81 = wq0 + fr_141;
-    u32 t_62 = q0 + r_81;
-    u32 d_63 = 120u + fc_141;
-    if (bool((t_62 < tokens) & (d_63 < head_dim))) {
-        out[(t_62 * heads + h) * head_dim + d_63] = f16(fo[61u] / row_sum[r_81]);
-    }
-    u32 fr_142 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_142 = 0u + greta_lane_id() % 4u * 2u;
-    u32 r_82 = wq0 + fr_142;
-    u32 t_63 = q0 + r_82;
-    u32 d_64 = 120u + fc_142;
-    if (bool((t_63 < tokens) & (d_64 < head_dim))) {
-        out[(t_63 * heads + h) * head_dim + d_64] = f16(fo[62u] / row_sum[r_82]);
-    }
-    u32 fr_143 = 8u + greta_lane_id() / 4u % 8u;
-    u32 fc_143 = 1u + greta_lane_id() % 4u * 2u;
-    u32 r_83 = wq0 + fr_143;
-    u32 t_64 = q0 + r_83;
-    u32 d_65 = 120u + fc_143;
-    if (bool((t_64 < tokens) & (d_65 < head_dim))) {
-        out[(t_64 * heads + h) * head_dim + d_65] = f16(fo[63u] / row_sum[r_83]);
+    u32 r_98 = fr_95;
+    u32 c_95 = fc_95;
+    u32 t_64 = q0 + wq0 + r_98;
+    u32 d_66 = 120u + c_95;
+    if (bool((t_64 < tokens) & (d_66 < head_dim))) {
+        out[(t_64 * heads + h) * head_dim + d_66] = f16(fo[63u] * rescale[1u]);
     }
 }

@@ -254,7 +254,9 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 // ---- matrix cores ---------------------------------------------------------------------
 typedef short i16x4 __attribute__((ext_vector_type(4)));
 typedef f32 f32x16 __attribute__((ext_vector_type(16)));
-// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes).
+// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes). Element
+// addresses are this of the array plus a 32-bit byte offset: no 64-bit arithmetic
+// and one conversion per array, not per access.
 GRETA_INLINE u32 greta_lds_address(const void* p) {
     return (u32)(unsigned long long)(__attribute__((address_space(3))) const void*)p;
 }
@@ -777,7 +779,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
@@ -792,7 +794,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[8] = greta_p[0]; fa[9] = greta_p[1]; }
@@ -807,7 +809,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[16] = greta_p[0]; fa[17] = greta_p[1]; }
@@ -822,7 +824,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[24] = greta_p[0]; fa[25] = greta_p[1]; }
@@ -837,7 +839,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
@@ -850,7 +852,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[4] = greta_p[0]; fb[5] = greta_p[1]; }
@@ -863,7 +865,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[8] = greta_p[0]; fb[9] = greta_p[1]; }
@@ -876,7 +878,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[12] = greta_p[0]; fb[13] = greta_p[1]; }
@@ -889,7 +891,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[16] = greta_p[0]; fb[17] = greta_p[1]; }
@@ -902,7 +904,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[20] = greta_p[0]; fb[21] = greta_p[1]; }
@@ -915,7 +917,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[24] = greta_p[0]; fb[25] = greta_p[1]; }
@@ -928,7 +930,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[28] = greta_p[0]; fb[29] = greta_p[1]; }
@@ -973,7 +975,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
@@ -988,7 +990,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[8] = greta_p[0]; fa[9] = greta_p[1]; }
@@ -1003,7 +1005,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[16] = greta_p[0]; fa[17] = greta_p[1]; }
@@ -1018,7 +1020,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[24] = greta_p[0]; fa[25] = greta_p[1]; }
@@ -1033,7 +1035,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
@@ -1046,7 +1048,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[4] = greta_p[0]; fb[5] = greta_p[1]; }
@@ -1059,7 +1061,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[8] = greta_p[0]; fb[9] = greta_p[1]; }
@@ -1072,7 +1074,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[12] = greta_p[0]; fb[13] = greta_p[1]; }
@@ -1085,7 +1087,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[16] = greta_p[0]; fb[17] = greta_p[1]; }
@@ -1098,7 +1100,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[20] = greta_p[0]; fb[21] = greta_p[1]; }
@@ -1111,7 +1113,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[24] = greta_p[0]; fb[25] = greta_p[1]; }
@@ -1124,7 +1126,7 @@ void gemm(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[28] = greta_p[0]; fb[29] = greta_p[1]; }

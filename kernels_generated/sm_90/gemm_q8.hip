@@ -254,7 +254,9 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 // ---- matrix cores ---------------------------------------------------------------------
 typedef short i16x4 __attribute__((ext_vector_type(4)));
 typedef f32 f32x16 __attribute__((ext_vector_type(16)));
-// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes).
+// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes). Element
+// addresses are this of the array plus a 32-bit byte offset: no 64-bit arithmetic
+// and one conversion per array, not per access.
 GRETA_INLINE u32 greta_lds_address(const void* p) {
     return (u32)(unsigned long long)(__attribute__((address_space(3))) const void*)p;
 }
@@ -733,7 +735,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
@@ -748,7 +750,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[8] = greta_p[0]; fa[9] = greta_p[1]; }
@@ -763,7 +765,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[16] = greta_p[0]; fa[17] = greta_p[1]; }
@@ -778,7 +780,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[24] = greta_p[0]; fa[25] = greta_p[1]; }
@@ -793,7 +795,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
@@ -806,7 +808,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[4] = greta_p[0]; fb[5] = greta_p[1]; }
@@ -819,7 +821,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[8] = greta_p[0]; fb[9] = greta_p[1]; }
@@ -832,7 +834,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[12] = greta_p[0]; fb[13] = greta_p[1]; }
@@ -845,7 +847,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[16] = greta_p[0]; fb[17] = greta_p[1]; }
@@ -858,7 +860,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[20] = greta_p[0]; fb[21] = greta_p[1]; }
@@ -871,7 +873,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[24] = greta_p[0]; fb[25] = greta_p[1]; }
@@ -884,7 +886,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[28] = greta_p[0]; fb[29] = greta_p[1]; }
@@ -929,7 +931,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[0] = greta_p[0]; fa[1] = greta_p[1]; }
@@ -944,7 +946,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[8] = greta_p[0]; fa[9] = greta_p[1]; }
@@ -959,7 +961,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[16] = greta_p[0]; fa[17] = greta_p[1]; }
@@ -974,7 +976,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&ta[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(ta) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1, greta_m2, greta_m3;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(greta_m0), "=r"(greta_m1), "=r"(greta_m2), "=r"(greta_m3) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fa[24] = greta_p[0]; fa[25] = greta_p[1]; }
@@ -989,7 +991,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[0] = greta_p[0]; fb[1] = greta_p[1]; }
@@ -1002,7 +1004,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[4] = greta_p[0]; fb[5] = greta_p[1]; }
@@ -1015,7 +1017,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[8] = greta_p[0]; fb[9] = greta_p[1]; }
@@ -1028,7 +1030,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[12] = greta_p[0]; fb[13] = greta_p[1]; }
@@ -1041,7 +1043,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[16] = greta_p[0]; fb[17] = greta_p[1]; }
@@ -1054,7 +1056,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[20] = greta_p[0]; fb[21] = greta_p[1]; }
@@ -1067,7 +1069,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[24] = greta_p[0]; fb[25] = greta_p[1]; }
@@ -1080,7 +1082,7 @@ void gemm_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const u3
                 const u32 greta_m = (greta_lane / 8u) % 4u;
                 const u32 greta_r = greta_fr + greta_blocks[greta_m][0] + greta_lane % 8u;
                 const u32 greta_c = greta_fc + greta_blocks[greta_m][1];
-                const u32 greta_addr = greta_lds_address(&tb[greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))]);
+                const u32 greta_addr = greta_lds_address(tb) + (greta_fb + greta_r * greta_fs + ((greta_c) ^ ((((greta_r) / 2u) % 4u) * 8u))) * 2u;
                 u32 greta_m0, greta_m1;
                 asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(greta_m0), "=r"(greta_m1) : "r"(greta_addr));
                 { f16x2 greta_p = __builtin_bit_cast(f16x2, greta_m0); fb[28] = greta_p[0]; fb[29] = greta_p[1]; }

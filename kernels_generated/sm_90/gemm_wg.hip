@@ -254,7 +254,9 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 // ---- matrix cores ---------------------------------------------------------------------
 typedef short i16x4 __attribute__((ext_vector_type(4)));
 typedef f32 f32x16 __attribute__((ext_vector_type(16)));
-// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes).
+// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes). Element
+// addresses are this of the array plus a 32-bit byte offset: no 64-bit arithmetic
+// and one conversion per array, not per access.
 GRETA_INLINE u32 greta_lds_address(const void* p) {
     return (u32)(unsigned long long)(__attribute__((address_space(3))) const void*)p;
 }
@@ -353,7 +355,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col = k0 + c;
         if (bool(true | (lin < 1024u))) {
             bool ok = bool((row < m) & (col < k));
-            { const bool greta_p = ok; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[0u * 8192u + r_1 * 64u + (c ^ (r_1 % 8u * 8u))])), "l"(&x[greta_p ? ok ? row * k + col : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (0u * 8192u + r_1 * 64u + (c ^ (r_1 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok ? row * k + col : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_1 = tid + 256u;
         u32 r_2 = lin_1 / 8u;
@@ -362,7 +364,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_1 = k0 + c_1;
         if (bool(true | (lin_1 < 1024u))) {
             bool ok_1 = bool((row_1 < m) & (col_1 < k));
-            { const bool greta_p = ok_1; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[0u * 8192u + r_2 * 64u + (c_1 ^ (r_2 % 8u * 8u))])), "l"(&x[greta_p ? ok_1 ? row_1 * k + col_1 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_1; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (0u * 8192u + r_2 * 64u + (c_1 ^ (r_2 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_1 ? row_1 * k + col_1 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_2 = tid + 512u;
         u32 r_3 = lin_2 / 8u;
@@ -371,7 +373,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_2 = k0 + c_2;
         if (bool(true | (lin_2 < 1024u))) {
             bool ok_2 = bool((row_2 < m) & (col_2 < k));
-            { const bool greta_p = ok_2; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[0u * 8192u + r_3 * 64u + (c_2 ^ (r_3 % 8u * 8u))])), "l"(&x[greta_p ? ok_2 ? row_2 * k + col_2 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_2; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (0u * 8192u + r_3 * 64u + (c_2 ^ (r_3 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_2 ? row_2 * k + col_2 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_3 = tid + 768u;
         u32 r_4 = lin_3 / 8u;
@@ -380,7 +382,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_3 = k0 + c_3;
         if (bool(true | (lin_3 < 1024u))) {
             bool ok_3 = bool((row_3 < m) & (col_3 < k));
-            { const bool greta_p = ok_3; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[0u * 8192u + r_4 * 64u + (c_3 ^ (r_4 % 8u * 8u))])), "l"(&x[greta_p ? ok_3 ? row_3 * k + col_3 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_3; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (0u * 8192u + r_4 * 64u + (c_3 ^ (r_4 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_3 ? row_3 * k + col_3 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 tid_1 = greta_thread_idx_x();
         u32 lin_4 = tid_1 + 0u;
@@ -390,7 +392,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_4 = k0 + c_4;
         if (bool(true | (lin_4 < 1024u))) {
             bool ok_4 = bool((row_4 < n) & (col_4 < k));
-            { const bool greta_p = ok_4; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 8192u + r_5 * 64u + (c_4 ^ (r_5 % 8u * 8u))])), "l"(&w[greta_p ? ok_4 ? row_4 * k + col_4 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_4; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (0u * 8192u + r_5 * 64u + (c_4 ^ (r_5 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_4 ? row_4 * k + col_4 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_5 = tid_1 + 256u;
         u32 r_6 = lin_5 / 8u;
@@ -399,7 +401,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_5 = k0 + c_5;
         if (bool(true | (lin_5 < 1024u))) {
             bool ok_5 = bool((row_5 < n) & (col_5 < k));
-            { const bool greta_p = ok_5; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 8192u + r_6 * 64u + (c_5 ^ (r_6 % 8u * 8u))])), "l"(&w[greta_p ? ok_5 ? row_5 * k + col_5 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_5; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (0u * 8192u + r_6 * 64u + (c_5 ^ (r_6 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_5 ? row_5 * k + col_5 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_6 = tid_1 + 512u;
         u32 r_7 = lin_6 / 8u;
@@ -408,7 +410,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_6 = k0 + c_6;
         if (bool(true | (lin_6 < 1024u))) {
             bool ok_6 = bool((row_6 < n) & (col_6 < k));
-            { const bool greta_p = ok_6; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 8192u + r_7 * 64u + (c_6 ^ (r_7 % 8u * 8u))])), "l"(&w[greta_p ? ok_6 ? row_6 * k + col_6 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_6; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (0u * 8192u + r_7 * 64u + (c_6 ^ (r_7 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_6 ? row_6 * k + col_6 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_7 = tid_1 + 768u;
         u32 r_8 = lin_7 / 8u;
@@ -417,7 +419,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_7 = k0 + c_7;
         if (bool(true | (lin_7 < 1024u))) {
             bool ok_7 = bool((row_7 < n) & (col_7 < k));
-            { const bool greta_p = ok_7; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[0u * 8192u + r_8 * 64u + (c_7 ^ (r_8 % 8u * 8u))])), "l"(&w[greta_p ? ok_7 ? row_7 * k + col_7 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_7; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (0u * 8192u + r_8 * 64u + (c_7 ^ (r_8 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_7 ? row_7 * k + col_7 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         asm volatile("cp.async.commit_group;" ::: "memory");
         u32 k0_1 = 64u;
@@ -429,7 +431,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_8 = k0_1 + c_8;
         if (bool(true | (lin_8 < 1024u))) {
             bool ok_8 = bool((row_8 < m) & (col_8 < k));
-            { const bool greta_p = ok_8; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_9 * 64u + (c_8 ^ (r_9 % 8u * 8u))])), "l"(&x[greta_p ? ok_8 ? row_8 * k + col_8 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_8; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (1u * 8192u + r_9 * 64u + (c_8 ^ (r_9 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_8 ? row_8 * k + col_8 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_9 = tid_2 + 256u;
         u32 r_10 = lin_9 / 8u;
@@ -438,7 +440,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_9 = k0_1 + c_9;
         if (bool(true | (lin_9 < 1024u))) {
             bool ok_9 = bool((row_9 < m) & (col_9 < k));
-            { const bool greta_p = ok_9; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_10 * 64u + (c_9 ^ (r_10 % 8u * 8u))])), "l"(&x[greta_p ? ok_9 ? row_9 * k + col_9 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_9; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (1u * 8192u + r_10 * 64u + (c_9 ^ (r_10 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_9 ? row_9 * k + col_9 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_10 = tid_2 + 512u;
         u32 r_11 = lin_10 / 8u;
@@ -447,7 +449,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_10 = k0_1 + c_10;
         if (bool(true | (lin_10 < 1024u))) {
             bool ok_10 = bool((row_10 < m) & (col_10 < k));
-            { const bool greta_p = ok_10; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_11 * 64u + (c_10 ^ (r_11 % 8u * 8u))])), "l"(&x[greta_p ? ok_10 ? row_10 * k + col_10 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_10; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (1u * 8192u + r_11 * 64u + (c_10 ^ (r_11 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_10 ? row_10 * k + col_10 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_11 = tid_2 + 768u;
         u32 r_12 = lin_11 / 8u;
@@ -456,7 +458,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_11 = k0_1 + c_11;
         if (bool(true | (lin_11 < 1024u))) {
             bool ok_11 = bool((row_11 < m) & (col_11 < k));
-            { const bool greta_p = ok_11; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_12 * 64u + (c_11 ^ (r_12 % 8u * 8u))])), "l"(&x[greta_p ? ok_11 ? row_11 * k + col_11 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_11; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (1u * 8192u + r_12 * 64u + (c_11 ^ (r_12 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_11 ? row_11 * k + col_11 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 tid_3 = greta_thread_idx_x();
         u32 lin_12 = tid_3 + 0u;
@@ -466,7 +468,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_12 = k0_1 + c_12;
         if (bool(true | (lin_12 < 1024u))) {
             bool ok_12 = bool((row_12 < n) & (col_12 < k));
-            { const bool greta_p = ok_12; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 8192u + r_13 * 64u + (c_12 ^ (r_13 % 8u * 8u))])), "l"(&w[greta_p ? ok_12 ? row_12 * k + col_12 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_12; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (1u * 8192u + r_13 * 64u + (c_12 ^ (r_13 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_12 ? row_12 * k + col_12 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_13 = tid_3 + 256u;
         u32 r_14 = lin_13 / 8u;
@@ -475,7 +477,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_13 = k0_1 + c_13;
         if (bool(true | (lin_13 < 1024u))) {
             bool ok_13 = bool((row_13 < n) & (col_13 < k));
-            { const bool greta_p = ok_13; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 8192u + r_14 * 64u + (c_13 ^ (r_14 % 8u * 8u))])), "l"(&w[greta_p ? ok_13 ? row_13 * k + col_13 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_13; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (1u * 8192u + r_14 * 64u + (c_13 ^ (r_14 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_13 ? row_13 * k + col_13 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_14 = tid_3 + 512u;
         u32 r_15 = lin_14 / 8u;
@@ -484,7 +486,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_14 = k0_1 + c_14;
         if (bool(true | (lin_14 < 1024u))) {
             bool ok_14 = bool((row_14 < n) & (col_14 < k));
-            { const bool greta_p = ok_14; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 8192u + r_15 * 64u + (c_14 ^ (r_15 % 8u * 8u))])), "l"(&w[greta_p ? ok_14 ? row_14 * k + col_14 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_14; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (1u * 8192u + r_15 * 64u + (c_14 ^ (r_15 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_14 ? row_14 * k + col_14 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_15 = tid_3 + 768u;
         u32 r_16 = lin_15 / 8u;
@@ -493,7 +495,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
         u32 col_15 = k0_1 + c_15;
         if (bool(true | (lin_15 < 1024u))) {
             bool ok_15 = bool((row_15 < n) & (col_15 < k));
-            { const bool greta_p = ok_15; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[1u * 8192u + r_16 * 64u + (c_15 ^ (r_16 % 8u * 8u))])), "l"(&w[greta_p ? ok_15 ? row_15 * k + col_15 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_15; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (1u * 8192u + r_16 * 64u + (c_15 ^ (r_16 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_15 ? row_15 * k + col_15 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         asm volatile("cp.async.commit_group;" ::: "memory");
         {
@@ -523,7 +525,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 col_16 = k0_2 + c_16;
                 if (bool(true | (lin_16 < 1024u))) {
                     bool ok_16 = bool((row_16 < m) & (col_16 < k));
-                    { const bool greta_p = ok_16; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_17 * 64u + (c_16 ^ (r_17 % 8u * 8u))])), "l"(&x[greta_p ? ok_16 ? row_16 * k + col_16 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_16; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (fs * 8192u + r_17 * 64u + (c_16 ^ (r_17 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_16 ? row_16 * k + col_16 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_17 = tid_4 + 256u;
                 u32 r_18 = lin_17 / 8u;
@@ -532,7 +534,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 col_17 = k0_2 + c_17;
                 if (bool(true | (lin_17 < 1024u))) {
                     bool ok_17 = bool((row_17 < m) & (col_17 < k));
-                    { const bool greta_p = ok_17; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_18 * 64u + (c_17 ^ (r_18 % 8u * 8u))])), "l"(&x[greta_p ? ok_17 ? row_17 * k + col_17 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_17; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (fs * 8192u + r_18 * 64u + (c_17 ^ (r_18 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_17 ? row_17 * k + col_17 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_18 = tid_4 + 512u;
                 u32 r_19 = lin_18 / 8u;
@@ -541,7 +543,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 col_18 = k0_2 + c_18;
                 if (bool(true | (lin_18 < 1024u))) {
                     bool ok_18 = bool((row_18 < m) & (col_18 < k));
-                    { const bool greta_p = ok_18; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_19 * 64u + (c_18 ^ (r_19 % 8u * 8u))])), "l"(&x[greta_p ? ok_18 ? row_18 * k + col_18 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_18; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (fs * 8192u + r_19 * 64u + (c_18 ^ (r_19 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_18 ? row_18 * k + col_18 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_19 = tid_4 + 768u;
                 u32 r_20 = lin_19 / 8u;
@@ -550,7 +552,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 col_19 = k0_2 + c_19;
                 if (bool(true | (lin_19 < 1024u))) {
                     bool ok_19 = bool((row_19 < m) & (col_19 < k));
-                    { const bool greta_p = ok_19; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_20 * 64u + (c_19 ^ (r_20 % 8u * 8u))])), "l"(&x[greta_p ? ok_19 ? row_19 * k + col_19 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_19; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (fs * 8192u + r_20 * 64u + (c_19 ^ (r_20 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_19 ? row_19 * k + col_19 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 tid_5 = greta_thread_idx_x();
                 u32 lin_20 = tid_5 + 0u;
@@ -560,7 +562,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 col_20 = k0_2 + c_20;
                 if (bool(true | (lin_20 < 1024u))) {
                     bool ok_20 = bool((row_20 < n) & (col_20 < k));
-                    { const bool greta_p = ok_20; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 8192u + r_21 * 64u + (c_20 ^ (r_21 % 8u * 8u))])), "l"(&w[greta_p ? ok_20 ? row_20 * k + col_20 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_20; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (fs * 8192u + r_21 * 64u + (c_20 ^ (r_21 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_20 ? row_20 * k + col_20 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_21 = tid_5 + 256u;
                 u32 r_22 = lin_21 / 8u;
@@ -569,7 +571,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 col_21 = k0_2 + c_21;
                 if (bool(true | (lin_21 < 1024u))) {
                     bool ok_21 = bool((row_21 < n) & (col_21 < k));
-                    { const bool greta_p = ok_21; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 8192u + r_22 * 64u + (c_21 ^ (r_22 % 8u * 8u))])), "l"(&w[greta_p ? ok_21 ? row_21 * k + col_21 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_21; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (fs * 8192u + r_22 * 64u + (c_21 ^ (r_22 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_21 ? row_21 * k + col_21 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_22 = tid_5 + 512u;
                 u32 r_23 = lin_22 / 8u;
@@ -578,7 +580,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 col_22 = k0_2 + c_22;
                 if (bool(true | (lin_22 < 1024u))) {
                     bool ok_22 = bool((row_22 < n) & (col_22 < k));
-                    { const bool greta_p = ok_22; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 8192u + r_23 * 64u + (c_22 ^ (r_23 % 8u * 8u))])), "l"(&w[greta_p ? ok_22 ? row_22 * k + col_22 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_22; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (fs * 8192u + r_23 * 64u + (c_22 ^ (r_23 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_22 ? row_22 * k + col_22 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_23 = tid_5 + 768u;
                 u32 r_24 = lin_23 / 8u;
@@ -587,7 +589,7 @@ void gemm_wg(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __
                 u32 col_23 = k0_2 + c_23;
                 if (bool(true | (lin_23 < 1024u))) {
                     bool ok_23 = bool((row_23 < n) & (col_23 < k));
-                    { const bool greta_p = ok_23; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&tb[fs * 8192u + r_24 * 64u + (c_23 ^ (r_24 % 8u * 8u))])), "l"(&w[greta_p ? ok_23 ? row_23 * k + col_23 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_23; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(tb) + (fs * 8192u + r_24 * 64u + (c_23 ^ (r_24 % 8u * 8u))) * 2u), "l"(&w[greta_p ? ok_23 ? row_23 * k + col_23 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 asm volatile("cp.async.commit_group;" ::: "memory");
                 asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");

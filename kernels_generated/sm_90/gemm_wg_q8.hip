@@ -254,7 +254,9 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 // ---- matrix cores ---------------------------------------------------------------------
 typedef short i16x4 __attribute__((ext_vector_type(4)));
 typedef f32 f32x16 __attribute__((ext_vector_type(16)));
-// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes).
+// The 32-bit shared-window address of an LDS pointer (what `ldmatrix` takes). Element
+// addresses are this of the array plus a 32-bit byte offset: no 64-bit arithmetic
+// and one conversion per array, not per access.
 GRETA_INLINE u32 greta_lds_address(const void* p) {
     return (u32)(unsigned long long)(__attribute__((address_space(3))) const void*)p;
 }
@@ -353,7 +355,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
         u32 col = k0 + c;
         if (bool(true | (lin < 1024u))) {
             bool ok = bool((row < m) & (col < k));
-            { const bool greta_p = ok; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[0u * 8192u + r_1 * 64u + (c ^ (r_1 % 8u * 8u))])), "l"(&x[greta_p ? ok ? row * k + col : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (0u * 8192u + r_1 * 64u + (c ^ (r_1 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok ? row * k + col : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_1 = tid + 256u;
         u32 r_2 = lin_1 / 8u;
@@ -362,7 +364,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
         u32 col_1 = k0 + c_1;
         if (bool(true | (lin_1 < 1024u))) {
             bool ok_1 = bool((row_1 < m) & (col_1 < k));
-            { const bool greta_p = ok_1; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[0u * 8192u + r_2 * 64u + (c_1 ^ (r_2 % 8u * 8u))])), "l"(&x[greta_p ? ok_1 ? row_1 * k + col_1 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_1; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (0u * 8192u + r_2 * 64u + (c_1 ^ (r_2 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_1 ? row_1 * k + col_1 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_2 = tid + 512u;
         u32 r_3 = lin_2 / 8u;
@@ -371,7 +373,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
         u32 col_2 = k0 + c_2;
         if (bool(true | (lin_2 < 1024u))) {
             bool ok_2 = bool((row_2 < m) & (col_2 < k));
-            { const bool greta_p = ok_2; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[0u * 8192u + r_3 * 64u + (c_2 ^ (r_3 % 8u * 8u))])), "l"(&x[greta_p ? ok_2 ? row_2 * k + col_2 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_2; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (0u * 8192u + r_3 * 64u + (c_2 ^ (r_3 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_2 ? row_2 * k + col_2 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_3 = tid + 768u;
         u32 r_4 = lin_3 / 8u;
@@ -380,7 +382,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
         u32 col_3 = k0 + c_3;
         if (bool(true | (lin_3 < 1024u))) {
             bool ok_3 = bool((row_3 < m) & (col_3 < k));
-            { const bool greta_p = ok_3; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[0u * 8192u + r_4 * 64u + (c_3 ^ (r_4 % 8u * 8u))])), "l"(&x[greta_p ? ok_3 ? row_3 * k + col_3 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_3; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (0u * 8192u + r_4 * 64u + (c_3 ^ (r_4 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_3 ? row_3 * k + col_3 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 tid_1 = greta_thread_idx_x();
         u32 lin_4 = tid_1 + 0u;
@@ -473,7 +475,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
         u32 col_8 = k0_1 + c_8;
         if (bool(true | (lin_8 < 1024u))) {
             bool ok_8 = bool((row_8 < m) & (col_8 < k));
-            { const bool greta_p = ok_8; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_9 * 64u + (c_8 ^ (r_9 % 8u * 8u))])), "l"(&x[greta_p ? ok_8 ? row_8 * k + col_8 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_8; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (1u * 8192u + r_9 * 64u + (c_8 ^ (r_9 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_8 ? row_8 * k + col_8 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_9 = tid_2 + 256u;
         u32 r_10 = lin_9 / 8u;
@@ -482,7 +484,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
         u32 col_9 = k0_1 + c_9;
         if (bool(true | (lin_9 < 1024u))) {
             bool ok_9 = bool((row_9 < m) & (col_9 < k));
-            { const bool greta_p = ok_9; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_10 * 64u + (c_9 ^ (r_10 % 8u * 8u))])), "l"(&x[greta_p ? ok_9 ? row_9 * k + col_9 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_9; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (1u * 8192u + r_10 * 64u + (c_9 ^ (r_10 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_9 ? row_9 * k + col_9 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_10 = tid_2 + 512u;
         u32 r_11 = lin_10 / 8u;
@@ -491,7 +493,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
         u32 col_10 = k0_1 + c_10;
         if (bool(true | (lin_10 < 1024u))) {
             bool ok_10 = bool((row_10 < m) & (col_10 < k));
-            { const bool greta_p = ok_10; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_11 * 64u + (c_10 ^ (r_11 % 8u * 8u))])), "l"(&x[greta_p ? ok_10 ? row_10 * k + col_10 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_10; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (1u * 8192u + r_11 * 64u + (c_10 ^ (r_11 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_10 ? row_10 * k + col_10 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 lin_11 = tid_2 + 768u;
         u32 r_12 = lin_11 / 8u;
@@ -500,7 +502,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
         u32 col_11 = k0_1 + c_11;
         if (bool(true | (lin_11 < 1024u))) {
             bool ok_11 = bool((row_11 < m) & (col_11 < k));
-            { const bool greta_p = ok_11; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[1u * 8192u + r_12 * 64u + (c_11 ^ (r_12 % 8u * 8u))])), "l"(&x[greta_p ? ok_11 ? row_11 * k + col_11 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+            { const bool greta_p = ok_11; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (1u * 8192u + r_12 * 64u + (c_11 ^ (r_12 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_11 ? row_11 * k + col_11 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
         }
         u32 tid_3 = greta_thread_idx_x();
         u32 lin_12 = tid_3 + 0u;
@@ -611,7 +613,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
                 u32 col_16 = k0_2 + c_16;
                 if (bool(true | (lin_16 < 1024u))) {
                     bool ok_16 = bool((row_16 < m) & (col_16 < k));
-                    { const bool greta_p = ok_16; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_17 * 64u + (c_16 ^ (r_17 % 8u * 8u))])), "l"(&x[greta_p ? ok_16 ? row_16 * k + col_16 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_16; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (fs * 8192u + r_17 * 64u + (c_16 ^ (r_17 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_16 ? row_16 * k + col_16 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_17 = tid_4 + 256u;
                 u32 r_18 = lin_17 / 8u;
@@ -620,7 +622,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
                 u32 col_17 = k0_2 + c_17;
                 if (bool(true | (lin_17 < 1024u))) {
                     bool ok_17 = bool((row_17 < m) & (col_17 < k));
-                    { const bool greta_p = ok_17; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_18 * 64u + (c_17 ^ (r_18 % 8u * 8u))])), "l"(&x[greta_p ? ok_17 ? row_17 * k + col_17 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_17; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (fs * 8192u + r_18 * 64u + (c_17 ^ (r_18 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_17 ? row_17 * k + col_17 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_18 = tid_4 + 512u;
                 u32 r_19 = lin_18 / 8u;
@@ -629,7 +631,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
                 u32 col_18 = k0_2 + c_18;
                 if (bool(true | (lin_18 < 1024u))) {
                     bool ok_18 = bool((row_18 < m) & (col_18 < k));
-                    { const bool greta_p = ok_18; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_19 * 64u + (c_18 ^ (r_19 % 8u * 8u))])), "l"(&x[greta_p ? ok_18 ? row_18 * k + col_18 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_18; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (fs * 8192u + r_19 * 64u + (c_18 ^ (r_19 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_18 ? row_18 * k + col_18 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 lin_19 = tid_4 + 768u;
                 u32 r_20 = lin_19 / 8u;
@@ -638,7 +640,7 @@ void gemm_wg_q8(const f16* __restrict__ x, const f16* __restrict__ scales, const
                 u32 col_19 = k0_2 + c_19;
                 if (bool(true | (lin_19 < 1024u))) {
                     bool ok_19 = bool((row_19 < m) & (col_19 < k));
-                    { const bool greta_p = ok_19; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(&ta[fs * 8192u + r_20 * 64u + (c_19 ^ (r_20 % 8u * 8u))])), "l"(&x[greta_p ? ok_19 ? row_19 * k + col_19 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
+                    { const bool greta_p = ok_19; asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(greta_lds_address(ta) + (fs * 8192u + r_20 * 64u + (c_19 ^ (r_20 % 8u * 8u))) * 2u), "l"(&x[greta_p ? ok_19 ? row_19 * k + col_19 : 0u : 0u]), "r"(greta_p ? 16u : 0u) : "memory"); }
                 }
                 u32 tid_5 = greta_thread_idx_x();
                 u32 lin_20 = tid_5 + 0u;
