@@ -590,6 +590,8 @@ pub static SPEC: KernelSpec = KernelSpec {
         &[9, 4, 4, 130, 2],
         &[172, 2, 1, 16, 0],
         &[3, 8, 8, 64, 61],
+        // A KV length of 4097 (past a 4096 boundary, not a multiple of a tile), GQA 4.
+        &[3, 4, 1, 16, 4094],
     ],
     bench_shape: &[4096, 32, 32, 128, 0],
     build,
