@@ -180,16 +180,7 @@ pub static SPEC: KernelSpec = KernelSpec {
     summary: "fused causal attention (online softmax, K/V tiles in LDS shared by a block's rows)",
     params: &[KV_DTYPE, OUT, MAX_HEAD_DIM, WARPS, TILE, UNROLL],
     shape: "tokens,heads,kv_heads,head_dim,start",
-    test_shapes: &[
-        &[1, 1, 1, 1, 0],
-        &[7, 8, 4, 8, 0],
-        &[5, 8, 1, 12, 3],
-        &[9, 4, 4, 130, 2],
-        &[172, 2, 1, 16, 0],
-        &[3, 8, 8, 64, 61],
-        // A KV length of 4097 (past a 4096 boundary, not a multiple of a tile), GQA 4.
-        &[3, 4, 1, 16, 4094],
-    ],
+    test_shapes: crate::flash::PREFILL_TEST_SHAPES,
     bench_shape: &[4096, 32, 32, 128, 0],
     build,
     problem,

@@ -81,6 +81,19 @@ pub fn max_head_dim_for(head_dim: u32) -> u32 {
         .unwrap_or(256)
 }
 
+/// The awkward shapes every fused prefill kernel is tested at (`tokens,heads,kv_heads,head_dim,
+/// start`): 1, 7 and 172 tokens; heads of 1, 8, 12, 16, 64 and 130 dims; GQA ratios 1, 2, 4 and
+/// 8; a KV length of 4097 (past a 4096 boundary, not a multiple of a tile).
+pub const PREFILL_TEST_SHAPES: &[&[u32]] = &[
+    &[1, 1, 1, 1, 0],
+    &[7, 8, 4, 8, 0],
+    &[5, 8, 1, 12, 3],
+    &[9, 4, 4, 130, 2],
+    &[172, 2, 1, 16, 0],
+    &[3, 8, 8, 64, 61],
+    &[3, 4, 1, 16, 4094],
+];
+
 /// The shape of an attention problem (the v1 kernels' own): `T` new tokens at positions
 /// `start..start + T`, `H` query heads, `Hkv` K/V heads, head dimension `D`.
 pub use crate::attn_scores::AttnShape as Shape;
