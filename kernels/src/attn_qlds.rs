@@ -17,10 +17,8 @@
 
 use crate::attn_decode::fit_head_dim;
 use crate::config::u32_param;
-use crate::flash::{
-    attend, dims_per_lane, fused_problem, Shape, TileRows, KV_DTYPE, MAX_HEAD_DIM, OUT,
-};
-use crate::problem::{Inputs, Problem, Tolerance};
+use crate::flash::{attend, dims_per_lane, TileRows, KV_DTYPE, MAX_HEAD_DIM, OUT};
+use crate::problem::{Inputs, Problem};
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
@@ -200,23 +198,7 @@ fn problem(
     shape: &[u32],
     inputs: &mut Inputs,
 ) -> Result<Problem, ProblemError> {
-    let s = Shape::parse("attn_qlds", shape, SPEC.shape)?;
-    let cfg = &fit(cfg, s.head_dim as u32, target);
-    let dims = launch(cfg, target, s.tokens as u32, s.heads as u32);
-    // As attn_flash: a weighted mean of values in [-1, 1], f32, one rounding to `out`.
-    let tolerance = Tolerance::for_dtype(cfg.dtype("out"), 2e-5);
-    let kernel = build(cfg, target)?;
-    fused_problem(
-        "attn_qlds",
-        SPEC.shape,
-        shape,
-        cfg,
-        inputs,
-        kernel,
-        dims,
-        None,
-        tolerance,
-    )
+    crate::flash::simt_problem(&SPEC, fit, launch, cfg, target, shape, inputs)
 }
 
 const WARPS: ParamDef = u32_param("warps", &[1, 2, 4, 8], 8, "waves per block");

@@ -180,6 +180,29 @@ pub(crate) fn fused_problem(
     })
 }
 
+/// The problem of a SIMT fused prefill kernel (`attn_flash`, `attn_qlds`): the configuration
+/// fitted to the shape's heads by `fit`, launched by `launch`, against the f64 reference within
+/// f32 error and one rounding to `out` (a weighted mean of values in [-1, 1]).
+#[allow(clippy::type_complexity)]
+pub(crate) fn simt_problem(
+    spec: &'static crate::KernelSpec,
+    fit: fn(&Config, u32, &greta_dsl::Target) -> Config,
+    launch: fn(&Config, &greta_dsl::Target, u32, u32) -> LaunchDims,
+    cfg: &Config,
+    target: &'static greta_dsl::Target,
+    shape: &[u32],
+    inputs: &mut Inputs,
+) -> Result<Problem, ProblemError> {
+    let s = Shape::parse(spec.name, shape, spec.shape)?;
+    let cfg = &fit(cfg, s.head_dim as u32, target);
+    let dims = launch(cfg, target, s.tokens as u32, s.heads as u32);
+    let tolerance = Tolerance::for_dtype(cfg.dtype("out"), 2e-5);
+    let kernel = (spec.build)(cfg, target)?;
+    fused_problem(
+        spec.name, spec.shape, shape, cfg, inputs, kernel, dims, None, tolerance,
+    )
+}
+
 /// Queries and caches of a shape (the caches with three spare rows past the used ones, as the
 /// model's have), and the scale `1/√D`.
 pub(crate) fn attention_inputs(
