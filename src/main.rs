@@ -40,6 +40,9 @@ enum Command {
     Model(cmd::model::Args),
     /// Generate text with a Llama GGUF model: `greta run -m model.gguf -p "Once upon a time"`.
     Run(cmd::run::Args),
+    /// The trust gates on a model: determinism, prefill vs decode, cross-dtype, long context,
+    /// batch invariance, soak, and the dtype × kv mode × length matrix.
+    Verify(cmd::verify::Args),
 }
 
 fn main() {
@@ -54,6 +57,7 @@ fn main() {
         Command::Build(args) => cmd::build::run(args),
         Command::Model(args) => cmd::model::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
     };
     if let Err(e) = result {
         eprintln!("greta: error: {e:#}");

@@ -104,6 +104,63 @@ fn the_same_seed_samples_the_same_text() {
     );
 }
 
+/// Several prompts generate together (each in its own KV cache, decoded in one batched step)
+/// and each text is the one its prompt gives alone — greedy and sampled (each sequence has its
+/// own sampler of the same seed) — labelled `[i]` in prompt order; `--prompts FILE` adds lines.
+#[test]
+fn several_prompts_generate_together_as_each_would_alone() {
+    let alone = |prompt: &str, temp: &str| {
+        let o = greta(&["run", "-m", MODEL, "-p", prompt, "-n", "10", "--temp", temp]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim_end().to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prompts.txt");
+    std::fs::write(&file, "The little dog\nTom and Sue went\n").unwrap();
+    let prompts = [
+        "Once upon a time",
+        "Lily",
+        "The little dog",
+        "Tom and Sue went",
+    ];
+    for temp in ["0", "0.9"] {
+        let o = greta(&[
+            "run",
+            "-m",
+            MODEL,
+            "-p",
+            prompts[0],
+            "-p",
+            prompts[1],
+            "--prompts",
+            file.to_str().unwrap(),
+            "-n",
+            "10",
+            "--temp",
+            temp,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8(o.stdout).unwrap();
+        let expected: String = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("[{}] {}\n", i + 1, alone(p, temp)))
+            .collect();
+        assert_eq!(out, expected, "temperature {temp}");
+    }
+}
+
+#[test]
+fn an_empty_prompts_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("none.txt");
+    std::fs::write(&file, "").unwrap();
+    let o = greta(&["run", "-m", MODEL, "--prompts", file.to_str().unwrap()]);
+    assert_user_error(&o, "holds no prompts");
+    let o = greta(&["run", "-m", MODEL, "--prompts", "/nonexistent/prompts.txt"]);
+    assert_user_error(&o, "reading prompts from /nonexistent/prompts.txt");
+}
+
 /// `--profile` times every launch: the text is unchanged, and stderr counts the launches a
 /// forward pass makes. stories260K, 5 layers: the prompt's pass makes 7 projections per layer
 /// + the logits = 36; a decode pass multiplies queries, keys and values as one matrix and gate

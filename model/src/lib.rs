@@ -13,3 +13,4 @@ pub mod llama;
 pub mod sampler;
 pub mod synth;
 pub mod tokenizer;
+pub mod verify;

@@ -45,6 +45,7 @@ fn load_with(
             context,
             activations,
             attention,
+            sequences: 1,
         },
         &mut |_, _| {},
     )

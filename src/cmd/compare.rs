@@ -56,6 +56,7 @@ pub fn run(args: Args) -> Result<()> {
         context,
         activations,
         attention,
+        sequences: 1,
     };
     if args.vs_dtype.is_some() && args.vs_attn.is_some() {
         bail!("--vs-dtype and --vs-attn: compare one thing at a time");

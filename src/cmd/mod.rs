@@ -13,6 +13,7 @@ pub mod kernels;
 pub mod model;
 pub mod run;
 pub mod source;
+pub mod verify;
 
 use anyhow::{anyhow, Context, Result};
 use greta_dsl::ir::Kernel;

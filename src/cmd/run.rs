@@ -1,9 +1,14 @@
 //! `greta run -m FILE -p PROMPT [-n N] [--temp T] [--seed S] [-c CTX] ...`: generate text with a
 //! Llama GGUF model. Stdout carries only the text (the prompt, then the continuation as it is
 //! generated); logs and the llama.cpp-style summary go to stderr.
+//!
+//! Several prompts (`-p` repeated, or `--prompts FILE` with one per line) are generated
+//! together: each has its own KV cache and position, and they decode in one batched step, each
+//! sequence with its own sampler of the same settings — so each text is the one it would get
+//! alone. Their texts are printed at the end, each labelled `[i]` (from 1, in prompt order).
 
 use anyhow::{bail, Context, Result};
-use greta_model::generate::generate;
+use greta_model::generate::{generate, generate_batch, Stats};
 use greta_model::gguf::GgufFile;
 use greta_model::llama::profile::{Phase, ProfileRow};
 use greta_model::llama::{Model, ModelOptions};
@@ -19,9 +24,12 @@ pub struct Args {
     /// The model: a GGUF file of a Llama-family model.
     #[arg(long, short)]
     model: PathBuf,
-    /// The prompt to continue.
-    #[arg(long, short, default_value = "")]
-    prompt: String,
+    /// The prompt to continue; repeat to generate several sequences together.
+    #[arg(long, short)]
+    prompt: Vec<String>,
+    /// A file of prompts, one per line, generated together (with any `-p` prompts first).
+    #[arg(long)]
+    prompts: Option<PathBuf>,
     /// Tokens to generate.
     #[arg(long = "n-predict", short = 'n', default_value_t = 128)]
     n_predict: usize,
@@ -73,23 +81,34 @@ pub fn run(args: Args) -> Result<()> {
         repeat_last_n: args.repeat_last_n,
         seed: args.seed,
     };
-    let mut sampler = Sampler::new(sampling)?;
+    let mut sampler = Sampler::new(sampling.clone())?;
     let t0 = Instant::now();
     let file = GgufFile::open(&args.model)?;
     let tokenizer = Tokenizer::from_gguf(&file)
         .with_context(|| format!("reading the tokenizer of {}", args.model.display()))?;
-    let prompt = tokenizer.encode(&args.prompt, true);
-    if prompt.is_empty() {
-        bail!("the prompt is empty and the model adds no BOS token: give a prompt with -p");
+    let texts = prompt_texts(&args)?;
+    let prompts: Vec<Vec<u32>> = texts.iter().map(|t| tokenizer.encode(t, true)).collect();
+    if let Some(i) = prompts.iter().position(Vec::is_empty) {
+        let which = if prompts.len() > 1 {
+            format!("prompt {} is", i + 1)
+        } else {
+            "the prompt is".into()
+        };
+        bail!("{which} empty and the model adds no BOS token: give a prompt with -p");
     }
+    let longest = prompts
+        .iter()
+        .map(Vec::len)
+        .max()
+        .expect("at least one prompt");
     let (backend, objects) = args.source.open()?;
     let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)?;
     let ctx = args.ctx.unwrap_or(cfg.context_train.min(4096));
     if ctx == 0 {
         bail!("the context size (-c) must be at least 1");
     }
-    if prompt.len() >= ctx {
-        bail!("the prompt has {} tokens but the context holds {ctx}: use a larger -c or a shorter prompt", prompt.len());
+    if longest >= ctx {
+        bail!("a prompt has {longest} tokens but the context holds {ctx}: use a larger -c or a shorter prompt");
     }
     if ctx > cfg.context_train {
         eprintln!(
@@ -113,6 +132,7 @@ pub fn run(args: Args) -> Result<()> {
             context: ctx,
             activations,
             attention,
+            sequences: prompts.len(),
         },
         &mut |done, total| {
             bar.set_length(total as u64);
@@ -131,10 +151,38 @@ pub fn run(args: Args) -> Result<()> {
         model.projection_kernels()
     );
 
+    if prompts.len() > 1 {
+        let mut samplers = (0..prompts.len())
+            .map(|_| Sampler::new(sampling.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tokens, stats) = generate_batch(
+            &mut model,
+            &prompts,
+            args.n_predict,
+            &mut samplers,
+            &|t| tokenizer.is_eog(t),
+            &mut |_, _| true,
+        )?;
+        let mut out = std::io::stdout().lock();
+        for (i, seq) in tokens.iter().enumerate() {
+            let mut decoder = Decoder::new();
+            let mut text = String::new();
+            for &t in seq {
+                text.push_str(&decoder.push(&tokenizer, t));
+            }
+            text.push_str(&decoder.finish());
+            if let Err(e) = writeln!(out, "[{}] {text}", i + 1) {
+                return quiet_on_broken_pipe(e);
+            }
+        }
+        print_summary(&backend_name, load_ms, &stats, &model);
+        return Ok(());
+    }
+    let prompt = &prompts[0];
     let mut out = std::io::stdout().lock();
     let mut decoder = Decoder::new();
     let mut prompt_text = String::new();
-    for &t in &prompt {
+    for &t in prompt {
         prompt_text.push_str(&decoder.push(&tokenizer, t));
     }
     write!(out, "{prompt_text}")?;
@@ -142,7 +190,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut write_error = None;
     let (_, stats) = generate(
         &mut model,
-        &prompt,
+        prompt,
         args.n_predict,
         &mut sampler,
         &|t| tokenizer.is_eog(t),
@@ -164,6 +212,39 @@ pub fn run(args: Args) -> Result<()> {
             return Err(e.into());
         }
     }
+    print_summary(&backend_name, load_ms, &stats, &model);
+    Ok(())
+}
+
+/// A write error on stdout: a closed pipe (the reader has what it wanted) ends quietly.
+fn quiet_on_broken_pipe(e: std::io::Error) -> Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Ok(());
+    }
+    Err(e.into())
+}
+
+/// The prompts in order: `-p` ones, then the lines of `--prompts` (an empty line is an empty
+/// prompt, refused later); the empty prompt when none is given (a BOS-only start).
+fn prompt_texts(args: &Args) -> Result<Vec<String>> {
+    let mut texts = args.prompt.clone();
+    if let Some(path) = &args.prompts {
+        let all = std::fs::read_to_string(path)
+            .with_context(|| format!("reading prompts from {}", path.display()))?;
+        let lines: Vec<String> = all.lines().map(str::to_string).collect();
+        if lines.is_empty() {
+            bail!("{} holds no prompts: give one per line", path.display());
+        }
+        texts.extend(lines);
+    }
+    if texts.is_empty() {
+        texts.push(String::new());
+    }
+    Ok(texts)
+}
+
+/// The llama.cpp-style summary on stderr (and the profile when asked for).
+fn print_summary(backend_name: &str, load_ms: f64, stats: &Stats, model: &Model) {
     eprintln!();
     eprintln!("greta: backend          = {backend_name}");
     eprintln!("greta: load time        = {load_ms:10.2} ms");
@@ -188,7 +269,6 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(rows) = model.profile() {
         print_profile(&rows);
     }
-    Ok(())
 }
 
 /// The profile as a table on stderr: per phase, each kernel's share of the device time.

@@ -30,10 +30,11 @@
 //! signature, is in [`launch`]; the memory plan and the scratch buffers are in
 //! [`super::memory`].
 
+use self::launch::View;
 use super::config::LlamaConfig;
 use super::kernels::{
     default_activations, embedding_for, projection, Activations, Attention, Outputs, Planned,
-    WeightType,
+    WeightType, GEMV_MAX_TOKENS,
 };
 use super::memory::{MemoryPlan, Scratch, ScratchShape};
 use super::profile::{Phase, Profile, ProfileRow};
@@ -62,6 +63,45 @@ pub struct ModelOptions {
     pub activations: Option<Scalar>,
     /// The attention kernels.
     pub attention: Attention,
+    /// Sequences the model holds at once (at least 1): each has its own KV-cache slot of
+    /// `context` positions, and [`Model::decode`] runs a step of several together.
+    pub sequences: usize,
+}
+
+/// One sequence's step of a batched decode ([`Model::decode`]): `token` at position `pos` of
+/// KV-cache slot `slot` (positions `0..pos` of the slot must hold the sequence so far).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeStep {
+    pub slot: usize,
+    pub token: u32,
+    pub pos: usize,
+}
+
+/// One sequence's part of a forward pass: rows `row0..row0 + tokens` of the pass, at positions
+/// `start..start + tokens` of KV-cache slot `slot`. RoPE, the cache writes and attention run
+/// per segment; everything else (norms, projections, SwiGLU) over all the pass's rows at once,
+/// with kernels whose result for a row does not depend on the other rows (see
+/// [`Model::decode`]).
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    slot: usize,
+    row0: usize,
+    tokens: usize,
+    start: usize,
+}
+
+impl Segment {
+    /// This segment's rows of a `[rows, width]` buffer.
+    fn rows<'a>(&self, buf: impl Into<View<'a>>, width: usize) -> View<'a> {
+        buf.into().rows(self.row0, self.tokens, width)
+    }
+}
+
+/// A sequence's KV cache: `context` positions of keys and of values per layer, in the
+/// activation type.
+struct KvSlot {
+    k: Vec<DeviceBuffer>,
+    v: Vec<DeviceBuffer>,
 }
 
 /// A weight matrix on the device: `rows` outputs of `cols` inputs — rows `row0..row0 + rows`
@@ -140,11 +180,15 @@ pub struct Model {
     output: Option<Weight>,
     output_norm: DeviceBuffer,
     layers: Vec<Layer>,
-    k_cache: Vec<DeviceBuffer>,
-    v_cache: Vec<DeviceBuffer>,
+    /// One KV cache per sequence ([`ModelOptions::sequences`]).
+    caches: Vec<KvSlot>,
     scratch: Option<Scratch>,
     device_bytes: u64,
     peak_device_bytes: u64,
+    /// Weights and KV caches as planned (the scratch is planned per pass length).
+    planned: (u64, u64),
+    /// The backend's free device memory before the model allocated anything.
+    free_at_load: Option<u64>,
     /// Per-kernel launch times, when profiling ([`Model::enable_profile`]).
     profile: Option<RefCell<Profile>>,
     /// The phase of the forward pass running now (for the profile).
@@ -215,6 +259,9 @@ impl Model {
         let cfg = LlamaConfig::from_gguf(g)?;
         let output_name = weights::check(g, &cfg)?;
         let context = options.context;
+        if options.sequences == 0 {
+            return Err(LoadError::Sequences(options.sequences));
+        }
         if context == 0 {
             return Err(LoadError::Context {
                 ctx: context,
@@ -235,7 +282,7 @@ impl Model {
             return Err(LoadError::Activations(act_ty.to_string()));
         }
         let act = Activations::new(&cfg, act_ty, options.attention, backend.target());
-        let plan = MemoryPlan::new(g, &cfg, &act, backend.target(), context);
+        let plan = MemoryPlan::new(g, &cfg, &act, backend.target(), context, options.sequences);
         if let Some((free, _total)) = backend.memory_info() {
             if plan.total() > free {
                 return Err(LoadError::DeviceMemory {
@@ -243,8 +290,9 @@ impl Model {
                     free_mib: mib(free),
                     device: backend.device_name(),
                     what: format!(
-                        "weights {} MiB, KV cache for {context} tokens {} MiB",
+                        "weights {} MiB, KV cache for {} × {context} tokens {} MiB",
                         mib(plan.weights),
+                        options.sequences,
                         mib(plan.kv_cache)
                     ),
                 });
@@ -284,11 +332,12 @@ impl Model {
             output: None,
             output_norm: backend.alloc(Scalar::F32, 0)?,
             layers: Vec::new(),
-            k_cache: Vec::new(),
-            v_cache: Vec::new(),
+            caches: Vec::new(),
             scratch: None,
             device_bytes: 0,
             peak_device_bytes: 0,
+            planned: (plan.weights, plan.kv_cache),
+            free_at_load: backend.memory_info().map(|(free, _)| free),
             profile: None,
             phase: Phase::Decode,
             backend,
@@ -316,11 +365,16 @@ impl Model {
             model.layers.push(layer);
             progress(total - cfg.n_layers + l + 1, total);
         }
-        for _ in 0..cfg.n_layers {
-            let k = model.alloc(act_ty, context * cfg.kv_dim())?;
-            let v = model.alloc(act_ty, context * cfg.kv_dim())?;
-            model.k_cache.push(k);
-            model.v_cache.push(v);
+        for _ in 0..options.sequences {
+            let mut slot = KvSlot {
+                k: Vec::new(),
+                v: Vec::new(),
+            };
+            for _ in 0..cfg.n_layers {
+                slot.k.push(model.alloc(act_ty, context * cfg.kv_dim())?);
+                slot.v.push(model.alloc(act_ty, context * cfg.kv_dim())?);
+            }
+            model.caches.push(slot);
         }
         Ok(model)
     }
@@ -331,6 +385,11 @@ impl Model {
 
     pub fn context(&self) -> usize {
         self.context
+    }
+
+    /// Sequences the model holds at once (KV-cache slots).
+    pub fn sequences(&self) -> usize {
+        self.caches.len()
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -369,6 +428,28 @@ impl Model {
     /// The most device memory greta's own buffers have held at once.
     pub fn peak_device_bytes(&self) -> u64 {
         self.peak_device_bytes
+    }
+
+    /// The device memory the memory plan predicts once a pass of `tokens` tokens has run:
+    /// weights, KV caches and the scratch of `tokens` tokens (or of a decode step, if more).
+    pub fn planned_bytes(&self, tokens: usize) -> u64 {
+        let shape = ScratchShape {
+            cfg: &self.cfg,
+            act: &self.act,
+            target: self.backend.target(),
+            tokens: tokens.max(super::memory::decode_rows(self.caches.len())),
+            context: self.context,
+            sequences: self.caches.len(),
+        };
+        self.planned.0 + self.planned.1 + Scratch::bytes(&shape)
+    }
+
+    /// Device memory in use now that was free before the model was loaded, as the backend
+    /// reports it (`None` where it reports none, as on the CPU): what the plan is checked
+    /// against on a GPU, allocation granularity and loaded code included.
+    pub fn device_bytes_used(&self) -> Option<u64> {
+        let (free, _) = self.backend.memory_info()?;
+        Some(self.free_at_load?.saturating_sub(free))
     }
 
     fn alloc(&mut self, scalar: Scalar, len: usize) -> Result<DeviceBuffer, RuntimeError> {
@@ -507,6 +588,7 @@ impl Model {
             target,
             tokens,
             context: self.context,
+            sequences: self.caches.len(),
         };
         let need = Scratch::bytes(&shape);
         if let Some((free, _)) = self.backend.memory_info() {
@@ -552,31 +634,120 @@ impl Model {
         Ok(())
     }
 
-    /// Runs `tokens` at positions `start..` (the KV cache must hold positions `0..start`) and
-    /// returns the logits of the last token.
+    fn check_slot(&self, slot: usize) -> Result<(), RunError> {
+        if slot >= self.caches.len() {
+            return Err(RunError::Slot {
+                slot,
+                sequences: self.caches.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `tokens` at positions `start..` of sequence 0 (the KV cache must hold positions
+    /// `0..start`) and returns the logits of the last token.
     pub fn forward(&mut self, tokens: &[u32], start: usize) -> Result<Vec<f32>, RunError> {
+        self.forward_in(0, tokens, start)
+    }
+
+    /// Like [`Model::forward`], in KV-cache slot `slot` (a prompt of one of several sequences).
+    pub fn forward_in(
+        &mut self,
+        slot: usize,
+        tokens: &[u32],
+        start: usize,
+    ) -> Result<Vec<f32>, RunError> {
+        self.check_slot(slot)?;
+        let seg = Segment {
+            slot,
+            row0: 0,
+            tokens: tokens.len(),
+            start,
+        };
         Ok(self
-            .run(tokens, start, false)?
+            .run(tokens, &[seg], false)?
             .pop()
             .expect("at least one row of logits"))
     }
 
     /// Like [`Model::forward`], returning the logits of every token (for tests).
     pub fn forward_all(&mut self, tokens: &[u32], start: usize) -> Result<Vec<Vec<f32>>, RunError> {
-        self.run(tokens, start, true)
+        let seg = Segment {
+            slot: 0,
+            row0: 0,
+            tokens: tokens.len(),
+            start,
+        };
+        self.run(tokens, &[seg], true)
     }
 
-    fn run(&mut self, tokens: &[u32], start: usize, all: bool) -> Result<Vec<Vec<f32>>, RunError> {
+    /// One decode step of several sequences at once, each in its own KV-cache slot (no slot
+    /// twice), returning each step's logits in order.
+    ///
+    /// Batch-invariant: a sequence's logits are bit-identical to those of the same step
+    /// decoded alone. The steps run [`GEMV_MAX_TOKENS`] at a time, so the projections run the
+    /// same kernel family as for one token (GEMV with half activations, `matmul` with f32), and
+    /// those kernels reduce each output row in an order that does not depend on how many rows
+    /// share the launch (every row's dot products stride over `K` the same way, and `m_tile`
+    /// only says how many rows a lane carries); norms and SwiGLU are per row; RoPE, the cache
+    /// write and attention run per sequence with the same split of the cache as alone.
+    pub fn decode(&mut self, steps: &[DecodeStep]) -> Result<Vec<Vec<f32>>, RunError> {
+        if steps.is_empty() {
+            return Err(RunError::EmptyPrompt);
+        }
+        for (i, step) in steps.iter().enumerate() {
+            self.check_slot(step.slot)?;
+            if steps[..i].iter().any(|s| s.slot == step.slot) {
+                return Err(RunError::SlotTwice { slot: step.slot });
+            }
+        }
+        let mut logits = Vec::with_capacity(steps.len());
+        for chunk in steps.chunks(GEMV_MAX_TOKENS) {
+            let tokens: Vec<u32> = chunk.iter().map(|s| s.token).collect();
+            let segments: Vec<Segment> = chunk
+                .iter()
+                .enumerate()
+                .map(|(row0, s)| Segment {
+                    slot: s.slot,
+                    row0,
+                    tokens: 1,
+                    start: s.pos,
+                })
+                .collect();
+            logits.extend(self.run(&tokens, &segments, false)?);
+        }
+        Ok(logits)
+    }
+
+    /// A forward pass of `tokens`, cut into `segments` (consecutive, covering every token);
+    /// returns the logits of every token when `all` (one segment only), else of each segment's
+    /// last token.
+    fn run(
+        &mut self,
+        tokens: &[u32],
+        segments: &[Segment],
+        all: bool,
+    ) -> Result<Vec<Vec<f32>>, RunError> {
         if tokens.is_empty() {
             return Err(RunError::EmptyPrompt);
         }
-        self.check_tokens(tokens, start)?;
+        for seg in segments {
+            self.check_tokens(&tokens[seg.row0..seg.row0 + seg.tokens], seg.start)?;
+        }
         let t = tokens.len();
-        self.phase = if t > 1 { Phase::Prefill } else { Phase::Decode };
-        self.ensure_scratch(t)?;
+        debug_assert_eq!(segments.iter().map(|g| g.tokens).sum::<usize>(), t);
+        debug_assert!(!all || segments.len() == 1);
+        self.phase = if segments.iter().all(|g| g.tokens == 1) {
+            Phase::Decode
+        } else {
+            Phase::Prefill
+        };
+        // At least a batched decode step's scratch, as planned, so that it is allocated once.
+        self.ensure_scratch(t.max(super::memory::decode_rows(self.caches.len())))?;
         let s = self.scratch.as_ref().expect("ensured above");
         let c = &self.cfg;
         let (d, f) = (c.dim, c.ffn_dim);
+        let (qd, kvd) = (c.q_dim(), c.kv_dim());
 
         let mut ids = vec![0u32; s.tokens];
         ids[..t].copy_from_slice(tokens);
@@ -592,11 +763,23 @@ impl Model {
             let qkv =
                 self.project_group(&s.xn, &layer.qkv, &[&s.q, &s.k, &s.v], &s.qkv, t, o.qkv)?;
             let (q, k, v) = (qkv[0], qkv[1], qkv[2]);
-            self.rope(&self.act.rope_q, q, &s.qr, t, c.n_heads, start)?;
-            self.rope(&self.act.rope_k, k, &s.kr, t, c.n_kv_heads, start)?;
-            self.append(&s.kr, &self.k_cache[l], t, start)?;
-            self.append(v, &self.v_cache[l], t, start)?;
-            let att = self.attention(s, l, t, start)?;
+            for seg in segments {
+                let (n, start) = (seg.tokens, seg.start);
+                let (qr, kr) = (seg.rows(&s.qr, qd), seg.rows(&s.kr, kvd));
+                self.rope(&self.act.rope_q, seg.rows(q, qd), qr, n, c.n_heads, start)?;
+                self.rope(
+                    &self.act.rope_k,
+                    seg.rows(k, kvd),
+                    kr,
+                    n,
+                    c.n_kv_heads,
+                    start,
+                )?;
+                let cache = &self.caches[seg.slot];
+                self.append(kr, &cache.k[l], n, start)?;
+                self.append(seg.rows(v, kvd), &cache.v[l], n, start)?;
+            }
+            let att = self.attention(s, l, segments)?;
             self.project_residual(att, &layer.o, x, x2, &s.o, t)?;
             std::mem::swap(&mut x, &mut x2);
             self.rmsnorm(x, &layer.ffn_norm, &s.xn, t)?;
@@ -614,7 +797,6 @@ impl Model {
         }
 
         let output = self.output.as_ref().unwrap_or(&self.embd);
-        let rows = if all { t } else { 1 };
         let logits = if all {
             self.rmsnorm(x, &self.output_norm, &s.xn, t)?;
             let out = self.backend.alloc(Scalar::F32, t * c.vocab)?;
@@ -622,11 +804,16 @@ impl Model {
             self.backend.synchronize()?;
             self.backend.read(&out)?
         } else {
-            self.backend
-                .write(&s.last_id, &Buffer::U32(vec![(t - 1) as u32]))?;
-            self.gather(&self.act.gather, x, &s.last_id, &s.last, 1, d)?;
-            self.rmsnorm(&s.last, &self.output_norm, &s.last_n, 1)?;
-            self.project(&s.last_n, output, &s.logits, 1, o.logits, None)?;
+            // Each segment's last token.
+            let rows = segments.len();
+            let mut last = vec![0u32; s.last_id.len()];
+            for (id, g) in last.iter_mut().zip(segments) {
+                *id = (g.row0 + g.tokens - 1) as u32;
+            }
+            self.backend.write(&s.last_id, &Buffer::U32(last))?;
+            self.gather(&self.act.gather, x, &s.last_id, &s.last, rows, d)?;
+            self.rmsnorm(&s.last, &self.output_norm, &s.last_n, rows)?;
+            self.project(&s.last_n, output, &s.logits, rows, o.logits, None)?;
             self.backend.synchronize()?;
             self.backend.read(&s.logits)?
         };
@@ -639,6 +826,7 @@ impl Model {
                 })
             }
         };
+        let rows = if all { t } else { segments.len() };
         Ok(logits
             .chunks(c.vocab)
             .take(rows)
@@ -668,6 +856,7 @@ mod tests {
             context: 40,
             activations: Some(act),
             attention,
+            sequences: 1,
         };
         let backend = Box::new(CpuBackend::new(target));
         let model = Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
@@ -691,7 +880,7 @@ mod tests {
         for (ty, act, attention, target) in cases {
             let (g, mut model, options) = tiny(dir.path(), ty, act, attention, target);
             model.forward(&[1], 0).unwrap();
-            let plan = MemoryPlan::new(&g, &model.cfg, &model.act, target, options.context);
+            let plan = MemoryPlan::new(&g, &model.cfg, &model.act, target, options.context, 1);
             let what = format!("{} weights, {act}, {attention} on {target}", ty.name());
             assert_eq!(model.peak_device_bytes(), plan.total(), "{what}");
             // A prompt (the GEMM path) replaces the scratch with a larger one.
@@ -703,6 +892,7 @@ mod tests {
                 target,
                 tokens: prompt.len(),
                 context: options.context,
+                sequences: 1,
             };
             let larger = plan.weights + plan.kv_cache + Scratch::bytes(&shape);
             assert_eq!(model.peak_device_bytes(), larger, "{what}");

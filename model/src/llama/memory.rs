@@ -4,15 +4,15 @@
 //! (with the backend's allocator) and the plan ([`Scratch::bytes`], nothing allocated).
 
 use super::config::LlamaConfig;
-use super::kernels::{split_k, Activations, Attention, WeightType};
+use super::kernels::{split_k, Activations, Attention, WeightType, GEMV_MAX_TOKENS};
 use crate::gguf::GgufFile;
 use greta_dsl::ir::Scalar;
 use greta_dsl::Target;
 use greta_runtime::DeviceBuffer;
 use std::convert::Infallible;
 
-/// The device memory a model needs: its weights as uploaded, the KV cache, and the scratch of
-/// a one-token forward pass (a longer prompt's scratch is checked when it comes).
+/// The device memory a model needs: its weights as uploaded, the KV caches, and the scratch of
+/// a decode step of every sequence (a longer prompt's scratch is checked when it comes).
 pub struct MemoryPlan {
     pub weights: u64,
     pub kv_cache: u64,
@@ -20,14 +20,15 @@ pub struct MemoryPlan {
 }
 
 impl MemoryPlan {
-    /// The plan for the model in `g` with activations and kernels `act` and `context` cache
-    /// positions per layer.
+    /// The plan for the model in `g` with activations and kernels `act`, `context` cache
+    /// positions per layer and `sequences` KV caches.
     pub fn new(
         g: &GgufFile,
         cfg: &LlamaConfig,
         act: &Activations,
         target: &Target,
         context: usize,
+        sequences: usize,
     ) -> MemoryPlan {
         let act_size = act.act.size_bytes() as u64;
         // Norms in the activation type; dense weights in their device type; Q8_0 as in the
@@ -45,13 +46,15 @@ impl MemoryPlan {
                 },
             )
             .sum();
-        let kv_cache = 2 * (cfg.n_layers * context * cfg.kv_dim()) as u64 * act_size;
+        let kv_cache =
+            2 * (cfg.n_layers * context * cfg.kv_dim()) as u64 * act_size * sequences as u64;
         let shape = ScratchShape {
             cfg,
             act,
             target,
-            tokens: 1,
+            tokens: decode_rows(sequences),
             context,
+            sequences,
         };
         MemoryPlan {
             weights,
@@ -75,6 +78,15 @@ pub struct ScratchShape<'a> {
     pub tokens: usize,
     /// KV-cache positions attention covers at the most.
     pub context: usize,
+    /// Sequences the model holds (the rows of logits a pass returns at the most are
+    /// [`decode_rows`] of them).
+    pub sequences: usize,
+}
+
+/// Rows of one batched decode pass for `sequences` sequences (batches run
+/// [`GEMV_MAX_TOKENS`] at a time; see [`super::Model::decode`]).
+pub fn decode_rows(sequences: usize) -> usize {
+    sequences.clamp(1, GEMV_MAX_TOKENS)
 }
 
 /// The buffers of a forward pass over up to `tokens` tokens: device buffers, or `()` where
@@ -116,8 +128,8 @@ pub struct Scratch<B = DeviceBuffer> {
     pub probs: B,
     /// One token's split-K partials `[heads, splits, head_dim + 2]` (V2, V4 only).
     pub part: B,
-    /// The last token: its index `[1]` (u32), hidden state and normed state `[dim]` (act),
-    /// logits `[vocab]`.
+    /// Each sequence's last token: its row `[rows]` (u32), hidden state and normed state
+    /// `[rows, dim]` (act), logits `[rows, vocab]` (rows: [`decode_rows`]).
     pub last_id: B,
     pub last: B,
     pub last_n: B,
@@ -132,6 +144,7 @@ impl<B> Scratch<B> {
         mut make: impl FnMut(Scalar, usize) -> Result<B, E>,
     ) -> Result<Scratch<B>, E> {
         let (c, t, act) = (shape.cfg, shape.tokens, shape.act.act);
+        let rows = decode_rows(shape.sequences);
         let (f32_, u32_) = (Scalar::F32, Scalar::U32);
         let half = act != f32_;
         let v1 = shape.act.attention == Attention::V1;
@@ -170,10 +183,10 @@ impl<B> Scratch<B> {
             scores: f(f32_, scores)?,
             probs: f(f32_, scores)?,
             part: f(f32_, part)?,
-            last_id: f(u32_, 1)?,
-            last: f(act, c.dim)?,
-            last_n: f(act, c.dim)?,
-            logits: f(f32_, c.vocab)?,
+            last_id: f(u32_, rows)?,
+            last: f(act, rows * c.dim)?,
+            last_n: f(act, rows * c.dim)?,
+            logits: f(f32_, rows * c.vocab)?,
         };
         Ok(Scratch { bytes, ..s })
     }

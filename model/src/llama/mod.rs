@@ -10,7 +10,7 @@ pub mod reference;
 pub mod weights;
 
 pub use config::{ConfigError, LlamaConfig};
-pub use forward::{Model, ModelOptions};
+pub use forward::{DecodeStep, Model, ModelOptions};
 pub use kernels::{default_activations, plan, projection, Attention, Output, GEMV_MAX_TOKENS};
 pub use weights::WeightError;
 
@@ -36,6 +36,8 @@ pub enum LoadError {
         device: String,
         what: String,
     },
+    #[error("{0} sequences: a model holds at least one")]
+    Sequences(usize),
     #[error("activations of {0}: greta computes in f32, f16 or bf16")]
     Activations(String),
     #[error("kernel `{kernel}` [{config}]: {message}")]
@@ -63,6 +65,10 @@ pub enum RunError {
         end: usize,
         context: usize,
     },
+    #[error("sequence slot {slot} does not exist: the model holds {sequences} sequences")]
+    Slot { slot: usize, sequences: usize },
+    #[error("sequence slot {slot} appears twice in one decode step")]
+    SlotTwice { slot: usize },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("device memory for {what}: {message}")]

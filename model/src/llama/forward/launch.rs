@@ -6,7 +6,7 @@
 //! kernel's module; a kernel chosen at run time (a projection's, the prefill attention's) is
 //! matched to its struct by name, and [`Model::launch`] refuses a struct of another kernel.
 
-use super::{Group, Model, Weight, WeightBufs};
+use super::{Group, Model, Segment, Weight, WeightBufs};
 use crate::llama::kernels::{projection, split_k, Attention, Output, Planned};
 use crate::llama::memory::Scratch;
 use greta_dsl::interp::LaunchDims;
@@ -50,6 +50,13 @@ impl<'a> View<'a> {
             buf,
             part: Some((offset, len)),
         }
+    }
+
+    /// Rows `row0..row0 + rows` of this view read as a matrix of rows of `width` elements (a
+    /// sequence's rows in a batch).
+    pub(super) fn rows(self, row0: usize, rows: usize, width: usize) -> View<'a> {
+        let base = self.part.map_or(0, |(offset, _)| offset);
+        View::part(self.buf, base + row0 * width, rows * width)
     }
 }
 
@@ -309,7 +316,7 @@ impl Model {
         &self,
         p: &Planned,
         x: impl Into<View<'b>>,
-        y: &DeviceBuffer,
+        y: impl Into<View<'b>>,
         tokens: usize,
         heads: usize,
         start: usize,
@@ -401,14 +408,14 @@ impl Model {
         }
     }
 
-    /// Attention of the `t` new tokens' queries (`s.qr`) over cache positions `0..start + t` of
-    /// `layer`; returns the buffer holding the output in the activation type.
+    /// Attention of each segment's new tokens' queries (its rows of `s.qr`) over positions
+    /// `0..start + tokens` of its slot's cache in `layer`; returns the buffer holding the
+    /// output (`[tokens, q_dim]`, every segment's rows) in the activation type.
     pub(super) fn attention<'s>(
         &self,
         s: &'s Scratch,
         layer: usize,
-        t: usize,
-        start: usize,
+        segments: &[Segment],
     ) -> Result<&'s DeviceBuffer, RuntimeError> {
         // The output in the activation type: `att` itself for f32.
         let out = if self.act.act == Scalar::F32 {
@@ -416,38 +423,39 @@ impl Model {
         } else {
             &s.att_act
         };
-        match self.act.attention {
-            Attention::V1 => {
-                self.attention_v1(s, layer, t, start)?;
-                if self.act.act != Scalar::F32 {
-                    self.copy(&self.act.to_act, &s.att, out, t * self.cfg.q_dim(), 0)?;
+        let t: usize = segments.iter().map(|g| g.tokens).sum();
+        for seg in segments {
+            match self.act.attention {
+                Attention::V1 => self.attention_v1(s, layer, seg)?,
+                Attention::V2 | Attention::V3 | Attention::V4 => {
+                    self.attention_fused(s, layer, seg, out)?
                 }
             }
-            Attention::V2 | Attention::V3 | Attention::V4 => {
-                self.attention_fused(s, layer, t, start, out)?
-            }
+        }
+        if self.act.attention == Attention::V1 && self.act.act != Scalar::F32 {
+            self.copy(&self.act.to_act, &s.att, out, t * self.cfg.q_dim(), 0)?;
         }
         Ok(out)
     }
 
-    /// [`Attention::V2`] / [`Attention::V3`] / [`Attention::V4`]: for one token, split-K
-    /// `attn_decode` over stretches of the cache, then `attn_combine`; over several,
-    /// `attn_flash`, `attn_qlds` or `attn_mma` (the same arguments).
+    /// [`Attention::V2`] / [`Attention::V3`] / [`Attention::V4`] for one segment: for one
+    /// token, split-K `attn_decode` over stretches of the cache, then `attn_combine`; over
+    /// several, `attn_flash`, `attn_qlds` or `attn_mma` (the same arguments).
     fn attention_fused(
         &self,
         s: &Scratch,
         layer: usize,
-        t: usize,
-        start: usize,
+        seg: &Segment,
         out: &DeviceBuffer,
     ) -> Result<(), RuntimeError> {
         let c = &self.cfg;
         let target = self.backend.target();
+        let (t, start) = (seg.tokens, seg.start);
         let cache = (start + t) * c.kv_dim();
-        let q = at_least(&s.qr, t * c.q_dim());
-        let k_cache = at_least(&self.k_cache[layer], cache);
-        let v_cache = at_least(&self.v_cache[layer], cache);
-        let out = at_least(out, t * c.q_dim());
+        let q = at_least(seg.rows(&s.qr, c.q_dim()), t * c.q_dim());
+        let k_cache = at_least(&self.caches[seg.slot].k[layer], cache);
+        let v_cache = at_least(&self.caches[seg.slot].v[layer], cache);
+        let out = at_least(seg.rows(out, c.q_dim()), t * c.q_dim());
         let (tokens, heads) = (t as u32, c.n_heads as u32);
         let (kv_heads, head_dim) = (c.n_kv_heads as u32, c.head_dim as u32);
         // The fused kernels' scores are base 2.
@@ -511,14 +519,9 @@ impl Model {
     }
 
     /// [`Attention::V1`]: scores and probabilities in memory, the f32 output into `s.att`.
-    fn attention_v1(
-        &self,
-        s: &Scratch,
-        layer: usize,
-        t: usize,
-        start: usize,
-    ) -> Result<(), RuntimeError> {
+    fn attention_v1(&self, s: &Scratch, layer: usize, seg: &Segment) -> Result<(), RuntimeError> {
         let c = &self.cfg;
+        let (t, start) = (seg.tokens, seg.start);
         let len = start + t;
         let (cache, n) = (len * c.kv_dim(), c.n_heads * t * len);
         let (scores, probs) = (at_least(&s.scores, n), at_least(&s.probs, n));
@@ -533,8 +536,8 @@ impl Model {
         let p = &self.act.attn_scores;
         let dims = greta_kernels::attn_scores::launch(&p.config, heads, tokens, len);
         let args = AttnScoresArgs {
-            q: at_least(&s.qr, t * c.q_dim()),
-            k_cache: at_least(&self.k_cache[layer], cache),
+            q: at_least(seg.rows(&s.qr, c.q_dim()), t * c.q_dim()),
+            k_cache: at_least(&self.caches[seg.slot].k[layer], cache),
             scores,
             tokens,
             heads,
@@ -559,8 +562,8 @@ impl Model {
         let dims = greta_kernels::attn_values::launch(&p.config, tokens, heads, head_dim);
         let args = AttnValuesArgs {
             probs,
-            v_cache: at_least(&self.v_cache[layer], cache),
-            out: at_least(&s.att, t * c.q_dim()),
+            v_cache: at_least(&self.caches[seg.slot].v[layer], cache),
+            out: at_least(seg.rows(&s.att, c.q_dim()), t * c.q_dim()),
             tokens,
             heads,
             kv_heads,
