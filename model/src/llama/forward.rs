@@ -899,6 +899,47 @@ mod tests {
         }
     }
 
+    /// With several sequences the plan counts a KV cache per sequence and a decode step's
+    /// scratch for all of them (up to one launch's rows): what loading and a batched decode
+    /// step allocate, to the byte.
+    #[test]
+    fn the_memory_plan_counts_every_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = crate::synth::tiny(dir.path(), GgmlType::F16, 1).unwrap();
+        for sequences in [1, 3, 8, 12] {
+            let options = ModelOptions {
+                context: 24,
+                activations: Some(Scalar::F16),
+                attention: Attention::V4,
+                sequences,
+            };
+            let backend = Box::new(CpuBackend::new(&Target::SM_90));
+            let mut model =
+                Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
+            let steps: Vec<DecodeStep> = (0..sequences)
+                .map(|slot| DecodeStep {
+                    slot,
+                    token: 1 + slot as u32,
+                    pos: 0,
+                })
+                .collect();
+            model.decode(&steps).unwrap();
+            let plan = MemoryPlan::new(&g, &model.cfg, &model.act, &Target::SM_90, 24, sequences);
+            assert_eq!(
+                model.peak_device_bytes(),
+                plan.total(),
+                "{sequences} sequences"
+            );
+            assert_eq!(
+                model.planned_bytes(1),
+                plan.total(),
+                "{sequences} sequences"
+            );
+            let one = MemoryPlan::new(&g, &model.cfg, &model.act, &Target::SM_90, 24, 1);
+            assert_eq!(plan.kv_cache, one.kv_cache * sequences as u64);
+        }
+    }
+
     /// Where a fused group's parts may start: 16 bytes into every buffer of the weight.
     #[test]
     fn parts_start_on_slice_boundaries() {

@@ -7,8 +7,11 @@ use crate::llama::{LoadError, Model};
 use greta_runtime::BackendKind;
 use serde_json::{json, Value};
 
-/// How far measured device memory may be from the plan (allocation granularity, code).
+/// How far measured device memory may be from the plan: 5%, or [`MEMORY_SLACK`] bytes where
+/// that is more — the driver's allocation granularity (2 MiB per buffer on CUDA) and the loaded
+/// code objects are a few MiB that only matter to a tiny model.
 const MEMORY_BOUND: f64 = 0.05;
+const MEMORY_SLACK: u64 = 64 << 20;
 
 pub fn run(v: &Verifier) -> Result<GateReport, GateError> {
     let s = &v.settings;
@@ -32,7 +35,8 @@ pub fn run(v: &Verifier) -> Result<GateReport, GateError> {
             _ => (model.peak_device_bytes(), "greta buffers"),
         };
         let off = measured as f64 / planned as f64 - 1.0;
-        let ok = finite && off.abs() <= MEMORY_BOUND;
+        let ok =
+            finite && (off.abs() <= MEMORY_BOUND || measured.abs_diff(planned) <= MEMORY_SLACK);
         passed &= ok;
         summary.push(format!(
             "{len}: {:.0} MiB ({how}) vs plan {:.0} MiB ({:+.1}%)",
@@ -60,6 +64,7 @@ pub fn run(v: &Verifier) -> Result<GateReport, GateError> {
         figures: figures([
             ("contexts", Value::from(rows)),
             ("bound", Value::from(MEMORY_BOUND)),
+            ("slack_bytes", Value::from(MEMORY_SLACK)),
             ("refusal", Value::from(refusal)),
         ]),
     })

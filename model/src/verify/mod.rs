@@ -95,7 +95,9 @@ impl Settings {
             prompt_len: 64,
             decode_tokens: 32,
             aligned_lengths: vec![2, 9, 64, 300, 1000],
-            matrix_lengths: vec![1, 2, 8, 9, 64, 127, 512, 1000],
+            // 3 types × (12 prefill-decode + 11 kv-aligned) = 69 cases: the design's nightly
+            // 64, around the GEMV/GEMM switch (8, 9), tile edges (16, 31, 64, 127) and long.
+            matrix_lengths: vec![1, 2, 3, 8, 9, 16, 31, 64, 127, 256, 512, 1000],
             long_lengths: vec![8192, 16384, 32768],
             batch: 8,
             soak_runs: 5,
