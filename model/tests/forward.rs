@@ -46,6 +46,7 @@ fn load_with(
             activations,
             attention,
             sequences: 1,
+            trace: Default::default(),
         },
         &mut |_, _| {},
     )
