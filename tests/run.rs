@@ -3,6 +3,9 @@
 //! panic, before anything is generated.
 
 use greta_model::gguf::{GgmlType, GgufFile, GgufWriter, Value};
+use greta_model::llama::reference::Reference;
+use greta_model::llama::{LlamaConfig, Stage};
+use greta_model::tokenizer::{Decoder, Tokenizer};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -12,9 +15,17 @@ const MODEL: &str = concat!(
 );
 
 fn greta(args: &[&str]) -> Output {
+    greta_env(args, &[])
+}
+
+/// `greta args` with environment variables `vars` (tracing is off unless they turn it on).
+fn greta_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_greta"))
         .args(args)
         .env("GRETA_BACKEND", "cpu")
+        .env_remove("GRETA_TRACE_STAGE")
+        .env_remove("GRETA_DUMP_LOGITS")
+        .envs(vars.iter().copied())
         .output()
         .expect("greta runs")
 }
@@ -203,6 +214,180 @@ fn profile_counts_every_launch_and_leaves_the_text_alone() {
     assert!(line("decode", "matmul").contains(" 63 launches"), "{err}");
     assert!(line("prefill", "rmsnorm").contains(" 11 launches"), "{err}");
     assert!(!String::from_utf8_lossy(&plain.stderr).contains("profile"));
+}
+
+const PROMPT: &str = "Once upon a time";
+
+/// `greta run` of the prompt for 4 greedy tokens: the prompt's pass and 3 decode passes.
+const GREEDY_4: [&str; 9] = ["run", "-m", MODEL, "-p", PROMPT, "-n", "4", "--temp", "0"];
+
+/// `GRETA_TRACE_STAGE=1` prints one line per stage, per layer and per forward pass on stderr,
+/// each with the rows, positions and shape of its tensor, and the text is the untraced one.
+#[test]
+fn trace_stage_prints_every_stage_of_every_layer_and_leaves_the_text_alone() {
+    let plain = greta(&GREEDY_4);
+    let traced = greta_env(&GREEDY_4, &[("GRETA_TRACE_STAGE", "1")]);
+    let err = String::from_utf8_lossy(&traced.stderr);
+    assert!(traced.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        String::from_utf8_lossy(&traced.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("greta-trace"));
+
+    let file = GgufFile::open(Path::new(MODEL)).unwrap();
+    let c = LlamaConfig::from_gguf(&file).unwrap();
+    let prompt = Tokenizer::from_gguf(&file)
+        .unwrap()
+        .encode(PROMPT, true)
+        .len();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("greta-trace "))
+        .collect();
+    for pass in 0..4 {
+        // The prompt's rows, then one generated token per pass.
+        let (first, end) = if pass == 0 {
+            (0, prompt)
+        } else {
+            (prompt + pass - 1, prompt + pass)
+        };
+        for stage in Stage::ALL {
+            let layers: Vec<String> = if stage.per_layer() {
+                (0..c.n_layers).map(|l| l.to_string()).collect()
+            } else {
+                vec!["-".into()]
+            };
+            // Only the last position's logits are computed.
+            let first = match stage {
+                Stage::FinalNorm | Stage::Logits => end - 1,
+                _ => first,
+            };
+            let width = match stage {
+                Stage::Q | Stage::RopeQ | Stage::Attention => c.q_dim(),
+                Stage::K | Stage::V | Stage::RopeK => c.kv_dim(),
+                Stage::Gate | Stage::Up | Stage::SiluMul => c.ffn_dim,
+                Stage::Logits => c.vocab,
+                _ => c.dim,
+            };
+            let rows = end - first;
+            for layer in layers {
+                let head = format!("greta-trace pass={pass} layer={layer} stage={stage} ");
+                let found: Vec<&&str> = lines.iter().filter(|l| l.starts_with(&head)).collect();
+                assert_eq!(found.len(), 1, "one `{head}` line in:\n{err}");
+                let want = format!(
+                    "{head}rows=0..{rows} seq=0 pos={first}..{end} shape=[{rows},{width}] dtype=f32 checksum="
+                );
+                assert!(found[0].starts_with(&want), "{}\nwant {want}", found[0]);
+                assert!(found[0].ends_with(" nonfinite=0"), "{}", found[0]);
+            }
+        }
+    }
+    let per_pass = Stage::ALL
+        .iter()
+        .map(|s| if s.per_layer() { c.n_layers } else { 1 })
+        .sum::<usize>();
+    assert_eq!(lines.len(), 4 * per_pass, "{err}");
+}
+
+/// A 2-D little-endian f32 `.npy`, read by the format's definition: its shape and data.
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00", "magic and version 1.0");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape = &header[header.find("'shape': (").unwrap() + 10..];
+    let shape = shape[..shape.find(')').unwrap()]
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let data = bytes[10 + len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (shape, data)
+}
+
+/// `GRETA_DUMP_LOGITS=FILE` writes the logits each generated token was drawn from, one row per
+/// token: row 0 is the prompt's last position, whose argmax is the first generated token. The
+/// greedy tokens are worked out here on the f64 reference forward pass (no kernel involved):
+/// each row's argmax is the reference's choice, the rows agree with the reference's logits,
+/// and the text (the same as without the dump) is the prompt and those tokens.
+#[test]
+fn dump_logits_writes_the_rows_greedy_decoding_chose_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logits.npy");
+    let plain = greta(&GREEDY_4);
+    let dumped = greta_env(&GREEDY_4, &[("GRETA_DUMP_LOGITS", path.to_str().unwrap())]);
+    let err = String::from_utf8_lossy(&dumped.stderr);
+    assert!(dumped.status.success(), "{err}");
+    assert_eq!(plain.stdout, dumped.stdout);
+    assert!(
+        err.contains(&format!("written to {}", path.display())),
+        "{err}"
+    );
+    // Only the file itself: the temporary it was written as is gone.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let file = GgufFile::open(Path::new(MODEL)).unwrap();
+    let vocab = LlamaConfig::from_gguf(&file).unwrap().vocab;
+    let (shape, data) = read_npy(&path);
+    assert_eq!(shape, [4, vocab]);
+    assert_eq!(data.len(), 4 * vocab);
+
+    let tokenizer = Tokenizer::from_gguf(&file).unwrap();
+    let reference = Reference::new(&file).unwrap();
+    let mut tokens = tokenizer.encode(PROMPT, true);
+    for (i, row) in data.chunks(vocab).enumerate() {
+        let want = reference.logits(&tokens).pop().unwrap();
+        let argmax = |v: &[f64]| (0..v.len()).fold(0, |b, j| if v[j] > v[b] { j } else { b });
+        let row: Vec<f64> = row.iter().map(|&x| x as f64).collect();
+        let next = argmax(&want);
+        assert_eq!(
+            argmax(&row),
+            next,
+            "row {i}: the argmax is the greedy token"
+        );
+        let diff = row
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-4, "row {i}: {diff:e} from the reference logits");
+        tokens.push(next as u32);
+    }
+    let mut decoder = Decoder::new();
+    let mut text: String = tokens
+        .iter()
+        .map(|&t| decoder.push(&tokenizer, t))
+        .collect();
+    text.push_str(&decoder.finish());
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), format!("{text}\n"));
+}
+
+/// A dump that cannot be written, or a trace switch that is neither on nor off, is one clear
+/// error before anything is generated, and leaves no file.
+#[test]
+fn an_unwritable_logits_dump_is_a_clear_error() {
+    let missing = "/nonexistent/dir/logits.npy";
+    let o = greta_env(&GREEDY_4, &[("GRETA_DUMP_LOGITS", missing)]);
+    assert_user_error(&o, &format!("GRETA_DUMP_LOGITS={missing}: "));
+    let dir = tempfile::tempdir().unwrap();
+    let o = greta_env(
+        &GREEDY_4,
+        &[("GRETA_DUMP_LOGITS", dir.path().to_str().unwrap())],
+    );
+    assert_user_error(&o, "directory");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let o = greta_env(&GREEDY_4, &[("GRETA_TRACE_STAGE", "verbose")]);
+    assert_user_error(
+        &o,
+        "GRETA_TRACE_STAGE=\"verbose\": expected 1 (on) or 0 (off)",
+    );
 }
 
 fn assert_user_error(o: &Output, needle: &str) {

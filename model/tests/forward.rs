@@ -46,6 +46,7 @@ fn load_with(
             activations,
             attention,
             sequences: 1,
+            trace: Default::default(),
         },
         &mut |_, _| {},
     )
@@ -273,6 +274,7 @@ fn sequences_decoded_together_equal_each_decoded_alone() {
                         activations: Some(act),
                         attention,
                         sequences,
+                        trace: Default::default(),
                     },
                     &mut |_, _| {},
                 )

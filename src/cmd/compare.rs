@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Result};
 use greta_model::gguf::GgufFile;
-use greta_model::llama::{Model, ModelOptions};
+use greta_model::llama::{Model, ModelOptions, TraceOptions};
 use greta_model::sampler::argmax;
 use greta_model::tokenizer::Tokenizer;
 use greta_runtime::cpu::CpuBackend;
@@ -57,11 +57,17 @@ pub fn run(args: Args) -> Result<()> {
         activations,
         attention,
         sequences: 1,
+        trace: TraceOptions::default(),
     };
     if args.vs_dtype.is_some() && args.vs_attn.is_some() {
         bail!("--vs-dtype and --vs-attn: compare one thing at a time");
     }
-    let mut gpu = Model::load(&file, backend, &objects_fn, &options, &mut |_, _| {})?;
+    // The side under test (`--backend`) is traced and dumps its logits; the other is not.
+    let traced = ModelOptions {
+        trace: TraceOptions::from_env()?,
+        ..options.clone()
+    };
+    let mut gpu = Model::load(&file, backend, &objects_fn, &traced, &mut |_, _| {})?;
     // The other side: the same backend at another activation type, or the CPU backend.
     let other_side = match (&args.vs_dtype, &args.vs_attn) {
         (Some(d), _) => Some((
@@ -124,6 +130,7 @@ pub fn run(args: Args) -> Result<()> {
         if agree { "identical" } else { "DIFFER" }
     );
     println!("text: {}", tokenizer.decode(&tokens));
+    super::run::finish_trace(&mut gpu)?;
     if !agree || worst > args.tolerance {
         bail!(
             "the two forward passes disagree (max difference {worst:.2e}, tolerance {:.0e})",

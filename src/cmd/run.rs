@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use greta_model::generate::{generate, generate_batch, Stats};
 use greta_model::gguf::GgufFile;
 use greta_model::llama::profile::{Phase, ProfileRow};
-use greta_model::llama::{Model, ModelOptions};
+use greta_model::llama::{Model, ModelOptions, TraceOptions};
 use greta_model::sampler::{Sampler, SamplerConfig};
 use greta_model::tokenizer::{Decoder, Tokenizer};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -118,6 +118,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let activations = args.dtype.as_deref().map(super::activations).transpose()?;
     let attention = super::attention(&args.attn)?;
+    let trace = TraceOptions::from_env()?;
     let backend_name = format!("{} ({})", backend.kind(), backend.device_name());
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")
@@ -133,6 +134,7 @@ pub fn run(args: Args) -> Result<()> {
             activations,
             attention,
             sequences: prompts.len(),
+            trace,
         },
         &mut |done, total| {
             bar.set_length(total as u64);
@@ -175,6 +177,7 @@ pub fn run(args: Args) -> Result<()> {
                 return quiet_on_broken_pipe(e);
             }
         }
+        finish_trace(&mut model)?;
         print_summary(&backend_name, load_ms, &stats, &model);
         return Ok(());
     }
@@ -212,7 +215,19 @@ pub fn run(args: Args) -> Result<()> {
             return Err(e.into());
         }
     }
+    finish_trace(&mut model)?;
     print_summary(&backend_name, load_ms, &stats, &model);
+    Ok(())
+}
+
+/// Puts the logits dump (`GRETA_DUMP_LOGITS`) in place and says where, on stderr.
+pub(super) fn finish_trace(model: &mut Model) -> Result<()> {
+    if let Some((path, [rows, vocab])) = model.finish_trace()? {
+        eprintln!(
+            "greta: logits of {rows} positions × {vocab} (f32) written to {}",
+            path.display()
+        );
+    }
     Ok(())
 }
 

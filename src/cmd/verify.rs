@@ -137,6 +137,8 @@ pub fn run(args: Args) -> Result<()> {
         activations: args.dtype.as_deref().map(super::activations).transpose()?,
         attention: super::attention(&args.attn)?,
         sequences: 1,
+        // The gates load many models; `greta run` and `greta model compare` trace.
+        trace: Default::default(),
     };
     let load = |options: &ModelOptions| {
         let (backend, objects) =

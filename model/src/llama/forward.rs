@@ -28,7 +28,9 @@
 //! This file holds the model, its loading and the pass itself ([`Model::forward`]); each step's
 //! launch, its kernel's arguments named in the struct `#[kernel]` generated from the kernel's
 //! signature, is in [`launch`]; the memory plan and the scratch buffers are in
-//! [`super::memory`].
+//! [`super::memory`]. Each stage of [`Model::run`] is followed by one `self.trace(..)` line that,
+//! with `GRETA_TRACE_STAGE=1`, reads the stage's output back and prints its figures (see
+//! [`super::trace`]); off, it is one branch.
 
 use self::launch::View;
 use super::config::LlamaConfig;
@@ -38,6 +40,7 @@ use super::kernels::{
 };
 use super::memory::{MemoryPlan, Scratch, ScratchShape};
 use super::profile::{Phase, Profile, ProfileRow};
+use super::trace::{self, Content, LogitDump, Record, Stage, Stats, TraceError, TraceOptions};
 use super::{weights, LoadError, RunError};
 use crate::gguf::{self, GgufFile, TensorInfo};
 use greta_dsl::interp::Buffer;
@@ -47,6 +50,8 @@ use greta_runtime::{Backend, CodeObject, DeviceBuffer, LoadedKernel, RuntimeErro
 use half::{bf16, f16};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 mod launch;
@@ -66,6 +71,8 @@ pub struct ModelOptions {
     /// Sequences the model holds at once (at least 1): each has its own KV-cache slot of
     /// `context` positions, and [`Model::decode`] runs a step of several together.
     pub sequences: usize,
+    /// Stage tracing and the logits dump ([`super::trace`]; off by default).
+    pub trace: TraceOptions,
 }
 
 /// One sequence's step of a batched decode ([`Model::decode`]): `token` at position `pos` of
@@ -94,6 +101,39 @@ impl Segment {
     /// This segment's rows of a `[rows, width]` buffer.
     fn rows<'a>(&self, buf: impl Into<View<'a>>, width: usize) -> View<'a> {
         buf.into().rows(self.row0, self.tokens, width)
+    }
+
+    /// Its slot and positions, for a trace line.
+    fn positions(&self) -> (usize, Range<usize>) {
+        (self.slot, self.start..self.start + self.tokens)
+    }
+}
+
+/// Which rows of a pass a traced tensor holds: all of them, one segment's, each segment's on
+/// a line of its own, or (the final norm and the logits) each segment's last, one row each.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    All(&'a [Segment]),
+    One(&'a Segment),
+    Each(&'a [Segment]),
+    Last(&'a [Segment]),
+}
+
+impl Rows<'_> {
+    /// The rows of the traced buffer, and each sequence's slot and positions in them.
+    fn describe(self) -> (Range<usize>, Vec<(usize, Range<usize>)>) {
+        match self {
+            // (`Each` is traced as `One` line by line.)
+            Rows::All(segs) | Rows::Each(segs) => {
+                let t = segs.iter().map(|g| g.tokens).sum();
+                (0..t, segs.iter().map(Segment::positions).collect())
+            }
+            Rows::One(seg) => (seg.row0..seg.row0 + seg.tokens, vec![seg.positions()]),
+            Rows::Last(segs) => {
+                let last = |g: &Segment| (g.slot, g.start + g.tokens - 1..g.start + g.tokens);
+                (0..segs.len(), segs.iter().map(last).collect())
+            }
+        }
     }
 }
 
@@ -193,6 +233,12 @@ pub struct Model {
     profile: Option<RefCell<Profile>>,
     /// The phase of the forward pass running now (for the profile).
     phase: Phase,
+    /// Whether to print a trace line per stage ([`super::trace`]).
+    trace_stages: bool,
+    /// Forward passes started so far (the trace's `pass` is this less one).
+    passes: u64,
+    /// The logits dump being written (`GRETA_DUMP_LOGITS`).
+    logit_dump: Option<LogitDump>,
 }
 
 fn key(p: &Planned) -> String {
@@ -281,6 +327,11 @@ impl Model {
         if !matches!(act_ty, Scalar::F32 | Scalar::F16 | Scalar::BF16) {
             return Err(LoadError::Activations(act_ty.to_string()));
         }
+        // Before anything heavy: an unwritable dump fails now, not after the generation.
+        let logit_dump = match &options.trace.dump_logits {
+            Some(path) => Some(LogitDump::create(path, cfg.vocab)?),
+            None => None,
+        };
         let act = Activations::new(&cfg, act_ty, options.attention, backend.target());
         let plan = MemoryPlan::new(g, &cfg, &act, backend.target(), context, options.sequences);
         if let Some((free, _total)) = backend.memory_info() {
@@ -340,6 +391,9 @@ impl Model {
             free_at_load: backend.memory_info().map(|(free, _)| free),
             profile: None,
             phase: Phase::Decode,
+            trace_stages: options.trace.stages,
+            passes: 0,
+            logit_dump,
             backend,
         };
         let total = 2 + cfg.n_layers + (output_name == "output.weight") as usize;
@@ -616,7 +670,118 @@ impl Model {
     pub fn profile(&self) -> Option<Vec<ProfileRow>> {
         self.profile.as_ref().map(|p| p.borrow().rows())
     }
+}
 
+/// Tracing ([`super::trace`]). (Its reads fail with a [`RuntimeError`], as every launch does.)
+#[allow(clippy::result_large_err)]
+impl Model {
+    /// Puts the logits dump in place ([`TraceOptions::dump_logits`]) and returns its path and
+    /// shape `[rows, vocab]`; `None` without a dump (or after it was finished). A model dropped
+    /// without this leaves no file.
+    pub fn finish_trace(&mut self) -> Result<Option<(PathBuf, [usize; 2])>, TraceError> {
+        self.logit_dump.take().map(LogitDump::finish).transpose()
+    }
+
+    /// Prints `stage`'s line for `rows` of `buf` (rows of `width` elements), when tracing: an
+    /// untraced pass pays this one branch.
+    #[inline]
+    fn trace<'b>(
+        &self,
+        stage: Stage,
+        layer: Option<usize>,
+        buf: impl Into<View<'b>>,
+        rows: Rows<'_>,
+        width: usize,
+    ) -> Result<(), RuntimeError> {
+        if !self.trace_stages {
+            return Ok(());
+        }
+        self.trace_read(stage, layer, buf.into(), rows, width)
+    }
+
+    /// Reads the traced rows back (after the launches so far, on every backend) and prints
+    /// their line.
+    #[cold]
+    fn trace_read(
+        &self,
+        stage: Stage,
+        layer: Option<usize>,
+        buf: View<'_>,
+        rows: Rows<'_>,
+        width: usize,
+    ) -> Result<(), RuntimeError> {
+        if let Rows::Each(segs) = rows {
+            for seg in segs {
+                self.trace_read(stage, layer, buf, Rows::One(seg), width)?;
+            }
+            return Ok(());
+        }
+        let (range, seqs) = rows.describe();
+        let (dev, elems) = buf.rows(range.start, range.len(), width).elements();
+        let host = self.backend.read(dev)?;
+        let content = Content::Stats(Stats::of(&host, elems));
+        self.emit(stage, layer, range, &seqs, width, dev.scalar(), content);
+        Ok(())
+    }
+
+    /// The line of a projection that [`Model::project_residual`] follows with its residual:
+    /// its output in `tmp`, or (fused into the projection's epilogue) a line saying it is part
+    /// of `into`'s.
+    fn trace_projection(
+        &self,
+        stage: Stage,
+        into: Stage,
+        layer: usize,
+        tmp: &DeviceBuffer,
+        segs: &[Segment],
+    ) -> Result<(), RuntimeError> {
+        if !self.trace_stages {
+            return Ok(());
+        }
+        let d = self.cfg.dim;
+        if !self.outputs.residual.residual {
+            return self.trace_read(stage, Some(layer), tmp.into(), Rows::All(segs), d);
+        }
+        let (range, seqs) = Rows::All(segs).describe();
+        let content = Content::FusedInto(into);
+        self.emit(stage, Some(layer), range, &seqs, d, self.act.act, content);
+        Ok(())
+    }
+
+    /// The line of values already on the host (the logits).
+    fn trace_host(&self, stage: Stage, values: &[f32], rows: Rows<'_>, width: usize) {
+        if self.trace_stages {
+            let (range, seqs) = rows.describe();
+            let content = Content::Stats(Stats::of_f32(values));
+            self.emit(stage, None, range, &seqs, width, Scalar::F32, content);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        stage: Stage,
+        layer: Option<usize>,
+        rows: Range<usize>,
+        seqs: &[(usize, Range<usize>)],
+        width: usize,
+        dtype: Scalar,
+        content: Content,
+    ) {
+        trace::emit(&Record {
+            pass: self.passes - 1,
+            stage,
+            layer,
+            rows,
+            seqs,
+            width,
+            dtype,
+            content,
+        });
+    }
+}
+
+impl Model {
     fn check_tokens(&self, tokens: &[u32], start: usize) -> Result<(), RunError> {
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab) {
             return Err(RunError::TokenOutOfRange {
@@ -737,6 +902,7 @@ impl Model {
         let t = tokens.len();
         debug_assert_eq!(segments.iter().map(|g| g.tokens).sum::<usize>(), t);
         debug_assert!(!all || segments.len() == 1);
+        self.passes += 1;
         self.phase = if segments.iter().all(|g| g.tokens == 1) {
             Phase::Decode
         } else {
@@ -755,14 +921,22 @@ impl Model {
         let act = self.act.act;
         let embd = &embedding_for(self.embd.ty, act);
         self.gather(embd, self.embd.args(), &s.ids, &s.x, t, d)?;
+        // Every stage's line ([`super::trace`]) reads its output back when tracing.
+        let every = Rows::All(segments);
+        self.trace(Stage::Embedding, None, &s.x, every, d)?;
 
         let o = &self.outputs;
         let (mut x, mut x2) = (&s.x, &s.x2);
         for (l, layer) in self.layers.iter().enumerate() {
+            let at = Some(l);
             self.rmsnorm(x, &layer.attn_norm, &s.xn, t)?;
+            self.trace(Stage::AttnNorm, at, &s.xn, every, d)?;
             let qkv =
                 self.project_group(&s.xn, &layer.qkv, &[&s.q, &s.k, &s.v], &s.qkv, t, o.qkv)?;
             let (q, k, v) = (qkv[0], qkv[1], qkv[2]);
+            self.trace(Stage::Q, at, q, every, qd)?;
+            self.trace(Stage::K, at, k, every, kvd)?;
+            self.trace(Stage::V, at, v, every, kvd)?;
             for seg in segments {
                 let (n, start) = (seg.tokens, seg.start);
                 let (qr, kr) = (seg.rows(&s.qr, qd), seg.rows(&s.kr, kvd));
@@ -775,14 +949,20 @@ impl Model {
                     c.n_kv_heads,
                     start,
                 )?;
+                self.trace(Stage::RopeQ, at, &s.qr, Rows::One(seg), qd)?;
+                self.trace(Stage::RopeK, at, &s.kr, Rows::One(seg), kvd)?;
                 let cache = &self.caches[seg.slot];
                 self.append(kr, &cache.k[l], n, start)?;
                 self.append(seg.rows(v, kvd), &cache.v[l], n, start)?;
             }
             let att = self.attention(s, l, segments)?;
+            self.trace(Stage::Attention, at, att, Rows::Each(segments), qd)?;
             self.project_residual(att, &layer.o, x, x2, &s.o, t)?;
+            self.trace_projection(Stage::Wo, Stage::AttnResidual, l, &s.o, segments)?;
             std::mem::swap(&mut x, &mut x2);
+            self.trace(Stage::AttnResidual, at, x, every, d)?;
             self.rmsnorm(x, &layer.ffn_norm, &s.xn, t)?;
+            self.trace(Stage::FfnNorm, at, &s.xn, every, d)?;
             let gu = self.project_group(
                 &s.xn,
                 &layer.gate_up,
@@ -791,14 +971,20 @@ impl Model {
                 t,
                 o.plain,
             )?;
+            self.trace(Stage::Gate, at, gu[0], every, f)?;
+            self.trace(Stage::Up, at, gu[1], every, f)?;
             self.silu_mul(gu[0], gu[1], &s.h, t * f)?;
+            self.trace(Stage::SiluMul, at, &s.h, every, f)?;
             self.project_residual(&s.h, &layer.down, x, x2, &s.o, t)?;
+            self.trace_projection(Stage::Down, Stage::FfnResidual, l, &s.o, segments)?;
             std::mem::swap(&mut x, &mut x2);
+            self.trace(Stage::FfnResidual, at, x, every, d)?;
         }
 
         let output = self.output.as_ref().unwrap_or(&self.embd);
         let logits = if all {
             self.rmsnorm(x, &self.output_norm, &s.xn, t)?;
+            self.trace(Stage::FinalNorm, None, &s.xn, every, d)?;
             let out = self.backend.alloc(Scalar::F32, t * c.vocab)?;
             self.project(&s.xn, output, &out, t, o.logits, None)?;
             self.backend.synchronize()?;
@@ -813,6 +999,7 @@ impl Model {
             self.backend.write(&s.last_id, &Buffer::U32(last))?;
             self.gather(&self.act.gather, x, &s.last_id, &s.last, rows, d)?;
             self.rmsnorm(&s.last, &self.output_norm, &s.last_n, rows)?;
+            self.trace(Stage::FinalNorm, None, &s.last_n, Rows::Last(segments), d)?;
             self.project(&s.last_n, output, &s.logits, rows, o.logits, None)?;
             self.backend.synchronize()?;
             self.backend.read(&s.logits)?
@@ -826,12 +1013,18 @@ impl Model {
                 })
             }
         };
-        let rows = if all { t } else { segments.len() };
-        Ok(logits
-            .chunks(c.vocab)
-            .take(rows)
-            .map(<[f32]>::to_vec)
-            .collect())
+        let (rows, which) = if all {
+            (t, every)
+        } else {
+            (segments.len(), Rows::Last(segments))
+        };
+        let logits = &logits[..rows * c.vocab];
+        self.trace_host(Stage::Logits, logits, which, c.vocab);
+        let logits: Vec<Vec<f32>> = logits.chunks(c.vocab).map(<[f32]>::to_vec).collect();
+        if let Some(dump) = &mut self.logit_dump {
+            dump.push(&logits)?;
+        }
+        Ok(logits)
     }
 }
 
@@ -857,6 +1050,7 @@ mod tests {
             activations: Some(act),
             attention,
             sequences: 1,
+            trace: TraceOptions::default(),
         };
         let backend = Box::new(CpuBackend::new(target));
         let model = Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
@@ -912,6 +1106,7 @@ mod tests {
                 activations: Some(Scalar::F16),
                 attention: Attention::V4,
                 sequences,
+                trace: TraceOptions::default(),
             };
             let backend = Box::new(CpuBackend::new(&Target::SM_90));
             let mut model =
@@ -937,6 +1132,66 @@ mod tests {
             );
             let one = MemoryPlan::new(&g, &model.cfg, &model.act, &Target::SM_90, 24, 1);
             assert_eq!(plan.kv_cache, one.kv_cache * sequences as u64);
+        }
+    }
+
+    /// Tracing reads buffers back and changes nothing: a prompt, a decode step and a batched
+    /// step of two sequences give bit-identical logits traced and untraced (f32 activations,
+    /// and f16 ones whose residuals are fused), and the dump holds every row of logits the
+    /// passes returned, in order.
+    #[test]
+    fn a_trace_changes_no_logits_and_the_dump_holds_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = crate::synth::tiny(dir.path(), GgmlType::F16, 1).unwrap();
+        for act in [Scalar::F32, Scalar::F16] {
+            let dump = dir.path().join(format!("logits-{act}.npy"));
+            let passes = |trace: TraceOptions| {
+                let options = ModelOptions {
+                    context: 40,
+                    activations: Some(act),
+                    attention: Attention::V4,
+                    sequences: 2,
+                    trace,
+                };
+                let backend = Box::new(CpuBackend::new(&Target::SM_90));
+                let mut model =
+                    Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
+                let mut rows = vec![model.forward_in(0, &[1, 5, 9, 3], 0).unwrap()];
+                rows.push(model.forward_in(1, &[2, 7], 0).unwrap());
+                rows.push(model.forward(&[4], 4).unwrap());
+                let steps = [
+                    DecodeStep {
+                        slot: 0,
+                        token: 6,
+                        pos: 5,
+                    },
+                    DecodeStep {
+                        slot: 1,
+                        token: 8,
+                        pos: 2,
+                    },
+                ];
+                rows.extend(model.decode(&steps).unwrap());
+                (rows, model.finish_trace().unwrap())
+            };
+            let (plain, none) = passes(TraceOptions::default());
+            assert_eq!(none, None);
+            let (traced, written) = passes(TraceOptions {
+                stages: true,
+                dump_logits: Some(dump.clone()),
+            });
+            let bits = |rows: &[Vec<f32>]| -> Vec<u32> {
+                rows.iter().flatten().map(|x| x.to_bits()).collect()
+            };
+            assert_eq!(bits(&plain), bits(&traced), "{act}");
+            let vocab = plain[0].len();
+            assert_eq!(written, Some((dump.clone(), [5, vocab])));
+            let bytes = std::fs::read(&dump).unwrap();
+            let dumped: Vec<u32> = bytes[trace::npy::HEADER_LEN..]
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            assert_eq!(dumped, bits(&plain), "{act}");
         }
     }
 

@@ -7,11 +7,13 @@ mod kernels;
 mod memory;
 pub mod profile;
 pub mod reference;
+pub mod trace;
 pub mod weights;
 
 pub use config::{ConfigError, LlamaConfig};
 pub use forward::{DecodeStep, Model, ModelOptions};
 pub use kernels::{default_activations, plan, projection, Attention, Output, GEMV_MAX_TOKENS};
+pub use trace::{Stage, TraceError, TraceOptions};
 pub use weights::WeightError;
 
 use greta_runtime::RuntimeError;
@@ -48,6 +50,8 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 /// Why a forward pass or generation failed.
@@ -73,4 +77,6 @@ pub enum RunError {
     Runtime(#[from] RuntimeError),
     #[error("device memory for {what}: {message}")]
     Memory { what: String, message: String },
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }

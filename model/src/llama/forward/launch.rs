@@ -58,6 +58,14 @@ impl<'a> View<'a> {
         let base = self.part.map_or(0, |(offset, _)| offset);
         View::part(self.buf, base + row0 * width, rows * width)
     }
+
+    /// The buffer and which of its elements this view covers.
+    pub(super) fn elements(self) -> (&'a DeviceBuffer, std::ops::Range<usize>) {
+        match self.part {
+            Some((offset, len)) => (self.buf, offset..offset + len),
+            None => (self.buf, 0..self.buf.len()),
+        }
+    }
 }
 
 impl<'a> From<&'a DeviceBuffer> for View<'a> {
