@@ -71,6 +71,9 @@ fn every_cpu_gate_passes_on_stories260k() {
     let p = gate(&json, "prefill-decode");
     assert!(p["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{p}");
     assert_eq!(p["top1_agreement"].as_f64(), Some(1.0));
+    // The goal: kv-aligned max diff 0.0 (bit-identical) at every length.
+    assert_eq!(p["kv_aligned_bit_identical"], true, "{p}");
+    assert_eq!(p["kv_aligned_max_abs_diff"].as_f64(), Some(0.0), "{p}");
     let b = gate(&json, "batch");
     assert_eq!(b["max_batch"].as_u64(), Some(8));
     assert_eq!(b["sequences_compared"].as_u64(), Some(36));
@@ -85,7 +88,10 @@ fn every_cpu_gate_passes_on_stories260k() {
     assert_eq!(c["measured_bytes"], c["planned_bytes"], "{l}");
     assert!(l["refusal"].as_str().unwrap().contains("refused"), "{l}");
     let m = gate(&json, "matrix");
-    assert_eq!(m["cases"], m["passed"]);
+    assert_eq!(
+        (m["cases"].as_u64(), m["passed"].as_u64()),
+        (Some(24), Some(24))
+    );
     let md = std::fs::read_to_string(&report).unwrap();
     assert!(
         md.contains("| determinism | pass | 10/10 runs bit-identical"),

@@ -233,6 +233,8 @@ pub struct Model {
     profile: Option<RefCell<Profile>>,
     /// The phase of the forward pass running now (for the profile).
     phase: Phase,
+    /// kv-aligned mode ([`Model::set_kv_aligned`]).
+    kv_aligned: bool,
     /// Whether to print a trace line per stage ([`super::trace`]).
     trace_stages: bool,
     /// Forward passes started so far (the trace's `pass` is this less one).
@@ -391,6 +393,7 @@ impl Model {
             free_at_load: backend.memory_info().map(|(free, _)| free),
             profile: None,
             phase: Phase::Decode,
+            kv_aligned: false,
             trace_stages: options.trace.stages,
             passes: 0,
             logit_dump,
@@ -439,6 +442,24 @@ impl Model {
 
     pub fn context(&self) -> usize {
         self.context
+    }
+
+    /// kv-aligned mode: a pass over several tokens of one sequence runs as decode steps — the
+    /// tokens [`GEMV_MAX_TOKENS`] at a time, each its own one-token segment (the same slot at
+    /// successive positions) — so every row takes the decode kernels: the GEMV (or `matmul`)
+    /// projections, whose row sums do not depend on the rows beside them, and the split-K
+    /// decode attention over exactly its own prefix of the cache. The keys, values and logits a
+    /// prompt leaves are then bit-identical to decoding it token by token, whatever the prompt
+    /// length; the price is prefill at decode speed (every launch of ≤ 8 rows reads all the
+    /// weights). Off by default; `greta verify` checks it (the kv-aligned mode of the
+    /// prefill-decode gate and the matrix).
+    pub fn set_kv_aligned(&mut self, on: bool) {
+        self.kv_aligned = on;
+    }
+
+    /// Whether passes run kv-aligned ([`Model::set_kv_aligned`]).
+    pub fn kv_aligned(&self) -> bool {
+        self.kv_aligned
     }
 
     /// Sequences the model holds at once (KV-cache slots).
@@ -493,7 +514,6 @@ impl Model {
             target: self.backend.target(),
             tokens: tokens.max(super::memory::decode_rows(self.caches.len())),
             context: self.context,
-            sequences: self.caches.len(),
         };
         self.planned.0 + self.planned.1 + Scratch::bytes(&shape)
     }
@@ -642,7 +662,6 @@ impl Model {
             target,
             tokens,
             context: self.context,
-            sequences: self.caches.len(),
         };
         let need = Scratch::bytes(&shape);
         if let Some((free, _)) = self.backend.memory_info() {
@@ -823,27 +842,57 @@ impl Model {
         start: usize,
     ) -> Result<Vec<f32>, RunError> {
         self.check_slot(slot)?;
-        let seg = Segment {
-            slot,
-            row0: 0,
-            tokens: tokens.len(),
-            start,
-        };
         Ok(self
-            .run(tokens, &[seg], false)?
+            .pass(slot, tokens, start, false)?
             .pop()
             .expect("at least one row of logits"))
     }
 
     /// Like [`Model::forward`], returning the logits of every token (for tests).
     pub fn forward_all(&mut self, tokens: &[u32], start: usize) -> Result<Vec<Vec<f32>>, RunError> {
-        let seg = Segment {
-            slot: 0,
-            row0: 0,
-            tokens: tokens.len(),
-            start,
-        };
-        self.run(tokens, &[seg], true)
+        self.pass(0, tokens, start, true)
+    }
+
+    /// `tokens` of sequence `slot` from position `start`: one pass, or in kv-aligned mode
+    /// ([`Model::set_kv_aligned`]) passes of up to [`GEMV_MAX_TOKENS`] one-token segments.
+    /// Returns the logits of every token when `all`, else (at least) of the last.
+    fn pass(
+        &mut self,
+        slot: usize,
+        tokens: &[u32],
+        start: usize,
+        all: bool,
+    ) -> Result<Vec<Vec<f32>>, RunError> {
+        if !self.kv_aligned || tokens.len() <= 1 {
+            let seg = Segment {
+                slot,
+                row0: 0,
+                tokens: tokens.len(),
+                start,
+            };
+            return self.run(tokens, &[seg], all);
+        }
+        // Every row is checked before any pass writes the cache.
+        self.check_tokens(tokens, start)?;
+        let mut logits = Vec::with_capacity(if all { tokens.len() } else { 1 });
+        for (i, chunk) in tokens.chunks(GEMV_MAX_TOKENS).enumerate() {
+            let first = start + i * GEMV_MAX_TOKENS;
+            let segments: Vec<Segment> = (0..chunk.len())
+                .map(|row0| Segment {
+                    slot,
+                    row0,
+                    tokens: 1,
+                    start: first + row0,
+                })
+                .collect();
+            let rows = self.run(chunk, &segments, false)?;
+            if all {
+                logits.extend(rows);
+            } else {
+                logits = rows;
+            }
+        }
+        Ok(logits)
     }
 
     /// One decode step of several sequences at once, each in its own KV-cache slot (no slot
@@ -1086,7 +1135,6 @@ mod tests {
                 target,
                 tokens: prompt.len(),
                 context: options.context,
-                sequences: 1,
             };
             let larger = plan.weights + plan.kv_cache + Scratch::bytes(&shape);
             assert_eq!(model.peak_device_bytes(), larger, "{what}");

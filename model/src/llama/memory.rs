@@ -54,7 +54,6 @@ impl MemoryPlan {
             target,
             tokens: decode_rows(sequences),
             context,
-            sequences,
         };
         MemoryPlan {
             weights,
@@ -78,9 +77,6 @@ pub struct ScratchShape<'a> {
     pub tokens: usize,
     /// KV-cache positions attention covers at the most.
     pub context: usize,
-    /// Sequences the model holds (the rows of logits a pass returns at the most are
-    /// [`decode_rows`] of them).
-    pub sequences: usize,
 }
 
 /// Rows of one batched decode pass for `sequences` sequences (batches run
@@ -128,8 +124,10 @@ pub struct Scratch<B = DeviceBuffer> {
     pub probs: B,
     /// One token's split-K partials `[heads, splits, head_dim + 2]` (V2, V4 only).
     pub part: B,
-    /// Each sequence's last token: its row `[rows]` (u32), hidden state and normed state
-    /// `[rows, dim]` (act), logits `[rows, vocab]` (rows: [`decode_rows`]).
+    /// Each segment's last token: its row `[rows]` (u32), hidden state and normed state
+    /// `[rows, dim]` (act), logits `[rows, vocab]`. A pass has at most one segment per token
+    /// and runs at most [`GEMV_MAX_TOKENS`] segments (batched decode and kv-aligned passes
+    /// are cut into launches of that many), so rows: the smaller of the two.
     pub last_id: B,
     pub last: B,
     pub last_n: B,
@@ -144,7 +142,7 @@ impl<B> Scratch<B> {
         mut make: impl FnMut(Scalar, usize) -> Result<B, E>,
     ) -> Result<Scratch<B>, E> {
         let (c, t, act) = (shape.cfg, shape.tokens, shape.act.act);
-        let rows = decode_rows(shape.sequences);
+        let rows = t.min(GEMV_MAX_TOKENS);
         let (f32_, u32_) = (Scalar::F32, Scalar::U32);
         let half = act != f32_;
         let v1 = shape.act.attention == Attention::V1;

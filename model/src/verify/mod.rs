@@ -5,12 +5,12 @@
 //! | gate | what it checks |
 //! |---|---|
 //! | `determinism` | the same prompt, greedy, N times: identical tokens, bit-identical logits |
-//! | `prefill-decode` | one prefill pass vs token-by-token decode: logits at every position; and kv-aligned (prefill n−1, decode the last vs prefill n) at several lengths |
+//! | `prefill-decode` | one prefill pass vs token-by-token decode: logits at every position; and the kv-aligned mode (prefill, and prefill n−1 then decode the last, bit-identical to decode) at several lengths |
 //! | `cross-dtype` | f32 vs f16 vs bf16 activations: top-1 agreement and logit differences |
 //! | `long-context` | prefill + decode at long contexts; device memory against the plan; an impossible context refused |
 //! | `batch` | 1…B sequences of different lengths decoded together: each bit-identical to its own run |
 //! | `soak` | the determinism gate repeated over minutes of continuous decode |
-//! | `matrix` | activation dtype × kv mode × prompt length |
+//! | `matrix` | activation dtype × kv mode (default, kv-aligned) × prompt length |
 //!
 //! Thresholds are per activation type ([`Tolerance`]); every gate reports its figures whether it
 //! passes or not, and an error inside a gate (a load or a pass that fails) fails that gate only.
@@ -95,8 +95,8 @@ impl Settings {
             prompt_len: 64,
             decode_tokens: 32,
             aligned_lengths: vec![2, 9, 64, 300, 1000],
-            // 3 types × (12 prefill-decode + 11 kv-aligned) = 69 cases: the design's nightly
-            // 64, around the GEMV/GEMM switch (8, 9), tile edges (16, 31, 64, 127) and long.
+            // 3 types × 2 kv modes × 12 lengths = 72 cases (the design's nightly had 64):
+            // around the GEMV/GEMM switch (8, 9), tile edges (16, 31, 64, 127) and long.
             matrix_lengths: vec![1, 2, 3, 8, 9, 16, 31, 64, 127, 256, 512, 1000],
             long_lengths: vec![8192, 16384, 32768],
             batch: 8,
