@@ -1,5 +1,6 @@
 //! `greta`: the command line. Each subcommand lives in its own module under `cmd/`; this file
-//! only parses arguments and reports errors (one clear sentence, non-zero exit, never a panic).
+//! only parses arguments and reports errors (one clear sentence, non-zero exit, never a panic;
+//! see `cmd::out` for what a closed or full stdout/stderr does).
 
 mod cmd;
 
@@ -59,8 +60,5 @@ fn main() {
         Command::Run(args) => cmd::run::run(args),
         Command::Verify(args) => cmd::verify::run(args),
     };
-    if let Err(e) = result {
-        eprintln!("greta: error: {e:#}");
-        std::process::exit(1);
-    }
+    std::process::exit(cmd::out::exit_code(result));
 }

@@ -94,15 +94,24 @@ fn kernels(args: KernelArgs) -> Result<()> {
     let backend = backend.as_ref();
     let specs = super::specs_on(args.kernel.as_deref(), backend.target())?;
     let copy = copy_bandwidth(backend)?;
-    println!(
+    outln!(
         "device: {} ({}); device-to-device copy: {:.0} GB/s (read + write)",
         backend.device_name(),
         backend.kind(),
         copy / 1e9
     );
-    println!(
+    outln!(
         "{:<10} {:<5} {:<16} {:>9} {:>9} {:>8} {:>7} {:>7} {:>8} {:>6}  config",
-        "kernel", "dtype", "shape", "median", "b2b", "GB/s", "% copy", "b2b %", "TFLOP/s", "goal"
+        "kernel",
+        "dtype",
+        "shape",
+        "median",
+        "b2b",
+        "GB/s",
+        "% copy",
+        "b2b %",
+        "TFLOP/s",
+        "goal"
     );
     let shapes: Vec<Vec<u32>> = args
         .shape
@@ -189,7 +198,7 @@ fn bench_one(
             0 => "-".to_string(),
             f => format!("{:.1}", f as f64 / (t * 1e-3) / 1e12),
         };
-        println!(
+        outln!(
             "{:<10} {:<5} {:<16} {:>7.1}us {:>7.1}us {:>8.0} {:>6.1}% {:>6.1}% {:>8} {:>6}  {}",
             spec.name,
             cfg.dtype("dtype"),

@@ -184,7 +184,7 @@ pub fn run(args: Args) -> Result<()> {
         match result.expect("every job ran") {
             Ok(b) => {
                 if let CacheOutcome::Recompiled { reason } = &b.outcome {
-                    eprintln!("greta: warning: {reason}; recompiled it");
+                    errln!("greta: warning: {reason}; recompiled it");
                 }
                 if b.outcome.compiled() {
                     compiled += 1;
@@ -209,7 +209,7 @@ pub fn run(args: Args) -> Result<()> {
     let bundle = writer
         .finish()
         .with_context(|| format!("writing the bundle {}", args.output.display()))?;
-    println!(
+    outln!(
         "{n} kernels, {compiled} compiled, {cached} from cache: wrote {} ({target})",
         bundle.dir().display()
     );

@@ -22,14 +22,18 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let (backend, objects) = args.source.open()?;
     let specs = super::specs_on(args.kernel.as_deref(), backend.target())?;
-    eprintln!(
+    errln!(
         "greta check on {} ({})",
         backend.device_name(),
         backend.kind()
     );
-    println!(
+    outln!(
         "{:<10} {:<5} {:<18} {:>11} {:>11}  result",
-        "kernel", "dtype", "shape", "max abs err", "max rel err"
+        "kernel",
+        "dtype",
+        "shape",
+        "max abs err",
+        "max rel err"
     );
     let (mut passed, mut failed) = (0, 0);
     for spec in specs {
@@ -59,23 +63,31 @@ pub fn run(args: Args) -> Result<()> {
                 match outcome {
                     Ok(cmp) => {
                         passed += 1;
-                        println!(
+                        outln!(
                             "{:<10} {:<5} {:<18} {:>11.3e} {:>11.3e}  ok",
-                            spec.name, dtype, shape_text, cmp.max_abs_err, cmp.max_rel_err
+                            spec.name,
+                            dtype,
+                            shape_text,
+                            cmp.max_abs_err,
+                            cmp.max_rel_err
                         );
                     }
                     Err(e) => {
                         failed += 1;
-                        println!(
+                        outln!(
                             "{:<10} {:<5} {:<18} {:>11} {:>11}  FAILED: {e:#}",
-                            spec.name, dtype, shape_text, "-", "-"
+                            spec.name,
+                            dtype,
+                            shape_text,
+                            "-",
+                            "-"
                         );
                     }
                 }
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     if failed > 0 {
         bail!("{failed} kernel checks failed on {}", backend.kind());
     }

@@ -123,13 +123,13 @@ pub fn run(args: Args) -> Result<()> {
         worst = worst.max(diff(&g, &c));
     }
     let act = activations.map_or_else(|| "default".to_string(), |a| a.to_string());
-    println!(
+    outln!(
         "{}: {gpu_name} ({act} activations, attention {attention}) vs {other_name} over {} positions: max |logit difference| = {worst:.2e}, greedy tokens {}",
         args.model.display(),
         tokens.len(),
         if agree { "identical" } else { "DIFFER" }
     );
-    println!("text: {}", tokenizer.decode(&tokens));
+    outln!("text: {}", tokenizer.decode(&tokens));
     super::run::finish_trace(&mut gpu)?;
     if !agree || worst > args.tolerance {
         bail!(

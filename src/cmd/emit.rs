@@ -48,7 +48,7 @@ fn output(path: Option<std::path::PathBuf>, text: &str) -> Result<()> {
     match path {
         Some(path) => super::write_atomic(&path, text.as_bytes()),
         None => {
-            print!("{text}");
+            out!("{text}");
             Ok(())
         }
     }

@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
                 stale.join(", ")
             );
         }
-        println!(
+        outln!(
             "{} generated files are up to date in {}",
             files.len(),
             args.dir.display()
@@ -61,6 +61,6 @@ pub fn run(args: Args) -> Result<()> {
         super::write_atomic(&path, contents.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("wrote {} files to {}", files.len(), args.dir.display());
+    outln!("wrote {} files to {}", files.len(), args.dir.display());
     Ok(())
 }

@@ -161,15 +161,17 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print_table(&rows);
+        print_table(&rows)?;
     }
     for row in &rows {
         if row.scratch_bytes.unwrap_or(0) > 0 || row.spill_bytes.unwrap_or(0) > 0 {
-            eprintln!(
+            errln!(
                 "greta: warning: {} [{}] on {} uses scratch/spills",
-                row.kernel, row.config, row.target
+                row.kernel,
+                row.config,
+                row.target
             );
         }
     }
@@ -184,9 +186,9 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn print_table(rows: &[Row]) {
+fn print_table(rows: &[Row]) -> Result<()> {
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
-    println!(
+    outln!(
         "{:<12} {:<7} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>4}  config",
         "kernel",
         "target",
@@ -201,7 +203,7 @@ fn print_table(rows: &[Row]) {
         "mma"
     );
     for r in rows {
-        println!(
+        outln!(
             "{:<12} {:<7} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>4}  {}",
             r.kernel,
             r.target,
@@ -217,4 +219,5 @@ fn print_table(rows: &[Row]) {
             r.config
         );
     }
+    Ok(())
 }

@@ -9,7 +9,7 @@ pub fn run() -> Result<()> {
             .filter(|t| (spec.available)(t))
             .map(|t| t.name)
             .collect();
-        println!(
+        outln!(
             "{:<10} {}  (shape: {}; targets: {})",
             spec.name,
             spec.summary,
@@ -23,7 +23,7 @@ pub fn run() -> Result<()> {
             } else {
                 p.default.to_string()
             };
-            println!(
+            outln!(
                 "    {:<6} {:<40} default {:<10} {{{}}}",
                 p.name,
                 p.doc,

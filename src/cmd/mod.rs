@@ -1,6 +1,9 @@
 //! The subcommands, and what they share: resolving a kernel, target and configuration from
 //! user input, each with an error that names the wrong value and the valid ones.
 
+#[macro_use]
+pub mod out;
+
 pub mod bench;
 pub mod build;
 pub mod check;

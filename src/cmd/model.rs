@@ -97,7 +97,7 @@ fn run_synth(a: SynthArgs) -> Result<()> {
         bar.set_position(done);
     })?;
     bar.finish_and_clear();
-    println!(
+    outln!(
         "wrote {}: {} ({}), {} tensors, {:.1}M parameters, {} in {:.1}s",
         a.output.display(),
         spec.general_name,
@@ -112,18 +112,9 @@ fn run_synth(a: SynthArgs) -> Result<()> {
 
 fn run_info(a: InfoArgs) -> Result<()> {
     let f = GgufFile::open(&a.file)?;
-    // `greta model info big.gguf | head` is normal use: a closed pipe ends the listing quietly.
-    match print_info(&f, &a) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => Ok(r?),
-    }
-}
-
-fn print_info(f: &GgufFile, a: &InfoArgs) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    // `greta model info big.gguf | head` is normal use: a closed pipe ends the listing quietly
+    // (see `out`).
+    outln!(
         "{}: GGUF v{}, {} metadata keys, {} tensors, alignment {}, data at byte {}",
         a.file.display(),
         f.version(),
@@ -131,25 +122,24 @@ fn print_info(f: &GgufFile, a: &InfoArgs) -> std::io::Result<()> {
         f.tensors().len(),
         f.alignment(),
         f.data_offset()
-    )?;
+    );
     for (k, v) in f.metadata() {
         let ty = v.type_description();
         if a.full {
-            writeln!(out, "  {k} ({ty}) = {v:#}")?;
+            outln!("  {k} ({ty}) = {v:#}");
         } else {
-            writeln!(out, "  {k} ({ty}) = {v}")?;
+            outln!("  {k} ({ty}) = {v}");
         }
     }
     for t in f.tensors() {
-        writeln!(
-            out,
+        outln!(
             "  {:<32} {:<5} {:?} ({} bytes at +{})",
             t.name,
             t.ty.name(),
             t.dims,
             t.size_bytes,
             t.offset
-        )?;
+        );
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! sequence with its own sampler of the same settings — so each text is the one it would get
 //! alone. Their texts are printed at the end, each labelled `[i]` (from 1, in prompt order).
 
+use super::out;
 use anyhow::{bail, Context, Result};
 use greta_model::generate::{generate, generate_batch, Stats};
 use greta_model::gguf::GgufFile;
@@ -15,7 +16,6 @@ use greta_model::llama::{Model, ModelOptions, TraceOptions};
 use greta_model::sampler::{Sampler, SamplerConfig};
 use greta_model::tokenizer::{Decoder, Tokenizer};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -111,7 +111,7 @@ pub fn run(args: Args) -> Result<()> {
         bail!("a prompt has {longest} tokens but the context holds {ctx}: use a larger -c or a shorter prompt");
     }
     if ctx > cfg.context_train {
-        eprintln!(
+        errln!(
             "greta: warning: context {ctx} is longer than the {} tokens the model was trained with",
             cfg.context_train
         );
@@ -147,7 +147,7 @@ pub fn run(args: Args) -> Result<()> {
         model.enable_profile();
     }
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    eprintln!(
+    errln!(
         "greta: {} activations; projections: {}",
         model.activations(),
         model.projection_kernels()
@@ -165,7 +165,6 @@ pub fn run(args: Args) -> Result<()> {
             &|t| tokenizer.is_eog(t),
             &mut |_, _| true,
         )?;
-        let mut out = std::io::stdout().lock();
         for (i, seq) in tokens.iter().enumerate() {
             let mut decoder = Decoder::new();
             let mut text = String::new();
@@ -173,23 +172,21 @@ pub fn run(args: Args) -> Result<()> {
                 text.push_str(&decoder.push(&tokenizer, t));
             }
             text.push_str(&decoder.finish());
-            if let Err(e) = writeln!(out, "[{}] {text}", i + 1) {
-                return quiet_on_broken_pipe(e);
-            }
+            outln!("[{}] {text}", i + 1);
         }
         finish_trace(&mut model)?;
-        print_summary(&backend_name, load_ms, &stats, &model);
-        return Ok(());
+        return print_summary(&backend_name, load_ms, &stats, &model);
     }
     let prompt = &prompts[0];
-    let mut out = std::io::stdout().lock();
     let mut decoder = Decoder::new();
     let mut prompt_text = String::new();
     for &t in prompt {
         prompt_text.push_str(&decoder.push(&tokenizer, t));
     }
-    write!(out, "{prompt_text}")?;
-    out.flush()?;
+    out!("{prompt_text}");
+    out::flush()?;
+    // A failed write stops generation; a closed stdout (the reader has what it wanted) still
+    // gets the summary on stderr, and the command ends quietly (see `out`).
     let mut write_error = None;
     let (_, stats) = generate(
         &mut model,
@@ -199,7 +196,7 @@ pub fn run(args: Args) -> Result<()> {
         &|t| tokenizer.is_eog(t),
         &mut |t| {
             let text = decoder.push(&tokenizer, t);
-            match write!(out, "{text}").and_then(|_| out.flush()) {
+            match out::print(format_args!("{text}")).and_then(|()| out::flush()) {
                 Ok(()) => true,
                 Err(e) => {
                     write_error = Some(e);
@@ -208,35 +205,24 @@ pub fn run(args: Args) -> Result<()> {
             }
         },
     )?;
-    let rest = decoder.finish();
-    writeln!(out, "{rest}")?;
-    if let Some(e) = write_error {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e.into());
-        }
+    match write_error {
+        None => outln!("{}", decoder.finish()),
+        Some(e @ out::StreamError::Write { .. }) => return Err(e.into()),
+        Some(out::StreamError::Closed(_)) => {}
     }
     finish_trace(&mut model)?;
-    print_summary(&backend_name, load_ms, &stats, &model);
-    Ok(())
+    print_summary(&backend_name, load_ms, &stats, &model)
 }
 
 /// Puts the logits dump (`GRETA_DUMP_LOGITS`) in place and says where, on stderr.
 pub(super) fn finish_trace(model: &mut Model) -> Result<()> {
     if let Some((path, [rows, vocab])) = model.finish_trace()? {
-        eprintln!(
+        errln!(
             "greta: logits of {rows} positions × {vocab} (f32) written to {}",
             path.display()
         );
     }
     Ok(())
-}
-
-/// A write error on stdout: a closed pipe (the reader has what it wanted) ends quietly.
-fn quiet_on_broken_pipe(e: std::io::Error) -> Result<()> {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        return Ok(());
-    }
-    Err(e.into())
 }
 
 /// The prompts in order: `-p` ones, then the lines of `--prompts` (an empty line is an empty
@@ -259,45 +245,46 @@ fn prompt_texts(args: &Args) -> Result<Vec<String>> {
 }
 
 /// The llama.cpp-style summary on stderr (and the profile when asked for).
-fn print_summary(backend_name: &str, load_ms: f64, stats: &Stats, model: &Model) {
-    eprintln!();
-    eprintln!("greta: backend          = {backend_name}");
-    eprintln!("greta: load time        = {load_ms:10.2} ms");
-    eprintln!(
+fn print_summary(backend_name: &str, load_ms: f64, stats: &Stats, model: &Model) -> Result<()> {
+    errln!();
+    errln!("greta: backend          = {backend_name}");
+    errln!("greta: load time        = {load_ms:10.2} ms");
+    errln!(
         "greta: prompt eval time = {:10.2} ms / {:5} tokens ({:8.2} ms per token, {:8.2} tokens per second)",
         stats.prompt_ms,
         stats.prompt_tokens,
         stats.prompt_ms / stats.prompt_tokens.max(1) as f64,
         stats.prompt_tokens_per_s()
     );
-    eprintln!(
+    errln!(
         "greta:        eval time = {:10.2} ms / {:5} runs   ({:8.2} ms per token, {:8.2} tokens per second)",
         stats.generate_ms,
         stats.generated_tokens,
         stats.generate_ms / stats.generated_tokens.max(1) as f64,
         stats.generate_tokens_per_s()
     );
-    eprintln!(
+    errln!(
         "greta: peak device memory = {:.1} MiB (greta's buffers)",
         model.peak_device_bytes() as f64 / (1u64 << 20) as f64
     );
     if let Some(rows) = model.profile() {
-        print_profile(&rows);
+        print_profile(&rows)?;
     }
+    Ok(())
 }
 
 /// The profile as a table on stderr: per phase, each kernel's share of the device time.
-fn print_profile(rows: &[ProfileRow]) {
-    eprintln!("greta: profile (device time per kernel; each launch timed on its own)");
+fn print_profile(rows: &[ProfileRow]) -> Result<()> {
+    errln!("greta: profile (device time per kernel; each launch timed on its own)");
     for phase in [Phase::Prefill, Phase::Decode] {
         let of_phase: Vec<&ProfileRow> = rows.iter().filter(|r| r.phase == phase).collect();
         let total: f64 = of_phase.iter().map(|r| r.total_ms).sum();
         if of_phase.is_empty() {
             continue;
         }
-        eprintln!("greta: {phase}: {total:.2} ms on the device");
+        errln!("greta: {phase}: {total:.2} ms on the device");
         for r in of_phase {
-            eprintln!(
+            errln!(
                 "greta:   {:6.2}% {:10.3} ms {:6} launches  {}",
                 100.0 * r.total_ms / total.max(f64::MIN_POSITIVE),
                 r.total_ms,
@@ -306,4 +293,5 @@ fn print_profile(rows: &[ProfileRow]) {
             );
         }
     }
+    Ok(())
 }

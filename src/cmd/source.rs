@@ -29,7 +29,7 @@ impl SourceArgs {
         let objects: Box<Objects<'static>> = Box::new(move |kernel| {
             let (object, origin) = source.object(kernel, target)?;
             if let Some(warning) = origin.warning() {
-                eprintln!("greta: warning: {warning}");
+                errln!("greta: warning: {warning}");
             }
             Ok(Some(object))
         });

@@ -161,10 +161,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut reports = Vec::new();
     for gate in &gates {
-        eprintln!("greta: verify: {gate} ...");
+        errln!("greta: verify: {gate} ...");
         let t0 = std::time::Instant::now();
         let report = verifier.run(gate).expect("a known gate");
-        eprintln!(
+        errln!(
             "greta: verify: {gate}: {} in {:.1} s",
             status(&report),
             t0.elapsed().as_secs_f64()
@@ -176,9 +176,9 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         let gates: Vec<Value> = reports.iter().map(gate_json).collect();
         let out = json!({"model": model, "backend": backend, "device": device, "gates": gates});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", table(&reports));
+        out!("{}", table(&reports));
     }
     if let Some(path) = &args.report {
         let md = format!(
