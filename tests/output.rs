@@ -2,6 +2,7 @@
 //! away (a closed pipe ends quietly, status 0) or that cannot take more (one clear error, status
 //! 1) — never a panic.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 const MODEL: &str = concat!(
@@ -103,4 +104,198 @@ fn a_full_stderr_fails_with_status_1() {
     assert_eq!(o.status.code(), Some(1), "stdout: {}", text(&o.stdout));
     let o = run_with(RUN, Stdio::piped(), closed_pipe());
     assert_eq!(o.status.code(), Some(0), "stdout: {}", text(&o.stdout));
+}
+
+/// One of each kind of node that is not a regular file, in a fresh directory: a character
+/// device (made with mknod where greta's tests run as root; else the system's /dev/full, which
+/// only root could replace), a FIFO, a directory holding a file, and a link to the device.
+struct Nodes {
+    dir: tempfile::TempDir,
+    device: PathBuf,
+}
+
+impl Nodes {
+    fn new() -> Nodes {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("full");
+        let ok = Command::new("mknod")
+            .args([made.to_str().unwrap(), "c", "1", "7"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let device = if ok { made } else { PathBuf::from("/dev/full") };
+        let fifo = dir.path().join("fifo");
+        let ok = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(ok.success());
+        std::fs::create_dir(dir.path().join("dir")).unwrap();
+        std::fs::write(dir.path().join("dir").join("keep"), b"mine").unwrap();
+        std::os::unix::fs::symlink(&device, dir.path().join("link")).unwrap();
+        Nodes { dir, device }
+    }
+
+    /// Each node with what the error says it is.
+    fn each(&self) -> Vec<(PathBuf, &'static str)> {
+        vec![
+            (self.device.clone(), "is a character device"),
+            (self.dir.path().join("fifo"), "is a FIFO"),
+            (self.dir.path().join("dir"), "is a directory"),
+            (self.dir.path().join("link"), "which is a character device"),
+        ]
+    }
+
+    /// The directory's entries and what each is: unchanged by a refused command.
+    fn listing(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .chain(std::fs::read_dir(self.dir.path().join("dir")).unwrap())
+            .map(|e| {
+                let e = e.unwrap();
+                format!("{:?} {:?}", e.file_name(), e.file_type().unwrap())
+            })
+            .collect();
+        v.sort();
+        v.push(format!(
+            "{:?}",
+            std::fs::symlink_metadata(&self.device).unwrap().file_type()
+        ));
+        v
+    }
+}
+
+fn assert_refused(o: &Output, path: &Path, what: &str) {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("greta: error: "), "{err}");
+    assert!(err.contains(&format!("{}: ", path.display())), "{err}");
+    assert!(err.contains(what), "expected `{what}` in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `-o` onto a device, a FIFO, a directory or a link to a device: refused before any work,
+/// naming the path and what it is, and nothing in the directory changes (no node replaced, no
+/// temporary file left — before, `emit -o DIR` left a `.tmp` file each time and root's
+/// `-o /dev/full` replaced the device with a regular file).
+#[test]
+fn outputs_that_are_not_regular_files_are_refused_up_front() {
+    let nodes = Nodes::new();
+    let before = nodes.listing();
+    for (path, what) in nodes.each() {
+        let p = path.to_str().unwrap();
+        let runs: Vec<Vec<&str>> = vec![
+            vec!["emit", "add", "--target", "sm_90", "-o", p],
+            vec![
+                "emit", "add", "--target", "gfx942", "--format", "asm", "-o", p,
+            ],
+            // 7b: 13 GB, which used to stream into a temporary file beside the device.
+            vec!["model", "synth", "--shape", "7b", "-o", p],
+            vec![
+                "verify",
+                "-m",
+                MODEL,
+                "--gates",
+                "determinism",
+                "--report",
+                p,
+            ],
+        ];
+        for args in runs {
+            let t0 = std::time::Instant::now();
+            let o = run_with(&args, Stdio::piped(), Stdio::piped());
+            assert_refused(&o, &path, what);
+            assert!(t0.elapsed().as_secs_f64() < 5.0, "{args:?}: refused late");
+            assert!(o.stdout.is_empty(), "{args:?}");
+            assert_eq!(nodes.listing(), before, "{args:?}");
+        }
+    }
+    // A bundle is a directory: a device, a FIFO or a file there is refused.
+    let file = nodes.dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let before = nodes.listing();
+    for (path, what) in [
+        (
+            nodes.device.clone(),
+            "is a character device, not a directory",
+        ),
+        (
+            nodes.dir.path().join("fifo"),
+            "is a FIFO (named pipe), not a directory",
+        ),
+        (file, "is a regular file, not a directory"),
+    ] {
+        let p = path.to_str().unwrap();
+        let o = run_with(
+            &["build", "--target", "gfx942", "-o", p],
+            Stdio::piped(),
+            Stdio::piped(),
+        );
+        assert_refused(&o, &path, what);
+        assert_eq!(nodes.listing(), before);
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Over an existing file the new one keeps its mode (before: 0600, a temporary file's); over a
+/// symbolic link the link's target is written and the link stays.
+#[test]
+fn outputs_keep_the_mode_and_write_through_links() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let hip = dir.path().join("add.hip");
+    let gguf = dir.path().join("tiny.gguf");
+    for (path, m) in [(&hip, 0o644), (&gguf, 0o640)] {
+        std::fs::write(path, b"old").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let hip_link = dir.path().join("hip-link");
+    let gguf_link = dir.path().join("gguf-link");
+    std::os::unix::fs::symlink("add.hip", &hip_link).unwrap();
+    std::os::unix::fs::symlink(&gguf, &gguf_link).unwrap();
+    let o = run_with(
+        &[
+            "emit",
+            "add",
+            "--target",
+            "sm_90",
+            "-o",
+            hip_link.to_str().unwrap(),
+        ],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = run_with(
+        &[
+            "model",
+            "synth",
+            "--shape",
+            "tiny",
+            "-o",
+            gguf_link.to_str().unwrap(),
+        ],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(std::fs::read_to_string(&hip)
+        .unwrap()
+        .contains("extern \"C\""));
+    assert_eq!(&std::fs::read(&gguf).unwrap()[..4], b"GGUF");
+    assert_eq!(mode(&hip), 0o644);
+    assert_eq!(mode(&gguf), 0o640);
+    for link in [&hip_link, &gguf_link] {
+        assert!(std::fs::symlink_metadata(link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["add.hip", "gguf-link", "hip-link", "tiny.gguf"]);
 }

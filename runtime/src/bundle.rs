@@ -155,6 +155,9 @@ pub enum BundleError {
     },
     #[error("bundle {}: {message}", dir.display())]
     Write { dir: PathBuf, message: String },
+    /// The destination is not a directory (a file, a device, a FIFO), through symbolic links.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
     #[error("{action} {}: {cause}", path.display())]
     Io {
         action: &'static str,
@@ -474,9 +477,14 @@ fn parse_manifest(v: &Value, file: &Path) -> Result<Manifest, BundleError> {
 /// into place. Dropping the writer (an error, a panic) removes the temporary directory, so `dest`
 /// is always either the old bundle, the new one, or absent — never half of one.
 pub struct BundleWriter {
+    /// The destination as given (what messages name).
     dest: PathBuf,
+    /// Where the bundle goes: `dest`, or the final target of the symbolic link `dest` is.
+    place: PathBuf,
     target: &'static Target,
+    // Declared before `_registered`, so removed before it leaves the list of temporaries.
     tmp: tempfile::TempDir,
+    _registered: crate::output::Temporary,
     entries: Vec<Entry>,
 }
 
@@ -494,7 +502,10 @@ impl fmt::Debug for BundleWriter {
 
 impl BundleWriter {
     /// Starts a bundle for `target` at `dest`. An existing `dest` is replaced only if it is a
-    /// bundle (or an empty directory): greta never deletes a directory it did not make.
+    /// bundle (or an empty directory): greta never deletes a directory it did not make. Under
+    /// greta's output policy ([`crate::output`]): a symbolic link is followed (the bundle
+    /// replaces its target; the link stays), and a file, device or FIFO is refused — all before
+    /// anything is compiled.
     pub fn new(
         dest: impl AsRef<Path>,
         target: &'static Target,
@@ -504,12 +515,11 @@ impl BundleWriter {
             dir: dest.clone(),
             message: message.to_string(),
         };
-        if dest.is_file() {
-            return Err(refuse("exists and is a file, not a bundle directory"));
-        }
-        if dest.is_dir() && !dest.join(MANIFEST).is_file() {
-            let empty = std::fs::read_dir(&dest)
-                .map_err(io("reading", &dest))?
+        let resolved = crate::output::directory(&dest)?;
+        let place = resolved.target;
+        if resolved.existing.is_some() && !place.join(MANIFEST).is_file() {
+            let empty = std::fs::read_dir(&place)
+                .map_err(io("reading", &place))?
                 .next()
                 .is_none();
             if !empty {
@@ -518,10 +528,10 @@ impl BundleWriter {
                 )));
             }
         }
-        let name = dest
+        let name = place
             .file_name()
             .ok_or_else(|| refuse("names no directory (it ends in `..` or is a root)"))?;
-        let parent = match dest.parent() {
+        let parent = match place.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
@@ -532,14 +542,21 @@ impl BundleWriter {
             )));
         }
         std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
-            .tempdir_in(&parent)
-            .map_err(io("creating a temporary directory in", &parent))?;
+        let (tmp, registered) = crate::output::Temporary::register(
+            || {
+                tempfile::Builder::new()
+                    .prefix(&format!(".{}.tmp-", name.to_string_lossy()))
+                    .tempdir_in(&parent)
+            },
+            |t: &tempfile::TempDir| t.path(),
+        )
+        .map_err(io("creating a temporary directory in", &parent))?;
         Ok(BundleWriter {
             dest,
+            place,
             target,
             tmp,
+            _registered: registered,
             entries: Vec::new(),
         })
     }
@@ -623,22 +640,31 @@ impl BundleWriter {
             .to_path_buf();
         // A rename cannot replace a non-empty directory: move the old bundle into a holder that
         // is deleted on drop, then move the new one in. Between the two renames `dest` is
-        // briefly absent, never partial.
-        let holder = tempfile::Builder::new()
-            .prefix(".greta-old-bundle-")
-            .tempdir_in(&parent)
-            .map_err(io("creating a temporary directory in", &parent))?;
+        // briefly absent, never partial; an interrupt waits for both (the holder is listed with
+        // the temporaries, so an interrupt after them removes it).
+        let (holder, _registered) = crate::output::Temporary::register(
+            || {
+                tempfile::Builder::new()
+                    .prefix(".greta-old-bundle-")
+                    .tempdir_in(&parent)
+            },
+            |t: &tempfile::TempDir| t.path(),
+        )
+        .map_err(io("creating a temporary directory in", &parent))?;
         let old = holder.path().join("old");
-        let had_old = self.dest.exists();
-        if had_old {
-            std::fs::rename(&self.dest, &old).map_err(io("moving aside", &self.dest))?;
-        }
-        if let Err(e) = std::fs::rename(self.tmp.path(), &self.dest) {
+        crate::output::uninterrupted(|| {
+            let had_old = self.place.exists();
             if had_old {
-                let _ = std::fs::rename(&old, &self.dest);
+                std::fs::rename(&self.place, &old).map_err(io("moving aside", &self.dest))?;
             }
-            return Err(io("moving the new bundle to", &self.dest)(e));
-        }
+            if let Err(e) = std::fs::rename(self.tmp.path(), &self.place) {
+                if had_old {
+                    let _ = std::fs::rename(&old, &self.place);
+                }
+                return Err(io("moving the new bundle to", &self.dest)(e));
+            }
+            Ok(())
+        })?;
         let _ = self.tmp.keep();
         Ok(Bundle {
             dir: self.dest,

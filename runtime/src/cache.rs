@@ -270,10 +270,16 @@ impl CompileCache {
     ) -> Result<(), CacheError> {
         let tmp_root = self.root.join("tmp");
         std::fs::create_dir_all(&tmp_root).map_err(io("creating", &tmp_root))?;
-        let tmp = tempfile::Builder::new()
-            .prefix("entry-")
-            .tempdir_in(&tmp_root)
-            .map_err(io("creating a directory in", &tmp_root))?;
+        // Listed with the temporaries, so that an interrupted greta removes it.
+        let (tmp, _registered) = crate::output::Temporary::register(
+            || {
+                tempfile::Builder::new()
+                    .prefix("entry-")
+                    .tempdir_in(&tmp_root)
+            },
+            |t: &tempfile::TempDir| t.path(),
+        )
+        .map_err(io("creating a directory in", &tmp_root))?;
         write_synced(&tmp.path().join(OBJECT_FILE), object)?;
         let json = serde_json::to_vec_pretty(meta).expect("EntryMeta serialises");
         write_synced(&tmp.path().join(META_FILE), &json)?;

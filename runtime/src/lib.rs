@@ -10,7 +10,9 @@
 //!   present), so one binary starts on machines with neither GPU library;
 //! - [`cache`], [`bundle`], [`objects`]: where GPU code objects come from: the content-addressed
 //!   compile cache (`GRETA_CACHE_DIR`), or a prebuilt bundle (`greta build`) on machines
-//!   without a compiler.
+//!   without a compiler;
+//! - [`output`]: the one policy for files greta writes where a user points it (regular files
+//!   only, through symbolic links, modes kept, atomic, temporaries removed on interrupt).
 
 pub mod backend;
 pub mod bundle;
@@ -23,6 +25,7 @@ pub mod cuda;
 #[cfg(feature = "hip")]
 pub mod hip;
 pub mod objects;
+pub mod output;
 mod select;
 
 pub use backend::{

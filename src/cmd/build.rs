@@ -88,6 +88,9 @@ fn compile(cache: &CompileCache, job: &Job, target: &'static Target) -> Result<B
 
 pub fn run(args: Args) -> Result<()> {
     let target = super::target(&args.target)?;
+    // Before any work: a destination greta must not or cannot write (a file, a device, a
+    // directory that is not a bundle) is reported now.
+    let mut writer = BundleWriter::new(&args.output, target)?;
     let configs = if args.config.is_empty() {
         vec![String::new()]
     } else {
@@ -142,8 +145,6 @@ pub fn run(args: Args) -> Result<()> {
         .versions()
         .key_for(target)
         .with_context(|| format!("building for {target}"))?;
-    // Before compiling anything: a destination greta must not or cannot write is reported now.
-    let mut writer = BundleWriter::new(&args.output, target)?;
 
     let bar = ProgressBar::new(jobs.len() as u64).with_style(
         ProgressStyle::with_template("building {bar:30} {pos}/{len} {msg}")

@@ -1,7 +1,9 @@
 //! `greta emit KERNEL --target T --format F [--config k=v,...] [-o FILE]`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use greta_codegen::Format;
+use greta_runtime::output::OutputFile;
+use std::io::Write;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,25 +33,30 @@ enum FormatArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // Before any work: a destination greta will not write (a device, a FIFO, a directory) is
+    // refused now (see greta_runtime::output).
+    let file = args.output.as_deref().map(OutputFile::create).transpose()?;
     let spec = super::kernel_spec(&args.kernel)?;
     let target = super::target(&args.target)?;
     let config = spec.config(&args.config)?;
     let kernel = super::build(spec, &config, target)?;
     let format = match args.format {
-        FormatArg::Ir => return output(args.output, &greta_dsl::print::print_kernel(&kernel)),
+        FormatArg::Ir => return output(file, &greta_dsl::print::print_kernel(&kernel)),
         FormatArg::Hip => Format::Source,
         FormatArg::Ptx => Format::Ptx,
         FormatArg::Asm => Format::Asm,
     };
-    output(args.output, &greta_codegen::emit(&kernel, target, format)?)
+    output(file, &greta_codegen::emit(&kernel, target, format)?)
 }
 
-fn output(path: Option<std::path::PathBuf>, text: &str) -> Result<()> {
-    match path {
-        Some(path) => super::write_atomic(&path, text.as_bytes()),
-        None => {
-            out!("{text}");
-            Ok(())
+fn output(file: Option<OutputFile>, text: &str) -> Result<()> {
+    match file {
+        Some(mut f) => {
+            f.write_all(text.as_bytes())
+                .with_context(|| format!("writing {}", f.path().display()))?;
+            f.commit()?;
         }
+        None => out!("{text}"),
     }
+    Ok(())
 }

@@ -58,7 +58,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     for (rel, contents) in &files {
         let path = args.dir.join(rel);
-        super::write_atomic(&path, contents.as_bytes())
+        greta_runtime::output::write(&path, contents.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     outln!("wrote {} files to {}", files.len(), args.dir.display());

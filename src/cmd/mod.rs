@@ -101,20 +101,3 @@ pub fn build(spec: &KernelSpec, config: &Config, target: &'static Target) -> Res
     greta_dsl::valid::validate(&kernel)?;
     Ok(kernel)
 }
-
-/// Writes `contents` to `path` atomically: a reader (or a crash) never sees half a file.
-pub fn write_atomic(path: &std::path::Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing in {}", dir.display()))?;
-    tmp.write_all(contents)
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}

@@ -7,8 +7,10 @@ use greta_model::gguf::GgufFile;
 use greta_model::llama::{LlamaConfig, Model, ModelOptions};
 use greta_model::tokenizer::Tokenizer;
 use greta_model::verify::{GateReport, Settings, Verifier, GATES};
+use greta_runtime::output::OutputFile;
 use greta_runtime::BackendKind;
 use serde_json::{json, Value};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -124,6 +126,8 @@ pub fn run(args: Args) -> Result<()> {
             GATES.join(", ")
         );
     }
+    // Before any gate runs: a report destination greta will not write is refused now.
+    let report = args.report.as_deref().map(OutputFile::create).transpose()?;
     let file = GgufFile::open(&args.model)?;
     let cfg = LlamaConfig::from_gguf(&file)?;
     let tokenizer = Tokenizer::from_gguf(&file)
@@ -180,13 +184,16 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         out!("{}", table(&reports));
     }
-    if let Some(path) = &args.report {
+    if let Some(mut report) = report {
         let md = format!(
             "# greta verify\n\n- model: `{model}`\n- backend: {backend} ({device})\n- greta: {}\n\n{}",
             env!("CARGO_PKG_VERSION"),
             table(&reports)
         );
-        super::write_atomic(path, md.as_bytes())?;
+        report
+            .write_all(md.as_bytes())
+            .with_context(|| format!("writing {}", report.path().display()))?;
+        report.commit()?;
     }
     let failed: Vec<&str> = reports
         .iter()

@@ -165,6 +165,11 @@ pub enum ErrorKind {
 
     #[error("{0}")]
     Writer(String),
+
+    /// The destination of a write refused or failed under greta's output-file policy
+    /// ([`greta_runtime::output`]).
+    #[error(transparent)]
+    Output(greta_runtime::output::OutputErrorKind),
 }
 
 fn show_magic(found: &[u8]) -> String {

@@ -7,9 +7,11 @@
 //! model larger than memory streams through, and the data is checked against the declaration
 //! (no short or long tensors).
 //!
-//! Files are written to a temporary file in the destination's directory and renamed over the
-//! destination only by [`TensorStream::commit`]; an error or a dropped stream deletes the
-//! temporary file, so no reader ever sees a half-written model.
+//! Files are written under greta's output-file policy ([`greta_runtime::output`]): only over a
+//! regular file (a device, FIFO or directory is refused before anything is written), through
+//! symbolic links, keeping an existing file's mode, to a temporary file in the target's
+//! directory renamed over the target only by [`TensorStream::commit`]; an error or a dropped
+//! stream deletes the temporary file, so no reader ever sees a half-written model.
 //!
 //! Layout matches llama.cpp's writer: every tensor's data is padded to the alignment, including
 //! the last, and offsets are the running padded sum.
@@ -22,6 +24,7 @@ use super::error::{ErrorKind, GgufError};
 use super::quant::quantize_row;
 use super::read::{align_up, tensor_size, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS};
 use super::types::{GgmlType, TensorInfo, Value};
+use greta_runtime::output::OutputFile;
 
 const MEMORY: &str = "<memory>";
 
@@ -199,31 +202,14 @@ impl GgufWriter {
         Ok(stream)
     }
 
-    /// Creates `path` (through a temporary file in its directory; see the module docs) and
-    /// writes the header. Call [`TensorStream::commit`] after the data to put the file in place.
+    /// Creates `path` (through a temporary file beside its target, under greta's output-file
+    /// policy: see the module docs) and writes the header. Call [`TensorStream::commit`] after
+    /// the data to put the file in place. A destination greta refuses (a device, a FIFO, a
+    /// directory) is an error here, before any data is made.
     pub fn create(self, path: &Path) -> Result<TensorStream<AtomicFile>, GgufError> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".greta-gguf-").suffix(".tmp");
-        // Temporary files are private (0600) by default; the finished model should have the
-        // permissions of any file a user writes.
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let tmp = builder.tempfile_in(dir).map_err(|source| {
-            err(
-                path,
-                ErrorKind::Io {
-                    op: "creating a temporary file beside it",
-                    source,
-                },
-            )
-        })?;
+        let out = OutputFile::create(path).map_err(|e| err(path, ErrorKind::Output(e.kind)))?;
         let file = AtomicFile {
-            tmp: BufWriter::with_capacity(1 << 20, tmp),
-            dest: path.to_path_buf(),
+            tmp: BufWriter::with_capacity(1 << 20, out),
         };
         self.begin_at(file, path.to_path_buf())
     }
@@ -415,30 +401,30 @@ impl<W: Write> TensorStream<W> {
 impl TensorStream<AtomicFile> {
     /// Finishes the file and renames it over the destination.
     pub fn commit(self) -> Result<(), GgufError> {
-        let path = self.path.clone();
-        let file = self.finish()?;
-        file.commit()
-            .map_err(|(op, source)| err(&path, ErrorKind::Io { op, source }))
+        self.finish()?.commit()
     }
 }
 
-/// A temporary file that becomes `dest` on [`commit`](AtomicFile::commit) and is deleted if
-/// dropped before.
+/// A temporary file that becomes the destination on [`commit`](AtomicFile::commit) and is
+/// deleted if dropped before.
 pub struct AtomicFile {
-    tmp: BufWriter<tempfile::NamedTempFile>,
-    dest: PathBuf,
+    tmp: BufWriter<OutputFile>,
 }
 
 impl AtomicFile {
-    fn commit(self) -> Result<(), (&'static str, std::io::Error)> {
-        let tmp = self
-            .tmp
-            .into_inner()
-            .map_err(|e| ("flushing", e.into_error()))?;
-        tmp.as_file().sync_all().map_err(|e| ("syncing", e))?;
-        tmp.persist(&self.dest)
-            .map_err(|e| ("renaming the temporary file into place", e.error))?;
-        Ok(())
+    fn commit(self) -> Result<(), GgufError> {
+        let path = self.tmp.get_ref().path().to_path_buf();
+        let tmp = self.tmp.into_inner().map_err(|e| {
+            err(
+                &path,
+                ErrorKind::Io {
+                    op: "flushing",
+                    source: e.into_error(),
+                },
+            )
+        })?;
+        tmp.commit()
+            .map_err(|e| err(&e.path, ErrorKind::Output(e.kind)))
     }
 }
 
