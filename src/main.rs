@@ -48,6 +48,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    cmd::signals::install();
     let result = match cli.command {
         Command::Emit(args) => cmd::emit::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),

@@ -299,3 +299,51 @@ fn outputs_keep_the_mode_and_write_through_links() {
     names.sort();
     assert_eq!(names, ["add.hip", "gguf-link", "hip-link", "tiny.gguf"]);
 }
+
+/// `greta model synth` of a 2.5 GB model stopped by SIGINT, SIGTERM or SIGHUP while it writes:
+/// it dies of the signal (as a shell expects) and leaves no partial temporary file behind.
+#[test]
+fn an_interrupted_synth_leaves_no_temporary_file() {
+    use std::os::unix::process::ExitStatusExt;
+    for (name, number) in [("INT", 2), ("TERM", 15), ("HUP", 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("big.gguf");
+        let mut child = command(&[
+            "model",
+            "synth",
+            "--shape",
+            "1b",
+            "--threads",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        // Wait until the temporary file has data (the write is under way).
+        let t0 = std::time::Instant::now();
+        let writing = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .any(|e| e.unwrap().metadata().unwrap().len() > 0)
+        };
+        while !writing() {
+            assert!(t0.elapsed().as_secs() < 20, "synth never started writing");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let kill = Command::new("kill")
+            .args(["-s", name, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(number), "SIG{name}: {status:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "SIG{name} left {left:?}");
+    }
+}

@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod kernels;
 pub mod model;
 pub mod run;
+pub mod signals;
 pub mod source;
 pub mod verify;
 
