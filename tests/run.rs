@@ -574,3 +574,70 @@ fn bad_sampling_flags_are_clear_errors() {
     assert_user_error(&run_file(Path::new(MODEL), &["-c", "0"]), "context");
     assert_user_error(&run_file(Path::new(MODEL), &["--attn", "v9"]), "--attn");
 }
+
+/// `greta ARGS` that must finish within a few seconds: killed and failed if it does not (a FIFO
+/// used to block `open` forever).
+fn greta_within_seconds(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_greta"))
+        .args(args)
+        .env("GRETA_BACKEND", "cpu")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("greta runs");
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > 20 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("greta {args:?} blocked");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A FIFO (or a device, or a directory) where a model or a prompts file is expected: refused
+/// at once, naming it — not an `open` that waits forever for a writer.
+#[test]
+fn inputs_that_are_not_regular_files_are_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let f = fifo.to_str().unwrap();
+    let d = dir.path().to_str().unwrap();
+    for (args, what) in [
+        (
+            vec!["run", "-m", f, "-p", "x"],
+            "is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            vec!["model", "info", f],
+            "is a FIFO (named pipe), not a regular file",
+        ),
+        (
+            vec!["run", "-m", "/dev/zero", "-p", "x"],
+            "is a character device",
+        ),
+        (
+            vec!["run", "-m", d, "-p", "x"],
+            "is a directory, not a regular file",
+        ),
+        (
+            vec!["run", "-m", MODEL, "--prompts", f],
+            "is a FIFO (named pipe), not a regular file",
+        ),
+    ] {
+        let o = greta_within_seconds(&args);
+        assert_user_error(&o, what);
+        let err = String::from_utf8_lossy(&o.stderr);
+        let named = args
+            .iter()
+            .any(|a| a.starts_with('/') && *a != MODEL && err.contains(a));
+        assert!(named, "{args:?}: {err}");
+    }
+}

@@ -233,7 +233,7 @@ impl Bundle {
     pub fn open(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
         let dir = dir.as_ref().to_path_buf();
         let file = dir.join(MANIFEST);
-        let text = match std::fs::read(&file) {
+        let text = match crate::input::read(&file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(BundleError::NotABundle { dir })
@@ -386,7 +386,7 @@ impl Bundle {
             what: describe(&e.kernel, &e.config),
             rebuild: rebuild(target.name, &self.dir),
         };
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::input::read(&path) {
             Ok(b) => b,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
             Err(err) => return Err(io("reading", &path)(err)),

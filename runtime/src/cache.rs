@@ -328,7 +328,7 @@ fn read_entry(dir: &Path, kernel: &Kernel, target: &Target) -> Lookup {
         return Lookup::Absent;
     }
     let meta_path = dir.join(META_FILE);
-    let text = match std::fs::read(&meta_path) {
+    let text = match crate::input::read(&meta_path) {
         Ok(t) => t,
         Err(e) => return Lookup::Broken(format!("has no readable {META_FILE} ({e})")),
     };
@@ -346,7 +346,7 @@ fn read_entry(dir: &Path, kernel: &Kernel, target: &Target) -> Lookup {
             meta.kernel, meta.target, meta.layout, kernel.name, target.name
         ));
     }
-    let bytes = match std::fs::read(dir.join(OBJECT_FILE)) {
+    let bytes = match crate::input::read(&dir.join(OBJECT_FILE)) {
         Ok(b) => b,
         Err(e) => return Lookup::Broken(format!("has no readable {OBJECT_FILE} ({e})")),
     };

@@ -11,6 +11,7 @@
 //! - [`cache`], [`bundle`], [`objects`]: where GPU code objects come from: the content-addressed
 //!   compile cache (`GRETA_CACHE_DIR`), or a prebuilt bundle (`greta build`) on machines
 //!   without a compiler;
+//! - [`input`]: files read where a user points are regular files (never a FIFO that blocks);
 //! - [`output`]: the one policy for files greta writes where a user points it (regular files
 //!   only, through symbolic links, modes kept, atomic, temporaries removed on interrupt).
 
@@ -24,6 +25,7 @@ pub mod cuda;
 /// AMD GPUs through HIP; only with the `hip` feature (it links libamdhip64 at build time).
 #[cfg(feature = "hip")]
 pub mod hip;
+pub mod input;
 pub mod objects;
 pub mod output;
 mod select;

@@ -73,7 +73,7 @@ fn via(linked: &Option<PathBuf>) -> String {
 }
 
 /// What a file system node is, for errors: "a directory", "a character device", ...
-fn describe(m: &Metadata) -> &'static str {
+pub fn describe(m: &Metadata) -> &'static str {
     let t = m.file_type();
     #[cfg(unix)]
     {

@@ -38,7 +38,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut stale = Vec::new();
         for (rel, contents) in &files {
             let path = args.dir.join(rel);
-            match std::fs::read_to_string(&path) {
+            match greta_runtime::input::read_to_string(&path) {
                 Ok(existing) if existing == *contents => {}
                 _ => stale.push(path.display().to_string()),
             }

@@ -230,7 +230,7 @@ pub(super) fn finish_trace(model: &mut Model) -> Result<()> {
 fn prompt_texts(args: &Args) -> Result<Vec<String>> {
     let mut texts = args.prompt.clone();
     if let Some(path) = &args.prompts {
-        let all = std::fs::read_to_string(path)
+        let all = greta_runtime::input::read_to_string(path)
             .with_context(|| format!("reading prompts from {}", path.display()))?;
         let lines: Vec<String> = all.lines().map(str::to_string).collect();
         if lines.is_empty() {

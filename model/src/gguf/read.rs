@@ -70,7 +70,8 @@ impl GgufFile {
     /// finished temporary file over the destination, which leaves existing maps intact.
     pub fn open(path: &Path) -> Result<GgufFile, GgufError> {
         let err = |op, source| GgufError::new(path, ErrorKind::Io { op, source });
-        let file = std::fs::File::open(path).map_err(|e| err("opening the file", e))?;
+        // Only a regular file: a FIFO would block here forever (see greta_runtime::input).
+        let file = greta_runtime::input::open(path).map_err(|e| err("opening the file", e))?;
         let len = file
             .metadata()
             .map_err(|e| err("reading the file's size", e))?
