@@ -641,3 +641,75 @@ fn inputs_that_are_not_regular_files_are_refused_without_blocking() {
         assert!(named, "{args:?}: {err}");
     }
 }
+
+/// A plausible file that claims 10^6 or 2^32−1 blocks: `greta run` used to allocate gigabytes
+/// for them before checking a tensor, then abort ("memory allocation failed"); `greta model
+/// info` accepted it. Now both say what is wrong (info after its listing), with status 1.
+#[test]
+fn a_block_count_the_tensors_do_not_have_is_a_clear_error() {
+    let o = greta(&["model", "info", MODEL]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for n in [1_000_000u32, u32::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = rewrite(
+            dir.path(),
+            |k, v| {
+                Some(if k == "llama.block_count" {
+                    Value::U32(n)
+                } else {
+                    v.clone()
+                })
+            },
+            keep,
+        );
+        let want = format!(
+            "edited.gguf: metadata `llama.block_count` = {n}, but the file has tensors of 5 \
+             blocks, blk.0 to blk.4"
+        );
+        assert_user_error(&run_file(&path, &[]), &want);
+        let o = greta(&["model", "info", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with("greta: error: ") && err.contains(&want),
+            "{err}"
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains(&format!("llama.block_count (u32) = {n}")),
+            "{out}"
+        );
+    }
+}
+
+/// Sizes the tensors contradict: each is named with the tensor that contradicts it.
+#[test]
+fn metadata_the_tensors_contradict_is_a_clear_error() {
+    for (key, tensor) in [
+        ("llama.embedding_length", "token_embd.weight"),
+        ("llama.feed_forward_length", "blk.0.ffn_gate.weight"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = rewrite(
+            dir.path(),
+            |k, v| {
+                Some(if k == key {
+                    Value::U32(1 << 20)
+                } else {
+                    v.clone()
+                })
+            },
+            keep,
+        );
+        let want = format!("metadata `{key}` = 1048576, but tensor `{tensor}` is [");
+        assert_user_error(&run_file(&path, &[]), &want);
+        let o = greta(&["model", "info", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(&want));
+    }
+}

@@ -109,7 +109,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     for path in &args.model {
         let file = greta_model::gguf::GgufFile::open(path)?;
-        let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)?;
+        let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)
+            .with_context(|| path.display().to_string())?;
         let acts = if args.dtype.is_empty() {
             vec![greta_model::llama::default_activations(&file)]
         } else {

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use greta_model::gguf::{GgmlType, GgufFile};
 use greta_model::synth::{self, Shape, SynthOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -140,6 +140,25 @@ fn run_info(a: InfoArgs) -> Result<()> {
             t.size_bytes,
             t.offset
         );
+    }
+    // What `greta run` checks before it sizes anything by the metadata: a file whose metadata
+    // does not match its tensors is reported after the listing, with status 1.
+    check_architecture(&f).with_context(|| a.file.display().to_string())
+}
+
+/// A `llama` file: its configuration against its tensors, and every tensor the model needs.
+/// Another architecture: its `block_count` against the blocks its tensors name.
+fn check_architecture(f: &GgufFile) -> Result<()> {
+    use greta_model::llama::{config, weights, LlamaConfig};
+    match f.get_str("general.architecture")? {
+        Some("llama") => {
+            let cfg = LlamaConfig::from_gguf(f)?;
+            weights::check(f, &cfg)?;
+        }
+        Some(arch) => {
+            config::check_block_count(f, arch)?;
+        }
+        None => {}
     }
     Ok(())
 }

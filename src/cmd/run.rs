@@ -102,7 +102,8 @@ pub fn run(args: Args) -> Result<()> {
         .max()
         .expect("at least one prompt");
     let (backend, objects) = args.source.open()?;
-    let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)?;
+    let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)
+        .with_context(|| args.model.display().to_string())?;
     let ctx = args.ctx.unwrap_or(cfg.context_train.min(4096));
     if ctx == 0 {
         bail!("the context size (-c) must be at least 1");

@@ -129,7 +129,7 @@ pub fn run(args: Args) -> Result<()> {
     // Before any gate runs: a report destination greta will not write is refused now.
     let report = args.report.as_deref().map(OutputFile::create).transpose()?;
     let file = GgufFile::open(&args.model)?;
-    let cfg = LlamaConfig::from_gguf(&file)?;
+    let cfg = LlamaConfig::from_gguf(&file).with_context(|| args.model.display().to_string())?;
     let tokenizer = Tokenizer::from_gguf(&file)
         .with_context(|| format!("reading the tokenizer of {}", args.model.display()))?;
     let (backend, _) = args.source.open()?;
