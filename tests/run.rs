@@ -713,3 +713,37 @@ fn metadata_the_tensors_contradict_is_a_clear_error() {
         assert!(String::from_utf8_lossy(&o.stderr).contains(&want));
     }
 }
+
+/// `-c 4000000` under a memory limit (`ulimit -v`, 2 GB): the KV cache (5 GB) cannot be
+/// allocated. That used to abort ("memory allocation failed"); now it is one error naming the
+/// bytes and what they were for (or, where the machine has less than 5 GB free, the memory
+/// plan's refusal before allocating).
+#[test]
+fn a_context_beyond_a_memory_limit_is_a_clear_error() {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 2000000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_greta"))
+        .args([
+            "run",
+            "-m",
+            MODEL,
+            "-p",
+            "Once upon a time",
+            "-n",
+            "4",
+            "-c",
+            "4000000",
+        ])
+        .env("GRETA_BACKEND", "cpu")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_user_error(&o, "memory");
+    assert!(
+        err.contains(
+            "out of host memory: asked for 512000000 bytes (the KV cache of 4000000 positions"
+        ) || err.contains("MiB free"),
+        "{err}"
+    );
+}

@@ -106,6 +106,11 @@ fn bad_verify_flags_are_clear_errors() {
         (&["--runs", "0"][..], "--runs 0"),
         (&["--soak-seconds=-1"][..], "--soak-seconds"),
         (&["--matrix-lengths", "0,3"][..], "at least 1 token"),
+        // 10^8 sequences' prompts used to be made before anything was checked: an abort.
+        (
+            &["--batch", "100000000"][..],
+            "--batch 100000000: at most 256",
+        ),
     ] {
         let mut all = vec!["verify", "-m", MODEL];
         all.extend(args);

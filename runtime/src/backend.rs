@@ -55,12 +55,33 @@ pub enum RuntimeError {
     },
     #[error("out of device memory: asked for {bytes} bytes ({what})")]
     OutOfMemory { bytes: u64, what: String },
+    /// The host could not allocate memory (the CPU backend's buffers, data read back).
+    #[error("out of host memory: asked for {bytes} bytes ({what})")]
+    HostOutOfMemory { bytes: u64, what: String },
     #[error("buffer mismatch: {0}")]
     Buffer(String),
     #[error(transparent)]
     Interp(#[from] greta_dsl::interp::InterpError),
     #[error("code object for kernel `{kernel}`: {message}")]
     Object { kernel: String, message: String },
+}
+
+impl RuntimeError {
+    /// An out-of-memory error says what the memory was for: `purpose` goes in front of what
+    /// the backend knew (its size and type). Other errors are returned as they are.
+    pub fn for_purpose(self, purpose: impl FnOnce() -> String) -> RuntimeError {
+        match self {
+            RuntimeError::OutOfMemory { bytes, what } => RuntimeError::OutOfMemory {
+                bytes,
+                what: format!("{}: {what}", purpose()),
+            },
+            RuntimeError::HostOutOfMemory { bytes, what } => RuntimeError::HostOutOfMemory {
+                bytes,
+                what: format!("{}: {what}", purpose()),
+            },
+            e => e,
+        }
+    }
 }
 
 /// What kind of binary a [`CodeObject`] holds.

@@ -63,8 +63,14 @@ impl Backend for CpuBackend {
         Some((field("MemAvailable:")?, field("MemTotal:")?))
     }
 
+    /// Host memory, allocated fallibly: a size the host cannot give (a KV cache for
+    /// `-c 4000000` under a memory limit) is an error, not an abort.
     fn alloc(&self, scalar: Scalar, len: usize) -> Result<DeviceBuffer, RuntimeError> {
-        let buffer = Buffer::zeros(scalar, len)
+        let buffer = Buffer::try_zeros(scalar, len)
+            .map_err(|e| RuntimeError::HostOutOfMemory {
+                bytes: e.bytes,
+                what: format!("{len} × {scalar} for the CPU backend"),
+            })?
             .ok_or_else(|| RuntimeError::Buffer(format!("no {scalar} buffers")))?;
         Ok(DeviceBuffer::new(
             scalar,
@@ -76,12 +82,18 @@ impl Backend for CpuBackend {
 
     fn write(&self, dst: &DeviceBuffer, src: &Buffer) -> Result<(), RuntimeError> {
         dst.check_write(src)?;
-        *lock(dst)? = src.clone();
+        // In place: the buffer was allocated (fallibly) at its full length.
+        lock(dst)?.write_range(0, src);
         Ok(())
     }
 
     fn read(&self, src: &DeviceBuffer) -> Result<Buffer, RuntimeError> {
-        Ok(lock(src)?.clone())
+        lock(src)?
+            .try_clone()
+            .map_err(|e| RuntimeError::HostOutOfMemory {
+                bytes: e.bytes,
+                what: format!("reading back {} × {}", src.len(), src.scalar()),
+            })
     }
 
     fn copy(&self, dst: &DeviceBuffer, src: &DeviceBuffer) -> Result<(), RuntimeError> {
@@ -283,6 +295,30 @@ mod tests {
             want[8 + i] += i as f32;
         }
         assert_eq!(got, want);
+    }
+
+    /// A size the host cannot allocate is an error naming the bytes, not an abort (or the
+    /// panic `vec![0f32; n]` gives for sizes past `isize::MAX`).
+    #[test]
+    fn an_impossible_buffer_is_an_out_of_memory_error() {
+        let cpu = CpuBackend::default();
+        for len in [usize::MAX / 2, 1 << 62] {
+            let e = cpu.alloc(Scalar::F32, len).unwrap_err();
+            assert!(matches!(e, RuntimeError::HostOutOfMemory { .. }), "{e:?}");
+            let e = e.for_purpose(|| "the KV cache".into()).to_string();
+            assert!(
+                e.starts_with("out of host memory: asked for ")
+                    && e.ends_with(&format!(
+                        "bytes (the KV cache: {len} × f32 for the CPU backend)"
+                    )),
+                "{e}"
+            );
+        }
+        // Writes go in place and reads copy, both without aborting on what they hold.
+        let b = cpu.alloc(Scalar::U32, 3).unwrap();
+        cpu.write(&b, &Buffer::U32(vec![1, 2, 3])).unwrap();
+        assert_eq!(cpu.read(&b).unwrap(), Buffer::U32(vec![1, 2, 3]));
+        assert!(cpu.write(&b, &Buffer::U32(vec![1])).is_err());
     }
 
     #[test]

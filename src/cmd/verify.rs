@@ -65,6 +65,9 @@ pub struct Args {
     source: super::source::SourceArgs,
 }
 
+/// The most sequences the batch gate decodes together.
+const MAX_BATCH: usize = 256;
+
 impl Args {
     /// The settings for a backend of `kind`, with the user's overrides.
     fn settings(&self, kind: BackendKind) -> Result<Settings> {
@@ -106,6 +109,11 @@ impl Args {
             if n == 0 {
                 bail!("{what} 0: give at least 1");
             }
+        }
+        // The batch gate decodes every batch size from 1 to N (N²/2 sequences), each with a
+        // prompt of its own made before the model is loaded: an absurd N is refused here.
+        if s.batch > MAX_BATCH {
+            bail!("--batch {}: at most {MAX_BATCH}", s.batch);
         }
         if let Some(&0) = s.long_lengths.iter().chain(&s.matrix_lengths).min() {
             bail!("--long-lengths / --matrix-lengths: a prompt has at least 1 token");

@@ -2,6 +2,45 @@
 
 use crate::ir::Scalar;
 use half::{bf16, f16};
+use std::alloc::Layout;
+
+/// The host could not allocate a buffer of `bytes` bytes (`u64::MAX`: the size overflows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("out of host memory: {bytes} bytes could not be allocated")]
+pub struct HostAllocError {
+    pub bytes: u64,
+}
+
+/// Element types whose all-zero bit pattern is the value zero.
+trait Zeroable: Copy {}
+impl Zeroable for f16 {}
+impl Zeroable for bf16 {}
+impl Zeroable for f32 {}
+impl Zeroable for i32 {}
+impl Zeroable for u32 {}
+
+/// `vec![0; len]` that returns an error where the allocation fails.
+fn try_zeroed<T: Zeroable>(len: usize) -> Result<Vec<T>, HostAllocError> {
+    let size = std::mem::size_of::<T>();
+    let fail = || HostAllocError {
+        bytes: (len as u64).saturating_mul(size as u64),
+    };
+    let layout = Layout::array::<T>(len).map_err(|_| fail())?;
+    if layout.size() == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: the layout has a non-zero size. The pointer, when not null, is a fresh
+    // allocation of the global allocator for exactly `len` `T`s (the layout `Vec<T>` uses for
+    // capacity `len`), zero-filled, and all-zero bits are a valid `T` (`Zeroable`): so the
+    // vector owns `len` initialised elements and frees the block with the same layout.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
+        if ptr.is_null() {
+            return Err(fail());
+        }
+        Ok(Vec::from_raw_parts(ptr, len, len))
+    }
+}
 
 /// A global-memory buffer for the CPU interpreter: a typed host vector, one variant per scalar
 /// type a kernel can keep in global memory (there are no bool buffers: bool is not a storage
@@ -26,6 +65,27 @@ impl Buffer {
             Scalar::U32 => Buffer::U32(vec![0; len]),
             Scalar::Bool => return None,
         })
+    }
+
+    /// [`zeros`](Self::zeros) for sizes a user chose (a KV cache for `-c 4000000`): memory the
+    /// host cannot give is an error with the bytes asked for, not an abort. Zeroed pages come
+    /// from the allocator as with `vec![0; n]` (untouched until used). `Ok(None)` for `bool`.
+    pub fn try_zeros(scalar: Scalar, len: usize) -> Result<Option<Buffer>, HostAllocError> {
+        Ok(Some(match scalar {
+            Scalar::F16 => Buffer::F16(try_zeroed(len)?),
+            Scalar::BF16 => Buffer::BF16(try_zeroed(len)?),
+            Scalar::F32 => Buffer::F32(try_zeroed(len)?),
+            Scalar::I32 => Buffer::I32(try_zeroed(len)?),
+            Scalar::U32 => Buffer::U32(try_zeroed(len)?),
+            Scalar::Bool => return Ok(None),
+        }))
+    }
+
+    /// A copy, or an error where the host cannot hold one.
+    pub fn try_clone(&self) -> Result<Buffer, HostAllocError> {
+        let mut out = Buffer::try_zeros(self.scalar(), self.len())?.expect("no bool buffers");
+        out.write_range(0, self);
+        Ok(out)
     }
 
     /// Number of elements.
@@ -218,3 +278,40 @@ from_vec!(bf16, BF16);
 from_vec!(f32, F32);
 from_vec!(i32, I32);
 from_vec!(u32, U32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn try_zeros_is_zeros() {
+        for s in [
+            Scalar::F16,
+            Scalar::BF16,
+            Scalar::F32,
+            Scalar::I32,
+            Scalar::U32,
+        ] {
+            for len in [0, 1, 1000] {
+                let b = Buffer::try_zeros(s, len).unwrap();
+                assert_eq!(b, Buffer::zeros(s, len), "{s} × {len}");
+                assert_eq!(b.as_ref().unwrap().try_clone().unwrap(), b.unwrap());
+            }
+        }
+        assert_eq!(Buffer::try_zeros(Scalar::Bool, 4), Ok(None));
+    }
+
+    /// Sizes no allocator can give are errors naming the bytes, not a panic or an abort
+    /// (`vec![0f32; usize::MAX]` panics with "capacity overflow").
+    #[test]
+    fn impossible_sizes_are_errors() {
+        let e = Buffer::try_zeros(Scalar::F32, usize::MAX).unwrap_err();
+        assert_eq!(e.bytes, u64::MAX);
+        let e = Buffer::try_zeros(Scalar::F16, 1 << 62).unwrap_err();
+        assert_eq!(e.bytes, 1 << 63);
+        assert_eq!(
+            e.to_string(),
+            "out of host memory: 9223372036854775808 bytes could not be allocated"
+        );
+    }
+}

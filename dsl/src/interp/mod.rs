@@ -76,7 +76,7 @@ mod ops;
 #[cfg(test)]
 mod tests;
 
-pub use buffer::Buffer;
+pub use buffer::{Buffer, HostAllocError};
 pub use error::{Dim3, InterpError};
 
 use crate::ir::{Access, Const, Kernel, ParamKind};

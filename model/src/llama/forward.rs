@@ -422,14 +422,19 @@ impl Model {
             model.layers.push(layer);
             progress(total - cfg.n_layers + l + 1, total);
         }
-        for _ in 0..options.sequences {
+        for s in 0..options.sequences {
             let mut slot = KvSlot {
                 k: Vec::new(),
                 v: Vec::new(),
             };
-            for _ in 0..cfg.n_layers {
-                slot.k.push(model.alloc(act_ty, context * cfg.kv_dim())?);
-                slot.v.push(model.alloc(act_ty, context * cfg.kv_dim())?);
+            for l in 0..cfg.n_layers {
+                let what = |kv: &str| {
+                    format!("the KV cache of {context} positions for sequence {s}, layer {l} {kv}")
+                };
+                slot.k
+                    .push(model.alloc(act_ty, context * cfg.kv_dim(), &|| what("keys"))?);
+                slot.v
+                    .push(model.alloc(act_ty, context * cfg.kv_dim(), &|| what("values"))?);
             }
             model.caches.push(slot);
         }
@@ -526,15 +531,24 @@ impl Model {
         Some(self.free_at_load?.saturating_sub(free))
     }
 
-    fn alloc(&mut self, scalar: Scalar, len: usize) -> Result<DeviceBuffer, RuntimeError> {
-        let b = self.backend.alloc(scalar, len)?;
+    /// A buffer of the model's own; `purpose` names it in an out-of-memory error.
+    fn alloc(
+        &mut self,
+        scalar: Scalar,
+        len: usize,
+        purpose: &dyn Fn() -> String,
+    ) -> Result<DeviceBuffer, RuntimeError> {
+        let b = self
+            .backend
+            .alloc(scalar, len)
+            .map_err(|e| e.for_purpose(purpose))?;
         self.device_bytes += b.size_bytes();
         self.peak_device_bytes = self.peak_device_bytes.max(self.device_bytes);
         Ok(b)
     }
 
-    fn upload(&mut self, host: &Buffer) -> Result<DeviceBuffer, RuntimeError> {
-        let b = self.alloc(host.scalar(), host.len())?;
+    fn upload(&mut self, host: &Buffer, name: &str) -> Result<DeviceBuffer, RuntimeError> {
+        let b = self.alloc(host.scalar(), host.len(), &|| format!("weight {name}"))?;
         self.backend.write(&b, host)?;
         Ok(b)
     }
@@ -547,13 +561,13 @@ impl Model {
             config: name.into(),
             message: e.to_string(),
         })?;
-        Ok(self.upload(&convert(Buffer::F32(v), self.act.act))?)
+        Ok(self.upload(&convert(Buffer::F32(v), self.act.act), name)?)
     }
 
     fn upload_weight(&mut self, g: &GgufFile, name: &str) -> Result<Weight, LoadError> {
         let (ty, rows, cols) = self.weight_shape(g, name);
         let host = self.host_weight(g, name);
-        self.upload_host(ty, rows, cols, host)
+        self.upload_host(ty, rows, cols, host, name)
     }
 
     /// The device type, rows and columns of weight `name`.
@@ -584,15 +598,16 @@ impl Model {
         rows: usize,
         cols: usize,
         host: Vec<Buffer>,
+        name: &str,
     ) -> Result<Weight, LoadError> {
         let mut host = host.into_iter();
         let mut next = || host.next().expect("one host buffer per device buffer");
         let bufs = match ty {
             WeightType::Q8_0 => WeightBufs::Q8 {
-                scales: self.upload(&next())?,
-                quants: self.upload(&next())?,
+                scales: self.upload(&next(), name)?,
+                quants: self.upload(&next(), name)?,
             },
-            WeightType::Dense(_) => WeightBufs::Dense(self.upload(&next())?),
+            WeightType::Dense(_) => WeightBufs::Dense(self.upload(&next(), name)?),
         };
         Ok(Weight {
             ty,
@@ -635,7 +650,7 @@ impl Model {
                 }
             }
         }
-        let whole = self.upload_host(ty, rows, cols, host)?;
+        let whole = self.upload_host(ty, rows, cols, host, &names.join(" + "))?;
         let parts = shapes
             .iter()
             .zip(&starts)
@@ -673,7 +688,11 @@ impl Model {
             }
         }
         let backend = self.backend.as_ref();
-        let scratch = Scratch::plan(&shape, |ty, n| backend.alloc(ty, n))?;
+        let scratch = Scratch::plan(&shape, |ty, n| {
+            backend
+                .alloc(ty, n)
+                .map_err(|e| e.for_purpose(|| format!("the activations of {tokens} tokens")))
+        })?;
         self.device_bytes += scratch.bytes;
         self.peak_device_bytes = self.peak_device_bytes.max(self.device_bytes);
         self.scratch = Some(scratch);
@@ -1034,7 +1053,10 @@ impl Model {
         let logits = if all {
             self.rmsnorm(x, &self.output_norm, &s.xn, t)?;
             self.trace(Stage::FinalNorm, None, &s.xn, every, d)?;
-            let out = self.backend.alloc(Scalar::F32, t * c.vocab)?;
+            let out = self
+                .backend
+                .alloc(Scalar::F32, t * c.vocab)
+                .map_err(|e| e.for_purpose(|| format!("the logits of {t} tokens")))?;
             self.project(&s.xn, output, &out, t, o.logits, None)?;
             self.backend.synchronize()?;
             self.backend.read(&out)?

@@ -388,7 +388,11 @@ impl Backend for CudaBackend {
 
     fn read(&self, src: &DeviceBuffer) -> Result<Buffer, RuntimeError> {
         let mem = self.mem(src)?;
-        let mut out = Buffer::zeros(src.scalar(), src.len())
+        let mut out = Buffer::try_zeros(src.scalar(), src.len())
+            .map_err(|e| RuntimeError::HostOutOfMemory {
+                bytes: e.bytes,
+                what: format!("reading back {} × {}", src.len(), src.scalar()),
+            })?
             .ok_or_else(|| RuntimeError::Buffer(format!("no {} buffers", src.scalar())))?;
         if mem.bytes == 0 {
             return Ok(out);
