@@ -747,3 +747,46 @@ fn a_context_beyond_a_memory_limit_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// `greta model info` validates what makes a Llama file consistent (every tensor present with
+/// its shape), not whether greta runs its tensor types: a Q4_0 model is listed with status 0.
+#[test]
+fn model_info_checks_the_layout_but_not_the_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let q4 = rewrite(
+        dir.path(),
+        |_, v| Some(v.clone()),
+        |n, d, t, b| {
+            if n == "blk.0.ffn_gate.weight" {
+                let q4 = GgmlType::by_name("Q4_0").unwrap();
+                Some((n.to_string(), d.to_vec(), q4, vec![0u8; 344 * 18]))
+            } else {
+                keep(n, d, t, b)
+            }
+        },
+    );
+    let o = greta(&["model", "info", q4.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let missing = rewrite(
+        dir.path(),
+        |_, v| Some(v.clone()),
+        |n, d, t, b| {
+            (n != "blk.3.ffn_up.weight")
+                .then(|| keep(n, d, t, b))
+                .flatten()
+        },
+    );
+    let o = greta(&["model", "info", missing.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("tensor `blk.3.ffn_up.weight` is missing"),
+        "{err}"
+    );
+}

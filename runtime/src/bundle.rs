@@ -906,4 +906,47 @@ mod tests {
         names.sort();
         assert_eq!(names, ["b", "docs", "file"]);
     }
+
+    /// Through a symbolic link the bundle replaces the link's target and the link stays; a
+    /// device or a file at the destination is refused before anything is made.
+    #[cfg(unix)]
+    #[test]
+    fn writer_writes_through_links_and_refuses_what_is_not_a_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let real = write(root.path(), &Target::SM_90);
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink("b", &link).unwrap();
+        let mut w = BundleWriter::new(&link, &Target::SM_90).unwrap();
+        let k = kernel("add", Scalar::F16);
+        w.add(
+            &k,
+            "new",
+            &object(&Target::SM_90, b"new"),
+            &Resources::default(),
+        )
+        .unwrap();
+        let bundle = w.finish().unwrap();
+        assert_eq!(bundle.dir(), link.as_path());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(Bundle::open(&real).unwrap().manifest.entries.len(), 1);
+        for (dest, what) in [
+            (
+                PathBuf::from("/dev/null"),
+                "is a character device, not a directory",
+            ),
+            (real.join(MANIFEST), "is a regular file, not a directory"),
+        ] {
+            let e = BundleWriter::new(&dest, &Target::SM_90).unwrap_err();
+            assert!(e.to_string().contains(what), "{e}");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["b", "link"]);
+    }
 }

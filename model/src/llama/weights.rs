@@ -62,7 +62,11 @@ pub fn expected(cfg: &LlamaConfig) -> Vec<Expected> {
     out
 }
 
-fn check_one<'a>(g: &'a GgufFile, e: &Expected) -> Result<&'a TensorInfo, WeightError> {
+fn check_one<'a>(
+    g: &'a GgufFile,
+    e: &Expected,
+    types: bool,
+) -> Result<&'a TensorInfo, WeightError> {
     let t = g
         .tensor(&e.name)
         .ok_or_else(|| WeightError::Missing(e.name.clone()))?;
@@ -73,10 +77,12 @@ fn check_one<'a>(g: &'a GgufFile, e: &Expected) -> Result<&'a TensorInfo, Weight
             found: t.dims.clone(),
         });
     }
-    if !matches!(
-        t.ty,
-        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0
-    ) {
+    if types
+        && !matches!(
+            t.ty,
+            GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0
+        )
+    {
         return Err(WeightError::Type {
             name: e.name.clone(),
             ty: t.ty.name().to_string(),
@@ -88,8 +94,22 @@ fn check_one<'a>(g: &'a GgufFile, e: &Expected) -> Result<&'a TensorInfo, Weight
 /// Checks every tensor the model needs: present, with the right shape and a supported type.
 /// Returns the output projection's tensor name (`output.weight`, or the embeddings when tied).
 pub fn check(g: &GgufFile, cfg: &LlamaConfig) -> Result<&'static str, WeightError> {
+    check_tensors(g, cfg, true)
+}
+
+/// [`check`] without the types: the file is a consistent Llama model, whether or not greta
+/// runs its tensor types (`greta model info`).
+pub fn check_layout(g: &GgufFile, cfg: &LlamaConfig) -> Result<&'static str, WeightError> {
+    check_tensors(g, cfg, false)
+}
+
+fn check_tensors(
+    g: &GgufFile,
+    cfg: &LlamaConfig,
+    types: bool,
+) -> Result<&'static str, WeightError> {
     for e in expected(cfg) {
-        check_one(g, &e)?;
+        check_one(g, &e, types)?;
     }
     let out = Expected {
         name: "output.weight".into(),
@@ -97,7 +117,7 @@ pub fn check(g: &GgufFile, cfg: &LlamaConfig) -> Result<&'static str, WeightErro
     };
     match g.tensor("output.weight") {
         Some(_) => {
-            check_one(g, &out)?;
+            check_one(g, &out, types)?;
             Ok("output.weight")
         }
         None => Ok("token_embd.weight"),
