@@ -58,7 +58,7 @@ pub fn check_block_count(g: &GgufFile, arch: &str) -> Result<Option<u64>, Config
     };
     let n = u64::from(n);
     let blocks = block_indices(g);
-    let contiguous = blocks.len() as u64 == n && blocks.last().map_or(true, |&l| l + 1 == n);
+    let contiguous = blocks.len() as u64 == n && blocks.last().copied() == n.checked_sub(1);
     if !contiguous {
         let found = match (blocks.first(), blocks.last()) {
             (None, _) | (_, None) => "the file has no block tensors (`blk.N.*`)".to_string(),
