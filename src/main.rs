@@ -47,7 +47,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| std::process::exit(cmd::out::clap_exit(e)));
     cmd::signals::install();
     let result = match cli.command {
         Command::Emit(args) => cmd::emit::run(args),

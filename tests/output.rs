@@ -60,6 +60,8 @@ const RUN: &[&str] = &["run", "-m", MODEL, "-p", "Once upon a time", "-n", "4"];
 
 fn commands() -> Vec<Vec<&'static str>> {
     vec![
+        // clap's help, which clap itself would print ignoring any error.
+        vec!["--help"],
         vec!["kernels"],
         vec!["emit", "add", "--target", "sm_90"],
         vec!["model", "info", MODEL],

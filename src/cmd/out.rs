@@ -129,6 +129,40 @@ pub fn exit_code(result: anyhow::Result<()>) -> i32 {
     }
 }
 
+/// The exit status for a command line clap could not parse, or `--help`/`--version`, after
+/// printing clap's text through these writers (clap's own `exit` ignores a failed write, so
+/// `greta --help > /dev/full` said nothing and exited 0): help on stdout with status 0, a usage
+/// error on stderr with status 2; a stdout that fails otherwise than closed is one error and
+/// status 1. Colour as clap would give it: on a terminal, unless `NO_COLOR` is set.
+pub fn clap_exit(e: clap::Error) -> i32 {
+    use std::io::IsTerminal;
+    let to_stderr = e.use_stderr();
+    let terminal = if to_stderr {
+        io::stderr().is_terminal()
+    } else {
+        io::stdout().is_terminal()
+    };
+    // NO_COLOR counts when set to anything but the empty string (no-color.org).
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let color = terminal && !no_color;
+    let styled = e.render();
+    let text = if color {
+        styled.ansi().to_string()
+    } else {
+        styled.to_string()
+    };
+    let written = if to_stderr {
+        eprint(format_args!("{text}"))
+    } else {
+        print(format_args!("{text}")).and_then(|()| flush())
+    };
+    match written {
+        Ok(()) | Err(StreamError::Closed(_)) => e.exit_code(),
+        Err(w) if !to_stderr => exit_code(Err(w.into())),
+        Err(_) => e.exit_code(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
