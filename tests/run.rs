@@ -373,9 +373,11 @@ fn dump_logits_writes_the_rows_greedy_decoding_chose_from() {
 /// error before anything is generated, and leaves no file.
 #[test]
 fn an_unwritable_logits_dump_is_a_clear_error() {
-    let missing = "/nonexistent/dir/logits.npy";
-    let o = greta_env(&GREEDY_4, &[("GRETA_DUMP_LOGITS", missing)]);
-    assert_user_error(&o, &format!("GRETA_DUMP_LOGITS={missing}: "));
+    // Under a regular file (missing directories are made, as for every output; this one
+    // cannot be).
+    let unwritable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml/logits.npy");
+    let o = greta_env(&GREEDY_4, &[("GRETA_DUMP_LOGITS", unwritable)]);
+    assert_user_error(&o, &format!("GRETA_DUMP_LOGITS={unwritable}: "));
     let dir = tempfile::tempdir().unwrap();
     let o = greta_env(
         &GREEDY_4,

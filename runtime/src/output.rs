@@ -25,7 +25,7 @@
 //! destination that is a directory as a whole (a code-object bundle).
 
 use std::fs::{File, Metadata};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -258,10 +258,10 @@ impl OutputFile {
             || builder.tempfile_in(&dir),
             |t: &tempfile::NamedTempFile| t.path(),
         )
-        .map_err(|source| {
+        .map_err(|e| {
             dest.error(OutputErrorKind::Io {
                 op: "creating a temporary file beside it",
-                source,
+                source: without_temporary_name(e),
             })
         })?;
         if let Some(m) = &dest.existing {
@@ -305,6 +305,12 @@ impl OutputFile {
     }
 }
 
+impl Seek for OutputFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.tmp.seek(pos)
+    }
+}
+
 impl Write for OutputFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.tmp.write(buf)
@@ -314,6 +320,16 @@ impl Write for OutputFile {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.tmp.flush()
+    }
+}
+
+/// `e` without the temporary file's (random) name that `tempfile` appends (`… at path "…"`,
+/// keeping the OS error only in its message): the error names the destination already.
+fn without_temporary_name(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(at) => io::Error::new(e.kind(), &text[..at]),
+        None => e,
     }
 }
 

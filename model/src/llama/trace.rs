@@ -42,6 +42,8 @@ use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use greta_runtime::output::OutputFile;
+
 /// The environment variable that turns stage tracing on.
 pub const TRACE_STAGE_VAR: &str = "GRETA_TRACE_STAGE";
 /// The environment variable naming the logits dump.
@@ -192,16 +194,10 @@ pub enum TraceError {
         op: &'static str,
         error: std::io::Error,
     },
-}
-
-/// `e` without the temporary file's (random) name that `tempfile` appends (`… at path "…"`;
-/// it keeps the OS error only in its message): the error names the destination already.
-fn without_temporary_name(e: std::io::Error) -> std::io::Error {
-    let text = e.to_string();
-    match text.find(" at path \"") {
-        Some(at) => std::io::Error::new(e.kind(), &text[..at]),
-        None => e,
-    }
+    /// The destination refused or failed under greta's output-file policy
+    /// ([`greta_runtime::output`]): a device, a FIFO, a directory; an unwritable place.
+    #[error("{DUMP_LOGITS_VAR}={0}")]
+    Output(greta_runtime::output::OutputError),
 }
 
 /// The 64-bit FNV-1a hash of `bytes`, continuing from `hash` (start from [`FNV_OFFSET`]).
@@ -347,39 +343,26 @@ pub(crate) fn emit(record: &Record<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{record}");
 }
 
-/// The logits dump being written: a temporary file beside its destination.
+/// The logits dump being written: a temporary file beside its destination, under greta's
+/// output-file policy ([`greta_runtime::output`]: only over a regular file, through symbolic
+/// links, keeping an existing file's mode, temporaries removed on an interrupt).
 pub(crate) struct LogitDump {
     path: PathBuf,
-    writer: npy::NpyWriter<BufWriter<tempfile::NamedTempFile>>,
+    writer: npy::NpyWriter<BufWriter<OutputFile>>,
 }
 
 impl LogitDump {
-    /// Creates the temporary file beside `path` (so that an unwritable place fails before the
-    /// model loads) for rows of `vocab` logits.
+    /// Creates the temporary file beside `path` (so that a place greta will not or cannot
+    /// write fails before the model loads) for rows of `vocab` logits.
     pub(crate) fn create(path: &Path, vocab: usize) -> Result<LogitDump, TraceError> {
-        let io = |op: &'static str| {
-            let path = path.to_path_buf();
-            move |error| TraceError::Io { path, op, error }
-        };
-        if path.is_dir() {
-            return Err(io("writing the logits")(std::io::Error::new(
-                std::io::ErrorKind::IsADirectory,
-                "it is a directory",
-            )));
-        }
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".greta-logits-").suffix(".tmp");
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let tmp = builder
-            .tempfile_in(dir)
-            .map_err(|e| io("creating a temporary file beside it")(without_temporary_name(e)))?;
-        let writer = npy::NpyWriter::new(BufWriter::with_capacity(1 << 20, tmp), vocab)
-            .map_err(io("writing the header"))?;
+        let out = OutputFile::create(path).map_err(TraceError::Output)?;
+        let writer = npy::NpyWriter::new(BufWriter::with_capacity(1 << 20, out), vocab).map_err(
+            |error| TraceError::Io {
+                path: path.to_path_buf(),
+                op: "writing the header",
+                error,
+            },
+        )?;
         Ok(LogitDump {
             path: path.to_path_buf(),
             writer,
@@ -407,15 +390,13 @@ impl LogitDump {
             move |error| TraceError::Io { path, op, error }
         };
         let shape = [self.writer.rows(), self.writer.cols()];
-        let tmp = self
+        let out = self
             .writer
             .finish()
             .map_err(io("writing the header"))?
             .into_inner()
             .map_err(|e| io("flushing")(e.into_error()))?;
-        tmp.as_file().sync_all().map_err(io("syncing"))?;
-        tmp.persist(&path)
-            .map_err(|e| io("renaming the temporary file into place")(e.error))?;
+        out.commit().map_err(TraceError::Output)?;
         Ok((path, shape))
     }
 }
@@ -539,17 +520,24 @@ mod tests {
         assert!(!other.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 
-        let missing = dir.path().join("no/such/dir/l.npy");
-        let e = LogitDump::create(&missing, 3).err().unwrap().to_string();
-        let not_found = std::io::Error::from_raw_os_error(2);
+        // A place that cannot be made (a file where a directory should be), and a directory,
+        // are refused at creation, naming the variable and the path.
+        let file = dir.path().join("logits.npy");
+        let under_a_file = file.join("l.npy");
+        let e = LogitDump::create(&under_a_file, 3)
+            .err()
+            .unwrap()
+            .to_string();
+        let not_a_dir = std::io::Error::from_raw_os_error(20);
         assert_eq!(
             e,
             format!(
-                "GRETA_DUMP_LOGITS={}: creating a temporary file beside it: {not_found}",
-                missing.display()
+                "GRETA_DUMP_LOGITS={}: looking at it: {not_a_dir}",
+                under_a_file.display()
             )
         );
         let e = LogitDump::create(dir.path(), 3).err().unwrap().to_string();
-        assert!(e.contains("directory"), "{e}");
+        assert!(e.contains("is a directory, not a regular file"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
