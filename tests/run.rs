@@ -50,16 +50,17 @@ fn documented_continuation() -> String {
         .join(" ")
 }
 
-/// With either attention variant (the fused default, and v1 with scores in memory).
+/// With either attention variant (the fused default, and v1 with scores in memory), and in
+/// kv-aligned mode (the prompt run as decode steps).
 #[test]
 fn stories260k_reproduces_its_documented_greedy_continuation() {
-    for attn in ["v2", "v1"] {
-        continuation_with(attn);
+    for extra in [&["--attn", "v2"][..], &["--attn", "v1"], &["--kv-aligned"]] {
+        continuation_with(extra);
     }
 }
 
-fn continuation_with(attn: &str) {
-    let o = greta(&[
+fn continuation_with(extra: &[&str]) {
+    let mut args = vec![
         "run",
         "-m",
         MODEL,
@@ -69,9 +70,9 @@ fn continuation_with(attn: &str) {
         "60",
         "--temp",
         "0",
-        "--attn",
-        attn,
-    ]);
+    ];
+    args.extend(extra);
+    let o = greta(&args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let text = String::from_utf8(o.stdout).unwrap();

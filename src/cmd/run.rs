@@ -68,6 +68,11 @@ pub struct Args {
     /// the prompt and for generation (slower: each launch is timed on its own).
     #[arg(long)]
     profile: bool,
+    /// kv-aligned mode: run the prompt as decode steps (8 tokens a launch, the decode kernels)
+    /// so that its KV cache and logits are bit-identical to decoding it token by token; the
+    /// prompt is then processed at decode speed.
+    #[arg(long)]
+    kv_aligned: bool,
     #[command(flatten)]
     source: super::source::SourceArgs,
 }
@@ -147,6 +152,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.profile {
         model.enable_profile();
     }
+    model.set_kv_aligned(args.kv_aligned);
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     errln!(
         "greta: {} activations; projections: {}",
