@@ -44,6 +44,9 @@ enum Command {
     /// The trust gates on a model: determinism, prefill vs decode, cross-dtype, long context,
     /// batch invariance, soak, and the dtype × kv mode × length matrix.
     Verify(cmd::verify::Args),
+    /// Sweep kernels' tile configurations (a kernel at shapes, or every kernel of a model),
+    /// prune by the target's limits, check, time, and keep the fastest in the tuning DB.
+    Tune(cmd::tune::Args),
 }
 
 fn main() {
@@ -60,6 +63,7 @@ fn main() {
         Command::Model(args) => cmd::model::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Tune(args) => cmd::tune::run(args),
     };
     std::process::exit(cmd::out::exit_code(result));
 }

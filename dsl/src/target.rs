@@ -49,6 +49,10 @@ pub struct RegisterFile {
     pub simds_per_cu: u32,
     /// LDS per compute unit, shared by the resident blocks.
     pub lds_per_cu: u32,
+    /// General-purpose registers one thread (lane) can address: gfx942 256 arch VGPRs (its 256
+    /// AGPRs hold matrix accumulators only where the compiler chooses to), sm_90 255. Tile rules
+    /// bound a kernel's accumulators against it before anything is compiled.
+    pub max_per_thread: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -106,6 +110,7 @@ impl Target {
             max_waves: 8,
             simds_per_cu: 4,
             lds_per_cu: 64 * 1024,
+            max_per_thread: 256,
         },
         matrix: GFX942_MATRIX,
         warpgroup: None,
@@ -135,6 +140,7 @@ impl Target {
             max_waves: 16,
             simds_per_cu: 4,
             lds_per_cu: 228 * 1024,
+            max_per_thread: 255,
         },
         matrix: SM_90_MATRIX,
         warpgroup: Some(SM_90_WARPGROUP),

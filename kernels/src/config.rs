@@ -15,7 +15,7 @@ pub enum Choices {
     Bool,
 }
 
-/// One tunable parameter of a kernel.
+/// One comptime parameter of a kernel.
 #[derive(Clone, Copy, Debug)]
 pub struct ParamDef {
     pub name: &'static str,
@@ -24,6 +24,11 @@ pub struct ParamDef {
     /// A default that depends on the element type (e.g. a 16-byte vector width), applied when
     /// the user does not set the parameter.
     pub default_for_dtype: Option<fn(Scalar) -> ConfigValue>,
+    /// Whether `greta tune` varies it: a knob that changes how the kernel computes (tile
+    /// sizes, waves, vector widths), not what (element types, a fused residual, a rotation
+    /// layout, the tokens a launch takes, a head size fitted to the model). Element-type
+    /// parameters are never tuned.
+    pub tunable: bool,
     pub doc: &'static str,
 }
 
@@ -207,6 +212,7 @@ pub const DTYPE: ParamDef = ParamDef {
     choices: Choices::DType(FLOATS),
     default: ConfigValue::Type(Scalar::F16),
     default_for_dtype: None,
+    tunable: false,
     doc: "element type of activations and weights",
 };
 
@@ -217,6 +223,7 @@ pub const fn block_param(default: u32) -> ParamDef {
         choices: Choices::U32(&[64, 128, 256, 512, 1024]),
         default: ConfigValue::U32(default),
         default_for_dtype: None,
+        tunable: true,
         doc: "threads per block",
     }
 }
@@ -228,6 +235,7 @@ pub const VEC: ParamDef = ParamDef {
     choices: Choices::U32(&[1, 2, 4, 8]),
     default: ConfigValue::U32(8),
     default_for_dtype: Some(|dtype| ConfigValue::U32(16 / dtype.size_bytes())),
+    tunable: true,
     doc: "elements per global memory access (vector width)",
 };
 
@@ -239,11 +247,12 @@ pub const fn dtype_param(default: Scalar, doc: &'static str) -> ParamDef {
         choices: Choices::DType(FLOATS),
         default: ConfigValue::Type(default),
         default_for_dtype: None,
+        tunable: false,
         doc,
     }
 }
 
-/// A tunable u32 parameter with the given choices.
+/// A tunable u32 parameter with the given choices (see [`fixed`] for one the caller sets).
 pub const fn u32_param(
     name: &'static str,
     choices: &'static [u32],
@@ -255,6 +264,15 @@ pub const fn u32_param(
         choices: Choices::U32(choices),
         default: ConfigValue::U32(default),
         default_for_dtype: None,
+        tunable: true,
         doc,
+    }
+}
+
+/// `p`, not varied by tuning: its value is the caller's (see [`ParamDef::tunable`]).
+pub const fn fixed(p: ParamDef) -> ParamDef {
+    ParamDef {
+        tunable: false,
+        ..p
     }
 }

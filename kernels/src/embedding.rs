@@ -141,6 +141,7 @@ const OUT_F32: crate::ParamDef = crate::ParamDef {
     choices: crate::config::Choices::DType(crate::config::FLOATS),
     default: ConfigValue::Type(Scalar::F32),
     default_for_dtype: None,
+    tunable: false,
     doc: "element type of the rows written (the activations)",
 };
 

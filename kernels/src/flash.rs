@@ -52,6 +52,7 @@ pub const MAX_HEAD_DIM: ParamDef = ParamDef {
     choices: Choices::U32(&[32, 64, 128, 256]),
     default: ConfigValue::U32(128),
     default_for_dtype: None,
+    tunable: false,
     doc: "the largest head_dim the kernel handles (each lane keeps max_head_dim / wave outputs)",
 };
 
@@ -61,6 +62,7 @@ pub const KV_DTYPE: ParamDef = ParamDef {
     choices: Choices::DType(FLOATS),
     default: ConfigValue::Type(Scalar::F16),
     default_for_dtype: None,
+    tunable: false,
     doc: "element type of the K and V caches",
 };
 
@@ -70,6 +72,7 @@ pub const OUT: ParamDef = ParamDef {
     choices: Choices::DType(FLOATS),
     default: ConfigValue::Type(Scalar::F16),
     default_for_dtype: None,
+    tunable: false,
     doc: "element type of the output",
 };
 

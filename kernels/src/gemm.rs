@@ -159,6 +159,7 @@ pub(crate) const TILE_PARAMS: [ParamDef; 7] = [
         choices: Choices::Bool,
         default: ConfigValue::Bool(true),
         default_for_dtype: None,
+        tunable: true,
         doc: "XOR-swizzled LDS rows (else padded by 16 bytes)",
     },
 ];
@@ -169,6 +170,7 @@ pub(crate) const OUT: ParamDef = ParamDef {
     choices: Choices::DType(crate::config::FLOATS),
     default: ConfigValue::Type(Scalar::F16),
     default_for_dtype: None,
+    tunable: false,
     doc: "element type of y (and of the residual)",
 };
 
@@ -178,6 +180,7 @@ pub(crate) const RESIDUAL: ParamDef = ParamDef {
     choices: Choices::Bool,
     default: ConfigValue::Bool(false),
     default_for_dtype: None,
+    tunable: false,
     doc: "add r to the product in the epilogue (y = x·Wᵀ + r)",
 };
 

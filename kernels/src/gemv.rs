@@ -413,12 +413,12 @@ pub(crate) const GEMV_PARAMS: [ParamDef; 5] = [
         1,
         "waves sharing the same rows, each a part of K (split-K, combined in LDS)",
     ),
-    u32_param(
+    crate::config::fixed(u32_param(
         "m_tile",
         &[1, 2, 4, 8],
         1,
         "tokens (rows of x) per launch, at most",
-    ),
+    )),
 ];
 
 pub static SPEC: KernelSpec = KernelSpec {

@@ -108,16 +108,29 @@ impl KernelSpec {
         self.config("").expect("defaults are always valid")
     }
 
-    /// Every configuration in the parameter space (for sweeps), dtype fixed by `base`.
-    pub fn configs(&self, base: &Config) -> Vec<Config> {
+    /// The tuning space around `base`: every combination of the tunable parameters' values
+    /// ([`ParamDef::tunable`]), the others (element types, fused epilogues, ...) as in `base`,
+    /// minus those named in `pinned` (which keep `base`'s value). `base` itself comes first.
+    /// Whether a combination is valid is the kernel's own builder's to say (tile divisibility,
+    /// LDS and register bounds against the target); see `greta tune`.
+    pub fn space(&self, base: &Config, pinned: &[&str]) -> Vec<Config> {
         let mut out = vec![base.clone()];
-        for p in self.params.iter().filter(|p| p.name != "dtype") {
+        for p in self
+            .params
+            .iter()
+            .filter(|p| p.tunable && !pinned.contains(&p.name))
+        {
+            if matches!(p.choices, config::Choices::DType(_)) {
+                continue;
+            }
             out = out
                 .iter()
                 .flat_map(|c| p.values().into_iter().map(move |v| c.with(p.name, v)))
                 .collect();
         }
-        out
+        let mut seen = std::collections::HashSet::new();
+        let base_first = std::iter::once(base.clone()).chain(out);
+        base_first.filter(|c| seen.insert(c.clone())).collect()
     }
 }
 

@@ -181,12 +181,12 @@ pub(crate) const ROWS: crate::ParamDef = u32_param(
 );
 
 /// Activation rows per block.
-pub(crate) const M_TILE: crate::ParamDef = u32_param(
+pub(crate) const M_TILE: crate::ParamDef = crate::config::fixed(u32_param(
     "m_tile",
     &[1, 2, 4, 8],
     1,
     "activation rows (outputs along M) per block; >1 for prefill",
-);
+));
 
 pub static SPEC: KernelSpec = KernelSpec {
     name: "matmul",

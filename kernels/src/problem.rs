@@ -230,6 +230,8 @@ pub fn from_f64(dtype: Scalar, values: &[f64]) -> Buffer {
 pub struct Inputs {
     rng: StdRng,
     references: bool,
+    /// Zeros instead of random values ([`Inputs::layout_only`]).
+    zeros: bool,
 }
 
 impl Inputs {
@@ -237,6 +239,18 @@ impl Inputs {
         Inputs {
             rng: StdRng::seed_from_u64(seed),
             references: true,
+            zeros: false,
+        }
+    }
+
+    /// Inputs for a problem whose buffers are never uploaded: zeros (cheap for a 4096 × 11008
+    /// weight) and no references. `greta tune` makes each candidate's problem this way to get
+    /// its kernel, launch and argument layout, and launches it on buffers uploaded once per
+    /// shape.
+    pub fn layout_only() -> Inputs {
+        Inputs {
+            zeros: true,
+            ..Inputs::for_timing(0)
         }
     }
 
@@ -258,6 +272,10 @@ impl Inputs {
     /// `len` values uniform in `[lo, hi)`, rounded to `dtype`; returns the buffer and the rounded
     /// values as f64 (what the reference must see).
     pub fn uniform(&mut self, dtype: Scalar, len: usize, lo: f64, hi: f64) -> (Buffer, Vec<f64>) {
+        if self.zeros {
+            let zeros = vec![0.0; len];
+            return (from_f64(dtype, &zeros), zeros);
+        }
         let raw: Vec<f64> = (0..len).map(|_| self.rng.gen_range(lo..hi)).collect();
         let buffer = from_f64(dtype, &raw);
         let rounded = to_f64(&buffer);
@@ -266,6 +284,9 @@ impl Inputs {
 
     /// `len` integers in `[0, bound)`.
     pub fn indices(&mut self, len: usize, bound: u32) -> Vec<u32> {
+        if self.zeros {
+            return vec![0; len];
+        }
         (0..len).map(|_| self.rng.gen_range(0..bound)).collect()
     }
 }

@@ -218,6 +218,7 @@ const CACHE: ParamDef = ParamDef {
     choices: Choices::U32(&[0, 1, 2, 4, 8]),
     default: ConfigValue::U32(2),
     default_for_dtype: Some(|dtype| ConfigValue::U32(if dtype.size_bytes() == 4 { 4 } else { 2 })),
+    tunable: true,
     doc: "vectors per thread held in registers between passes",
 };
 
@@ -227,6 +228,7 @@ const ROWS_PER_BLOCK: ParamDef = ParamDef {
     choices: Choices::U32(&[1, 2, 4]),
     default: ConfigValue::U32(1),
     default_for_dtype: None,
+    tunable: true,
     doc: "rows normalised by one block together",
 };
 

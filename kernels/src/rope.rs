@@ -275,6 +275,7 @@ const HEADS_PER_THREAD: ParamDef = ParamDef {
     // full waves, 1 recomputes sin/cos for every head.
     default: ConfigValue::U32(2),
     default_for_dtype: None,
+    tunable: true,
     doc: "heads sharing one thread's sin/cos",
 };
 
@@ -283,6 +284,7 @@ const NEOX: ParamDef = ParamDef {
     choices: Choices::Bool,
     default: ConfigValue::Bool(false),
     default_for_dtype: None,
+    tunable: false,
     doc: "NeoX half-split pairs instead of GGUF adjacent pairs",
 };
 

@@ -143,6 +143,22 @@ impl TileShape {
                 target.max_block_threads
             )));
         }
+        // Each wave holds its `wave_m × wave_n` f32 accumulators in registers, spread over its
+        // lanes. More than half of what a thread can address leaves too little for the
+        // fragments and addresses: on gfx942 every tile with 256 accumulators per lane spilled
+        // (104–368 bytes of scratch) or took 768 registers in `greta tune --dry-run --kernel
+        // gemm` (2026-12-03), and one wave over 256×256 took 5,996 bytes and an 11 s compile.
+        // Such tiles are refused before compiling.
+        let accumulators = wave_m * wave_n / target.wave_size;
+        let most = target.registers.max_per_thread.div_ceil(2);
+        if accumulators > most {
+            return Err(fail(format!(
+                "a {wave_m}×{wave_n} tile per wave keeps {accumulators} f32 accumulators per \
+                 lane; {target} leaves room for {most} (half of the {} registers a thread \
+                 addresses)",
+                target.registers.max_per_thread
+            )));
+        }
         let shape = TileShape {
             bm,
             bn,

@@ -47,6 +47,7 @@ fn load_with(
             attention,
             sequences: 1,
             trace: Default::default(),
+            tuning: None,
         },
         &mut |_, _| {},
     )
@@ -275,6 +276,7 @@ fn sequences_decoded_together_equal_each_decoded_alone() {
                         attention,
                         sequences,
                         trace: Default::default(),
+                        tuning: None,
                     },
                     &mut |_, _| {},
                 )

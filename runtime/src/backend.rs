@@ -300,6 +300,13 @@ pub trait Backend: Send + Sync {
     fn target(&self) -> &'static Target;
     /// A human-readable device name (`NVIDIA H200`, `CPU interpreter (gfx942 waves)`).
     fn device_name(&self) -> String;
+
+    /// The driver's version (`13.0` for CUDA 13.0's driver API), part of a tuning DB entry's key:
+    /// timings measured under one driver do not carry to another. The interpreter reports
+    /// greta's own version.
+    fn driver_version(&self) -> String {
+        format!("greta-{}", env!("CARGO_PKG_VERSION"))
+    }
     /// `(free, total)` device memory in bytes, where the backend can tell.
     fn memory_info(&self) -> Option<(u64, u64)> {
         None

@@ -11,6 +11,7 @@
 //! - [`cache`], [`bundle`], [`objects`]: where GPU code objects come from: the content-addressed
 //!   compile cache (`GRETA_CACHE_DIR`), or a prebuilt bundle (`greta build`) on machines
 //!   without a compiler;
+//! - [`tuning`]: the tuning database (`greta tune`'s winners, keyed by kernel content);
 //! - [`input`]: files read where a user points are regular files (never a FIFO that blocks);
 //! - [`output`]: the one policy for files greta writes where a user points it (regular files
 //!   only, through symbolic links, modes kept, atomic, temporaries removed on interrupt).
@@ -29,6 +30,7 @@ pub mod input;
 pub mod objects;
 pub mod output;
 mod select;
+pub mod tuning;
 
 pub use backend::{
     Backend, BackendKind, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, ObjectFormat,

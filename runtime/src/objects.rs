@@ -10,6 +10,7 @@ use greta_dsl::Target;
 use crate::backend::CodeObject;
 use crate::bundle::{Bundle, BundleError};
 use crate::cache::{CacheError, CacheOutcome, CompileCache};
+use greta_codegen::Resources;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -61,11 +62,25 @@ impl ObjectSource {
         kernel: &Kernel,
         target: &Target,
     ) -> Result<(CodeObject, Origin), ObjectError> {
+        let (object, _, origin) = self.object_and_resources(kernel, target)?;
+        Ok((object, origin))
+    }
+
+    /// [`ObjectSource::object`] with the resources the toolchain reported for it (registers,
+    /// LDS, scratch and spills; recorded in the bundle or the cache entry).
+    pub fn object_and_resources(
+        &self,
+        kernel: &Kernel,
+        target: &Target,
+    ) -> Result<(CodeObject, Resources, Origin), ObjectError> {
         match self {
-            ObjectSource::Bundle(b) => Ok((b.object(kernel, target)?, Origin::Bundle)),
+            ObjectSource::Bundle(b) => {
+                let resources = b.entry(kernel, target)?.resources.clone();
+                Ok((b.object(kernel, target)?, resources, Origin::Bundle))
+            }
             ObjectSource::Cache(c) => {
-                let (object, _resources, outcome) = c.get_or_compile(kernel, target)?;
-                Ok((object, Origin::Cache(outcome)))
+                let (object, resources, outcome) = c.get_or_compile(kernel, target)?;
+                Ok((object, resources, Origin::Cache(outcome)))
             }
         }
     }

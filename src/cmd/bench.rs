@@ -132,7 +132,7 @@ fn kernels(args: KernelArgs) -> Result<()> {
 }
 
 /// `m,n,k` (or any comma-separated sizes) as numbers.
-fn parse_shape(text: &str) -> Result<Vec<u32>> {
+pub fn parse_shape(text: &str) -> Result<Vec<u32>> {
     text.split(',')
         .map(|d| {
             d.trim()

@@ -7,14 +7,12 @@
 //! compiles nothing, and the summary line says so ("N kernels, M compiled, K from cache").
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use greta_dsl::Target;
 use greta_kernels::{Config, KernelSpec};
 use greta_runtime::cache::{CacheOutcome, CompileCache};
 use greta_runtime::{BundleWriter, CodeObject};
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -86,6 +84,18 @@ fn compile(cache: &CompileCache, job: &Job, target: &'static Target) -> Result<B
     })
 }
 
+/// The devices (name, driver) the tuning DB has entries for on `target`.
+fn devices(db: &greta_runtime::tuning::TuningDb, target: &Target) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for e in db.entries().iter().filter(|e| e.key.target == target.name) {
+        let d = (e.key.device.clone(), e.key.driver.clone());
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
 pub fn run(args: Args) -> Result<()> {
     let target = super::target(&args.target)?;
     // Before any work: a destination greta must not or cannot write (a file, a device, a
@@ -107,6 +117,7 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
+    let db = super::tune::open_db(None)?;
     for path in &args.model {
         let file = greta_model::gguf::GgufFile::open(path)?;
         let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)
@@ -119,12 +130,28 @@ pub fn run(args: Args) -> Result<()> {
                 .map(|d| super::activations(d))
                 .collect::<Result<Vec<_>>>()?
         };
-        // Every attention variant, so that `greta run --attn` works from the bundle.
-        use greta_model::llama::Attention;
+        // Every attention variant, so that `greta run --attn` works from the bundle; and the
+        // tuning DB's winners for this target on every device it has entries for.
+        use greta_model::llama::{tuning, Attention, Tuned};
         let mut plans = Vec::new();
         for a in acts {
             for at in [Attention::V1, Attention::V2, Attention::V3, Attention::V4] {
-                plans.extend(greta_model::llama::plan(&file, &cfg, a, at, target));
+                let sites = tuning::sites(&file, &cfg, a, at, target);
+                let mut tunings = vec![Tuned::none()];
+                for (device, driver) in devices(&db, target) {
+                    let t = Tuned::resolve(&db, &sites, target, &device, &driver);
+                    if t.found > 0 && at == Attention::default() {
+                        errln!(
+                            "greta: {}: {} tuned kernel sites for {device} (driver {driver}, {a})",
+                            path.display(),
+                            t.found
+                        );
+                    }
+                    tunings.push(t);
+                }
+                for t in &tunings {
+                    plans.extend(greta_model::llama::plan(&file, &cfg, a, at, target, t));
+                }
             }
         }
         for p in plans {
@@ -147,43 +174,18 @@ pub fn run(args: Args) -> Result<()> {
         .key_for(target)
         .with_context(|| format!("building for {target}"))?;
 
-    let bar = ProgressBar::new(jobs.len() as u64).with_style(
-        ProgressStyle::with_template("building {bar:30} {pos}/{len} {msg}")
-            .expect("a valid template"),
+    let bar = super::parallel::bar("building", jobs.len());
+    let results = super::parallel::map(
+        &jobs,
+        &bar,
+        |job| format!("{} [{}]", job.spec.name, job.config),
+        |job| compile(&cache, job, target),
     );
-    // Compiles run clang and ptxas as child processes: one worker per core keeps them busy.
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(jobs.len().max(1));
-    let next = Mutex::new(0usize);
-    let results: Mutex<Vec<Option<Result<Built>>>> =
-        Mutex::new(jobs.iter().map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().expect("no worker panics while holding it");
-                    let i = *n;
-                    *n += 1;
-                    i
-                };
-                let Some(job) = jobs.get(i) else { break };
-                bar.set_message(format!("{} [{}]", job.spec.name, job.config));
-                let built = compile(&cache, job, target);
-                results.lock().expect("no worker panics while holding it")[i] = Some(built);
-                bar.inc(1);
-            });
-        }
-    });
-    bar.finish_and_clear();
 
     let (mut compiled, mut cached) = (0, 0);
     let mut failures = Vec::new();
-    for (job, result) in jobs
-        .iter()
-        .zip(results.into_inner().expect("workers are done"))
-    {
-        match result.expect("every job ran") {
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
             Ok(b) => {
                 if let CacheOutcome::Recompiled { reason } = &b.outcome {
                     errln!("greta: warning: {reason}; recompiled it");

@@ -58,6 +58,7 @@ pub fn run(args: Args) -> Result<()> {
         attention,
         sequences: 1,
         trace: TraceOptions::default(),
+        tuning: None,
     };
     if args.vs_dtype.is_some() && args.vs_attn.is_some() {
         bail!("--vs-dtype and --vs-attn: compare one thing at a time");

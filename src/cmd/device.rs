@@ -39,10 +39,21 @@ pub fn upload(backend: &dyn Backend, kernel: LoadedKernel, problem: &Problem) ->
 
 /// Launches `problem` on the uploaded buffers (asynchronous on GPUs).
 pub fn launch(backend: &dyn Backend, on: &OnDevice, problem: &Problem) -> Result<()> {
+    launch_on(backend, &on.kernel, &on.buffers, problem)
+}
+
+/// Launches `kernel` with `problem`'s launch and values on `buffers` uploaded for a problem of
+/// the same argument layout (`greta tune` times every candidate of a shape on one upload).
+pub fn launch_on(
+    backend: &dyn Backend,
+    kernel: &LoadedKernel,
+    buffers: &[Option<DeviceBuffer>],
+    problem: &Problem,
+) -> Result<()> {
     let args: Vec<KernelArg<'_>> = problem
         .args
         .iter()
-        .zip(&on.buffers)
+        .zip(buffers)
         .map(|(arg, buf)| match (arg, buf) {
             (ProblemArg::Value(c), _) => KernelArg::Value(*c),
             (ProblemArg::Buffer(host), Some(dev)) => KernelArg::BufferAtLeast(dev, host.len()),
@@ -50,7 +61,7 @@ pub fn launch(backend: &dyn Backend, on: &OnDevice, problem: &Problem) -> Result
         })
         .collect();
     backend
-        .launch(&on.kernel, problem.dims, &args)
+        .launch(kernel, problem.dims, &args)
         .with_context(|| format!("launching {}", problem.kernel.name))
 }
 

@@ -7,9 +7,7 @@
 use anyhow::{bail, Result};
 use greta_dsl::Target;
 use greta_kernels::{Config, KernelSpec};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use std::sync::Mutex;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -117,42 +115,18 @@ fn inspect(job: &Job) -> Result<Row> {
 
 pub fn run(args: Args) -> Result<()> {
     let jobs = jobs(&args)?;
-    let bar = ProgressBar::new(jobs.len() as u64).with_style(
-        ProgressStyle::with_template("compiling {bar:30} {pos}/{len} {msg}")
-            .expect("a valid template"),
+    let bar = super::parallel::bar("compiling", jobs.len());
+    let results = super::parallel::map(
+        &jobs,
+        &bar,
+        |job| format!("{} {}", job.spec.name, job.target),
+        inspect,
     );
-    // Compiles run clang and ptxas as child processes: one worker per core keeps them busy.
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(jobs.len().max(1));
-    let next = Mutex::new(0usize);
-    let results: Mutex<Vec<Option<Result<Row>>>> = Mutex::new(jobs.iter().map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().expect("no worker panics while holding it");
-                    let i = *n;
-                    *n += 1;
-                    i
-                };
-                let Some(job) = jobs.get(i) else { break };
-                bar.set_message(format!("{} {}", job.spec.name, job.target));
-                let row = inspect(job);
-                results.lock().expect("no worker panics while holding it")[i] = Some(row);
-                bar.inc(1);
-            });
-        }
-    });
-    bar.finish_and_clear();
 
     let mut rows = Vec::new();
     let mut failures = Vec::new();
-    for (job, result) in jobs
-        .iter()
-        .zip(results.into_inner().expect("workers are done"))
-    {
-        match result.expect("every job ran") {
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
             Ok(row) => rows.push(row),
             Err(e) => failures.push(format!(
                 "{} [{}] on {}: {e:#}",

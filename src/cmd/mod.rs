@@ -14,9 +14,11 @@ pub mod generate;
 pub mod inspect;
 pub mod kernels;
 pub mod model;
+pub mod parallel;
 pub mod run;
 pub mod signals;
 pub mod source;
+pub mod tune;
 pub mod verify;
 
 use anyhow::{anyhow, Context, Result};

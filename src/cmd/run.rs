@@ -73,6 +73,10 @@ pub struct Args {
     /// prompt is then processed at decode speed.
     #[arg(long)]
     kv_aligned: bool,
+    /// Also list, per kernel, the configuration it runs: the tuning DB's winner (`greta
+    /// tune`) or the default.
+    #[arg(long, short)]
+    verbose: bool,
     #[command(flatten)]
     source: super::source::SourceArgs,
 }
@@ -125,6 +129,7 @@ pub fn run(args: Args) -> Result<()> {
     let activations = args.dtype.as_deref().map(super::activations).transpose()?;
     let attention = super::attention(&args.attn)?;
     let trace = TraceOptions::from_env()?;
+    let tuning = super::tune::db_for(backend.as_ref())?;
     let backend_name = format!("{} ({})", backend.kind(), backend.device_name());
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")
@@ -141,6 +146,7 @@ pub fn run(args: Args) -> Result<()> {
             attention,
             sequences: prompts.len(),
             trace,
+            tuning,
         },
         &mut |done, total| {
             bar.set_length(total as u64);
@@ -153,6 +159,7 @@ pub fn run(args: Args) -> Result<()> {
         model.enable_profile();
     }
     model.set_kv_aligned(args.kv_aligned);
+    super::tune::report_model(&model, args.verbose)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     errln!(
         "greta: {} activations; projections: {}",

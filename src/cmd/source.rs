@@ -16,11 +16,21 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    pub fn open(&self) -> Result<(Box<dyn Backend>, Box<Objects<'static>>)> {
-        let backend = match &self.backend {
+    /// The backend named by `--backend` (else `GRETA_BACKEND`, else the best present).
+    pub fn backend(&self) -> Result<Box<dyn Backend>> {
+        Ok(match &self.backend {
             Some(name) => greta_runtime::select_named(name)?,
             None => greta_runtime::select()?,
-        };
+        })
+    }
+
+    /// `--bundle`, if given.
+    pub fn bundle(&self) -> Option<&std::path::Path> {
+        self.bundle.as_deref()
+    }
+
+    pub fn open(&self) -> Result<(Box<dyn Backend>, Box<Objects<'static>>)> {
+        let backend = self.backend()?;
         if backend.kind() == BackendKind::Cpu {
             return Ok((backend, Box::new(|_| Ok(None))));
         }

@@ -151,6 +151,7 @@ pub fn run(args: Args) -> Result<()> {
         sequences: 1,
         // The gates load many models; `greta run` and `greta model compare` trace.
         trace: Default::default(),
+        tuning: None,
     };
     let load = |options: &ModelOptions| {
         let (backend, objects) =

@@ -41,11 +41,13 @@ use super::kernels::{
 use super::memory::{MemoryPlan, Scratch, ScratchShape};
 use super::profile::{Phase, Profile, ProfileRow};
 use super::trace::{self, Content, LogitDump, Record, Stage, Stats, TraceError, TraceOptions};
+use super::tuning::Tuned;
 use super::{weights, LoadError, RunError};
 use crate::gguf::{self, GgufFile, TensorInfo};
 use greta_dsl::interp::Buffer;
 use greta_dsl::ir::Scalar;
 use greta_runtime::check::SLICE_ALIGN;
+use greta_runtime::tuning::TuningDb;
 use greta_runtime::{Backend, CodeObject, DeviceBuffer, LoadedKernel, RuntimeError};
 use half::{bf16, f16};
 use std::cell::RefCell;
@@ -73,6 +75,9 @@ pub struct ModelOptions {
     pub sequences: usize,
     /// Stage tracing and the logits dump ([`super::trace`]; off by default).
     pub trace: TraceOptions,
+    /// The tuning database: kernels it holds winners for on this device run at those
+    /// configurations ([`super::tuning`]); `None`: every kernel at its default.
+    pub tuning: Option<Arc<TuningDb>>,
 }
 
 /// One sequence's step of a batched decode ([`Model::decode`]): `token` at position `pos` of
@@ -213,6 +218,8 @@ pub struct Model {
     backend: Box<dyn Backend>,
     context: usize,
     act: Activations,
+    /// The tuning DB's winners in use (empty without a DB).
+    tuned: Tuned,
     outputs: Outputs,
     kernels: HashMap<String, LoadedKernel>,
     embd: Weight,
@@ -334,7 +341,16 @@ impl Model {
             Some(path) => Some(LogitDump::create(path, cfg.vocab)?),
             None => None,
         };
-        let act = Activations::new(&cfg, act_ty, options.attention, backend.target());
+        let target = backend.target();
+        let tuned = match &options.tuning {
+            Some(db) => {
+                let sites = super::tuning::sites(g, &cfg, act_ty, options.attention, target);
+                let (device, driver) = (backend.device_name(), backend.driver_version());
+                Tuned::resolve(db, &sites, target, &device, &driver)
+            }
+            None => Tuned::none(),
+        };
+        let act = Activations::new(&cfg, act_ty, options.attention, target, &tuned);
         let plan = MemoryPlan::new(g, &cfg, &act, backend.target(), context, options.sequences);
         if let Some((free, _total)) = backend.memory_info() {
             if plan.total() > free {
@@ -353,7 +369,7 @@ impl Model {
         }
 
         let mut kernels = HashMap::new();
-        for p in super::plan(g, &cfg, act_ty, options.attention, backend.target()) {
+        for p in super::plan(g, &cfg, act_ty, options.attention, target, &tuned) {
             let kernel =
                 (p.spec.build)(&p.config, backend.target()).map_err(|e| LoadError::Kernel {
                     kernel: p.spec.name.into(),
@@ -373,6 +389,7 @@ impl Model {
             cfg: cfg.clone(),
             context,
             act,
+            tuned,
             outputs: Outputs::for_act(act_ty),
             kernels,
             embd: Weight {
@@ -498,11 +515,25 @@ impl Model {
         .iter()
         .map(|&(m, what)| {
             let q = &layer.qkv.parts[0];
-            let p = projection(q.ty, self.act.act, m, q.rows, out, target);
+            let p = projection(
+                q.ty,
+                self.act.act,
+                m,
+                q.rows,
+                q.cols,
+                out,
+                target,
+                &self.tuned,
+            );
             format!("{what}: {p}")
         })
         .collect::<Vec<_>>()
         .join("; ")
+    }
+
+    /// The tuning DB's winners this model runs ([`Tuned::report`] lists every site).
+    pub fn tuned(&self) -> &Tuned {
+        &self.tuned
     }
 
     /// The most device memory greta's own buffers have held at once.
@@ -1122,6 +1153,7 @@ mod tests {
             attention,
             sequences: 1,
             trace: TraceOptions::default(),
+            tuning: None,
         };
         let backend = Box::new(CpuBackend::new(target));
         let model = Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
@@ -1177,6 +1209,7 @@ mod tests {
                 attention: Attention::V4,
                 sequences,
                 trace: TraceOptions::default(),
+                tuning: None,
             };
             let backend = Box::new(CpuBackend::new(&Target::SM_90));
             let mut model =
@@ -1222,6 +1255,7 @@ mod tests {
                     attention: Attention::V4,
                     sequences: 2,
                     trace,
+                    tuning: None,
                 };
                 let backend = Box::new(CpuBackend::new(&Target::SM_90));
                 let mut model =

@@ -13,6 +13,7 @@
 //!   and add the residual in their epilogue where one follows.
 
 use super::config::LlamaConfig;
+use super::tuning::{Tuned, ACTIVATION_TOKENS, DECODE_DEPTH};
 use crate::gguf::{GgmlType, GgufFile};
 use greta_dsl::ir::Scalar;
 use greta_dsl::Target;
@@ -113,11 +114,49 @@ pub struct Output {
 }
 
 /// The kernel computing `y = x · Wᵀ (+ r)` for `tokens` tokens of activations `act` with
-/// device weights `w` of `rows` output features (see the module docs). With f32 activations the
-/// residual is not fused. The warpgroup GEMM's tile width is chosen for the output's shape
+/// device weights `w` of `rows × cols` (see the module docs), with the tuning DB's winner where
+/// `tuned` has one ([`super::tuning`]: decode steps of up to [`GEMV_MAX_TOKENS`] tokens take the
+/// 1-token winner, prompts their bucket's).
+#[allow(clippy::too_many_arguments)]
+pub fn projection(
+    w: WeightType,
+    act: Scalar,
+    tokens: usize,
+    rows: usize,
+    cols: usize,
+    out: Output,
+    target: &Target,
+    tuned: &Tuned,
+) -> Planned {
+    let untuned = projection_untuned(w, act, tokens, rows, out, target);
+    let (r, c) = (rows as u32, cols as u32);
+    if act == Scalar::F32 {
+        return tuned.apply(untuned, &[1, r, c], &[]);
+    }
+    if tokens <= GEMV_MAX_TOKENS {
+        let m_tile = untuned.config.get("m_tile").cloned();
+        let one = tuned.apply(
+            projection_untuned(w, act, 1, rows, out, target),
+            &[1, r, c],
+            &[],
+        );
+        return Planned {
+            spec: one.spec,
+            config: match m_tile {
+                Some(v) => one.config.with("m_tile", v),
+                None => one.config,
+            },
+        };
+    }
+    let bucket = super::tuning::prefill_bucket(tokens) as u32;
+    tuned.apply(untuned, &[bucket, r, c], &[])
+}
+
+/// [`projection`] without tuning. With f32 activations the residual is not fused. The
+/// warpgroup GEMM's tile width is chosen for the output's shape
 /// ([`greta_kernels::gemm_wg::bn_for`]), its stages to fill the LDS
 /// ([`greta_kernels::gemm_wg::stages_for`]).
-pub fn projection(
+pub fn projection_untuned(
     w: WeightType,
     act: Scalar,
     tokens: usize,
@@ -250,7 +289,22 @@ pub struct Activations {
 }
 
 impl Activations {
+    /// The activation kernels, each at its tuned configuration where `tuned` has one.
     pub fn new(
+        cfg: &LlamaConfig,
+        act: Scalar,
+        attention: Attention,
+        target: &Target,
+        tuned: &Tuned,
+    ) -> Activations {
+        let mut a = Activations::untuned(cfg, act, attention, target);
+        for (_, planned, shape, pinned) in a.slots(cfg, target) {
+            *planned = tuned.apply(planned.clone(), &shape, pinned);
+        }
+        a
+    }
+
+    fn untuned(
         cfg: &LlamaConfig,
         act: Scalar,
         attention: Attention,
@@ -320,6 +374,73 @@ impl Activations {
         }
     }
 
+    /// The kernels a model can tune, each with the shape it is tuned at and the tunable
+    /// parameters it must keep (see [`super::tuning`]): `(role, kernel, shape, pinned)`. The
+    /// reference attention (V1) and the embedding gathers are not tuned.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn slots(
+        &mut self,
+        cfg: &LlamaConfig,
+        target: &Target,
+    ) -> Vec<(
+        &'static str,
+        &mut Planned,
+        Vec<u32>,
+        &'static [&'static str],
+    )> {
+        let t = ACTIVATION_TOKENS as u32;
+        let (dim, ffn, kv) = (cfg.dim as u32, cfg.ffn_dim as u32, cfg.kv_dim() as u32);
+        let (heads, kv_heads) = (cfg.n_heads as u32, cfg.n_kv_heads as u32);
+        let (hd, rot) = (cfg.head_dim as u32, cfg.rope_dims as u32);
+        let (_, splits) = split_k(cfg, &self.attn_decode.config, target, DECODE_DEPTH);
+        let mut out: Vec<(
+            &'static str,
+            &mut Planned,
+            Vec<u32>,
+            &'static [&'static str],
+        )> = vec![
+            (
+                "attn_norm, ffn_norm, output_norm",
+                &mut self.rmsnorm,
+                vec![t, dim],
+                &["rows_per_block"],
+            ),
+            (
+                "RoPE of the queries",
+                &mut self.rope_q,
+                vec![t, heads, hd, rot],
+                &[],
+            ),
+            (
+                "RoPE of the keys",
+                &mut self.rope_k,
+                vec![t, kv_heads, hd, rot],
+                &[],
+            ),
+            ("K/V cache writes", &mut self.copy, vec![t * kv, 0], &[]),
+            ("SwiGLU", &mut self.silu_mul, vec![t * ffn], &[]),
+            ("residual add", &mut self.add, vec![t * dim], &[]),
+        ];
+        if self.attention != Attention::V1 {
+            let prompt = vec![t, heads, kv_heads, hd, 0];
+            let depth = vec![1, heads, kv_heads, hd, DECODE_DEPTH as u32 - 1];
+            out.push((
+                "attention over a prompt",
+                &mut self.attn_prefill,
+                prompt,
+                &[],
+            ));
+            out.push(("decode attention", &mut self.attn_decode, depth, &[]));
+            out.push((
+                "decode attention's combine",
+                &mut self.attn_combine,
+                vec![heads, hd, splits],
+                &[],
+            ));
+        }
+        out
+    }
+
     fn all(&self) -> Vec<Planned> {
         let attention = match self.attention {
             Attention::V1 => vec![
@@ -382,15 +503,16 @@ impl Outputs {
 }
 
 /// Every kernel configuration a model runs on `target` with activations of `act` and
-/// `attention`, without duplicates.
+/// `attention` (the tuned ones where `tuned` has winners), without duplicates.
 pub fn plan(
     g: &GgufFile,
     cfg: &LlamaConfig,
     act: Scalar,
     attention: Attention,
     target: &Target,
+    tuned: &Tuned,
 ) -> Vec<Planned> {
-    let mut out = Activations::new(cfg, act, attention, target).all();
+    let mut out = Activations::new(cfg, act, attention, target, tuned).all();
     let outputs = Outputs::for_act(act);
     for t in g.tensors() {
         let Some(w) = WeightType::of(t.ty) else {
@@ -404,10 +526,12 @@ pub fn plan(
             continue;
         }
         let kinds = [outputs.qkv, outputs.residual, outputs.plain, outputs.logits];
-        let rows = t.dims[1] as usize;
-        for tokens in [1, GEMV_MAX_TOKENS, GEMV_MAX_TOKENS + 1] {
+        let (rows, cols) = (t.dims[1] as usize, t.dims[0] as usize);
+        let mut tokens: Vec<usize> = (1..=GEMV_MAX_TOKENS + 1).collect();
+        tokens.extend(super::tuning::PREFILL_BUCKETS);
+        for m in tokens {
             for o in kinds {
-                out.push(projection(dev, act, tokens, rows, o, target));
+                out.push(projection(dev, act, m, rows, cols, o, target, tuned));
             }
         }
         // The GEMM's tile width depends on the prompt's length: every choice is planned.
@@ -444,14 +568,14 @@ mod tests {
             let cfg = LlamaConfig::from_gguf(&g).unwrap();
             for target in [&Target::SM_90, &Target::GFX942] {
                 for act in [Scalar::F16, Scalar::BF16, Scalar::F32] {
-                    let plan = plan(&g, &cfg, act, Attention::V2, target);
+                    let plan = plan(&g, &cfg, act, Attention::V2, target, &Tuned::none());
                     let w = WeightType::of(ty).unwrap().on_device(act);
                     let outputs = Outputs::for_act(act);
                     for out in [outputs.qkv, outputs.residual, outputs.plain, outputs.logits] {
                         // Token counts and output widths of real models, not only this one's.
                         for tokens in [1, 2, 8, 9, 100, 512, 2048, 4096] {
                             for rows in [64, 4096, 11008, 32000, 128256] {
-                                let p = projection(w, act, tokens, rows, out, target);
+                                let p = projection_untuned(w, act, tokens, rows, out, target);
                                 assert!(plan.contains(&p), "{target} {act}: {p} is not planned");
                             }
                         }

@@ -3,17 +3,21 @@
 
 pub mod config;
 mod forward;
-mod kernels;
+pub mod kernels;
 mod memory;
 pub mod profile;
 pub mod reference;
 pub mod trace;
+pub mod tuning;
 pub mod weights;
 
 pub use config::{ConfigError, LlamaConfig};
 pub use forward::{DecodeStep, Model, ModelOptions};
-pub use kernels::{default_activations, plan, projection, Attention, Output, GEMV_MAX_TOKENS};
+pub use kernels::{
+    default_activations, plan, projection, projection_untuned, Attention, Output, GEMV_MAX_TOKENS,
+};
 pub use trace::{Stage, TraceError, TraceOptions};
+pub use tuning::{Site, Tuned};
 pub use weights::WeightError;
 
 use greta_runtime::RuntimeError;

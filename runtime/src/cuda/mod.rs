@@ -315,6 +315,15 @@ impl Backend for CudaBackend {
         self.name.clone()
     }
 
+    fn driver_version(&self) -> String {
+        let mut v: std::ffi::c_int = 0;
+        // SAFETY: cuDriverGetVersion writes one int and needs no context.
+        match unsafe { sys::cuDriverGetVersion(&mut v) } {
+            sys::cudaError_enum::CUDA_SUCCESS => format!("{}.{}", v / 1000, (v % 1000) / 10),
+            _ => "unknown".into(),
+        }
+    }
+
     fn memory_info(&self) -> Option<(u64, u64)> {
         let (free, total) = self.ctx.mem_get_info().ok()?;
         Some((free as u64, total as u64))

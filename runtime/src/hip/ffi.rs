@@ -34,6 +34,7 @@ pub const LAUNCH_PARAM_END: *mut c_void = 0x03 as *mut c_void;
 extern "C" {
     pub fn hipInit(flags: c_uint) -> Status;
     pub fn hipGetDeviceCount(count: *mut c_int) -> Status;
+    pub fn hipDriverGetVersion(version: *mut c_int) -> Status;
     /// The unversioned symbol: ROCm 6 renamed the C macro to `hipGetDevicePropertiesR0600`
     /// with a new struct, and keeps this symbol with the ROCm 5 layout (`hipDeviceProp_tR0000`,
     /// hip-sys's `hipDeviceProp_t`) for binaries built against ROCm 5.

@@ -434,6 +434,15 @@ impl Backend for HipBackend {
         }
     }
 
+    fn driver_version(&self) -> String {
+        let mut v: std::ffi::c_int = 0;
+        // SAFETY: hipDriverGetVersion writes one int.
+        match unsafe { ffi::hipDriverGetVersion(&mut v) } {
+            ffi::HIP_SUCCESS => v.to_string(),
+            _ => "unknown".into(),
+        }
+    }
+
     fn memory_info(&self) -> Option<(u64, u64)> {
         self.bind().ok()?;
         let (mut free, mut total) = (0usize, 0usize);

@@ -175,7 +175,16 @@ impl Model {
     ) -> Result<(), RuntimeError> {
         use Matrix::{Dense, Q8};
         let target = self.backend.target();
-        let p = projection(w.ty, self.act.act, m, w.rows, out, target);
+        let p = projection(
+            w.ty,
+            self.act.act,
+            m,
+            w.rows,
+            w.cols,
+            out,
+            target,
+            &self.tuned,
+        );
         let (x, r, y) = (
             at_least(x, m * w.cols),
             at_least(residual.unwrap_or(y), m * w.rows),

@@ -1,0 +1,780 @@
+//! The sweep itself (see the module docs of `greta tune` for its stages).
+
+use super::super::device;
+use super::Args;
+use anyhow::{anyhow, bail, Context, Result};
+use greta_codegen::Resources;
+use greta_dsl::ir::Kernel;
+use greta_dsl::Target;
+use greta_kernels::{Config, Inputs, KernelSpec, Problem, ProblemArg};
+use greta_model::llama::tuning::{self as sites, Site};
+use greta_runtime::cpu::CpuBackend;
+use greta_runtime::tuning::{Entry, Measurement, Outcome, TuneKey, TuningDb};
+use greta_runtime::{Backend, BackendKind, BundleWriter, CodeObject, DeviceBuffer, ObjectSource};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// Why a candidate is not timed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Pruned {
+    /// The kernel's builder refused it (its own rules).
+    Rule,
+    /// The built kernel asks for more threads per block than the target launches.
+    Threads,
+    /// More LDS than a block may have.
+    Lds,
+    /// Builds the same IR as an earlier candidate.
+    Duplicate,
+    /// The toolchain failed (or the bundle lacks it).
+    Compile,
+    /// Scratch (gfx942) or spills (sm_90).
+    Spills,
+    /// Its registers leave fewer waves per SIMD than one block needs.
+    Registers,
+    /// Wrong results on the check problem.
+    Wrong,
+}
+
+impl Pruned {
+    fn stage(&self) -> &'static str {
+        match self {
+            Pruned::Rule | Pruned::Threads | Pruned::Lds | Pruned::Duplicate => "static",
+            Pruned::Compile | Pruned::Spills | Pruned::Registers => "compiled",
+            Pruned::Wrong => "numerics",
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Pruned::Rule => "the kernel's rules",
+            Pruned::Threads => "threads per block",
+            Pruned::Lds => "LDS",
+            Pruned::Duplicate => "same IR as another",
+            Pruned::Compile => "compile failed",
+            Pruned::Spills => "scratch/spills",
+            Pruned::Registers => "registers (waves per SIMD)",
+            Pruned::Wrong => "wrong results",
+        }
+    }
+}
+
+/// One configuration of one site.
+struct Candidate {
+    config: Config,
+    kernel: Option<Kernel>,
+    pruned: Option<(Pruned, String)>,
+}
+
+/// Key of a compiled kernel (shared by the sites that run the same configuration).
+type KernelKey = (&'static str, Config);
+
+/// What the sweep knows of one compiled kernel.
+struct Compiled {
+    object: Option<CodeObject>,
+    resources: Option<Resources>,
+    error: Option<String>,
+}
+
+/// Seconds left of `--budget`, or unlimited.
+struct Budget {
+    start: Instant,
+    seconds: Option<f64>,
+}
+
+impl Budget {
+    fn spent(&self) -> bool {
+        self.seconds
+            .is_some_and(|s| self.start.elapsed().as_secs_f64() > s)
+    }
+}
+
+pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
+    let start = Instant::now();
+    let named = args
+        .target
+        .as_deref()
+        .map(super::super::target)
+        .transpose()?;
+    // The backend that checks numerics (and times, unless --dry-run): the interpreter emulating
+    // the target for a dry run, else the GPU.
+    let (backend, source): (Box<dyn Backend>, Option<ObjectSource>) = if args.dry_run {
+        let target = named.ok_or_else(|| anyhow!("--dry-run needs --target (sm_90 or gfx942)"))?;
+        (Box::new(CpuBackend::new(target)), None)
+    } else {
+        let backend = args.source.backend()?;
+        if backend.kind() == BackendKind::Cpu {
+            bail!(
+                "timing needs a GPU, and the backend is the CPU interpreter: run with \
+                 --dry-run --target T to prune and check without timing"
+            );
+        }
+        if let Some(t) = named.filter(|t| *t != backend.target()) {
+            bail!(
+                "--target {t}, but the device ({}) is {}",
+                backend.device_name(),
+                backend.target()
+            );
+        }
+        let source = ObjectSource::new(args.source.bundle())?;
+        (backend, Some(source))
+    };
+    let backend = backend.as_ref();
+    let target = backend.target();
+    let (sites, model_plan) = sites_of(args, target)?;
+    if sites.is_empty() {
+        bail!("nothing to tune");
+    }
+    // A destination that cannot be written is reported before any work.
+    let mut writer = match &args.bundle_out {
+        Some(dir) => Some(BundleWriter::new(dir, target)?),
+        None => None,
+    };
+
+    // 1–2: enumerate and prune statically.
+    let mut per_site: Vec<Vec<Candidate>> = sites.iter().map(|s| enumerate(s, target)).collect();
+    // 3: compile what survived, each kernel once.
+    let mut unique: Vec<(KernelKey, Kernel)> = Vec::new();
+    for (site, cands) in sites.iter().zip(&per_site) {
+        for c in cands.iter().filter(|c| c.pruned.is_none()) {
+            let key = (site.spec.name, c.config.clone());
+            if !unique.iter().any(|(k, _)| *k == key) {
+                unique.push((
+                    key,
+                    c.kernel.clone().expect("unpruned candidates are built"),
+                ));
+            }
+        }
+    }
+    let compiled = compile_all(&unique, target, source.as_ref())?;
+    for (site, cands) in sites.iter().zip(per_site.iter_mut()) {
+        for (i, c) in cands.iter_mut().enumerate() {
+            if c.pruned.is_some() {
+                continue;
+            }
+            let got = &compiled[&(site.spec.name, c.config.clone())];
+            // The default is the baseline whatever its resources: it is timed, never pruned.
+            c.pruned = resource_verdict(got, c, target).filter(|_| i > 0);
+        }
+    }
+    // 4: numerics, each kernel once.
+    let mut to_check: Vec<(KernelKey, &'static KernelSpec)> = Vec::new();
+    for (site, cands) in sites.iter().zip(&per_site) {
+        for c in cands.iter().filter(|c| c.pruned.is_none()) {
+            let key = (site.spec.name, c.config.clone());
+            if !to_check.iter().any(|(k, _)| *k == key) {
+                to_check.push((key, site.spec));
+            }
+        }
+    }
+    let verdicts = check_all(&to_check, backend, &compiled, args.dry_run)?;
+    for (site, cands) in sites.iter().zip(per_site.iter_mut()) {
+        for c in cands.iter_mut().filter(|c| c.pruned.is_none()) {
+            if let Some(Err(why)) = verdicts.get(&(site.spec.name, c.config.clone())) {
+                c.pruned = Some((Pruned::Wrong, why.clone()));
+            }
+        }
+    }
+    report_pruning(&sites, &per_site, args.verbose)?;
+
+    if args.dry_run {
+        if let Some(w) = writer.as_mut() {
+            bundle(w, &sites, &per_site, &model_plan, &compiled, target)?;
+        }
+        if let (Some(w), Some(dir)) = (writer, &args.bundle_out) {
+            let n = w.len();
+            w.finish()
+                .with_context(|| format!("writing the bundle {}", dir.display()))?;
+            outln!("wrote {n} kernels to {} ({target})", dir.display());
+        }
+        outln!(
+            "dry run for {target}: {} sites, {:.1} s (no timing)",
+            sites.len(),
+            start.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+
+    // 5: time, site by site, saving each result.
+    let budget = Budget {
+        start: Instant::now(),
+        seconds: args.budget,
+    };
+    let (device_name, driver) = (backend.device_name(), backend.driver_version());
+    let bar = super::super::parallel::bar("timing", sites.len());
+    let mut rows = Vec::new();
+    for (site, cands) in sites.iter().zip(&per_site) {
+        bar.set_message(format!("{} {}", site.spec.name, site.shape_text()));
+        let key = site
+            .key(target, &device_name, &driver)
+            .with_context(|| format!("building {} at its base configuration", site.spec.name))?;
+        let timed = time_site(site, cands, backend, &compiled, args.runs, &budget)?;
+        bar.inc(1);
+        if let Some(entry) = entry_for(site, key, timed) {
+            rows.push(entry.clone());
+            db.record(entry);
+            db.save()?;
+        }
+    }
+    bar.finish_and_clear();
+    print_results(&rows, &device_name, &driver)?;
+    outln!(
+        "tuned {} of {} sites in {:.1} s; DB {}",
+        rows.len(),
+        sites.len(),
+        start.elapsed().as_secs_f64(),
+        db.path().display()
+    );
+    Ok(())
+}
+
+/// The sites of `--kernel` (one per shape) or `--model`, and (for a model) every kernel its
+/// default plan loads, for `--bundle-out`.
+fn sites_of(
+    args: &Args,
+    target: &'static Target,
+) -> Result<(Vec<Site>, Vec<greta_model::llama::kernels::Planned>)> {
+    if let Some(name) = &args.kernel {
+        let spec = super::super::specs_on(Some(name), target)?[0];
+        let base = spec.config(&args.config)?;
+        let shapes: Vec<Vec<u32>> = if args.shape.is_empty() {
+            vec![spec.bench_shape.to_vec()]
+        } else {
+            args.shape
+                .iter()
+                .map(|s| super::super::bench::parse_shape(s))
+                .collect::<Result<_>>()?
+        };
+        let sites = shapes
+            .into_iter()
+            .map(|shape| Site {
+                spec,
+                base: base.clone(),
+                pinned: &[],
+                shape,
+                role: "--kernel".into(),
+            })
+            .collect();
+        return Ok((sites, Vec::new()));
+    }
+    let path = args.model.as_ref().expect("--kernel or --model");
+    let file = greta_model::gguf::GgufFile::open(path)?;
+    let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)
+        .with_context(|| path.display().to_string())?;
+    greta_model::llama::weights::check(&file, &cfg)?;
+    let act = match &args.dtype {
+        Some(d) => super::super::activations(d)?,
+        None => greta_model::llama::default_activations(&file),
+    };
+    let attention = super::super::attention(&args.attn)?;
+    let sites = sites::sites(&file, &cfg, act, attention, target);
+    let none = greta_model::llama::Tuned::none();
+    let plan = greta_model::llama::plan(&file, &cfg, act, attention, target, &none);
+    Ok((sites, plan))
+}
+
+/// Every configuration of the site's space, built and checked against the target's limits.
+fn enumerate(site: &Site, target: &'static Target) -> Vec<Candidate> {
+    let mut seen: HashMap<String, Config> = HashMap::new();
+    site.spec
+        .space(&site.base, site.pinned)
+        .into_iter()
+        .map(|config| {
+            let mut c = Candidate {
+                config,
+                kernel: None,
+                pruned: None,
+            };
+            match super::super::build(site.spec, &c.config, target) {
+                Err(e) => c.pruned = Some((Pruned::Rule, format!("{e:#}"))),
+                Ok(k) => {
+                    let threads = k.block_size.map_or(0, |b| b[0] * b[1] * b[2]);
+                    let lds = k.lds_bytes() + k.dynamic_lds().map_or(0, |d| d.bytes);
+                    let hash = greta_runtime::bundle::content_hash(&k, target);
+                    if threads > target.max_block_threads {
+                        c.pruned = Some((
+                            Pruned::Threads,
+                            format!(
+                                "{threads} threads; {target} allows {}",
+                                target.max_block_threads
+                            ),
+                        ));
+                    } else if lds > target.lds_bytes_max {
+                        c.pruned = Some((
+                            Pruned::Lds,
+                            format!("{lds} bytes; {target} allows {}", target.lds_bytes_max),
+                        ));
+                    } else if let Some(first) = seen.get(&hash) {
+                        c.pruned = Some((Pruned::Duplicate, format!("same IR as [{first}]")));
+                    } else {
+                        seen.insert(hash, c.config.clone());
+                        c.kernel = Some(k);
+                    }
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+/// Compiles (or takes from the bundle) every kernel, on every core.
+fn compile_all(
+    kernels: &[(KernelKey, Kernel)],
+    target: &'static Target,
+    source: Option<&ObjectSource>,
+) -> Result<HashMap<KernelKey, Compiled>> {
+    let cache;
+    let source = match source {
+        Some(s) => s,
+        None => {
+            // A dry run compiles too: resources decide pruning.
+            greta_codegen::Toolchain::global()
+                .versions()
+                .key_for(target)
+                .with_context(|| format!("compiling for {target}"))?;
+            cache = ObjectSource::Cache(greta_runtime::CompileCache::from_env()?);
+            &cache
+        }
+    };
+    let bar = super::super::parallel::bar("compiling", kernels.len());
+    let results = super::super::parallel::map(
+        kernels,
+        &bar,
+        |((name, config), _)| format!("{name} [{config}]"),
+        |(_, kernel)| match source.object_and_resources(kernel, target) {
+            Ok((object, resources, _)) => Compiled {
+                object: Some(object),
+                resources: Some(resources),
+                error: None,
+            },
+            Err(e) => Compiled {
+                object: None,
+                resources: None,
+                error: Some(e.to_string()),
+            },
+        },
+    );
+    Ok(kernels
+        .iter()
+        .map(|(k, _)| k.clone())
+        .zip(results)
+        .collect())
+}
+
+/// Why a compiled candidate is pruned by its resources, if it is.
+fn resource_verdict(got: &Compiled, c: &Candidate, target: &Target) -> Option<(Pruned, String)> {
+    if let Some(e) = &got.error {
+        return Some((Pruned::Compile, e.clone()));
+    }
+    let r = got.resources.as_ref()?;
+    let spilled = r.scratch_bytes.unwrap_or(0) + r.spill_bytes.unwrap_or(0);
+    if spilled > 0 {
+        return Some((Pruned::Spills, format!("{spilled} bytes of scratch/spills")));
+    }
+    let regs = match (r.vgpr, r.agpr, r.regs) {
+        (Some(v), a, _) => v + a.unwrap_or(0),
+        (None, _, Some(n)) => n,
+        _ => return None,
+    };
+    let kernel = c.kernel.as_ref()?;
+    let waves = kernel
+        .block_size
+        .map_or(1, |b| (b[0] * b[1] * b[2]).div_ceil(target.wave_size));
+    let needed = waves.div_ceil(target.registers.simds_per_cu).max(1);
+    let resident = target.waves_per_simd_by_registers(regs);
+    (resident < needed).then(|| {
+        (
+            Pruned::Registers,
+            format!("{regs} registers: {resident} waves per SIMD, a block needs {needed}"),
+        )
+    })
+}
+
+/// The shapes a candidate's numerics are checked at: every test shape on a GPU; on the
+/// interpreter the largest with at most 100,000 elements in its sizes' product (seconds, not
+/// minutes, for a space of hundreds).
+fn check_shapes(spec: &KernelSpec, interpreter: bool) -> Vec<&'static [u32]> {
+    if !interpreter {
+        return spec.test_shapes.to_vec();
+    }
+    let size = |s: &[u32]| s.iter().map(|&d| d.max(1) as u64).product::<u64>();
+    spec.test_shapes
+        .iter()
+        .copied()
+        .filter(|s| size(s) <= 100_000)
+        .max_by_key(|s| size(s))
+        .into_iter()
+        .collect()
+}
+
+fn check_one(
+    backend: &dyn Backend,
+    spec: &KernelSpec,
+    config: &Config,
+    object: Option<&CodeObject>,
+    interpreter: bool,
+) -> Result<(), String> {
+    let target = backend.target();
+    for (i, shape) in check_shapes(spec, interpreter).into_iter().enumerate() {
+        let run = || -> Result<()> {
+            let problem = (spec.problem)(config, target, shape, &mut Inputs::new(4000 + i as u64))?;
+            let kernel = backend.load(
+                &problem.kernel,
+                object.filter(|_| problem.config == *config),
+            )?;
+            let kernel = match object.filter(|_| problem.config == *config) {
+                Some(_) => kernel,
+                // The problem fitted the configuration to its shape: another kernel, whose
+                // object the caller's source must provide (interpreter: none needed).
+                None if interpreter => kernel,
+                None => return Ok(()),
+            };
+            let on = device::upload(backend, kernel, &problem)?;
+            device::launch(backend, &on, &problem)?;
+            let out = device::download(backend, &on)?;
+            let refs: Vec<_> = out.iter().map(Option::as_ref).collect();
+            problem.check(&refs)?;
+            Ok(())
+        };
+        run().map_err(|e| format!("shape {shape:?}: {e:#}"))?;
+    }
+    Ok(())
+}
+
+/// Checks every kernel: on the interpreter in parallel (one backend per worker), on a GPU one
+/// after another.
+fn check_all(
+    kernels: &[(KernelKey, &'static KernelSpec)],
+    backend: &dyn Backend,
+    compiled: &HashMap<KernelKey, Compiled>,
+    interpreter: bool,
+) -> Result<HashMap<KernelKey, Result<(), String>>> {
+    let bar = super::super::parallel::bar("checking", kernels.len());
+    let target = backend.target();
+    let results: Vec<Result<(), String>> = if interpreter {
+        super::super::parallel::map(
+            kernels,
+            &bar,
+            |((name, config), _)| format!("{name} [{config}]"),
+            |((_, config), spec)| check_one(&CpuBackend::new(target), spec, config, None, true),
+        )
+    } else {
+        let mut out = Vec::new();
+        for (key, spec) in kernels {
+            bar.set_message(format!("{} [{}]", key.0, key.1));
+            let object = compiled.get(key).and_then(|c| c.object.as_ref());
+            out.push(check_one(backend, spec, &key.1, object, false));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        out
+    };
+    Ok(kernels
+        .iter()
+        .map(|(k, _)| k.clone())
+        .zip(results)
+        .collect())
+}
+
+fn report_pruning(sites: &[Site], per_site: &[Vec<Candidate>], verbose: bool) -> Result<()> {
+    let mut reasons: BTreeMap<Pruned, (usize, String)> = BTreeMap::new();
+    let (mut total, mut ready) = (0, 0);
+    outln!(
+        "{:<11} {:<22} {:<34} {:>6} {:>7} {:>9} {:>6} {:>6}",
+        "kernel",
+        "shape",
+        "site",
+        "space",
+        "static",
+        "compiled",
+        "wrong",
+        "ready"
+    );
+    for (site, cands) in sites.iter().zip(per_site) {
+        let count = |stage: &str| {
+            cands
+                .iter()
+                .filter(|c| c.pruned.as_ref().is_some_and(|(p, _)| p.stage() == stage))
+                .count()
+        };
+        let ok = cands.iter().filter(|c| c.pruned.is_none()).count();
+        total += cands.len();
+        ready += ok;
+        outln!(
+            "{:<11} {:<22} {:<34} {:>6} {:>7} {:>9} {:>6} {:>6}",
+            site.spec.name,
+            site.shape_text(),
+            site.role,
+            cands.len(),
+            count("static"),
+            count("compiled"),
+            count("numerics"),
+            ok
+        );
+        for c in cands {
+            if let Some((p, why)) = &c.pruned {
+                let e = reasons.entry(p.clone()).or_insert((0, why.clone()));
+                e.0 += 1;
+            }
+            if verbose {
+                let what = c.pruned.as_ref().map_or("ready".to_string(), |(p, why)| {
+                    format!("{}: {why}", p.name())
+                });
+                outln!("    [{}] {what}", c.config);
+            }
+        }
+    }
+    outln!(
+        "{total} candidates over {} sites: {ready} ready, {} pruned",
+        sites.len(),
+        total - ready
+    );
+    for (p, (n, example)) in reasons {
+        outln!("  {n:>6} {} by {}, e.g. {example}", p.stage(), p.name());
+    }
+    Ok(())
+}
+
+/// The checked candidates, and (for a model) its default kernels, into a bundle.
+fn bundle(
+    w: &mut BundleWriter,
+    sites: &[Site],
+    per_site: &[Vec<Candidate>],
+    plan: &[greta_model::llama::kernels::Planned],
+    compiled: &HashMap<KernelKey, Compiled>,
+    target: &'static Target,
+) -> Result<()> {
+    let mut added: Vec<KernelKey> = Vec::new();
+    let mut add = |spec: &'static KernelSpec, config: &Config, kernel: &Kernel| -> Result<()> {
+        let key = (spec.name, config.clone());
+        if added.contains(&key) {
+            return Ok(());
+        }
+        let c = compiled.get(&key);
+        let (object, resources) = match c.and_then(|c| c.object.clone().zip(c.resources.clone())) {
+            Some(got) => got,
+            None => {
+                let cache = greta_runtime::CompileCache::from_env()?;
+                let (o, r, _) = cache.get_or_compile(kernel, target)?;
+                (o, r)
+            }
+        };
+        w.add(kernel, &config.to_string(), &object, &resources)?;
+        added.push(key);
+        Ok(())
+    };
+    for (site, cands) in sites.iter().zip(per_site) {
+        for c in cands.iter().filter(|c| c.pruned.is_none()) {
+            add(site.spec, &c.config, c.kernel.as_ref().expect("built"))?;
+        }
+    }
+    for p in plan {
+        let kernel = super::super::build(p.spec, &p.config, target)?;
+        add(p.spec, &p.config, &kernel)?;
+    }
+    Ok(())
+}
+
+/// The arguments' layout: element types and lengths of buffers, values of scalars. Two
+/// candidates with one layout share one upload.
+fn layout(p: &Problem) -> Vec<String> {
+    p.args
+        .iter()
+        .map(|a| match a {
+            ProblemArg::Buffer(b) => format!("{}[{}]", b.scalar(), b.len()),
+            ProblemArg::Value(v) => format!("{v:?}"),
+        })
+        .collect()
+}
+
+/// Uploads of one argument layout, rotated so that no launch finds its inputs in the L2.
+struct Uploads {
+    layout: Vec<String>,
+    sets: Vec<Vec<Option<DeviceBuffer>>>,
+}
+
+/// Bytes the rotating sets exceed together: more than the H100/H200's 50–60 MB of L2.
+const ROTATE_BYTES: u64 = 128 << 20;
+
+fn upload(backend: &dyn Backend, problem: &Problem) -> Result<Uploads> {
+    let sets = (ROTATE_BYTES / problem.min_bytes.max(1) + 1).clamp(2, 16) as usize;
+    let mut out = Vec::new();
+    for _ in 0..sets {
+        let mut set = Vec::new();
+        for arg in &problem.args {
+            set.push(match arg {
+                ProblemArg::Buffer(host) => {
+                    let dev = backend.alloc(host.scalar(), host.len())?;
+                    backend.write(&dev, host)?;
+                    Some(dev)
+                }
+                ProblemArg::Value(_) => None,
+            });
+        }
+        out.push(set);
+    }
+    Ok(Uploads {
+        layout: layout(problem),
+        sets: out,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// How far behind the leader a candidate may be after its first launches and still be timed.
+const DROP_FACTOR: f64 = 1.5;
+const FIRST_LAUNCHES: usize = 10;
+
+/// Times the site's ready candidates (the default first).
+fn time_site(
+    site: &Site,
+    cands: &[Candidate],
+    backend: &dyn Backend,
+    compiled: &HashMap<KernelKey, Compiled>,
+    runs: usize,
+    budget: &Budget,
+) -> Result<Vec<(Config, Measurement)>> {
+    let target = backend.target();
+    let mut uploads: Option<Uploads> = None;
+    let mut leader = f64::INFINITY;
+    let mut out: Vec<(Config, Measurement)> = Vec::new();
+    for c in cands.iter().filter(|c| c.pruned.is_none()) {
+        if budget.spent() {
+            break;
+        }
+        let measure = |outcome, times: &[f64], note: Option<String>| Measurement {
+            config: c.config.to_string(),
+            outcome,
+            median_us: (!times.is_empty()).then(|| median(times.to_vec()) * 1e3),
+            launches: times.len(),
+            note,
+        };
+        let problem =
+            (site.spec.problem)(&c.config, target, &site.shape, &mut Inputs::layout_only())?;
+        if out.iter().any(|(cfg, _)| *cfg == problem.config) {
+            continue;
+        }
+        let key = (site.spec.name, c.config.clone());
+        let object = compiled.get(&key).and_then(|g| g.object.as_ref());
+        let object = object.filter(|_| problem.config == c.config);
+        let loaded = match object {
+            Some(o) => backend.load(&problem.kernel, Some(o)),
+            None => {
+                let note = "fitted to the shape as another configuration, not compiled".into();
+                out.push((
+                    problem.config.clone(),
+                    measure(Outcome::Failed, &[], Some(note)),
+                ));
+                continue;
+            }
+        };
+        let kernel = match loaded {
+            Ok(k) => k,
+            Err(e) => {
+                out.push((
+                    problem.config.clone(),
+                    measure(Outcome::Failed, &[], Some(e.to_string())),
+                ));
+                continue;
+            }
+        };
+        if !matches!(&uploads, Some(u) if u.layout == layout(&problem)) {
+            drop(uploads.take()); // the old set is freed before the new one is allocated
+            let real =
+                (site.spec.problem)(&c.config, target, &site.shape, &mut Inputs::for_timing(7))?;
+            uploads = Some(upload(backend, &real)?);
+        }
+        let sets = &uploads.as_ref().expect("uploaded").sets;
+        let mut launch = |i: usize| {
+            device::launch_on(backend, &kernel, &sets[i % sets.len()], &problem).map_err(|e| {
+                greta_runtime::RuntimeError::Launch {
+                    kernel: problem.kernel.name.clone(),
+                    message: format!("{e:#}"),
+                }
+            })
+        };
+        let timed = (|| -> Result<Measurement> {
+            for i in 0..3 {
+                launch(i)?;
+            }
+            backend.synchronize()?;
+            let mut times = backend.time_each(FIRST_LAUNCHES, &mut launch)?;
+            if median(times.clone()) > DROP_FACTOR * leader {
+                return Ok(measure(Outcome::Dropped, &times, None));
+            }
+            times.extend(backend.time_each(runs, &mut launch)?);
+            Ok(measure(Outcome::Timed, &times, None))
+        })();
+        let m = timed.unwrap_or_else(|e| measure(Outcome::Failed, &[], Some(format!("{e:#}"))));
+        if let (Outcome::Timed, Some(us)) = (m.outcome, m.median_us) {
+            leader = leader.min(us / 1e3);
+        }
+        out.push((problem.config, m));
+    }
+    // The wrong ones are part of the record too.
+    for c in cands {
+        if let Some((Pruned::Wrong, why)) = &c.pruned {
+            out.push((
+                c.config.clone(),
+                Measurement {
+                    config: c.config.to_string(),
+                    outcome: Outcome::Wrong,
+                    median_us: None,
+                    launches: 0,
+                    note: Some(why.clone()),
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The DB entry of a site's measurements: the fastest timed configuration (none timed: none).
+fn entry_for(site: &Site, key: TuneKey, timed: Vec<(Config, Measurement)>) -> Option<Entry> {
+    let best = timed
+        .iter()
+        .filter(|(_, m)| m.outcome == Outcome::Timed)
+        .min_by(|a, b| a.1.median_us.partial_cmp(&b.1.median_us).expect("finite"))?
+        .clone();
+    // The default is the first candidate measured (the space puts the base first).
+    let default = timed.first().map(|(c, m)| (c.clone(), m.median_us));
+    Some(Entry {
+        key,
+        kernel: site.spec.name.to_string(),
+        base: site.family_config().to_string(),
+        default_config: default.as_ref().map_or(String::new(), |d| d.0.to_string()),
+        default_us: default.and_then(|d| d.1),
+        best: best.0.to_string(),
+        best_us: best.1.median_us.expect("timed"),
+        measurements: timed.into_iter().map(|(_, m)| m).collect(),
+        tuned_at: greta_runtime::tuning::now(),
+        greta_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+fn print_results(rows: &[Entry], device: &str, driver: &str) -> Result<()> {
+    outln!("tuned on {device} (driver {driver}):");
+    outln!(
+        "{:<11} {:<22} {:>10} {:>10} {:>8}  best config",
+        "kernel",
+        "shape",
+        "default",
+        "best",
+        "speedup"
+    );
+    for e in rows {
+        outln!(
+            "{:<11} {:<22} {:>10} {:>8.1}us {:>7.2}x  {}",
+            e.kernel,
+            e.key.shape,
+            e.default_us
+                .map_or("-".to_string(), |d| format!("{d:.1}us")),
+            e.best_us,
+            e.speedup().unwrap_or(1.0),
+            e.best
+        );
+    }
+    Ok(())
+}
