@@ -142,11 +142,39 @@ pub fn parse_shape(text: &str) -> Result<Vec<u32>> {
         .collect()
 }
 
+/// `cfg` at `shape`, or the tuning DB's winner for it on this device (`greta tune --kernel
+/// NAME --shape ...` records it), and whether it is the winner.
+fn tuned_config(
+    backend: &dyn Backend,
+    spec: &'static KernelSpec,
+    cfg: greta_kernels::Config,
+    shape: &[u32],
+) -> Result<(greta_kernels::Config, bool)> {
+    let Some(db) = super::tune::db_for(backend)? else {
+        return Ok((cfg, false));
+    };
+    let site = greta_model::llama::Site {
+        spec,
+        base: cfg.clone(),
+        pinned: &[],
+        shape: shape.to_vec(),
+        role: String::new(),
+    };
+    let key = site.key(backend.target(), &backend.device_name(), &backend.driver_version())?;
+    match db.lookup(&key).map(|e| spec.config(&e.best)) {
+        Some(Ok(best)) => {
+            let tuned = greta_model::llama::tuning::with_winner(spec, &cfg, &best, &[]);
+            Ok((tuned, true))
+        }
+        _ => Ok((cfg, false)),
+    }
+}
+
 fn bench_one(
     args: &KernelArgs,
     backend: &dyn Backend,
     objects: &device::Objects<'_>,
-    spec: &KernelSpec,
+    spec: &'static KernelSpec,
     shape: &[u32],
     copy: f64,
 ) -> Result<()> {
@@ -158,6 +186,7 @@ fn bench_one(
             .collect::<Vec<_>>()
             .join(",");
         let cfg = spec.config(&overrides)?;
+        let (cfg, tuned) = tuned_config(backend, spec, cfg, shape)?;
         let problem = (spec.problem)(&cfg, backend.target(), shape, &mut Inputs::for_timing(7))?;
         let kernel = device::load(backend, objects, &problem.kernel)?;
         let sets = (ROTATE_BYTES / problem.min_bytes.max(1) + 1).clamp(2, 16) as usize;
@@ -210,7 +239,7 @@ fn bench_one(
             100.0 * bw_b2b / copy,
             tflops,
             goal(spec).map_or("-".to_string(), |g| format!("{:.0}%", g * 100.0)),
-            problem.config
+            format!("{}{}", problem.config, if tuned { " (tuned)" } else { "" })
         );
     }
     Ok(())

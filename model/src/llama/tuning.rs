@@ -236,6 +236,31 @@ pub fn sites(
     out
 }
 
+/// Every configuration a model runs when `winner` wins at `site`: the winner, and for a decode
+/// projection (1 token) the same with the 8-token `m_tile` that batched decode steps of 2–8
+/// tokens take (see [`super::kernels::projection`]). A bundle for a GPU machine without a
+/// compiler must hold them all.
+pub fn runs_of(site: &Site, winner: &Config) -> Vec<Config> {
+    let mut out = vec![winner.clone()];
+    if site.shape.first() == Some(&1) && winner.get("m_tile").is_some() {
+        let m = ConfigValue::U32(super::GEMV_MAX_TOKENS as u32);
+        out.push(winner.with("m_tile", m));
+    }
+    out
+}
+
+/// `base` with `best`'s values of the tunable parameters not `pinned`: a winner applied to the
+/// configuration a caller runs (its element types and epilogue stay the caller's).
+pub fn with_winner(spec: &KernelSpec, base: &Config, best: &Config, pinned: &[&str]) -> Config {
+    spec.params
+        .iter()
+        .filter(|p| p.tunable && !pinned.contains(&p.name))
+        .fold(base.clone(), |c, p| match best.get(p.name) {
+            Some(v) => c.with(p.name, v.clone()),
+            None => c,
+        })
+}
+
 /// The configurations a loaded model uses in place of its defaults, from the tuning DB.
 #[derive(Clone, Debug, Default)]
 pub struct Tuned {
@@ -333,18 +358,9 @@ impl Tuned {
         else {
             return planned;
         };
-        let config = planned
-            .spec
-            .params
-            .iter()
-            .filter(|p| p.tunable && !pinned.contains(&p.name))
-            .fold(planned.config.clone(), |c, p| match best.get(p.name) {
-                Some(v) => c.with(p.name, v.clone()),
-                None => c,
-            });
         Planned {
             spec: planned.spec,
-            config,
+            config: with_winner(planned.spec, &planned.config, best, pinned),
         }
     }
 

@@ -157,12 +157,16 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
         }
     }
     // 4: numerics, each kernel once.
-    let mut to_check: Vec<(KernelKey, &'static KernelSpec)> = Vec::new();
+    let mut to_check: Vec<ToCheck> = Vec::new();
     for (site, cands) in sites.iter().zip(&per_site) {
         for c in cands.iter().filter(|c| c.pruned.is_none()) {
             let key = (site.spec.name, c.config.clone());
-            if !to_check.iter().any(|(k, _)| *k == key) {
-                to_check.push((key, site.spec));
+            if !to_check.iter().any(|t| t.key == key) {
+                to_check.push(ToCheck {
+                    key,
+                    spec: site.spec,
+                    site_shape: site.shape.clone(),
+                });
             }
         }
     }
@@ -406,36 +410,52 @@ fn check_shapes(spec: &KernelSpec, interpreter: bool) -> Vec<&'static [u32]> {
         .collect()
 }
 
+/// A kernel to check, and the shape of a site that runs it (checked there when no test shape
+/// runs the configuration as it is: the problems fit some parameters to their shapes).
+struct ToCheck {
+    key: KernelKey,
+    spec: &'static KernelSpec,
+    site_shape: Vec<u32>,
+}
+
 fn check_one(
     backend: &dyn Backend,
-    spec: &KernelSpec,
-    config: &Config,
+    t: &ToCheck,
     object: Option<&CodeObject>,
     interpreter: bool,
 ) -> Result<(), String> {
     let target = backend.target();
-    for (i, shape) in check_shapes(spec, interpreter).into_iter().enumerate() {
-        let run = || -> Result<()> {
-            let problem = (spec.problem)(config, target, shape, &mut Inputs::new(4000 + i as u64))?;
-            let kernel = backend.load(
-                &problem.kernel,
-                object.filter(|_| problem.config == *config),
-            )?;
-            let kernel = match object.filter(|_| problem.config == *config) {
-                Some(_) => kernel,
-                // The problem fitted the configuration to its shape: another kernel, whose
-                // object the caller's source must provide (interpreter: none needed).
-                None if interpreter => kernel,
-                None => return Ok(()),
+    let config = &t.key.1;
+    let mut checked = 0;
+    let shapes = check_shapes(t.spec, interpreter);
+    let fallback = [t.site_shape.as_slice()];
+    for (pass, list) in [shapes.as_slice(), &fallback[..]].into_iter().enumerate() {
+        if pass == 1 && (checked > 0 || interpreter) {
+            break;
+        }
+        for (i, shape) in list.iter().enumerate() {
+            let run = || -> Result<bool> {
+                let mut inputs = Inputs::new(4000 + i as u64);
+                let problem = (t.spec.problem)(config, target, shape, &mut inputs)?;
+                // On a GPU only the candidate's own object is at hand: a problem that fitted
+                // the configuration to its shape is another kernel (the interpreter runs any).
+                let object = object.filter(|_| problem.config == *config);
+                if object.is_none() && !interpreter {
+                    return Ok(false);
+                }
+                let kernel = backend.load(&problem.kernel, object)?;
+                let on = device::upload(backend, kernel, &problem)?;
+                device::launch(backend, &on, &problem)?;
+                let out = device::download(backend, &on)?;
+                let refs: Vec<_> = out.iter().map(Option::as_ref).collect();
+                problem.check(&refs)?;
+                Ok(true)
             };
-            let on = device::upload(backend, kernel, &problem)?;
-            device::launch(backend, &on, &problem)?;
-            let out = device::download(backend, &on)?;
-            let refs: Vec<_> = out.iter().map(Option::as_ref).collect();
-            problem.check(&refs)?;
-            Ok(())
-        };
-        run().map_err(|e| format!("shape {shape:?}: {e:#}"))?;
+            checked += run().map_err(|e| format!("shape {shape:?}: {e:#}"))? as usize;
+        }
+    }
+    if checked == 0 {
+        return Err("no check problem runs this configuration as it is".into());
     }
     Ok(())
 }
@@ -443,36 +463,30 @@ fn check_one(
 /// Checks every kernel: on the interpreter in parallel (one backend per worker), on a GPU one
 /// after another.
 fn check_all(
-    kernels: &[(KernelKey, &'static KernelSpec)],
+    kernels: &[ToCheck],
     backend: &dyn Backend,
     compiled: &HashMap<KernelKey, Compiled>,
     interpreter: bool,
 ) -> Result<HashMap<KernelKey, Result<(), String>>> {
     let bar = super::super::parallel::bar("checking", kernels.len());
     let target = backend.target();
+    let label = |t: &ToCheck| format!("{} [{}]", t.key.0, t.key.1);
     let results: Vec<Result<(), String>> = if interpreter {
-        super::super::parallel::map(
-            kernels,
-            &bar,
-            |((name, config), _)| format!("{name} [{config}]"),
-            |((_, config), spec)| check_one(&CpuBackend::new(target), spec, config, None, true),
-        )
+        super::super::parallel::map(kernels, &bar, label, |t| {
+            check_one(&CpuBackend::new(target), t, None, true)
+        })
     } else {
         let mut out = Vec::new();
-        for (key, spec) in kernels {
-            bar.set_message(format!("{} [{}]", key.0, key.1));
-            let object = compiled.get(key).and_then(|c| c.object.as_ref());
-            out.push(check_one(backend, spec, &key.1, object, false));
+        for t in kernels {
+            bar.set_message(label(t));
+            let object = compiled.get(&t.key).and_then(|c| c.object.as_ref());
+            out.push(check_one(backend, t, object, false));
             bar.inc(1);
         }
         bar.finish_and_clear();
         out
     };
-    Ok(kernels
-        .iter()
-        .map(|(k, _)| k.clone())
-        .zip(results)
-        .collect())
+    Ok(kernels.iter().map(|t| t.key.clone()).zip(results).collect())
 }
 
 fn report_pruning(sites: &[Site], per_site: &[Vec<Candidate>], verbose: bool) -> Result<()> {
@@ -565,6 +579,11 @@ fn bundle(
     for (site, cands) in sites.iter().zip(per_site) {
         for c in cands.iter().filter(|c| c.pruned.is_none()) {
             add(site.spec, &c.config, c.kernel.as_ref().expect("built"))?;
+            // What a model derives from this candidate when it wins (batched decode's m_tile).
+            for derived in sites::runs_of(site, &c.config).into_iter().skip(1) {
+                let kernel = super::super::build(site.spec, &derived, target)?;
+                add(site.spec, &derived, &kernel)?;
+            }
         }
     }
     for p in plan {
