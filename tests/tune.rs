@@ -250,3 +250,68 @@ fn a_changed_kernel_is_stale_and_build_uses_current_winners() {
         );
     }
 }
+
+/// The whole sweep, timing included, on the interpreter (`--backend cpu`: no GPU here), over the
+/// real stories260K model with a budget: the sites timed in it get DB entries, and `greta run`
+/// then runs their winners — and still writes the documented continuation.
+#[test]
+fn a_model_sweep_is_picked_up_by_run() {
+    let cache = tempfile::tempdir().unwrap();
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/models/stories260K.gguf"
+    );
+    let args = [
+        "tune",
+        "--backend",
+        "cpu",
+        "--model",
+        model,
+        "--runs",
+        "20",
+        "--budget",
+        "15",
+    ];
+    let o = greta(cache.path(), &args);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let tuned: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tuned ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no summary:\n{out}"));
+    assert!(tuned >= 1, "{out}");
+    let (db, warning) = TuningDb::open(cache.path().join("tuning.json"));
+    assert_eq!((db.entries().len(), warning), (tuned, None));
+    for e in db.entries() {
+        let best = e.best_us;
+        assert!(
+            e.default_us.is_some_and(|d| best <= d),
+            "the winner is the fastest: {e:?}"
+        );
+    }
+
+    let o = greta(
+        cache.path(),
+        &[
+            "run",
+            "-m",
+            model,
+            "-p",
+            "Once upon a time",
+            "-n",
+            "30",
+            "--temp",
+            "0",
+            "-v",
+        ],
+    );
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{tuned} of ")) && err.contains("sites tuned"),
+        "{err}"
+    );
+    assert!(err.contains(": tuned ["), "-v lists the winners: {err}");
+    let want = "Once upon a time, there was a little girl named Lily. She loved to play outside";
+    assert!(out.starts_with(want), "{out}");
+}

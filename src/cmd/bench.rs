@@ -150,7 +150,7 @@ fn tuned_config(
     cfg: greta_kernels::Config,
     shape: &[u32],
 ) -> Result<(greta_kernels::Config, bool)> {
-    let Some(db) = super::tune::db_for(backend)? else {
+    let Some(db) = super::tune::db_for()? else {
         return Ok((cfg, false));
     };
     let site = greta_model::llama::Site {
@@ -160,7 +160,11 @@ fn tuned_config(
         shape: shape.to_vec(),
         role: String::new(),
     };
-    let key = site.key(backend.target(), &backend.device_name(), &backend.driver_version())?;
+    let key = site.key(
+        backend.target(),
+        &backend.device_name(),
+        &backend.driver_version(),
+    )?;
     match db.lookup(&key).map(|e| spec.config(&e.best)) {
         Some(Ok(best)) => {
             let tuned = greta_model::llama::tuning::with_winner(spec, &cfg, &best, &[]);

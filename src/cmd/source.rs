@@ -24,6 +24,11 @@ impl SourceArgs {
         })
     }
 
+    /// `--backend`, if given.
+    pub fn named_backend(&self) -> Option<&str> {
+        self.backend.as_deref()
+    }
+
     /// `--bundle`, if given.
     pub fn bundle(&self) -> Option<&std::path::Path> {
         self.bundle.as_deref()

@@ -502,6 +502,37 @@ impl Outputs {
     }
 }
 
+/// The weight groups a decode step may multiply as one matrix (the forward pass fuses them where
+/// the parts share a type and width and start on slice boundaries): `(type, rows, cols)` of
+/// queries + keys + values and of gate + up, for the first layer (every layer is alike).
+pub fn fused_groups(g: &GgufFile) -> Vec<(WeightType, usize, usize)> {
+    let groups: [&[&str]; 2] = [
+        &[
+            "blk.0.attn_q.weight",
+            "blk.0.attn_k.weight",
+            "blk.0.attn_v.weight",
+        ],
+        &["blk.0.ffn_gate.weight", "blk.0.ffn_up.weight"],
+    ];
+    let mut out = Vec::new();
+    for names in groups {
+        let parts: Option<Vec<_>> = names
+            .iter()
+            .map(|n| g.tensor(n).filter(|t| t.dims.len() >= 2))
+            .collect();
+        let Some(parts) = parts else { continue };
+        let (ty, cols) = (parts[0].ty, parts[0].dims[0]);
+        if parts.iter().any(|t| t.ty != ty || t.dims[0] != cols) {
+            continue;
+        }
+        if let Some(w) = WeightType::of(ty) {
+            let rows = parts.iter().map(|t| t.dims[1] as usize).sum();
+            out.push((w, rows, cols as usize));
+        }
+    }
+    out
+}
+
 /// Every kernel configuration a model runs on `target` with activations of `act` and
 /// `attention` (the tuned ones where `tuned` has winners), without duplicates.
 pub fn plan(
@@ -541,6 +572,15 @@ pub fn plan(
                     let common = projection_params(act, o);
                     out.push(gemm_wg(dev == WeightType::Q8_0, &common, bn, target));
                 }
+            }
+        }
+    }
+    // Decode multiplies queries, keys and values (gate and up) as one matrix where it can.
+    for (w, rows, cols) in fused_groups(g) {
+        let dev = w.on_device(act);
+        for o in [outputs.qkv, outputs.plain] {
+            for m in 1..=GEMV_MAX_TOKENS {
+                out.push(projection(dev, act, m, rows, cols, o, target, tuned));
             }
         }
     }

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use greta_dsl::front::BuildError;
 use greta_dsl::ir::{ConfigValue, Kernel, Scalar};
 use greta_dsl::Target;
+use greta_kernels::config::Choices;
 use greta_kernels::{Config, KernelSpec};
 use greta_runtime::tuning::{self, TuneKey, TuningDb};
 
@@ -81,15 +82,19 @@ impl Site {
     /// parameter at its default, so neither a tuned value nor a changed default heuristic moves
     /// it (see [`greta_runtime::tuning`]).
     pub fn family_config(&self) -> Config {
-        let defaults = self.spec.default_config();
-        self.spec
-            .params
+        let fixed: Vec<String> = self
+            .base
             .iter()
-            .filter(|p| p.tunable && !matches!(p.choices, greta_kernels::config::Choices::DType(_)))
-            .fold(self.base.clone(), |c, p| match defaults.get(p.name) {
-                Some(v) => c.with(p.name, v.clone()),
-                None => c,
+            .filter(|(name, _)| {
+                let def = self.spec.params.iter().find(|p| p.name == *name);
+                def.is_some_and(|p| !p.tunable || matches!(p.choices, Choices::DType(_)))
             })
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        // Parsing applies the defaults that depend on the element type (vector widths).
+        self.spec
+            .config(&fixed.join(","))
+            .expect("a configuration's own values parse")
     }
 
     /// The kernel built at [`Site::family_config`].
@@ -143,6 +148,8 @@ struct ProjectionShape {
     rows: usize,
     cols: usize,
     out: super::kernels::Output,
+    /// Run by decode steps only (a fused group).
+    decode_only: bool,
 }
 
 /// The model's distinct projections (shape and output kind).
@@ -178,6 +185,7 @@ fn projections(g: &GgufFile, act: Scalar) -> Vec<ProjectionShape> {
             rows: t.dims[1] as usize,
             cols: t.dims[0] as usize,
             out: kind,
+            decode_only: false,
         };
         if !out
             .iter()
@@ -198,9 +206,25 @@ pub fn sites(
     target: &Target,
 ) -> Vec<Site> {
     let mut out = Vec::new();
-    for p in projections(g, act) {
+    let outputs = Outputs::for_act(act);
+    let mut shapes = projections(g, act);
+    // Decode steps multiply fused groups (see `kernels::fused_groups`): 1-token sites only.
+    for ((w, rows, cols), (role, kind)) in super::kernels::fused_groups(g)
+        .into_iter()
+        .zip([("attn_qkv", outputs.qkv), ("ffn_gate_up", outputs.plain)])
+    {
+        shapes.push(ProjectionShape {
+            role,
+            w: w.on_device(act),
+            rows,
+            cols,
+            out: kind,
+            decode_only: true,
+        });
+    }
+    for p in shapes {
         let mut tokens = vec![1];
-        if act != Scalar::F32 {
+        if act != Scalar::F32 && !p.decode_only {
             tokens.extend(PREFILL_BUCKETS);
         }
         for m in tokens {

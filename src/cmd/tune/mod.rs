@@ -103,12 +103,9 @@ pub fn open_db(path: Option<&PathBuf>) -> Result<TuningDb> {
     Ok(db)
 }
 
-/// The tuning DB a model run on `backend` uses: the default one for GPUs (the interpreter is
-/// never tuned).
-pub fn db_for(backend: &dyn greta_runtime::Backend) -> Result<Option<std::sync::Arc<TuningDb>>> {
-    if backend.kind() == greta_runtime::BackendKind::Cpu {
-        return Ok(None);
-    }
+/// The tuning DB a model or benchmark run uses: the default one. Its entries match one device
+/// and driver, so the interpreter finds entries only where `greta tune --backend cpu` made them.
+pub fn db_for() -> Result<Option<std::sync::Arc<TuningDb>>> {
     Ok(Some(std::sync::Arc::new(open_db(None)?)))
 }
 

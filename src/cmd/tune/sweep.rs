@@ -101,12 +101,20 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
         let target = named.ok_or_else(|| anyhow!("--dry-run needs --target (sm_90 or gfx942)"))?;
         (Box::new(CpuBackend::new(target)), None)
     } else {
-        let backend = args.source.backend()?;
+        let mut backend = args.source.backend()?;
         if backend.kind() == BackendKind::Cpu {
-            bail!(
-                "timing needs a GPU, and the backend is the CPU interpreter: run with \
-                 --dry-run --target T to prune and check without timing"
-            );
+            // Only when asked for by name: timing the interpreter measures the interpreter (the
+            // tests run the whole sweep this way).
+            if args.source.named_backend() != Some("cpu") {
+                bail!(
+                    "timing needs a GPU, and the backend is the CPU interpreter: run with \
+                     --dry-run --target T to prune and check without timing"
+                );
+            }
+            errln!("greta: warning: timing on the CPU interpreter (--backend cpu)");
+            if let Some(t) = named {
+                backend = Box::new(CpuBackend::new(t));
+            }
         }
         if let Some(t) = named.filter(|t| *t != backend.target()) {
             bail!(
@@ -145,7 +153,23 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
             }
         }
     }
-    let compiled = compile_all(&unique, target, source.as_ref())?;
+    // Timing on the interpreter (`--backend cpu`, the tests' whole-sweep mode) runs the IR
+    // itself: nothing to compile, no registers to prune by.
+    let compiled = if backend.kind() == BackendKind::Cpu && !args.dry_run {
+        unique
+            .iter()
+            .map(|(k, _)| {
+                let none = Compiled {
+                    object: None,
+                    resources: None,
+                    error: None,
+                };
+                (k.clone(), none)
+            })
+            .collect()
+    } else {
+        compile_all(&unique, target, source.as_ref())?
+    };
     for (site, cands) in sites.iter().zip(per_site.iter_mut()) {
         for (i, c) in cands.iter_mut().enumerate() {
             if c.pruned.is_some() {
@@ -170,7 +194,8 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
             }
         }
     }
-    let verdicts = check_all(&to_check, backend, &compiled, args.dry_run)?;
+    let interpreter = backend.kind() == BackendKind::Cpu;
+    let verdicts = check_all(&to_check, backend, &compiled, interpreter)?;
     for (site, cands) in sites.iter().zip(per_site.iter_mut()) {
         for c in cands.iter_mut().filter(|c| c.pruned.is_none()) {
             if let Some(Err(why)) = verdicts.get(&(site.spec.name, c.config.clone())) {
@@ -401,11 +426,15 @@ fn check_shapes(spec: &KernelSpec, interpreter: bool) -> Vec<&'static [u32]> {
         return spec.test_shapes.to_vec();
     }
     let size = |s: &[u32]| s.iter().map(|&d| d.max(1) as u64).product::<u64>();
-    spec.test_shapes
+    let small = spec
+        .test_shapes
         .iter()
         .copied()
-        .filter(|s| size(s) <= 100_000)
+        .filter(|s| size(s) <= 100_000);
+    let smallest = spec.test_shapes.iter().copied().min_by_key(|s| size(s));
+    small
         .max_by_key(|s| size(s))
+        .or(smallest)
         .into_iter()
         .collect()
 }
@@ -680,6 +709,7 @@ fn time_site(
         let object = object.filter(|_| problem.config == c.config);
         let loaded = match object {
             Some(o) => backend.load(&problem.kernel, Some(o)),
+            None if backend.kind() == BackendKind::Cpu => backend.load(&problem.kernel, None),
             None => {
                 let note = "fitted to the shape as another configuration, not compiled".into();
                 out.push((

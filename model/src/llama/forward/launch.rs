@@ -132,8 +132,18 @@ impl Weight {
 }
 
 impl Model {
-    fn kernel(&self, p: &Planned) -> &LoadedKernel {
-        &self.kernels[&super::key(p)]
+    /// The loaded kernel of `p`: every kernel the forward pass launches is in the model's plan
+    /// (`kernels::plan`), so a miss is greta's bug, reported as an error rather than a panic.
+    fn kernel(&self, p: &Planned) -> Result<&LoadedKernel, RuntimeError> {
+        self.kernels
+            .get(&super::key(p))
+            .ok_or_else(|| RuntimeError::Launch {
+                kernel: p.spec.name.to_string(),
+                message: format!(
+                    "[{}] is not in the model's kernel plan (a greta bug)",
+                    p.config
+                ),
+            })
     }
 
     /// Launches `p` with `args`, which must be its kernel's (timed when profiling).
@@ -143,7 +153,7 @@ impl Model {
         dims: LaunchDims,
         args: A,
     ) -> Result<(), RuntimeError> {
-        let kernel = self.kernel(p);
+        let kernel = self.kernel(p)?;
         if A::KERNEL != kernel.signature.name {
             return Err(RuntimeError::Launch {
                 kernel: kernel.signature.name.clone(),
