@@ -74,25 +74,17 @@ fn the_gemm_dry_run_for_gfx942_reports_its_pruning() {
     assert!(!cache.path().join("tuning.json").exists());
 }
 
+/// An entry whose default (`base`) took 20 us and `best` 10.
 fn entry(key: TuneKey, kernel: &str, base: &str, best: &str) -> Entry {
-    Entry {
-        key,
-        kernel: kernel.into(),
-        base: base.into(),
-        default_config: base.into(),
-        default_us: Some(20.0),
-        best: best.into(),
-        best_us: 10.0,
-        measurements: vec![Measurement {
-            config: best.into(),
-            outcome: Outcome::Timed,
-            median_us: Some(10.0),
-            launches: 60,
-            note: None,
-        }],
-        tuned_at: 1_764_720_000,
-        greta_version: "test".into(),
-    }
+    let timed = |config: &str, us: f64| Measurement {
+        config: config.into(),
+        outcome: Outcome::Timed,
+        median_us: Some(us),
+        launches: 60,
+        note: None,
+    };
+    let runs = vec![timed(base, 20.0), timed(best, 10.0)];
+    Entry::from_measurements(key, kernel, base, runs).unwrap()
 }
 
 /// The decode site of `ffn_down` of a tiny f16 model on sm_90.

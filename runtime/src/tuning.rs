@@ -118,6 +118,35 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry of a site's measurements, the default configuration's first: the winner is
+    /// the fastest [`Outcome::Timed`] one (`None` when none was timed).
+    pub fn from_measurements(
+        key: TuneKey,
+        kernel: &str,
+        base: &str,
+        measurements: Vec<Measurement>,
+    ) -> Option<Entry> {
+        let best = measurements
+            .iter()
+            .filter(|m| m.outcome == Outcome::Timed)
+            .filter_map(|m| Some((m, m.median_us?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (best, best_us) = (best.0.config.clone(), best.1);
+        let default = measurements.first();
+        Some(Entry {
+            key,
+            kernel: kernel.to_string(),
+            base: base.to_string(),
+            default_config: default.map_or(String::new(), |m| m.config.clone()),
+            default_us: default.and_then(|m| m.median_us),
+            best,
+            best_us,
+            measurements,
+            tuned_at: now(),
+            greta_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
+
     /// How much faster the winner is than the default (1.0 when the default won).
     pub fn speedup(&self) -> Option<f64> {
         self.default_us.map(|d| d / self.best_us)
@@ -314,25 +343,46 @@ mod tests {
         }
     }
 
-    fn entry(family: &str, shape: &str, best: &str) -> Entry {
-        Entry {
-            key: key(family, shape),
-            kernel: "gemv".into(),
-            base: "dtype=f16".into(),
-            default_config: "waves=4".into(),
-            default_us: Some(20.0),
-            best: best.into(),
-            best_us: 10.0,
-            measurements: vec![Measurement {
-                config: best.into(),
-                outcome: Outcome::Timed,
-                median_us: Some(10.0),
-                launches: 100,
-                note: None,
-            }],
-            tuned_at: 1,
-            greta_version: "0.1.0".into(),
+    fn timed(config: &str, us: f64) -> Measurement {
+        Measurement {
+            config: config.into(),
+            outcome: Outcome::Timed,
+            median_us: Some(us),
+            launches: 100,
+            note: None,
         }
+    }
+
+    fn entry(family: &str, shape: &str, best: &str) -> Entry {
+        let runs = vec![timed("waves=4", 20.0), timed(best, 10.0)];
+        Entry::from_measurements(key(family, shape), "gemv", "dtype=f16", runs).unwrap()
+    }
+
+    /// The winner is the fastest timed configuration; dropped, wrong and failed ones never win,
+    /// and with none timed there is no entry.
+    #[test]
+    fn the_fastest_timed_configuration_wins() {
+        let wrong = Measurement {
+            outcome: Outcome::Wrong,
+            ..timed("waves=1", 1.0)
+        };
+        let dropped = Measurement {
+            outcome: Outcome::Dropped,
+            ..timed("waves=2", 2.0)
+        };
+        let runs = vec![
+            timed("waves=4", 20.0),
+            wrong.clone(),
+            dropped,
+            timed("waves=8", 12.0),
+        ];
+        let e = Entry::from_measurements(key("f", "1x1x1"), "gemv", "", runs).unwrap();
+        assert_eq!((e.best.as_str(), e.best_us), ("waves=8", 12.0));
+        assert_eq!(
+            (e.default_config.as_str(), e.default_us),
+            ("waves=4", Some(20.0))
+        );
+        assert!(Entry::from_measurements(key("f", "1x1x1"), "gemv", "", vec![wrong]).is_none());
     }
 
     #[test]

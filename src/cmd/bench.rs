@@ -49,10 +49,6 @@ struct KernelArgs {
     source: super::source::SourceArgs,
 }
 
-/// Bytes the rotating input sets must exceed together: more than any current L2 (H100/H200
-/// 50–60 MB, MI300X 256 MB of Infinity Cache is not L2 and is not defeated here).
-const ROTATE_BYTES: u64 = 128 << 20;
-
 pub fn run(args: Args) -> Result<()> {
     match args.what {
         What::Kernels(a) => kernels(a),
@@ -193,7 +189,7 @@ fn bench_one(
         let (cfg, tuned) = tuned_config(backend, spec, cfg, shape)?;
         let problem = (spec.problem)(&cfg, backend.target(), shape, &mut Inputs::for_timing(7))?;
         let kernel = device::load(backend, objects, &problem.kernel)?;
-        let sets = (ROTATE_BYTES / problem.min_bytes.max(1) + 1).clamp(2, 16) as usize;
+        let sets = device::rotation_sets(&problem);
         let mut on_device = vec![device::upload(backend, kernel, &problem)?];
         for _ in 1..sets {
             let kernel = device::load(backend, objects, &problem.kernel)?;

@@ -23,6 +23,12 @@ pub fn load(backend: &dyn Backend, objects: &Objects<'_>, kernel: &Kernel) -> Re
 
 /// Uploads `problem`'s inputs (output buffers too: they start as the problem's initial values).
 pub fn upload(backend: &dyn Backend, kernel: LoadedKernel, problem: &Problem) -> Result<OnDevice> {
+    let buffers = upload_args(backend, problem)?;
+    Ok(OnDevice { kernel, buffers })
+}
+
+/// `problem`'s buffers in device memory, in argument order (`None` for values).
+pub fn upload_args(backend: &dyn Backend, problem: &Problem) -> Result<Vec<Option<DeviceBuffer>>> {
     let mut buffers = Vec::new();
     for arg in &problem.args {
         buffers.push(match arg {
@@ -34,7 +40,17 @@ pub fn upload(backend: &dyn Backend, kernel: LoadedKernel, problem: &Problem) ->
             ProblemArg::Value(_) => None,
         });
     }
-    Ok(OnDevice { kernel, buffers })
+    Ok(buffers)
+}
+
+/// Bytes the rotating input sets of a timing must exceed together: more than any current L2
+/// (H100/H200 50–60 MB; MI300X's 256 MB of Infinity Cache is not L2 and is not defeated here).
+const ROTATE_BYTES: u64 = 128 << 20;
+
+/// How many copies of `problem`'s inputs a timing rotates over, so that no launch finds its
+/// data in the L2 from the launch before.
+pub fn rotation_sets(problem: &Problem) -> usize {
+    (ROTATE_BYTES / problem.min_bytes.max(1) + 1).clamp(2, 16) as usize
 }
 
 /// Launches `problem` on the uploaded buffers (asynchronous on GPUs).

@@ -410,24 +410,14 @@ mod tests {
     }
 
     fn entry(key: TuneKey, kernel: &str, best: &str) -> Entry {
-        Entry {
-            key,
-            kernel: kernel.into(),
-            base: String::new(),
-            default_config: String::new(),
-            default_us: Some(2.0),
-            best: best.into(),
-            best_us: 1.0,
-            measurements: vec![greta_runtime::tuning::Measurement {
-                config: best.into(),
-                outcome: Outcome::Timed,
-                median_us: Some(1.0),
-                launches: 1,
-                note: None,
-            }],
-            tuned_at: 0,
-            greta_version: String::new(),
-        }
+        let m = greta_runtime::tuning::Measurement {
+            config: best.into(),
+            outcome: Outcome::Timed,
+            median_us: Some(1.0),
+            launches: 1,
+            note: None,
+        };
+        Entry::from_measurements(key, kernel, "", vec![m]).unwrap()
     }
 
     /// A model's sites cover its projections at decode and every prefill bucket, and a winner

@@ -9,7 +9,7 @@ use greta_dsl::Target;
 use greta_kernels::{Config, Inputs, KernelSpec, Problem, ProblemArg};
 use greta_model::llama::tuning::{self as sites, Site};
 use greta_runtime::cpu::CpuBackend;
-use greta_runtime::tuning::{Entry, Measurement, Outcome, TuneKey, TuningDb};
+use greta_runtime::tuning::{Entry, Measurement, Outcome, TuningDb};
 use greta_runtime::{Backend, BackendKind, BundleWriter, CodeObject, DeviceBuffer, ObjectSource};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -238,7 +238,8 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
             .with_context(|| format!("building {} at its base configuration", site.spec.name))?;
         let timed = time_site(site, cands, backend, &compiled, args.runs, &budget)?;
         bar.inc(1);
-        if let Some(entry) = entry_for(site, key, timed) {
+        let base = site.family_config().to_string();
+        if let Some(entry) = Entry::from_measurements(key, site.spec.name, &base, timed) {
             rows.push(entry.clone());
             db.record(entry);
             db.save()?;
@@ -640,29 +641,13 @@ struct Uploads {
     sets: Vec<Vec<Option<DeviceBuffer>>>,
 }
 
-/// Bytes the rotating sets exceed together: more than the H100/H200's 50–60 MB of L2.
-const ROTATE_BYTES: u64 = 128 << 20;
-
 fn upload(backend: &dyn Backend, problem: &Problem) -> Result<Uploads> {
-    let sets = (ROTATE_BYTES / problem.min_bytes.max(1) + 1).clamp(2, 16) as usize;
-    let mut out = Vec::new();
-    for _ in 0..sets {
-        let mut set = Vec::new();
-        for arg in &problem.args {
-            set.push(match arg {
-                ProblemArg::Buffer(host) => {
-                    let dev = backend.alloc(host.scalar(), host.len())?;
-                    backend.write(&dev, host)?;
-                    Some(dev)
-                }
-                ProblemArg::Value(_) => None,
-            });
-        }
-        out.push(set);
-    }
+    let sets = (0..device::rotation_sets(problem))
+        .map(|_| device::upload_args(backend, problem))
+        .collect::<Result<_>>()?;
     Ok(Uploads {
         layout: layout(problem),
-        sets: out,
+        sets,
     })
 }
 
@@ -683,17 +668,17 @@ fn time_site(
     compiled: &HashMap<KernelKey, Compiled>,
     runs: usize,
     budget: &Budget,
-) -> Result<Vec<(Config, Measurement)>> {
+) -> Result<Vec<Measurement>> {
     let target = backend.target();
     let mut uploads: Option<Uploads> = None;
     let mut leader = f64::INFINITY;
-    let mut out: Vec<(Config, Measurement)> = Vec::new();
+    let mut out: Vec<Measurement> = Vec::new();
     for c in cands.iter().filter(|c| c.pruned.is_none()) {
         if budget.spent() {
             break;
         }
-        let measure = |outcome, times: &[f64], note: Option<String>| Measurement {
-            config: c.config.to_string(),
+        let measure = |config: &str, outcome, times: &[f64], note: Option<String>| Measurement {
+            config: config.to_string(),
             outcome,
             median_us: (!times.is_empty()).then(|| median(times.to_vec()) * 1e3),
             launches: times.len(),
@@ -701,7 +686,10 @@ fn time_site(
         };
         let problem =
             (site.spec.problem)(&c.config, target, &site.shape, &mut Inputs::layout_only())?;
-        if out.iter().any(|(cfg, _)| *cfg == problem.config) {
+        // What runs is the problem's configuration (fitted to the shape): the same twice is
+        // timed once, and the DB records it as it runs.
+        let config = problem.config.to_string();
+        if out.iter().any(|m| m.config == config) {
             continue;
         }
         let key = (site.spec.name, c.config.clone());
@@ -712,20 +700,14 @@ fn time_site(
             None if backend.kind() == BackendKind::Cpu => backend.load(&problem.kernel, None),
             None => {
                 let note = "fitted to the shape as another configuration, not compiled".into();
-                out.push((
-                    problem.config.clone(),
-                    measure(Outcome::Failed, &[], Some(note)),
-                ));
+                out.push(measure(&config, Outcome::Failed, &[], Some(note)));
                 continue;
             }
         };
         let kernel = match loaded {
             Ok(k) => k,
             Err(e) => {
-                out.push((
-                    problem.config.clone(),
-                    measure(Outcome::Failed, &[], Some(e.to_string())),
-                ));
+                out.push(measure(&config, Outcome::Failed, &[], Some(e.to_string())));
                 continue;
             }
         };
@@ -751,56 +733,31 @@ fn time_site(
             backend.synchronize()?;
             let mut times = backend.time_each(FIRST_LAUNCHES, &mut launch)?;
             if median(times.clone()) > DROP_FACTOR * leader {
-                return Ok(measure(Outcome::Dropped, &times, None));
+                return Ok(measure(&config, Outcome::Dropped, &times, None));
             }
             times.extend(backend.time_each(runs, &mut launch)?);
-            Ok(measure(Outcome::Timed, &times, None))
+            Ok(measure(&config, Outcome::Timed, &times, None))
         })();
-        let m = timed.unwrap_or_else(|e| measure(Outcome::Failed, &[], Some(format!("{e:#}"))));
+        let m = timed
+            .unwrap_or_else(|e| measure(&config, Outcome::Failed, &[], Some(format!("{e:#}"))));
         if let (Outcome::Timed, Some(us)) = (m.outcome, m.median_us) {
             leader = leader.min(us / 1e3);
         }
-        out.push((problem.config, m));
+        out.push(m);
     }
     // The wrong ones are part of the record too.
     for c in cands {
         if let Some((Pruned::Wrong, why)) = &c.pruned {
-            out.push((
-                c.config.clone(),
-                Measurement {
-                    config: c.config.to_string(),
-                    outcome: Outcome::Wrong,
-                    median_us: None,
-                    launches: 0,
-                    note: Some(why.clone()),
-                },
-            ));
+            out.push(Measurement {
+                config: c.config.to_string(),
+                outcome: Outcome::Wrong,
+                median_us: None,
+                launches: 0,
+                note: Some(why.clone()),
+            });
         }
     }
     Ok(out)
-}
-
-/// The DB entry of a site's measurements: the fastest timed configuration (none timed: none).
-fn entry_for(site: &Site, key: TuneKey, timed: Vec<(Config, Measurement)>) -> Option<Entry> {
-    let best = timed
-        .iter()
-        .filter(|(_, m)| m.outcome == Outcome::Timed)
-        .min_by(|a, b| a.1.median_us.partial_cmp(&b.1.median_us).expect("finite"))?
-        .clone();
-    // The default is the first candidate measured (the space puts the base first).
-    let default = timed.first().map(|(c, m)| (c.clone(), m.median_us));
-    Some(Entry {
-        key,
-        kernel: site.spec.name.to_string(),
-        base: site.family_config().to_string(),
-        default_config: default.as_ref().map_or(String::new(), |d| d.0.to_string()),
-        default_us: default.and_then(|d| d.1),
-        best: best.0.to_string(),
-        best_us: best.1.median_us.expect("timed"),
-        measurements: timed.into_iter().map(|(_, m)| m).collect(),
-        tuned_at: greta_runtime::tuning::now(),
-        greta_version: env!("CARGO_PKG_VERSION").to_string(),
-    })
 }
 
 fn print_results(rows: &[Entry], device: &str, driver: &str) -> Result<()> {
