@@ -75,6 +75,40 @@ fn the_gemm_dry_run_for_gfx942_reports_its_pruning() {
 }
 
 /// An entry whose default (`base`) took 20 us and `best` 10.
+/// The same for sm_90's warpgroup GEMM: LDS stages against the 227 KiB a block may have.
+#[test]
+fn the_warpgroup_gemm_dry_run_for_sm_90_prunes_by_lds() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = greta(
+        cache.path(),
+        &[
+            "tune",
+            "--dry-run",
+            "--target",
+            "sm_90",
+            "--kernel",
+            "gemm_wg",
+            "-v",
+        ],
+    );
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{err}");
+    // bm 3 × bn 4 × stages 5.
+    assert!(out.contains("60 candidates over 1 sites"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("[bm=192,bn=256,dtype=f16,out=f16,residual=false,stages=7]"))
+        .unwrap();
+    assert!(
+        line.contains("LDS") && line.contains("sm_90 allows 232448"),
+        "{line}"
+    );
+    assert!(
+        out.contains("[bm=128,bn=128,dtype=f16,out=f16,residual=false,stages=4] ready"),
+        "{out}"
+    );
+}
+
 fn entry(key: TuneKey, kernel: &str, base: &str, best: &str) -> Entry {
     let timed = |config: &str, us: f64| Measurement {
         config: config.into(),

@@ -8,8 +8,10 @@ use std::sync::Mutex;
 /// A progress bar over `len` items, `what` naming the work (`compiling`, `building`).
 pub fn bar(what: &str, len: usize) -> ProgressBar {
     ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} {{msg}}"))
-            .expect("a valid template"),
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:30}} {{pos}}/{{len}} (ETA {{eta}}) {{msg}}"
+        ))
+        .expect("a valid template"),
     )
 }
 

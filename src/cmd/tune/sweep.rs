@@ -318,7 +318,7 @@ fn enumerate(site: &Site, target: &'static Target) -> Vec<Candidate> {
                 Err(e) => c.pruned = Some((Pruned::Rule, format!("{e:#}"))),
                 Ok(k) => {
                     let threads = k.block_size.map_or(0, |b| b[0] * b[1] * b[2]);
-                    let lds = k.lds_bytes() + k.dynamic_lds().map_or(0, |d| d.bytes);
+                    let lds = k.lds_bytes();
                     let hash = greta_runtime::bundle::content_hash(&k, target);
                     if threads > target.max_block_threads {
                         c.pruned = Some((
