@@ -1,5 +1,5 @@
 //! Writes the seed corpora of every fuzz target (see `greta_fuzz::seeds`) into `DIR/<target>/`
-//! (default `corpus/` beside this crate's manifest): `cargo run --release --bin write-seeds`.
+//! (default `corpus/` beside this crate's manifest): `cargo run --release --example write-seeds`.
 //! Existing files of the same names are overwritten; other corpus entries are left alone.
 
 fn main() {
