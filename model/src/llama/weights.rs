@@ -35,9 +35,9 @@ pub fn expected(cfg: &LlamaConfig) -> Vec<Expected> {
 
 /// [`expected`], one tensor at a time, so that [`check`] stops at the first missing tensor
 /// without listing the rest. The list is nine tensors per layer: a file may claim as many layers
-/// as it names blocks (`blk.N.*`, see [`LlamaConfig::from_gguf`]), one per 24 bytes of tensor
-/// infos, and the whole list of such a file took some 20 times its size in memory; a
-/// configuration made by hand may claim any number.
+/// as it names blocks (`blk.N.*`, see [`LlamaConfig::from_gguf`]), a block per tensor info of
+/// some 40 bytes (one empty tensor each), and the whole list of such a file took some 20 times
+/// its size in memory; a configuration made by hand may claim any number.
 pub fn expected_iter(cfg: &LlamaConfig) -> impl Iterator<Item = Expected> {
     let (d, q, kv, f, v) = (
         cfg.dim as u64,
