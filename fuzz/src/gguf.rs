@@ -53,7 +53,7 @@ pub fn touch(f: &GgufFile) {
     let len = f.bytes().len() as u64;
     assert!((2..=3).contains(&f.version()));
     assert!(f.alignment().is_power_of_two());
-    assert!(f.data_offset() % f.alignment() == 0);
+    assert!(f.data_offset().is_multiple_of(f.alignment()));
     let _ = format!("{f:?}");
 
     for (key, value) in f.metadata() {

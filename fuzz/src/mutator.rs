@@ -156,14 +156,14 @@ impl Rng {
     pub fn new(seed: u32) -> Rng {
         Rng(u64::from(seed) ^ 0x9E37_79B9_7F4A_7C15 | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
@@ -233,7 +233,7 @@ fn new_value(rng: &mut Rng, kind: Kind, old: u64, width: usize) -> u64 {
         Kind::Scalar => match rng.below(3) {
             0 => rng.pick(EDGES),
             1 => near(rng),
-            _ => rng.next(),
+            _ => rng.next_u64(),
         },
         Kind::Count | Kind::Len | Kind::Dim | Kind::Offset => match rng.below(8) {
             0..=3 => rng.pick(EDGES),
@@ -284,7 +284,7 @@ pub fn mutate(
     seed: u32,
     default: &mut dyn FnMut(&mut [u8], usize, usize) -> usize,
 ) -> usize {
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         if let Some(n) = mutate_fields(data, size, seed / 2) {
             return n;
         }

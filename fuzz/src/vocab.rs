@@ -137,7 +137,7 @@ impl Case {
             // 1 (NORMAL) most often; every other value, and some outside 0..=6, too.
             let ty = match u.int_in_range(0..=15)? {
                 0..=7 => 1,
-                k @ 8..=14 => k as i32 - 8,
+                k @ 8..=14 => k - 8,
                 _ => u.arbitrary()?,
             };
             types.push(TokenType::from_i32(ty));
