@@ -105,7 +105,7 @@ pub enum ErrorKind {
         offset: u64,
     },
 
-    #[error("tensor `{tensor}`: dimensions {dims:?} overflow (element count or byte size does not fit in 63 bits)")]
+    #[error("tensor `{tensor}`: dimensions {dims:?} overflow (the product of the non-zero dimensions or the byte size does not fit in 63 bits)")]
     DimsOverflow { tensor: String, dims: Vec<u64> },
 
     #[error("tensor `{tensor}` at byte {offset} has ggml type id {id} ({}), which no ggml version defines with a known size", super::types::ggml_type_name(*id))]

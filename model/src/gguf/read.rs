@@ -614,18 +614,25 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, ErrorKind> {
 
 /// The byte size of a tensor, checking that the element count and size fit in 63 bits (ggml
 /// uses signed 64-bit sizes) and that rows are whole blocks.
+///
+/// The product of the non-zero dimensions must fit too. An empty tensor such as `[0, 2^46, 2^48]`
+/// has no elements, but its row count (`dims[1..]`, [`TensorInfo::n_rows`]) and any product a
+/// caller forms over some of its dimensions overflowed u64 (a panic in debug builds, a wrong
+/// size in release ones); refused, no product of a tensor's dimensions can overflow.
+///
+/// [`TensorInfo::n_rows`]: super::TensorInfo::n_rows
 pub(crate) fn tensor_size(name: &str, dims: &[u64], ty: GgmlType) -> Result<u64, ErrorKind> {
     let overflow = || ErrorKind::DimsOverflow {
         tensor: name.to_string(),
         dims: dims.to_vec(),
     };
-    let n = dims
+    let nonzero = dims
         .iter()
+        .filter(|&&d| d != 0)
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .filter(|&p| p <= i64::MAX as u64)
         .ok_or_else(overflow)?;
-    if n > i64::MAX as u64 {
-        return Err(overflow());
-    }
+    let n = if dims.contains(&0) { 0 } else { nonzero };
     let ne0 = dims.first().copied().unwrap_or(1);
     if ne0 % ty.block_size() != 0 {
         return Err(ErrorKind::RowNotBlockMultiple {

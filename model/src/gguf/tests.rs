@@ -304,6 +304,50 @@ fn zero_dims_are_empty_tensors() {
     assert_eq!(f.tensor("scalar").unwrap().size_bytes, 4);
 }
 
+/// Found by fuzzing (`fuzz/`, target `gguf`, minimised): an empty tensor whose other dims
+/// multiply past u64 opened, and its `n_rows()` (the product of `dims[1..]`) overflowed. The
+/// non-zero dims of every tensor must multiply within 63 bits, like a non-empty tensor's.
+#[test]
+fn empty_tensors_of_overflowing_dims_are_refused() {
+    // The fuzzer's input: version 3, one tensor `t` of F32 [0, 2^46, 2^48] at offset 0.
+    let mut r = Raw::header(3, 1, 0);
+    r.tensor("t", &[0, 1 << 46, 1 << 48], 0, 0).pad(32);
+    assert_eq!(r.0.len(), 96);
+    assert!(matches!(
+        expect_err(
+            &r,
+            &["`t`", "[0, 70368744177664, 281474976710656]", "overflow"]
+        ),
+        ErrorKind::DimsOverflow { .. }
+    ));
+    for dims in [
+        &[8, 0, 1 << 40, 1 << 40][..],
+        &[1 << 32, 1 << 31, 0],
+        &[0, 1 << 63],
+    ] {
+        let mut r = Raw::header(3, 1, 0);
+        r.tensor("t", dims, 0, 0).pad(32);
+        assert!(
+            matches!(
+                expect_err(&r, &["`t`", "overflow"]),
+                ErrorKind::DimsOverflow { .. }
+            ),
+            "{dims:?}"
+        );
+    }
+    // Non-zero dims that fit (2^62 elements) still make an empty tensor, with a row count.
+    let mut r = Raw::header(3, 1, 0);
+    r.tensor("t", &[0, 1 << 31, 1 << 31], 0, 0).pad(32);
+    let f = r.open().unwrap();
+    let t = f.tensor("t").unwrap();
+    assert_eq!((t.n_elements(), t.n_rows(), t.size_bytes), (0, 1 << 62, 0));
+    // The writer refuses what the reader refuses.
+    let e = GgufWriter::new()
+        .add_tensor("t", &[0, 1 << 46, 1 << 48], GgmlType::F32)
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::DimsOverflow { .. }), "{e}");
+}
+
 #[test]
 fn unknown_and_unsupported_ggml_types() {
     let mut r = Raw::header(3, 1, 0);

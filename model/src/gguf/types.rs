@@ -405,7 +405,8 @@ pub struct TensorInfo {
     pub name: String,
     /// Dimensions in ggml order: `dims[0]` (ne[0]) is the fastest-varying, i.e. the row length.
     /// A weight `[4096, 11008]` is 11008 rows of 4096. Values of 0 are allowed (an empty tensor,
-    /// as llama.cpp allows); an empty `dims` is a scalar.
+    /// as llama.cpp allows), as long as the other dimensions' product fits in 63 bits like any
+    /// tensor's; an empty `dims` is a scalar.
     pub dims: Vec<u64>,
     pub ty: GgmlType,
     /// Offset of the data from the start of the data section (not of the file); a multiple of
@@ -416,7 +417,8 @@ pub struct TensorInfo {
 
 impl TensorInfo {
     pub fn n_elements(&self) -> u64 {
-        // Checked at open (and by the writer) not to overflow.
+        // Checked at open (and by the writer) not to overflow, nor does any product of some of
+        // the dims (the non-zero ones' product fits in 63 bits).
         self.dims.iter().product()
     }
 

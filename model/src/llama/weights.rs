@@ -30,6 +30,15 @@ pub struct Expected {
 /// Every tensor the forward pass reads. `output.weight` is optional: without it the model ties
 /// its output projection to the token embeddings.
 pub fn expected(cfg: &LlamaConfig) -> Vec<Expected> {
+    expected_iter(cfg).collect()
+}
+
+/// [`expected`], one tensor at a time, so that [`check`] stops at the first missing tensor
+/// without listing the rest. The list is nine tensors per layer: a file may claim as many layers
+/// as it names blocks (`blk.N.*`, see [`LlamaConfig::from_gguf`]), a block per tensor info of
+/// some 40 bytes (one empty tensor each), and the whole list of such a file took some 20 times
+/// its size in memory; a configuration made by hand may claim any number.
+pub fn expected_iter(cfg: &LlamaConfig) -> impl Iterator<Item = Expected> {
     let (d, q, kv, f, v) = (
         cfg.dim as u64,
         cfg.q_dim() as u64,
@@ -41,13 +50,13 @@ pub fn expected(cfg: &LlamaConfig) -> Vec<Expected> {
         name,
         dims: dims.to_vec(),
     };
-    let mut out = vec![
+    let head = [
         t("token_embd.weight".into(), &[d, v]),
         t("output_norm.weight".into(), &[d]),
     ];
-    for l in 0..cfg.n_layers {
+    let layers = (0..cfg.n_layers).flat_map(move |l| {
         let b = |s: &str| format!("blk.{l}.{s}");
-        out.extend([
+        [
             t(b("attn_norm.weight"), &[d]),
             t(b("attn_q.weight"), &[d, q]),
             t(b("attn_k.weight"), &[d, kv]),
@@ -57,9 +66,9 @@ pub fn expected(cfg: &LlamaConfig) -> Vec<Expected> {
             t(b("ffn_gate.weight"), &[d, f]),
             t(b("ffn_up.weight"), &[d, f]),
             t(b("ffn_down.weight"), &[f, d]),
-        ]);
-    }
-    out
+        ]
+    });
+    head.into_iter().chain(layers)
 }
 
 fn check_one<'a>(
@@ -108,7 +117,7 @@ fn check_tensors(
     cfg: &LlamaConfig,
     types: bool,
 ) -> Result<&'static str, WeightError> {
-    for e in expected(cfg) {
+    for e in expected_iter(cfg) {
         check_one(g, &e, types)?;
     }
     let out = Expected {
@@ -121,5 +130,34 @@ fn check_tensors(
             Ok("output.weight")
         }
         None => Ok("token_embd.weight"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `check` stops at the first layer the file lacks instead of listing every tensor of every
+    /// claimed layer first (2^40 layers were 10^13 entries: an abort for want of memory).
+    #[test]
+    fn a_huge_layer_count_fails_at_the_first_missing_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = crate::synth::tiny(dir.path(), GgmlType::F16, 0).unwrap();
+        let mut cfg = LlamaConfig::from_gguf(&g).unwrap();
+        assert_eq!(check(&g, &cfg), Ok("output.weight"));
+        assert_eq!(cfg.n_layers, 2);
+        cfg.n_layers = 1 << 40;
+        assert_eq!(
+            check(&g, &cfg),
+            Err(WeightError::Missing("blk.2.attn_norm.weight".into()))
+        );
+        assert_eq!(
+            check_layout(&g, &cfg).unwrap_err().to_string(),
+            "tensor `blk.2.attn_norm.weight` is missing"
+        );
+        assert_eq!(
+            expected_iter(&cfg).nth(2 + 9 * 5).unwrap().name,
+            "blk.5.attn_norm.weight"
+        );
     }
 }
