@@ -35,7 +35,7 @@ use crate::config::{block_param, u32_param, Choices, VEC};
 use crate::flash::{
     attention_inputs, max_head_dim_for, part_weight, Shape, KV_DTYPE, LOG2_E, MAX_HEAD_DIM, OUT,
 };
-use crate::problem::{from_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::problem::{from_f64, zeros, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{dispatch, Config, KernelSpec, ParamDef, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
@@ -567,7 +567,7 @@ fn problem_combine(
         dims: launch_combine(cfg, rows as u32),
         args: vec![
             ProblemArg::Buffer(pb),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; rows * head_dim])),
+            ProblemArg::Buffer(zeros(out, rows * head_dim)),
             ProblemArg::Value(Const::U32(head_dim as u32)),
             ProblemArg::Value(Const::U32(splits as u32)),
         ],

@@ -2,9 +2,7 @@
 //! geometry and the shape of their test problems, so each kernel module holds only its kernel,
 //! its reference and its input ranges.
 
-use crate::problem::{
-    blocks_for, from_f64, linear, Expected, Inputs, Problem, ProblemArg, Tolerance,
-};
+use crate::problem::{blocks_for, linear, zeros, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{Config, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
@@ -66,7 +64,7 @@ impl Binary {
             args: vec![
                 ProblemArg::Buffer(ab),
                 ProblemArg::Buffer(bb),
-                ProblemArg::Buffer(from_f64(dtype, &vec![0.0; n as usize])),
+                ProblemArg::Buffer(zeros(dtype, n as usize)),
                 ProblemArg::Value(Const::U32(n)),
             ],
             expected: vec![Expected {

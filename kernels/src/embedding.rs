@@ -12,7 +12,9 @@
 //! `out: &mut [O]` (at least `tokens·dim`), `dim: u32`. Launch with [`launch`].
 
 use crate::config::{block_param, DTYPE, VEC};
-use crate::problem::{from_f64, linear, to_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::problem::{
+    from_f64, linear, to_f64, zeros, Expected, Inputs, Problem, ProblemArg, Tolerance,
+};
 use crate::{check_vec_width, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::{Buffer, LaunchDims};
@@ -121,7 +123,7 @@ fn problem(
         args: vec![
             ProblemArg::Buffer(tb),
             ProblemArg::Buffer(Buffer::U32(ids)),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; n])),
+            ProblemArg::Buffer(zeros(out, n)),
             ProblemArg::Value(Const::U32(dim)),
         ],
         // The reference rounds to `out` as the kernel does (once, to nearest even).

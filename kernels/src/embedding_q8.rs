@@ -12,7 +12,7 @@
 //! `dim: u32`. Launch with [`launch`].
 
 use crate::config::{block_param, dtype_param};
-use crate::problem::{from_f64, linear, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::problem::{linear, zeros, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::q8::{quant, QK8_0};
 use crate::{dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
@@ -99,7 +99,7 @@ fn problem(
             ProblemArg::Buffer(Buffer::F16(scales)),
             ProblemArg::Buffer(Buffer::U32(quants)),
             ProblemArg::Buffer(Buffer::U32(ids)),
-            ProblemArg::Buffer(from_f64(dtype, &vec![0.0; n])),
+            ProblemArg::Buffer(zeros(dtype, n)),
             ProblemArg::Value(Const::U32(dim)),
         ],
         // d · q is one f32 rounding (then one to the output type).

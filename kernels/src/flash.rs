@@ -13,7 +13,7 @@
 //! the output is written once in `out`'s type (the activation type, so no conversion pass).
 
 use crate::config::{Choices, FLOATS};
-use crate::problem::{from_f64, to_f64, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::problem::{from_f64, to_f64, zeros, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{Config, ParamDef, ProblemError};
 use greta_dsl::interp::{Buffer, LaunchDims};
 use greta_dsl::ir::{ConfigValue, Const, Kernel, Scalar};
@@ -165,7 +165,7 @@ pub(crate) fn fused_problem(
             ProblemArg::Buffer(qb),
             ProblemArg::Buffer(kb),
             ProblemArg::Buffer(vb),
-            ProblemArg::Buffer(from_f64(out, &vec![0.0; n])),
+            ProblemArg::Buffer(zeros(out, n)),
             u(s.tokens),
             u(s.heads),
             u(s.kv_heads),

@@ -5,7 +5,7 @@
 
 use crate::gemm::{gemm_tolerance, reference};
 use crate::matmul::mnk;
-use crate::problem::{from_f64, to_f64, Expected, Inputs, Problem, ProblemArg};
+use crate::problem::{from_f64, to_f64, zeros, Expected, Inputs, Problem, ProblemArg};
 use crate::q8::QK8_0;
 use crate::{Config, ProblemError};
 use greta_dsl::interp::{Buffer, LaunchDims};
@@ -70,7 +70,7 @@ pub(crate) fn problem(
     let y_arg = args.len() + 1;
     args.extend([
         ProblemArg::Buffer(rb),
-        ProblemArg::Buffer(from_f64(out, &vec![0.0; mu * nu])),
+        ProblemArg::Buffer(zeros(out, mu * nu)),
         ProblemArg::Value(Const::U32(m)),
         ProblemArg::Value(Const::U32(n)),
         ProblemArg::Value(Const::U32(k)),

@@ -7,7 +7,7 @@
 
 use crate::config::{block_param, Choices, ParamDef, DTYPE, VEC};
 use crate::helpers::block_sum;
-use crate::problem::{Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::problem::{zeros, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
@@ -197,7 +197,7 @@ fn problem(
         args: vec![
             ProblemArg::Buffer(xb),
             ProblemArg::Buffer(wb),
-            ProblemArg::Buffer(crate::problem::from_f64(dtype, &vec![0.0; r * c])),
+            ProblemArg::Buffer(zeros(dtype, r * c)),
             ProblemArg::Value(Const::U32(cols)),
             ProblemArg::Value(Const::F32(eps)),
         ],

@@ -9,9 +9,7 @@
 //! Floor: read and write x once, `2·tokens·heads·head_dim·size` bytes.
 
 use crate::config::{block_param, Choices, ParamDef, DTYPE, VEC};
-use crate::problem::{
-    blocks_for, from_f64, linear, Expected, Inputs, Problem, ProblemArg, Tolerance,
-};
+use crate::problem::{blocks_for, linear, zeros, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{check_vec_width, dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
@@ -338,7 +336,7 @@ fn problem(
         dims: launch(cfg, tokens, heads, head_dim),
         args: vec![
             ProblemArg::Buffer(xb),
-            ProblemArg::Buffer(from_f64(dtype, &vec![0.0; n])),
+            ProblemArg::Buffer(zeros(dtype, n)),
             ProblemArg::Value(Const::U32(tokens)),
             ProblemArg::Value(Const::U32(heads)),
             ProblemArg::Value(Const::U32(head_dim)),

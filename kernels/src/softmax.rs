@@ -9,7 +9,7 @@
 
 use crate::config::{block_param, DTYPE};
 use crate::helpers::{block_max, block_sum};
-use crate::problem::{from_f64, linear, Expected, Inputs, Problem, ProblemArg, Tolerance};
+use crate::problem::{from_f64, linear, zeros, Expected, Inputs, Problem, ProblemArg, Tolerance};
 use crate::{dispatch, Config, KernelSpec, ProblemError};
 use greta_dsl::front::BuildError;
 use greta_dsl::interp::LaunchDims;
@@ -103,7 +103,7 @@ fn problem(
         dims: launch(cfg, rows),
         args: vec![
             ProblemArg::Buffer(xb),
-            ProblemArg::Buffer(from_f64(dtype, &vec![0.0; n])),
+            ProblemArg::Buffer(zeros(dtype, n)),
             ProblemArg::Value(Const::U32(cols)),
         ],
         expected: vec![Expected {

@@ -12,7 +12,7 @@ use greta_runtime::cpu::CpuBackend;
 use greta_runtime::tuning::{Entry, Measurement, Outcome, TuningDb};
 use greta_runtime::{Backend, BackendKind, BundleWriter, CodeObject, DeviceBuffer, ObjectSource};
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why a candidate is not timed.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,7 +23,7 @@ enum Pruned {
     Threads,
     /// More LDS than a block may have.
     Lds,
-    /// Builds the same IR as an earlier candidate.
+    /// Builds the same IR as an earlier candidate, or runs as another one at the site's shape.
     Duplicate,
     /// The toolchain failed (or the bundle lacks it).
     Compile,
@@ -49,7 +49,7 @@ impl Pruned {
             Pruned::Rule => "the kernel's rules",
             Pruned::Threads => "threads per block",
             Pruned::Lds => "LDS",
-            Pruned::Duplicate => "same IR as another",
+            Pruned::Duplicate => "the same as another candidate",
             Pruned::Compile => "compile failed",
             Pruned::Spills => "scratch/spills",
             Pruned::Registers => "registers (waves per SIMD)",
@@ -75,16 +75,19 @@ struct Compiled {
     error: Option<String>,
 }
 
-/// Seconds left of `--budget`, or unlimited.
+/// `--budget`, shared among the sites: each gets an equal share of what is left when its turn
+/// comes (what one leaves unused goes to those after it), so that the last sites are timed too.
 struct Budget {
     start: Instant,
     seconds: Option<f64>,
 }
 
 impl Budget {
-    fn spent(&self) -> bool {
-        self.seconds
-            .is_some_and(|s| self.start.elapsed().as_secs_f64() > s)
+    /// When the next site's share ends (`None`: no budget).
+    fn deadline(&self, sites_left: usize) -> Option<Instant> {
+        let total = self.seconds?;
+        let left = (total - self.start.elapsed().as_secs_f64()).max(0.0);
+        Some(Instant::now() + Duration::from_secs_f64(left / sites_left.max(1) as f64))
     }
 }
 
@@ -140,6 +143,7 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
 
     // 1–2: enumerate and prune statically.
     let mut per_site: Vec<Vec<Candidate>> = sites.iter().map(|s| enumerate(s, target)).collect();
+    let enumerated = start.elapsed().as_secs_f64();
     // 3: compile what survived, each kernel once.
     let mut unique: Vec<(KernelKey, Kernel)> = Vec::new();
     for (site, cands) in sites.iter().zip(&per_site) {
@@ -180,6 +184,7 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
             c.pruned = resource_verdict(got, c, target).filter(|_| i > 0);
         }
     }
+    let compiled_at = start.elapsed().as_secs_f64();
     // 4: numerics, each kernel once.
     let mut to_check: Vec<ToCheck> = Vec::new();
     for (site, cands) in sites.iter().zip(&per_site) {
@@ -204,6 +209,13 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
         }
     }
     report_pruning(&sites, &per_site, args.verbose)?;
+    let checked_at = start.elapsed().as_secs_f64();
+    outln!(
+        "stages: enumerate {enumerated:.1} s, compile{} {:.1} s, check numerics {:.1} s",
+        if source.is_some() { " (or load)" } else { "" },
+        compiled_at - enumerated,
+        checked_at - compiled_at
+    );
 
     if args.dry_run {
         if let Some(w) = writer.as_mut() {
@@ -231,27 +243,43 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
     let (device_name, driver) = (backend.device_name(), backend.driver_version());
     let bar = super::super::parallel::bar("timing", sites.len());
     let mut rows = Vec::new();
-    for (site, cands) in sites.iter().zip(&per_site) {
+    for (i, (site, cands)) in sites.iter().zip(&per_site).enumerate() {
         bar.set_message(format!("{} {}", site.spec.name, site.shape_text()));
         let key = site
             .key(target, &device_name, &driver)
             .with_context(|| format!("building {} at its base configuration", site.spec.name))?;
-        let timed = time_site(site, cands, backend, &compiled, args.runs, &budget)?;
+        let site_start = Instant::now();
+        let deadline = budget.deadline(sites.len() - i);
+        let timed = time_site(site, cands, backend, &compiled, args.runs, deadline)?;
         bar.inc(1);
+        let row = Row {
+            ready: cands.iter().filter(|c| c.pruned.is_none()).count(),
+            timed: timed
+                .iter()
+                .filter(|m| matches!(m.outcome, Outcome::Timed | Outcome::Dropped))
+                .count(),
+            seconds: site_start.elapsed().as_secs_f64(),
+            failure: timed.iter().find_map(|m| m.note.clone()),
+            entry: None,
+        };
         let base = site.family_config().to_string();
-        if let Some(entry) = Entry::from_measurements(key, site.spec.name, &base, timed) {
-            rows.push(entry.clone());
-            db.record(entry);
+        let entry = Entry::from_measurements(key, site.spec.name, &base, timed);
+        if let Some(entry) = &entry {
+            db.record(entry.clone());
             db.save()?;
         }
+        rows.push(Row { entry, ..row });
     }
     bar.finish_and_clear();
-    print_results(&rows, &device_name, &driver)?;
+    let timing = budget.start.elapsed().as_secs_f64();
+    print_results(&sites, &rows, &device_name, &driver)?;
     outln!(
-        "tuned {} of {} sites in {:.1} s; DB {}",
-        rows.len(),
+        "tuned {} of {} sites in {:.1} s (preparing {:.1} s, timing {:.1} s); DB {}",
+        rows.iter().filter(|r| r.entry.is_some()).count(),
         sites.len(),
         start.elapsed().as_secs_f64(),
+        start.elapsed().as_secs_f64() - timing,
+        timing,
         db.path().display()
     );
     Ok(())
@@ -308,7 +336,8 @@ fn enumerate(site: &Site, target: &'static Target) -> Vec<Candidate> {
     site.spec
         .space(&site.base, site.pinned)
         .into_iter()
-        .map(|config| {
+        .enumerate()
+        .map(|(i, config)| {
             let mut c = Candidate {
                 config,
                 kernel: None,
@@ -335,6 +364,10 @@ fn enumerate(site: &Site, target: &'static Target) -> Vec<Candidate> {
                         ));
                     } else if let Some(first) = seen.get(&hash) {
                         c.pruned = Some((Pruned::Duplicate, format!("same IR as [{first}]")));
+                    } else if let Some(why) =
+                        runs_otherwise(site, &c.config, target).filter(|_| i > 0)
+                    {
+                        c.pruned = Some(why);
                     } else {
                         seen.insert(hash, c.config.clone());
                         c.kernel = Some(k);
@@ -344,6 +377,21 @@ fn enumerate(site: &Site, target: &'static Target) -> Vec<Candidate> {
             c
         })
         .collect()
+}
+
+/// Why a configuration cannot run at the site as it is, if it cannot: the site's problem fits
+/// some parameters to its shape (attention's query heads per block to the model's GQA ratio),
+/// and a configuration it changes would be timed as another one: the same as a candidate the
+/// space already has.
+fn runs_otherwise(site: &Site, config: &Config, target: &'static Target) -> Option<(Pruned, String)> {
+    match (site.spec.problem)(config, target, &site.shape, &mut Inputs::layout_only()) {
+        Err(e) => Some((Pruned::Rule, format!("at this site's shape: {e:#}"))),
+        Ok(p) if p.config != *config => Some((
+            Pruned::Duplicate,
+            format!("at this site's shape it runs as [{}]", p.config),
+        )),
+        Ok(_) => None,
+    }
 }
 
 /// Compiles (or takes from the bundle) every kernel, on every core.
@@ -578,7 +626,7 @@ fn report_pruning(sites: &[Site], per_site: &[Vec<Candidate>], verbose: bool) ->
     Ok(())
 }
 
-/// The checked candidates, and (for a model) its default kernels, into a bundle.
+/// The compiled candidates, and (for a model) its default kernels, into a bundle.
 fn bundle(
     w: &mut BundleWriter,
     sites: &[Site],
@@ -607,8 +655,18 @@ fn bundle(
         Ok(())
     };
     for (site, cands) in sites.iter().zip(per_site) {
-        for c in cands.iter().filter(|c| c.pruned.is_none()) {
-            add(site.spec, &c.config, c.kernel.as_ref().expect("built"))?;
+        // Every compiled candidate, pruned or not: the GPU machine prunes and checks them again
+        // (its report then matches this one, and the GPU has the last word on numerics).
+        for c in cands {
+            let Some(kernel) = &c.kernel else { continue };
+            let key = (site.spec.name, c.config.clone());
+            if !compiled.get(&key).is_some_and(|g| g.error.is_none()) {
+                continue;
+            }
+            add(site.spec, &c.config, kernel)?;
+            if c.pruned.is_some() {
+                continue;
+            }
             // What a model derives from this candidate when it wins (batched decode's m_tile).
             for derived in sites::runs_of(site, &c.config).into_iter().skip(1) {
                 let kernel = super::super::build(site.spec, &derived, target)?;
@@ -667,14 +725,15 @@ fn time_site(
     backend: &dyn Backend,
     compiled: &HashMap<KernelKey, Compiled>,
     runs: usize,
-    budget: &Budget,
+    deadline: Option<Instant>,
 ) -> Result<Vec<Measurement>> {
     let target = backend.target();
     let mut uploads: Option<Uploads> = None;
     let mut leader = f64::INFINITY;
     let mut out: Vec<Measurement> = Vec::new();
     for c in cands.iter().filter(|c| c.pruned.is_none()) {
-        if budget.spent() {
+        // The default is always timed: the baseline of the site's speedup.
+        if !out.is_empty() && deadline.is_some_and(|d| Instant::now() > d) {
             break;
         }
         let measure = |config: &str, outcome, times: &[f64], note: Option<String>| Measurement {
@@ -760,25 +819,57 @@ fn time_site(
     Ok(out)
 }
 
-fn print_results(rows: &[Entry], device: &str, driver: &str) -> Result<()> {
+/// One site's timing: its DB entry (`None`: nothing ran, `failure` says why), how many of its
+/// ready candidates were timed (fewer when its share of `--budget` ran out), and its seconds.
+struct Row {
+    entry: Option<Entry>,
+    failure: Option<String>,
+    ready: usize,
+    timed: usize,
+    seconds: f64,
+}
+
+fn print_results(sites: &[Site], rows: &[Row], device: &str, driver: &str) -> Result<()> {
     outln!("tuned on {device} (driver {driver}):");
     outln!(
-        "{:<11} {:<22} {:>10} {:>10} {:>8}  best config",
+        "{:<12} {:<22} {:<34} {:>10} {:>10} {:>8} {:>7} {:>6}  best config",
         "kernel",
         "shape",
+        "site",
         "default",
         "best",
-        "speedup"
+        "speedup",
+        "timed",
+        "s"
     );
-    for e in rows {
+    for (site, row) in sites.iter().zip(rows) {
+        let timed = format!("{}/{}", row.timed, row.ready);
+        let Some(e) = &row.entry else {
+            outln!(
+                "{:<12} {:<22} {:<34} {:>10} {:>10} {:>8} {:>7} {:>6.1}  none ran: {}",
+                site.spec.name,
+                site.shape_text(),
+                site.role,
+                "-",
+                "-",
+                "-",
+                timed,
+                row.seconds,
+                row.failure.as_deref().unwrap_or("no candidate was ready")
+            );
+            continue;
+        };
         outln!(
-            "{:<11} {:<22} {:>10} {:>8.1}us {:>7.2}x  {}",
+            "{:<12} {:<22} {:<34} {:>10} {:>8.1}us {:>7.2}x {:>7} {:>6.1}  {}",
             e.kernel,
             e.key.shape,
+            site.role,
             e.default_us
                 .map_or("-".to_string(), |d| format!("{d:.1}us")),
             e.best_us,
             e.speedup().unwrap_or(1.0),
+            timed,
+            row.seconds,
             e.best
         );
     }
