@@ -626,7 +626,9 @@ fn report_pruning(sites: &[Site], per_site: &[Vec<Candidate>], verbose: bool) ->
     Ok(())
 }
 
-/// The compiled candidates, and (for a model) its default kernels, into a bundle.
+/// The compiled candidates, and (for a model) its default kernels, into a bundle. What the sweep
+/// did not compile (batched decode's variants of the candidates, the model's other kernels) is
+/// compiled here, on every core.
 fn bundle(
     w: &mut BundleWriter,
     sites: &[Site],
@@ -635,24 +637,12 @@ fn bundle(
     compiled: &HashMap<KernelKey, Compiled>,
     target: &'static Target,
 ) -> Result<()> {
-    let mut added: Vec<KernelKey> = Vec::new();
-    let mut add = |spec: &'static KernelSpec, config: &Config, kernel: &Kernel| -> Result<()> {
+    let mut wanted: Vec<(KernelKey, Kernel)> = Vec::new();
+    let mut want = |spec: &'static KernelSpec, config: &Config, kernel: Kernel| {
         let key = (spec.name, config.clone());
-        if added.contains(&key) {
-            return Ok(());
+        if !wanted.iter().any(|(k, _)| *k == key) {
+            wanted.push((key, kernel));
         }
-        let c = compiled.get(&key);
-        let (object, resources) = match c.and_then(|c| c.object.clone().zip(c.resources.clone())) {
-            Some(got) => got,
-            None => {
-                let cache = greta_runtime::CompileCache::from_env()?;
-                let (o, r, _) = cache.get_or_compile(kernel, target)?;
-                (o, r)
-            }
-        };
-        w.add(kernel, &config.to_string(), &object, &resources)?;
-        added.push(key);
-        Ok(())
     };
     for (site, cands) in sites.iter().zip(per_site) {
         // Every compiled candidate, pruned or not: the GPU machine prunes and checks them again
@@ -663,20 +653,35 @@ fn bundle(
             if !compiled.get(&key).is_some_and(|g| g.error.is_none()) {
                 continue;
             }
-            add(site.spec, &c.config, kernel)?;
+            want(site.spec, &c.config, kernel.clone());
             if c.pruned.is_some() {
                 continue;
             }
             // What a model derives from this candidate when it wins (batched decode's m_tile).
             for derived in sites::runs_of(site, &c.config).into_iter().skip(1) {
-                let kernel = super::super::build(site.spec, &derived, target)?;
-                add(site.spec, &derived, &kernel)?;
+                want(site.spec, &derived, super::super::build(site.spec, &derived, target)?);
             }
         }
     }
     for p in plan {
-        let kernel = super::super::build(p.spec, &p.config, target)?;
-        add(p.spec, &p.config, &kernel)?;
+        want(p.spec, &p.config, super::super::build(p.spec, &p.config, target)?);
+    }
+    let missing: Vec<(KernelKey, Kernel)> = wanted
+        .iter()
+        .filter(|(k, _)| !compiled.contains_key(k))
+        .cloned()
+        .collect();
+    let more = compile_all(&missing, target, None)?;
+    for (key, kernel) in &wanted {
+        let got = compiled.get(key).or_else(|| more.get(key));
+        let (object, resources) = match got.and_then(|c| c.object.as_ref().zip(c.resources.as_ref())) {
+            Some(got) => got,
+            None => {
+                let why = got.and_then(|c| c.error.as_deref()).unwrap_or("not compiled");
+                bail!("compiling {} [{}] for the bundle: {why}", key.0, key.1);
+            }
+        };
+        w.add(kernel, &key.1.to_string(), object, resources)?;
     }
     Ok(())
 }
