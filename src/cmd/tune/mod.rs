@@ -8,7 +8,8 @@
 //! 2. **prune statically**: the kernel's own builder refuses what its rules forbid (tile
 //!    divisibility, waves per block, accumulators against the register file, LDS stages against
 //!    the target's LDS); what it builds is checked against the target's block and LDS limits, and
-//!    configurations that build the same IR are one candidate;
+//!    configurations that build the same IR are one candidate, as are those a site's problem
+//!    fits to its shape as another (decode attention's query heads per block to the GQA ratio);
 //! 3. **compile** the survivors on every core, through the compile cache (or take them from a
 //!    `--bundle` on a GPU machine without a compiler), and **prune by resources**: scratch or
 //!    spills, and registers that leave too few waves per SIMD for one block to be resident;
@@ -18,12 +19,15 @@
 //! 5. **time** (not with `--dry-run`): inputs uploaded once per site, rotated over copies larger
 //!    than the L2, a few warm-up launches, then the median of `--runs` launches between device
 //!    events; a candidate more than 1.5× behind the leader after its first 10 launches is
-//!    dropped. Each site's result is saved as soon as it is measured, atomically, so an
-//!    interrupted sweep keeps what it finished.
+//!    dropped. `--budget` is shared among the sites: each gets an equal share of what is left
+//!    when its turn comes, and its default is always timed, so every site has a baseline. Each
+//!    site's result is saved as soon as it is measured, atomically, so an interrupted sweep
+//!    keeps what it finished.
 //!
 //! `--dry-run` does everything but 5 (CI runs it for gfx942 and sm_90); with `--bundle-out DIR`
-//! it writes the checked survivors (and a `--model`'s default kernels) as a code-object bundle,
-//! which a GPU machine without a compiler times with `greta tune --bundle DIR`.
+//! it writes every compiled candidate (pruned ones too, so that the GPU machine's report matches
+//! and its own check has the last word) and a `--model`'s default kernels as a code-object
+//! bundle, which a GPU machine without a compiler tunes with `greta tune --bundle DIR`.
 
 mod show;
 mod sweep;
@@ -61,7 +65,8 @@ pub struct Args {
     /// Everything but the GPU timing: enumerate, prune, compile and check on the interpreter.
     #[arg(long)]
     dry_run: bool,
-    /// Stop timing new candidates after this many seconds (what is timed by then is kept).
+    /// Seconds of timing, shared among the sites: each gets an equal share of what is left when
+    /// its turn comes and stops timing new candidates after it (its default is always timed).
     #[arg(long)]
     budget: Option<f64>,
     /// Timed launches per candidate (the median is kept); at least 20.

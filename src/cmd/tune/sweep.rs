@@ -383,7 +383,11 @@ fn enumerate(site: &Site, target: &'static Target) -> Vec<Candidate> {
 /// some parameters to its shape (attention's query heads per block to the model's GQA ratio),
 /// and a configuration it changes would be timed as another one: the same as a candidate the
 /// space already has.
-fn runs_otherwise(site: &Site, config: &Config, target: &'static Target) -> Option<(Pruned, String)> {
+fn runs_otherwise(
+    site: &Site,
+    config: &Config,
+    target: &'static Target,
+) -> Option<(Pruned, String)> {
     match (site.spec.problem)(config, target, &site.shape, &mut Inputs::layout_only()) {
         Err(e) => Some((Pruned::Rule, format!("at this site's shape: {e:#}"))),
         Ok(p) if p.config != *config => Some((
@@ -650,7 +654,8 @@ fn bundle(
         for c in cands {
             let Some(kernel) = &c.kernel else { continue };
             let key = (site.spec.name, c.config.clone());
-            if !compiled.get(&key).is_some_and(|g| g.error.is_none()) {
+            let compiled_ok = matches!(compiled.get(&key), Some(g) if g.error.is_none());
+            if !compiled_ok {
                 continue;
             }
             want(site.spec, &c.config, kernel.clone());
@@ -659,12 +664,20 @@ fn bundle(
             }
             // What a model derives from this candidate when it wins (batched decode's m_tile).
             for derived in sites::runs_of(site, &c.config).into_iter().skip(1) {
-                want(site.spec, &derived, super::super::build(site.spec, &derived, target)?);
+                want(
+                    site.spec,
+                    &derived,
+                    super::super::build(site.spec, &derived, target)?,
+                );
             }
         }
     }
     for p in plan {
-        want(p.spec, &p.config, super::super::build(p.spec, &p.config, target)?);
+        want(
+            p.spec,
+            &p.config,
+            super::super::build(p.spec, &p.config, target)?,
+        );
     }
     let missing: Vec<(KernelKey, Kernel)> = wanted
         .iter()
@@ -674,13 +687,16 @@ fn bundle(
     let more = compile_all(&missing, target, None)?;
     for (key, kernel) in &wanted {
         let got = compiled.get(key).or_else(|| more.get(key));
-        let (object, resources) = match got.and_then(|c| c.object.as_ref().zip(c.resources.as_ref())) {
-            Some(got) => got,
-            None => {
-                let why = got.and_then(|c| c.error.as_deref()).unwrap_or("not compiled");
-                bail!("compiling {} [{}] for the bundle: {why}", key.0, key.1);
-            }
-        };
+        let (object, resources) =
+            match got.and_then(|c| c.object.as_ref().zip(c.resources.as_ref())) {
+                Some(got) => got,
+                None => {
+                    let why = got
+                        .and_then(|c| c.error.as_deref())
+                        .unwrap_or("not compiled");
+                    bail!("compiling {} [{}] for the bundle: {why}", key.0, key.1);
+                }
+            };
         w.add(kernel, &key.1.to_string(), object, resources)?;
     }
     Ok(())
