@@ -44,6 +44,15 @@ pub enum CodegenError {
         input: Option<PathBuf>,
     },
 
+    /// LLVM in process refused or failed on the generated module (`stage`: parse, verify,
+    /// optimise, emit), or is not built in.
+    #[error("kernel `{kernel}`: LLVM {stage}: {message}")]
+    Llvm {
+        kernel: String,
+        stage: String,
+        message: String,
+    },
+
     /// A tool's output did not contain the resource figures it should.
     #[error("could not read resource usage from {tool} output: {message}")]
     Resources { tool: &'static str, message: String },

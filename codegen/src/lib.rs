@@ -5,8 +5,10 @@
 //! ([`greta_dsl::valid::KernelInfo`]):
 //! - [`back::hip`]: IR → HIP C++, one writer for AMD (gfx942) and NVIDIA (sm_90); what differs
 //!   per family is one [`back::hip::Dialect`] table;
-//! - (the LLVM IR backend will sit beside it; callers name a [`Via`] and never a backend's
-//!   internals).
+//! - [`back::llvm`]: IR → LLVM IR text for `amdgcn-amd-amdhsa` and `nvptx64-nvidia-cuda`,
+//!   compiled in process (inkwell, the `llvm` feature) by [`llvm`];
+//!
+//! callers name a [`Via`] and never a backend's internals.
 //!
 //! Around them:
 //! - [`toolchain`]: drivers for clang, ptxas and llvm-readelf (source → code object / AMDGCN
@@ -18,6 +20,7 @@
 //! kernel, check it was built for the target asked for, and hand both to the backend.
 
 pub mod back;
+pub mod llvm;
 pub mod resources;
 pub mod toolchain;
 
@@ -36,15 +39,18 @@ pub use toolchain::{ToolVersions, Toolchain};
 pub enum Via {
     /// HIP C++ (CUDA dialect for NVIDIA) compiled by clang.
     Hip,
+    /// LLVM IR compiled in process (AMDGPU object linked by ld.lld; NVPTX PTX through ptxas).
+    Llvm,
 }
 
 impl Via {
-    pub const ALL: [Via; 1] = [Via::Hip];
+    pub const ALL: [Via; 2] = [Via::Hip, Via::Llvm];
 
     /// The name users type (`--via hip`).
     pub fn name(self) -> &'static str {
         match self {
             Via::Hip => "hip",
+            Via::Llvm => "llvm",
         }
     }
 
@@ -57,6 +63,7 @@ impl Via {
     pub fn version(self) -> &'static str {
         match self {
             Via::Hip => "hip-2",
+            Via::Llvm => "llvm-1",
         }
     }
 }
@@ -70,7 +77,7 @@ impl std::fmt::Display for Via {
 /// A textual output of [`emit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// The backend's generated source (HIP C++ for [`Via::Hip`]).
+    /// The backend's generated source (HIP C++ for [`Via::Hip`], LLVM IR for [`Via::Llvm`]).
     Source,
     /// PTX (NVIDIA targets only).
     Ptx,
@@ -124,6 +131,7 @@ fn lower(kernel: &Kernel, target: &Target, via: Via) -> Result<(String, Target),
     let (info, effective) = prepare(kernel, target)?;
     let source = match via {
         Via::Hip => back::hip::write_string(kernel, &info, &effective)?,
+        Via::Llvm => back::llvm::write_string(kernel, &info, &effective)?,
     };
     Ok((source, effective))
 }
@@ -143,17 +151,25 @@ pub fn emit_with(
 ) -> Result<String, CodegenError> {
     let (source, target) = lower(kernel, target, via)?;
     let target = &target;
-    match (format, target.family) {
-        (Format::Source, _) => Ok(source),
-        (Format::Ptx | Format::Asm, Family::Nvptx) => {
-            tools.hip_to_ptx(&source, &kernel.name, target)
-        }
-        (Format::Asm, Family::Amdgcn) => tools.hip_to_asm(&source, &kernel.name, target),
-        (Format::Ptx, Family::Amdgcn) => Err(CodegenError::FormatUnavailable {
+    match (format, target.family, via) {
+        (Format::Source, _, _) => Ok(source),
+        (Format::Ptx, Family::Amdgcn, _) => Err(CodegenError::FormatUnavailable {
             format: "PTX",
             target: target.name.to_string(),
             reason: "PTX is NVIDIA's assembly; ask for Asm to get AMDGCN assembly".into(),
         }),
+        (Format::Ptx | Format::Asm, Family::Nvptx, Via::Hip) => {
+            tools.hip_to_ptx(&source, &kernel.name, target)
+        }
+        (Format::Asm, Family::Amdgcn, Via::Hip) => tools.hip_to_asm(&source, &kernel.name, target),
+        (Format::Ptx | Format::Asm, _, Via::Llvm) => {
+            let text = llvm::compile(&source, &kernel.name, target, llvm::Emit::Assembly)?;
+            String::from_utf8(text).map_err(|_| CodegenError::Llvm {
+                kernel: kernel.name.clone(),
+                stage: "emit".into(),
+                message: "the assembly is not UTF-8".into(),
+            })
+        }
     }
 }
 
@@ -173,7 +189,13 @@ pub fn compile_with(
     let target = &target;
     match target.family {
         Family::Amdgcn => {
-            let object = tools.hip_to_code_object(&source, &kernel.name, target)?;
+            let object = match via {
+                Via::Hip => tools.hip_to_code_object(&source, &kernel.name, target)?,
+                Via::Llvm => {
+                    let o = llvm::compile(&source, &kernel.name, target, llvm::Emit::Object)?;
+                    tools.link_code_object(&o, &kernel.name)?
+                }
+            };
             let notes = tools.code_object_notes(&object)?;
             let mut resources = resources::parse_amd_notes(&notes, &kernel.name)?;
             let asm = tools.disassemble(&object, target)?;
@@ -187,7 +209,10 @@ pub fn compile_with(
             })
         }
         Family::Nvptx => {
-            let ptx = tools.hip_to_ptx(&source, &kernel.name, target)?;
+            let ptx = match via {
+                Via::Hip => tools.hip_to_ptx(&source, &kernel.name, target)?,
+                Via::Llvm => emit_with(tools, kernel, target, via, Format::Ptx)?,
+            };
             let (object, report) = tools.ptx_to_cubin(&ptx, &kernel.name, target)?;
             let mut resources = resources::parse_ptxas(&report, &kernel.name)?;
             // ptxas counts static shared memory only.

@@ -4,8 +4,8 @@
 mod common;
 
 use common::kernels;
-use common::{compile, emit};
-use greta_codegen::Format;
+use common::{compile, compile_via, emit};
+use greta_codegen::{Format, Via};
 use greta_dsl::ir::{Kernel, Scalar};
 use greta_dsl::Target;
 
@@ -23,8 +23,13 @@ fn all_kernels() -> Vec<Kernel> {
 }
 
 fn check_compiles(target: &Target) {
+    check_compiles_via(target, Via::Hip)
+}
+
+fn check_compiles_via(target: &Target, via: Via) {
     for k in all_kernels() {
-        let c = compile(&k, target).unwrap_or_else(|e| panic!("{} for {target}: {e}", k.name));
+        let c = compile_via(&k, target, via)
+            .unwrap_or_else(|e| panic!("{} for {target} via {via}: {e}", k.name));
         assert!(!c.object.is_empty());
         let r = &c.resources;
         match target.family {
@@ -71,6 +76,16 @@ fn gfx942_code_objects() {
 #[test]
 fn sm90_cubins() {
     check_compiles(&Target::SM_90);
+}
+
+#[test]
+fn gfx942_code_objects_via_llvm() {
+    check_compiles_via(&Target::GFX942, Via::Llvm);
+}
+
+#[test]
+fn sm90_cubins_via_llvm() {
+    check_compiles_via(&Target::SM_90, Via::Llvm);
 }
 
 fn asm(k: &Kernel, t: &Target) -> String {

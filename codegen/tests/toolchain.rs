@@ -86,7 +86,8 @@ fn versions_are_reported() {
     let v = Toolchain::global().versions();
     let clang = v.clang.as_deref().expect("clang version");
     assert!(clang.contains("clang version"), "{clang}");
-    assert!(v.key_for(&Target::GFX942).is_ok());
+    assert!(v.key_for(&Target::GFX942, greta_codegen::Via::Hip).is_ok());
+    assert!(v.key_for(&Target::GFX942, greta_codegen::Via::Llvm).is_ok());
     if let Some(p) = &v.ptxas {
         assert!(p.contains("release"), "{p}");
     }

@@ -212,7 +212,7 @@ impl CompileCache {
         target: &Target,
     ) -> Result<(CodeObject, Resources, CacheOutcome), CacheError> {
         let tools = Toolchain::global();
-        let toolchain = tools.versions().key_for(target)?;
+        let toolchain = tools.versions().key_for(target, VIA)?;
         self.get_or_compile_with(kernel, target, &toolchain, || {
             greta_codegen::compile_with(tools, kernel, target, VIA)
         })

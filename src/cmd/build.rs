@@ -171,7 +171,7 @@ pub fn run(args: Args) -> Result<()> {
     // now rather than one per kernel later.
     greta_codegen::Toolchain::global()
         .versions()
-        .key_for(target)
+        .key_for(target, greta_runtime::cache::VIA)
         .with_context(|| format!("building for {target}"))?;
 
     let bar = super::parallel::bar("building", jobs.len());

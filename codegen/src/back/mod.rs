@@ -5,3 +5,4 @@
 //! [`KernelInfo`]: greta_dsl::valid::KernelInfo
 
 pub mod hip;
+pub mod llvm;

@@ -40,6 +40,12 @@ pub const OBJDUMP: Spec = Spec {
     path_names: &["llvm-objdump-19", "llvm-objdump"],
     python_wheel: false,
 };
+pub const LLD: Spec = Spec {
+    tool: "ld.lld",
+    env: "GRETA_LLD",
+    path_names: &["ld.lld-19", "ld.lld"],
+    python_wheel: false,
+};
 pub const PTXAS: Spec = Spec {
     tool: "ptxas",
     env: "GRETA_PTXAS",

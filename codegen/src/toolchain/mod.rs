@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use greta_dsl::{Family, Target};
 
 use crate::CodegenError;
-use locate::{Missing, Spec, CLANG, OBJDUMP, PTXAS, READELF};
+use locate::{Missing, Spec, CLANG, LLD, OBJDUMP, PTXAS, READELF};
 use run::run;
 
 /// Where a missing tool comes from.
@@ -81,12 +81,15 @@ pub struct ToolVersions {
     pub clang: Option<String>,
     pub readelf: Option<String>,
     pub ptxas: Option<String>,
+    pub lld: Option<String>,
+    /// LLVM in process (the `llvm` feature).
+    pub llvm: Option<String>,
 }
 
 impl ToolVersions {
-    /// The versions that matter for compiling for `target`, as one string; an error if one of
-    /// those tools is missing.
-    pub fn key_for(&self, target: &Target) -> Result<String, CodegenError> {
+    /// The versions that matter for compiling for `target` by `via`, as one string; an error
+    /// if one of those tools is missing.
+    pub fn key_for(&self, target: &Target, via: crate::Via) -> Result<String, CodegenError> {
         let need = |v: &Option<String>, tool: &'static str| {
             v.clone().ok_or_else(|| CodegenError::ToolMissing {
                 tool,
@@ -94,21 +97,24 @@ impl ToolVersions {
                 hint: HINT.into(),
             })
         };
+        let front = match via {
+            crate::Via::Hip => need(&self.clang, "clang++")?,
+            crate::Via::Llvm => format!(
+                "{}; {}",
+                self.llvm.clone().ok_or_else(|| CodegenError::Llvm {
+                    kernel: "(version key)".into(),
+                    stage: "build".into(),
+                    message: "built without the `llvm` feature".into(),
+                })?,
+                match target.family {
+                    Family::Amdgcn => need(&self.lld, "ld.lld")?,
+                    Family::Nvptx => "no linker".into(),
+                }
+            ),
+        };
         Ok(match target.family {
-            Family::Amdgcn => {
-                format!(
-                    "{}; {}",
-                    need(&self.clang, "clang++")?,
-                    need(&self.readelf, "llvm-readelf")?
-                )
-            }
-            Family::Nvptx => {
-                format!(
-                    "{}; {}",
-                    need(&self.clang, "clang++")?,
-                    need(&self.ptxas, "ptxas")?
-                )
-            }
+            Family::Amdgcn => format!("{front}; {}", need(&self.readelf, "llvm-readelf")?),
+            Family::Nvptx => format!("{front}; {}", need(&self.ptxas, "ptxas")?),
         })
     }
 }
@@ -119,6 +125,7 @@ pub struct Toolchain {
     readelf: Result<PathBuf, Missing>,
     objdump: Result<PathBuf, Missing>,
     ptxas: Result<PathBuf, Missing>,
+    lld: Result<PathBuf, Missing>,
     versions: OnceLock<ToolVersions>,
 }
 
@@ -141,6 +148,7 @@ impl Toolchain {
             readelf: locate::locate(&READELF, env),
             objdump: locate::locate(&OBJDUMP, env),
             ptxas: locate::locate(&PTXAS, env),
+            lld: locate::locate(&LLD, env),
             versions: OnceLock::new(),
         }
     }
@@ -168,6 +176,9 @@ impl Toolchain {
     pub fn objdump(&self) -> Result<&Path, CodegenError> {
         self.tool(&self.objdump)
     }
+    pub fn lld(&self) -> Result<&Path, CodegenError> {
+        self.tool(&self.lld)
+    }
 
     pub fn versions(&self) -> &ToolVersions {
         self.versions.get_or_init(|| {
@@ -186,6 +197,8 @@ impl Toolchain {
                 clang: v(&self.clang, &CLANG),
                 readelf: v(&self.readelf, &READELF),
                 ptxas: v(&self.ptxas, &PTXAS),
+                lld: v(&self.lld, &LLD),
+                llvm: crate::llvm::version(),
             }
         })
     }
@@ -278,6 +291,23 @@ impl Toolchain {
         let cubin =
             std::fs::read(&out).map_err(CodegenError::io(format!("reading {}", out.display())))?;
         Ok((cubin, format!("{}{}", ran.stdout, ran.stderr)))
+    }
+
+    /// An AMDGPU relocatable object (LLVM's output) → code object: `ld.lld -shared`.
+    pub fn link_code_object(&self, object: &[u8], name: &str) -> Result<Vec<u8>, CodegenError> {
+        let lld = self.lld()?;
+        let dir = tempdir()?;
+        let src = dir.path().join(format!("{name}.o"));
+        std::fs::write(&src, object)
+            .map_err(CodegenError::io(format!("writing {}", src.display())))?;
+        let out = dir.path().join(format!("{name}.hsaco"));
+        run(
+            "ld.lld",
+            lld,
+            &["-shared", &path_str(&src)?, "-o", &path_str(&out)?],
+            Some(&src),
+        )?;
+        std::fs::read(&out).map_err(CodegenError::io(format!("reading {}", out.display())))
     }
 
     /// The disassembly of an AMDGPU code object (`llvm-objdump -d`): the instructions the GPU

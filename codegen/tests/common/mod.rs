@@ -28,6 +28,10 @@ pub fn compile(k: &Kernel, target: &Target) -> Result<Compiled, CodegenError> {
     greta_codegen::compile(&on(k, target), target)
 }
 
+pub fn compile_via(k: &Kernel, target: &Target, via: Via) -> Result<Compiled, CodegenError> {
+    greta_codegen::compile_with(Toolchain::global(), &on(k, target), target, via)
+}
+
 pub fn emit_with(
     tools: &Toolchain,
     k: &Kernel,

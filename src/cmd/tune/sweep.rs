@@ -411,7 +411,7 @@ fn compile_all(
             // A dry run compiles too: resources decide pruning.
             greta_codegen::Toolchain::global()
                 .versions()
-                .key_for(target)
+                .key_for(target, greta_runtime::cache::VIA)
                 .with_context(|| format!("compiling for {target}"))?;
             cache = ObjectSource::Cache(greta_runtime::CompileCache::from_env()?);
             &cache
