@@ -21,6 +21,7 @@
 
 pub mod back;
 pub mod llvm;
+pub mod math;
 pub mod resources;
 pub mod toolchain;
 

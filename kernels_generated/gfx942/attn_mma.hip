@@ -186,68 +186,141 @@ template <class T> GRETA_INLINE T greta_atomic_max(T* p, T v) {
     return __scoped_atomic_fetch_max(p, v, __ATOMIC_RELAXED, __MEMORY_SCOPE_DEVICE);
 }
 
-// e^x with log2(e) applied in two parts, so large |x| keeps its accuracy:
-// 2^(hi + lo) = 2^hi * (1 + lo * ln 2) for the tiny lo.
+// Portable math (greta_codegen::math): e^x, tanh, sin, cos from greta_exp2, FMA and rounding.
 GRETA_INLINE f32 greta_exp(f32 x) {
-    f32 hi = x * 1.44269502f;
-    f32 lo = __builtin_fmaf(x, 1.44269502f, -hi) + x * 1.92596303e-08f;
-    return greta_exp2(hi) * (1.0f + lo * 0.693147182f);
+    const f32 v0 = x;
+    const f32 v1 = 1.442695f;
+    const f32 v2 = v0 * v1;
+    const f32 v3 = -v2;
+    const f32 v4 = __builtin_fmaf(v0, v1, v3);
+    const f32 v5 = 1.925963e-8f;
+    const f32 v6 = v0 * v5;
+    const f32 v7 = v4 + v6;
+    const f32 v8 = greta_exp2(v2);
+    const f32 v9 = 0.6931472f;
+    const f32 v10 = v7 * v9;
+    const f32 v11 = 1.0f;
+    const f32 v12 = v11 + v10;
+    const f32 v13 = v8 * v12;
+    return v13;
 }
-
-// tanh: odd Taylor series up to x^11 below 0.4 (truncation error < 3e-8), else
-// 1 - 2 / (e^(2|x|) + 1), which goes to 1 cleanly when e^(2|x|) overflows.
 GRETA_INLINE f32 greta_tanh(f32 x) {
-    f32 a = __builtin_fabsf(x);
-    f32 s = a * a;
-    f32 p = __builtin_fmaf(-0.0088632358f, s, 0.0218694881f);
-    p = __builtin_fmaf(p, s, -0.0539682545f);
-    p = __builtin_fmaf(p, s, 0.133333340f);
-    p = __builtin_fmaf(p, s, -0.333333343f);
-    f32 small = __builtin_fmaf(p * s, a, a);
-    f32 large = 1.0f - 2.0f / (greta_exp(2.0f * a) + 1.0f);
-    return __builtin_copysignf(a < 0.4f ? small : large, x);
-}
-
-// x - k*pi/2 with pi/2 = P1 + P2 + P3 (each an f32; 72 bits together), k = rint(x * 2/pi).
-// Returns the reduced argument in about [-pi/4, pi/4] and k mod 4 in *quadrant.
-GRETA_INLINE f32 greta_reduce_pio2(f32 x, i32* quadrant) {
-    f32 k = __builtin_rintf(x * 0.636619747f);
-    f32 r = __builtin_fmaf(k, -1.5707963705062866f, x);
-    r = __builtin_fmaf(k, 4.371138828673793e-08f, r);
-    r = __builtin_fmaf(k, 1.7763568394002505e-15f, r);
-    // k mod 4 computed in f32 (exact), so huge or non-finite k never overflows an int.
-    f32 m = k - 4.0f * __builtin_floorf(k * 0.25f);
-    *quadrant = m == m ? (i32)m : 0;
-    return r;
-}
-
-// Cephes sinf/cosf minimax polynomials on [-pi/4, pi/4].
-GRETA_INLINE f32 greta_sin_poly(f32 r) {
-    f32 s = r * r;
-    f32 p = __builtin_fmaf(-1.9515295891e-4f, s, 8.3321608736e-3f);
-    p = __builtin_fmaf(p, s, -1.6666654611e-1f);
-    return __builtin_fmaf(p * s, r, r);
-}
-GRETA_INLINE f32 greta_cos_poly(f32 r) {
-    f32 s = r * r;
-    f32 p = __builtin_fmaf(2.443315711809948e-5f, s, -1.388731625493765e-3f);
-    p = __builtin_fmaf(p, s, 4.166664568298827e-2f);
-    return __builtin_fmaf(p * s, s, __builtin_fmaf(-0.5f, s, 1.0f));
-}
-GRETA_INLINE f32 greta_sin_quadrant(f32 r, i32 q) {
-    f32 v = (q & 1) ? greta_cos_poly(r) : greta_sin_poly(r);
-    return (q & 2) ? -v : v;
+    const f32 v0 = x;
+    const f32 v1 = __builtin_fabsf(v0);
+    const f32 v2 = v1 * v1;
+    const f32 v3 = (-0.008863236f);
+    const f32 v4 = 0.021869488f;
+    const f32 v5 = __builtin_fmaf(v3, v2, v4);
+    const f32 v6 = (-0.053968254f);
+    const f32 v7 = __builtin_fmaf(v5, v2, v6);
+    const f32 v8 = 0.13333334f;
+    const f32 v9 = __builtin_fmaf(v7, v2, v8);
+    const f32 v10 = (-0.33333334f);
+    const f32 v11 = __builtin_fmaf(v9, v2, v10);
+    const f32 v12 = v11 * v2;
+    const f32 v13 = __builtin_fmaf(v12, v1, v1);
+    const f32 v14 = 2.0f;
+    const f32 v15 = v14 * v1;
+    const f32 v16 = greta_exp(v15);
+    const f32 v17 = 1.0f;
+    const f32 v18 = v16 + v17;
+    const f32 v19 = v14 / v18;
+    const f32 v20 = v17 - v19;
+    const f32 v21 = 0.4f;
+    const bool v22 = v1 < v21;
+    const f32 v23 = v22 ? v13 : v20;
+    const f32 v24 = __builtin_copysignf(v23, v0);
+    return v24;
 }
 GRETA_INLINE f32 greta_sin(f32 x) {
-    i32 q;
-    f32 r = greta_reduce_pio2(x, &q);
-    f32 v = greta_sin_quadrant(r, q);
-    return x == 0.0f ? x : v; // sin(-0) = -0
+    const f32 v0 = x;
+    const f32 v1 = 0.63661975f;
+    const f32 v2 = v0 * v1;
+    const f32 v3 = __builtin_rintf(v2);
+    const f32 v4 = (-1.5707964f);
+    const f32 v5 = __builtin_fmaf(v3, v4, v0);
+    const f32 v6 = 4.371139e-8f;
+    const f32 v7 = __builtin_fmaf(v3, v6, v5);
+    const f32 v8 = 1.7763568e-15f;
+    const f32 v9 = __builtin_fmaf(v3, v8, v7);
+    const f32 v10 = 0.25f;
+    const f32 v11 = v3 * v10;
+    const f32 v12 = __builtin_floorf(v11);
+    const f32 v13 = 4.0f;
+    const f32 v14 = v13 * v12;
+    const f32 v15 = v3 - v14;
+    const i32 v16 = v15 == v15 ? (i32)v15 : 0;
+    const f32 v17 = v9 * v9;
+    const f32 v18 = (-0.00019515296f);
+    const f32 v19 = 0.008332161f;
+    const f32 v20 = __builtin_fmaf(v18, v17, v19);
+    const f32 v21 = (-0.16666655f);
+    const f32 v22 = __builtin_fmaf(v20, v17, v21);
+    const f32 v23 = v22 * v17;
+    const f32 v24 = __builtin_fmaf(v23, v9, v9);
+    const f32 v25 = 2.4433157e-5f;
+    const f32 v26 = (-0.0013887316f);
+    const f32 v27 = __builtin_fmaf(v25, v17, v26);
+    const f32 v28 = 0.041666646f;
+    const f32 v29 = __builtin_fmaf(v27, v17, v28);
+    const f32 v30 = v29 * v17;
+    const f32 v31 = (-0.5f);
+    const f32 v32 = 1.0f;
+    const f32 v33 = __builtin_fmaf(v31, v17, v32);
+    const f32 v34 = __builtin_fmaf(v30, v17, v33);
+    const bool v35 = (v16 & 1) != 0;
+    const f32 v36 = v35 ? v34 : v24;
+    const bool v37 = (v16 & 2) != 0;
+    const f32 v38 = -v36;
+    const f32 v39 = v37 ? v38 : v36;
+    const f32 v40 = 0.0f;
+    const bool v41 = v0 == v40;
+    const f32 v42 = v41 ? v0 : v39;
+    return v42;
 }
 GRETA_INLINE f32 greta_cos(f32 x) {
-    i32 q;
-    f32 r = greta_reduce_pio2(x, &q);
-    return greta_sin_quadrant(r, q + 1);
+    const f32 v0 = x;
+    const f32 v1 = 0.63661975f;
+    const f32 v2 = v0 * v1;
+    const f32 v3 = __builtin_rintf(v2);
+    const f32 v4 = (-1.5707964f);
+    const f32 v5 = __builtin_fmaf(v3, v4, v0);
+    const f32 v6 = 4.371139e-8f;
+    const f32 v7 = __builtin_fmaf(v3, v6, v5);
+    const f32 v8 = 1.7763568e-15f;
+    const f32 v9 = __builtin_fmaf(v3, v8, v7);
+    const f32 v10 = 0.25f;
+    const f32 v11 = v3 * v10;
+    const f32 v12 = __builtin_floorf(v11);
+    const f32 v13 = 4.0f;
+    const f32 v14 = v13 * v12;
+    const f32 v15 = v3 - v14;
+    const i32 v16 = v15 == v15 ? (i32)v15 : 0;
+    const i32 v17 = v16 + 1;
+    const f32 v18 = v9 * v9;
+    const f32 v19 = (-0.00019515296f);
+    const f32 v20 = 0.008332161f;
+    const f32 v21 = __builtin_fmaf(v19, v18, v20);
+    const f32 v22 = (-0.16666655f);
+    const f32 v23 = __builtin_fmaf(v21, v18, v22);
+    const f32 v24 = v23 * v18;
+    const f32 v25 = __builtin_fmaf(v24, v9, v9);
+    const f32 v26 = 2.4433157e-5f;
+    const f32 v27 = (-0.0013887316f);
+    const f32 v28 = __builtin_fmaf(v26, v18, v27);
+    const f32 v29 = 0.041666646f;
+    const f32 v30 = __builtin_fmaf(v28, v18, v29);
+    const f32 v31 = v30 * v18;
+    const f32 v32 = (-0.5f);
+    const f32 v33 = 1.0f;
+    const f32 v34 = __builtin_fmaf(v32, v18, v33);
+    const f32 v35 = __builtin_fmaf(v31, v18, v34);
+    const bool v36 = (v17 & 1) != 0;
+    const f32 v37 = v36 ? v35 : v25;
+    const bool v38 = (v17 & 2) != 0;
+    const f32 v39 = -v37;
+    const f32 v40 = v38 ? v39 : v37;
+    return v40;
 }
 // ---- end of prelude -----------------------------------------------------------------------
 

@@ -6,8 +6,9 @@
 //! 1. the family half, generated from the [`Dialect`] table: ids, barrier, 32-bit shuffles, f32
 //!    math builtins;
 //! 2. the shared half: types, arithmetic helpers, generic shuffles, wave reductions, atomics;
-//! 3. [`PORTABLE_MATH`]: exp, tanh, sin and cos in plain C++ on top of `greta_exp2`, the same
-//!    text on both GPUs and on the host (where a test checks it against f64 libm).
+//! 3. the portable math: exp, tanh, sin and cos, [`crate::math`]'s one definition printed as
+//!    C++ on top of `greta_exp2` (the LLVM backend prints the same programs as LLVM IR; a host
+//!    test checks both against f64 libm and against each other).
 //!
 //! The kernel body only calls `greta_*` functions and the typedefs, so the AMD and the NVIDIA
 //! outputs of one kernel differ in the prelude and the launch-bound attribute only.
@@ -166,7 +167,7 @@ template <class T> GRETA_INLINE T greta_atomic_max(T* p, T v) {{
 ",
         scope = dialect.atomic_scope
     );
-    w.push_str(PORTABLE_MATH);
+    w.push_str(&crate::math::cpp());
     w.push_str(
         "// ---- end of prelude -----------------------------------------------------------------------\n",
     );
@@ -211,79 +212,4 @@ GRETA_INLINE f32 greta_floor(f32 x) { return __builtin_floorf(x); }
 GRETA_INLINE f32 greta_log(f32 x) { return greta_log2(x) * 0.693147182f; }
 
 // Cross-lane reads of any type, 32 bits at a time.
-";
-
-/// exp, tanh, sin and cos from `greta_exp2`, FMA and rounding builtins only. Plain C++ on
-/// purpose: the host test compiles this very text (with `GRETA_INLINE` and `greta_exp2` defined
-/// for the host) and compares it with f64 libm.
-///
-/// sin/cos: RoPE feeds angles up to ~1e4 rad, where hardware `sin.approx` (NVIDIA) and `v_sin`
-/// (AMD, which takes revolutions) lose most of their digits. The argument is reduced by
-/// Cody–Waite with pi/2 split in three f32 parts applied by FMA (exact products, one rounding
-/// per step; accurate to ~1e6 rad), then evaluated by the Cephes minimax polynomials on
-/// [-pi/4, pi/4]. Absolute error is about 1e-7 for |x| <= 1e5.
-pub const PORTABLE_MATH: &str = "
-// e^x with log2(e) applied in two parts, so large |x| keeps its accuracy:
-// 2^(hi + lo) = 2^hi * (1 + lo * ln 2) for the tiny lo.
-GRETA_INLINE f32 greta_exp(f32 x) {
-    f32 hi = x * 1.44269502f;
-    f32 lo = __builtin_fmaf(x, 1.44269502f, -hi) + x * 1.92596303e-08f;
-    return greta_exp2(hi) * (1.0f + lo * 0.693147182f);
-}
-
-// tanh: odd Taylor series up to x^11 below 0.4 (truncation error < 3e-8), else
-// 1 - 2 / (e^(2|x|) + 1), which goes to 1 cleanly when e^(2|x|) overflows.
-GRETA_INLINE f32 greta_tanh(f32 x) {
-    f32 a = __builtin_fabsf(x);
-    f32 s = a * a;
-    f32 p = __builtin_fmaf(-0.0088632358f, s, 0.0218694881f);
-    p = __builtin_fmaf(p, s, -0.0539682545f);
-    p = __builtin_fmaf(p, s, 0.133333340f);
-    p = __builtin_fmaf(p, s, -0.333333343f);
-    f32 small = __builtin_fmaf(p * s, a, a);
-    f32 large = 1.0f - 2.0f / (greta_exp(2.0f * a) + 1.0f);
-    return __builtin_copysignf(a < 0.4f ? small : large, x);
-}
-
-// x - k*pi/2 with pi/2 = P1 + P2 + P3 (each an f32; 72 bits together), k = rint(x * 2/pi).
-// Returns the reduced argument in about [-pi/4, pi/4] and k mod 4 in *quadrant.
-GRETA_INLINE f32 greta_reduce_pio2(f32 x, i32* quadrant) {
-    f32 k = __builtin_rintf(x * 0.636619747f);
-    f32 r = __builtin_fmaf(k, -1.5707963705062866f, x);
-    r = __builtin_fmaf(k, 4.371138828673793e-08f, r);
-    r = __builtin_fmaf(k, 1.7763568394002505e-15f, r);
-    // k mod 4 computed in f32 (exact), so huge or non-finite k never overflows an int.
-    f32 m = k - 4.0f * __builtin_floorf(k * 0.25f);
-    *quadrant = m == m ? (i32)m : 0;
-    return r;
-}
-
-// Cephes sinf/cosf minimax polynomials on [-pi/4, pi/4].
-GRETA_INLINE f32 greta_sin_poly(f32 r) {
-    f32 s = r * r;
-    f32 p = __builtin_fmaf(-1.9515295891e-4f, s, 8.3321608736e-3f);
-    p = __builtin_fmaf(p, s, -1.6666654611e-1f);
-    return __builtin_fmaf(p * s, r, r);
-}
-GRETA_INLINE f32 greta_cos_poly(f32 r) {
-    f32 s = r * r;
-    f32 p = __builtin_fmaf(2.443315711809948e-5f, s, -1.388731625493765e-3f);
-    p = __builtin_fmaf(p, s, 4.166664568298827e-2f);
-    return __builtin_fmaf(p * s, s, __builtin_fmaf(-0.5f, s, 1.0f));
-}
-GRETA_INLINE f32 greta_sin_quadrant(f32 r, i32 q) {
-    f32 v = (q & 1) ? greta_cos_poly(r) : greta_sin_poly(r);
-    return (q & 2) ? -v : v;
-}
-GRETA_INLINE f32 greta_sin(f32 x) {
-    i32 q;
-    f32 r = greta_reduce_pio2(x, &q);
-    f32 v = greta_sin_quadrant(r, q);
-    return x == 0.0f ? x : v; // sin(-0) = -0
-}
-GRETA_INLINE f32 greta_cos(f32 x) {
-    i32 q;
-    f32 r = greta_reduce_pio2(x, &q);
-    return greta_sin_quadrant(r, q + 1);
-}
 ";
