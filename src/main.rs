@@ -19,9 +19,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print one kernel's generated code: HIP C++, PTX, or the target's assembly.
+    /// Print one kernel's generated code: HIP C++, LLVM IR (--format llvm), PTX, or the target's
+    /// assembly, by either lowering (--via hip|llvm).
     Emit(cmd::emit::Args),
-    /// Compile every kernel for every target and report its resource usage.
+    /// Compile every kernel for every target and report its resource usage (--via hip, llvm or
+    /// both).
     Inspect(cmd::inspect::Args),
     /// List the kernels of the library and their tunable parameters.
     Kernels,

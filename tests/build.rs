@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use greta_dsl::ir::Kernel;
 use greta_dsl::Target;
-use greta_runtime::{Bundle, BundleError, ObjectFormat};
+use greta_runtime::{Bundle, BundleError, ObjectFormat, Via};
 
 fn greta_build(cache: &Path, target: &str, out: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_greta"))
@@ -98,7 +98,7 @@ fn bundles_for_both_targets_second_build_is_all_cache_hits() {
             "a second build must compile nothing: {second}"
         );
 
-        let bundle = Bundle::open(&dir).unwrap();
+        let bundle = Bundle::open(&dir, Via::Hip).unwrap();
         assert_eq!(bundle.target(), target);
         assert_eq!(bundle.manifest().entries.len(), n);
         let format = match target.name {
@@ -169,7 +169,7 @@ fn a_corrupted_cache_entry_is_recompiled_with_a_warning() {
     assert_eq!(std::fs::metadata(victim).unwrap().len(), len, "repaired");
 
     // The bundle is whole, and the build after the repair is all hits again.
-    let bundle = Bundle::open(&dir).unwrap();
+    let bundle = Bundle::open(&dir, Via::Hip).unwrap();
     for (kernel, _) in library(&Target::GFX942) {
         bundle.object(&kernel, &Target::GFX942).unwrap();
     }
@@ -189,7 +189,7 @@ fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
         .into_iter()
         .find(|(k, c)| k.name == "rmsnorm" && c.contains("dtype=f16"))
         .unwrap();
-    let hash = greta_runtime::bundle::content_hash(&rmsnorm, &Target::SM_90);
+    let hash = greta_runtime::bundle::content_hash(&rmsnorm, &Target::SM_90, Via::Hip);
     // The library's own name for that configuration (what error messages show).
     let rmsnorm_config = greta_kernels::by_name("rmsnorm")
         .unwrap()
@@ -203,7 +203,7 @@ fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
 
     // A tampered hash: the entry no longer matches the IR this greta builds.
     std::fs::write(&manifest_path, good.replace(&hash, &"0".repeat(64))).unwrap();
-    let err = Bundle::open(&dir)
+    let err = Bundle::open(&dir, Via::Hip)
         .unwrap()
         .object(&rmsnorm, &Target::SM_90)
         .unwrap_err();
@@ -223,7 +223,7 @@ fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
 
     // Bad JSON names the file.
     std::fs::write(&manifest_path, &good[..good.len() / 2]).unwrap();
-    let msg = Bundle::open(&dir).unwrap_err().to_string();
+    let msg = Bundle::open(&dir, Via::Hip).unwrap_err().to_string();
     assert!(
         msg.starts_with(&format!("{}: not valid JSON", manifest_path.display())),
         "{msg}"
@@ -231,10 +231,10 @@ fn real_bundles_refuse_stale_bad_and_incomplete_manifests() {
 
     // A missing object file names the file and the entry.
     std::fs::write(&manifest_path, &good).unwrap();
-    let bundle = Bundle::open(&dir).unwrap();
+    let bundle = Bundle::open(&dir, Via::Hip).unwrap();
     let entry = bundle.entry(&rmsnorm, &Target::SM_90).unwrap().clone();
     std::fs::remove_file(dir.join(&entry.file)).unwrap();
-    let msg = Bundle::open(&dir).unwrap_err().to_string();
+    let msg = Bundle::open(&dir, Via::Hip).unwrap_err().to_string();
     assert!(msg.contains(&entry.file), "{msg}");
     assert!(
         msg.contains(&format!(
@@ -314,4 +314,162 @@ fn a_failed_build_leaves_no_bundle() {
     names.sort();
     assert_eq!(names, ["docs", "file"], "no half-written bundle anywhere");
     assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+/// `greta build` with extra arguments.
+fn greta_build_with(cache: &Path, target: &str, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_greta"))
+        .args(["build", "--target", target, "-o"])
+        .arg(out)
+        .args(extra)
+        .env("GRETA_CACHE_DIR", cache)
+        .output()
+        .expect("greta runs")
+}
+
+/// The `codegen_version` of every entry under the cache.
+fn cached_versions(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = cached_objects(dir)
+        .iter()
+        .map(|o| {
+            let meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(o.with_file_name("meta.json")).unwrap())
+                    .unwrap();
+            meta["codegen_version"].as_str().unwrap().to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The rmsnorm kernels (one f32 configuration and the variants its test shapes need) that
+/// `greta build --kernel rmsnorm --config dtype=f32` bundles for `target`.
+fn rmsnorm_f32(target: &'static Target) -> Vec<Kernel> {
+    library(target)
+        .into_iter()
+        .filter(|(k, c)| k.name == "rmsnorm" && c.contains("dtype=f32"))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+#[test]
+fn the_compile_cache_keeps_hip_and_llvm_objects_apart() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for target in Target::ALL {
+        let kernels = rmsnorm_f32(target);
+        let n = kernels.len();
+        assert!(n > 0);
+        let args =
+            |via: &'static str| ["--kernel", "rmsnorm", "--config", "dtype=f32", "--via", via];
+        let dir = |via: &str| out.path().join(format!("{}-{via}", target.name));
+        // The same kernels both ways with one cache: the llvm build finds nothing of the HIP
+        // build's to reuse.
+        for via in ["hip", "llvm"] {
+            let s = summary(&greta_build_with(
+                cache.path(),
+                target.name,
+                &dir(via),
+                &args(via),
+            ));
+            assert!(
+                s.contains(&format!("{n} kernels, {n} compiled, 0 from cache")),
+                "{via}: {s}"
+            );
+            assert!(s.contains(&format!("({}, via {via})", target.name)), "{s}");
+        }
+        // Each loads back: a second build of either is all hits.
+        for via in ["hip", "llvm"] {
+            let s = summary(&greta_build_with(
+                cache.path(),
+                target.name,
+                &dir(via),
+                &args(via),
+            ));
+            assert!(
+                s.contains(&format!("{n} kernels, 0 compiled, {n} from cache")),
+                "{via}: {s}"
+            );
+        }
+        // And each bundle serves its own lowering's objects.
+        let hip = Bundle::open(dir("hip"), Via::Hip).unwrap();
+        let llvm = Bundle::open(dir("llvm"), Via::Llvm).unwrap();
+        assert_eq!(hip.manifest().codegen_version, "hip-2");
+        assert_eq!(llvm.manifest().codegen_version, "llvm-1");
+        for k in &kernels {
+            let a = hip.object(k, target).unwrap();
+            let b = llvm.object(k, target).unwrap();
+            assert_eq!(&a.bytes[..4], b"\x7fELF");
+            assert_eq!(&b.bytes[..4], b"\x7fELF");
+            assert_ne!(
+                hip.entry(k, target).unwrap().hash,
+                llvm.entry(k, target).unwrap().hash
+            );
+        }
+    }
+    // Two entries per kernel in the one cache: one per lowering.
+    let n: usize = Target::ALL.iter().map(|t| rmsnorm_f32(t).len()).sum();
+    let versions = cached_versions(cache.path());
+    assert_eq!(versions.len(), 2 * n, "{versions:?}");
+    assert_eq!(versions.iter().filter(|v| *v == "hip-2").count(), n);
+    assert_eq!(versions.iter().filter(|v| *v == "llvm-1").count(), n);
+}
+
+#[test]
+fn a_bundle_built_via_llvm_is_refused_by_a_hip_load() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("b");
+    let args = [
+        "--kernel",
+        "rmsnorm",
+        "--config",
+        "dtype=f32",
+        "--via",
+        "llvm",
+    ];
+    summary(&greta_build_with(cache.path(), "sm_90", &dir, &args));
+
+    // The library: open for hip is refused, naming both lowerings.
+    let err = Bundle::open(&dir, Via::Hip).unwrap_err();
+    assert!(matches!(err, BundleError::OtherVia { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("built --via llvm"), "{msg}");
+    assert!(msg.contains("asks for --via hip"), "{msg}");
+    assert!(msg.contains("llvm-1"), "{msg}");
+    Bundle::open(&dir, Via::Llvm).unwrap();
+
+    // The command line: a load asking for hip (the default) is refused before any work, and
+    // one asking for llvm is not.
+    let check = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_greta"))
+            .args([
+                "check",
+                "--backend",
+                "cpu",
+                "--kernel",
+                "rmsnorm",
+                "--quick",
+            ])
+            .arg("--bundle")
+            .arg(&dir)
+            .args(extra)
+            .env("GRETA_CACHE_DIR", cache.path())
+            .output()
+            .expect("greta runs")
+    };
+    let o = check(&[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("greta: error: "), "{err}");
+    assert!(
+        err.contains("built --via llvm") && err.contains("asks for --via hip"),
+        "{err}"
+    );
+    assert!(err.contains("run with `--via llvm`"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(stdout(&o).is_empty(), "nothing was checked: {}", stdout(&o));
+
+    let o = check(&["--via", "llvm"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -235,3 +235,174 @@ fn a_failed_emit_leaves_no_file() {
     assert_user_error(&o, "block=3");
     assert!(!path.exists());
 }
+
+/// A clap usage error: exit code 2, clap's message naming the flag and the values it takes.
+fn assert_usage_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    }
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert!(stdout(o).is_empty());
+}
+
+#[test]
+fn emit_llvm_ir_for_both_targets() {
+    for (target, triple, kernel) in [
+        ("gfx942", "amdgcn-amd-amdhsa", "define amdgpu_kernel"),
+        ("sm_90", "nvptx64-nvidia-cuda", "ptx_kernel"),
+    ] {
+        for name in ["rmsnorm", "add"] {
+            let o = greta(&["emit", name, "--target", target, "--format", "llvm"]);
+            assert!(o.status.success(), "{name} {target}: {}", stderr(&o));
+            let ir = stdout(&o);
+            assert!(
+                ir.contains(&format!("target triple = \"{triple}\"")),
+                "{ir}"
+            );
+            assert!(ir.contains(kernel), "{ir}");
+            assert!(ir.contains(&format!("@{name}(")), "{ir}");
+            // `--via llvm` alone prints the same: the format defaults to the via's source.
+            let o = greta(&["emit", name, "--target", target, "--via", "llvm"]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            assert_eq!(stdout(&o), ir, "{name} {target}");
+        }
+    }
+    // The target's assembly through LLVM.
+    let o = greta(&[
+        "emit", "rmsnorm", "--target", "sm_90", "--via", "llvm", "--format", "ptx",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ptx = stdout(&o);
+    assert!(ptx.contains(".target sm_90"), "{ptx}");
+    assert!(ptx.contains(".entry rmsnorm"), "{ptx}");
+    // `--via hip` (the default) is still HIP C++.
+    let o = greta(&["emit", "add", "--target", "gfx942", "--via", "hip"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("extern \"C\""));
+}
+
+#[test]
+fn emit_via_and_format_must_agree_and_via_takes_hip_or_llvm() {
+    assert_user_error(
+        &greta(&[
+            "emit", "add", "--target", "gfx942", "--via", "hip", "--format", "llvm",
+        ]),
+        "--format llvm is the LLVM IR of --via llvm, but --via hip was given",
+    );
+    assert_user_error(
+        &greta(&[
+            "emit", "add", "--target", "gfx942", "--via", "llvm", "--format", "hip",
+        ]),
+        "--format hip is the HIP C++ of --via hip, but --via llvm was given",
+    );
+    for cmd in [
+        &["emit", "add", "--target", "gfx942"][..],
+        &["build", "--target", "gfx942", "-o", "/nonexistent/never"],
+        &["check", "--backend", "cpu"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["--via", "nonsense"]);
+        assert_usage_error(
+            &greta(&args),
+            &["invalid value 'nonsense' for '--via", "hip, llvm"],
+        );
+    }
+    assert_usage_error(
+        &greta(&["inspect", "--via", "nonsense"]),
+        &["invalid value 'nonsense' for '--via", "hip, llvm, both"],
+    );
+}
+
+#[test]
+fn inspect_via_llvm_reports_the_same_columns() {
+    let o = greta(&[
+        "inspect", "--via", "llvm", "--target", "sm_90", "--kernel", "rmsnorm", "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let spec = greta_kernels::by_name("rmsnorm").unwrap();
+    assert_eq!(rows.len(), spec.dtypes().len(), "one row per element type");
+    for r in &rows {
+        assert_eq!(r["via"], "llvm", "{r}");
+        assert_eq!(r["target"], "sm_90", "{r}");
+        assert_eq!(r["spill_bytes"], 0, "{r}");
+        assert!(r["regs"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["lds_bytes"], 32, "{r}");
+        assert_eq!(r["matrix_instructions"], 0, "{r}");
+    }
+    // gfx942's columns too.
+    let o = greta(&[
+        "inspect",
+        "--via",
+        "llvm",
+        "--target",
+        "gfx942",
+        "--kernel",
+        "rmsnorm",
+        "--config",
+        "dtype=f32",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r["via"], "llvm", "{r}");
+    assert_eq!(r["scratch_bytes"], 0, "{r}");
+    assert!(r["vgpr"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["waves_per_simd"].as_u64().unwrap() >= 1, "{r}");
+}
+
+#[test]
+fn inspect_via_both_puts_the_two_paths_side_by_side() {
+    let o = greta(&[
+        "inspect",
+        "--via",
+        "both",
+        "--kernel",
+        "rmsnorm",
+        "--config",
+        "dtype=f32",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let seen: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["target"].as_str().unwrap(), r["via"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("gfx942", "hip"),
+            ("gfx942", "llvm"),
+            ("sm_90", "hip"),
+            ("sm_90", "llvm")
+        ],
+        "a row per target per path, each pair together"
+    );
+    // The table has a via column, and the same pairs.
+    let o = greta(&[
+        "inspect",
+        "--via",
+        "both",
+        "--kernel",
+        "rmsnorm",
+        "--config",
+        "dtype=f32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    assert_eq!(
+        lines[0].split_whitespace().take(3).collect::<Vec<_>>(),
+        ["kernel", "target", "via"]
+    );
+    for (line, (target, via)) in lines[1..].iter().zip(&seen) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols[..3], ["rmsnorm", *target, *via], "{line}");
+    }
+}

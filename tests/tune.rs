@@ -212,7 +212,9 @@ fn a_changed_kernel_is_stale_and_build_uses_current_winners() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let site = ffn_down_decode(&model);
     let target = &Target::SM_90;
-    let current = site.key(target, "NVIDIA H200", "13.0").unwrap();
+    let current = site
+        .key(target, greta_runtime::Via::Hip, "NVIDIA H200", "13.0")
+        .unwrap();
     let stale = TuneKey {
         family: "0".repeat(64),
         shape: "1x1x1".into(),

@@ -25,6 +25,11 @@
 //! }
 //! ```
 //!
+//! - `codegen_version` is the version of the lowering ([`Via`]) that compiled every object:
+//!   `hip-2` (`greta build`, `--via hip`) or `llvm-1` (`--via llvm`). A bundle is loaded only by
+//!   a runtime asked for that lowering ([`Bundle::open`] takes it): one built `--via llvm` is
+//!   refused by `--via hip` with an error naming both, and an older version of the same lowering
+//!   is refused as out of date.
 //! - `hash` is [`content_hash`]: SHA-256 of the printed IR, the target and the codegen version,
 //!   *without* the toolchain version that the compile cache adds, because the machine loading the
 //!   bundle has no toolchain to ask. The runtime recomputes it from the IR it builds from its own
@@ -45,8 +50,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::cache::VIA;
-use greta_codegen::Resources;
+use greta_codegen::{Resources, Via};
 use greta_dsl::ir::Kernel;
 use greta_dsl::{Family, Target};
 use serde_json::Value;
@@ -57,10 +61,11 @@ use crate::cache::{hash_parts, sha256_hex};
 /// The manifest's file name inside a bundle directory.
 pub const MANIFEST: &str = "manifest.json";
 
-/// The content hash a bundle entry is keyed by: printed IR + target + codegen version.
-pub fn content_hash(kernel: &Kernel, target: &Target) -> String {
+/// The content hash a bundle entry is keyed by: printed IR + target + the version of the
+/// lowering that compiles it (`via`).
+pub fn content_hash(kernel: &Kernel, target: &Target, via: Via) -> String {
     let ir = greta_dsl::print::print_kernel(kernel);
-    hash_parts(&[&ir, target.name, VIA.version()])
+    hash_parts(&[&ir, target.name, via.version()])
 }
 
 fn describe(kernel: &str, config: &str) -> String {
@@ -71,9 +76,18 @@ fn describe(kernel: &str, config: &str) -> String {
     }
 }
 
-/// The command that rebuilds the bundle at `dir` for `target`, for error messages.
-fn rebuild(target: &str, dir: &Path) -> String {
-    format!("greta build --target {target} -o {}", dir.display())
+/// The command that rebuilds the bundle at `dir` for `target` by `via`, for error messages.
+fn rebuild(target: &str, via: Via, dir: &Path) -> String {
+    let via = match via {
+        Via::Hip => String::new(),
+        other => format!(" --via {other}"),
+    };
+    format!("greta build --target {target} -o {}{via}", dir.display())
+}
+
+/// The lowering a `codegen_version` (`hip-2`) belongs to, whatever its version number.
+fn via_of_version(version: &str) -> Option<Via> {
+    Via::by_name(version.split('-').next().unwrap_or(version))
 }
 
 /// Bundle errors. `what` is the entry as people name it (`rmsnorm [block=256,dtype=f16,vec=8]`),
@@ -95,13 +109,27 @@ pub enum BundleError {
         message: String,
     },
     #[error(
-        "{}: codegen_version is `{found}` but this greta generates `{}`: rebuild it with \
+        "{}: codegen_version is `{found}` but this greta generates `{expected}`: rebuild it with \
          `{rebuild}`",
-        file.display(), VIA.version()
+        file.display()
     )]
     CodegenVersion {
         file: PathBuf,
         found: String,
+        expected: &'static str,
+        rebuild: String,
+    },
+    /// The bundle was compiled by another lowering than the one asked for.
+    #[error(
+        "{}: the bundle was built --via {built} (codegen_version `{found}`) but this run asks for \
+         --via {asked}: run with `--via {built}`, or rebuild it --via {asked} with `{rebuild}`",
+        file.display()
+    )]
+    OtherVia {
+        file: PathBuf,
+        found: String,
+        built: Via,
+        asked: Via,
         rebuild: String,
     },
     #[error(
@@ -225,12 +253,15 @@ pub struct Bundle {
     dir: PathBuf,
     manifest: Manifest,
     target: &'static Target,
+    via: Via,
 }
 
 impl Bundle {
-    /// Reads and validates `dir/manifest.json` and checks that every entry's object file is
-    /// there. Objects are read (and their SHA-256 checked) by [`object`](Self::object).
-    pub fn open(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
+    /// Reads and validates `dir/manifest.json` for a runtime that loads code compiled by `via`,
+    /// and checks that every entry's object file is there: a bundle of another lowering, or of
+    /// another version of this one, is refused. Objects are read (and their SHA-256 checked) by
+    /// [`object`](Self::object).
+    pub fn open(dir: impl AsRef<Path>, via: Via) -> Result<Bundle, BundleError> {
         let dir = dir.as_ref().to_path_buf();
         let file = dir.join(MANIFEST);
         let text = match crate::input::read(&file) {
@@ -261,11 +292,22 @@ impl Bundle {
                 ),
             )
         })?;
-        if manifest.codegen_version != VIA.version() {
-            return Err(BundleError::CodegenVersion {
-                file,
-                found: manifest.codegen_version,
-                rebuild: rebuild(target.name, &dir),
+        if manifest.codegen_version != via.version() {
+            let rebuild = rebuild(target.name, via, &dir);
+            return Err(match via_of_version(&manifest.codegen_version) {
+                Some(built) if built != via => BundleError::OtherVia {
+                    file,
+                    found: manifest.codegen_version,
+                    built,
+                    asked: via,
+                    rebuild,
+                },
+                _ => BundleError::CodegenVersion {
+                    file,
+                    found: manifest.codegen_version,
+                    expected: via.version(),
+                    rebuild,
+                },
             });
         }
         let mut hashes = HashSet::new();
@@ -319,7 +361,7 @@ impl Bundle {
                 return Err(BundleError::MissingObject {
                     file: path,
                     what: describe(&e.kernel, &e.config),
-                    rebuild: rebuild(target.name, &dir),
+                    rebuild: rebuild(target.name, via, &dir),
                 });
             }
         }
@@ -327,6 +369,7 @@ impl Bundle {
             dir,
             manifest,
             target,
+            via,
         })
     }
 
@@ -342,6 +385,11 @@ impl Bundle {
         &self.manifest
     }
 
+    /// The lowering that compiled the bundle's objects.
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
     /// The entry whose IR hash is `kernel`'s for `target`, refusing another target's bundle.
     pub fn entry(&self, kernel: &Kernel, target: &Target) -> Result<&Entry, BundleError> {
         if target.name != self.target.name {
@@ -351,7 +399,7 @@ impl Bundle {
                 needs: target.name.to_string(),
             });
         }
-        let hash = content_hash(kernel, target);
+        let hash = content_hash(kernel, target, self.via);
         if let Some(e) = self.manifest.entries.iter().find(|e| e.hash == hash) {
             return Ok(e);
         }
@@ -365,12 +413,12 @@ impl Bundle {
             Some(e) => BundleError::Stale {
                 dir: self.dir.clone(),
                 what: describe(&e.kernel, &e.config),
-                rebuild: rebuild(target.name, &self.dir),
+                rebuild: rebuild(target.name, self.via, &self.dir),
             },
             None => BundleError::Missing {
                 dir: self.dir.clone(),
                 what: describe(&kernel.name, &ir_config),
-                rebuild: rebuild(target.name, &self.dir),
+                rebuild: rebuild(target.name, self.via, &self.dir),
                 configured: !ir_config.is_empty(),
             },
         })
@@ -384,7 +432,7 @@ impl Bundle {
         let missing = || BundleError::MissingObject {
             file: path.clone(),
             what: describe(&e.kernel, &e.config),
-            rebuild: rebuild(target.name, &self.dir),
+            rebuild: rebuild(target.name, self.via, &self.dir),
         };
         let bytes = match crate::input::read(&path) {
             Ok(b) => b,
@@ -396,7 +444,7 @@ impl Bundle {
             return Err(BundleError::CorruptObject {
                 file: path,
                 what: describe(&e.kernel, &e.config),
-                rebuild: rebuild(target.name, &self.dir),
+                rebuild: rebuild(target.name, self.via, &self.dir),
                 found,
                 expected: e.object_sha256.clone(),
             });
@@ -482,6 +530,7 @@ pub struct BundleWriter {
     /// Where the bundle goes: `dest`, or the final target of the symbolic link `dest` is.
     place: PathBuf,
     target: &'static Target,
+    via: Via,
     // Declared before `_registered`, so removed before it leaves the list of temporaries.
     tmp: tempfile::TempDir,
     _registered: crate::output::Temporary,
@@ -492,16 +541,17 @@ impl fmt::Debug for BundleWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "BundleWriter({} for {}, {} entries)",
+            "BundleWriter({} for {} via {}, {} entries)",
             self.dest.display(),
             self.target,
+            self.via,
             self.entries.len()
         )
     }
 }
 
 impl BundleWriter {
-    /// Starts a bundle for `target` at `dest`. An existing `dest` is replaced only if it is a
+    /// Starts a bundle of objects compiled for `target` by `via` at `dest`. An existing `dest` is replaced only if it is a
     /// bundle (or an empty directory): greta never deletes a directory it did not make. Under
     /// greta's output policy ([`crate::output`]): a symbolic link is followed (the bundle
     /// replaces its target; the link stays), and a file, device or FIFO is refused — all before
@@ -509,6 +559,7 @@ impl BundleWriter {
     pub fn new(
         dest: impl AsRef<Path>,
         target: &'static Target,
+        via: Via,
     ) -> Result<BundleWriter, BundleError> {
         let dest = dest.as_ref().to_path_buf();
         let refuse = |message: &str| BundleError::Write {
@@ -555,13 +606,14 @@ impl BundleWriter {
             dest,
             place,
             target,
+            via,
             tmp,
             _registered: registered,
             entries: Vec::new(),
         })
     }
 
-    /// Adds `kernel`'s compiled `object`. `config` is the library configuration it was built at
+    /// Adds `kernel`'s `object`, compiled by the bundle's via. `config` is the library configuration it was built at
     /// (`key=value,...`), recorded for people reading the manifest and error messages.
     pub fn add(
         &mut self,
@@ -583,7 +635,7 @@ impl BundleWriter {
                 self.target
             )));
         }
-        let hash = content_hash(kernel, self.target);
+        let hash = content_hash(kernel, self.target, self.via);
         if self.entries.iter().any(|e| e.hash == hash) {
             return Err(refuse(format!(
                 "{} was added twice",
@@ -611,6 +663,11 @@ impl BundleWriter {
         Ok(())
     }
 
+    /// The lowering the bundle's objects must be compiled by.
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -625,7 +682,7 @@ impl BundleWriter {
             .sort_by(|a, b| (&a.kernel, &a.config).cmp(&(&b.kernel, &b.config)));
         let manifest = Manifest {
             greta_version: env!("CARGO_PKG_VERSION").to_string(),
-            codegen_version: VIA.version().to_string(),
+            codegen_version: self.via.version().to_string(),
             target: self.target.name.to_string(),
             entries: std::mem::take(&mut self.entries),
         };
@@ -670,6 +727,7 @@ impl BundleWriter {
             dir: self.dest,
             manifest,
             target: self.target,
+            via: self.via,
         })
     }
 }
@@ -714,8 +772,13 @@ mod tests {
 
     /// A bundle for `target` with `add` at f16 and f32, in `root/b`.
     fn write(root: &Path, target: &'static Target) -> PathBuf {
+        write_via(root, target, Via::Hip)
+    }
+
+    /// [`write`] with objects compiled by `via`.
+    fn write_via(root: &Path, target: &'static Target, via: Via) -> PathBuf {
         let dest = root.join("b");
-        let mut w = BundleWriter::new(&dest, target).unwrap();
+        let mut w = BundleWriter::new(&dest, target, via).unwrap();
         for (dtype, label) in [(Scalar::F16, "dtype=f16"), (Scalar::F32, "dtype=f32")] {
             let k = kernel("add", dtype);
             w.add(
@@ -741,7 +804,7 @@ mod tests {
     fn round_trip_and_lookup_by_content() {
         let root = tempfile::tempdir().unwrap();
         let dir = write(root.path(), &Target::SM_90);
-        let b = Bundle::open(&dir).unwrap();
+        let b = Bundle::open(&dir, Via::Hip).unwrap();
         assert_eq!(b.manifest().entries.len(), 2);
         let o = b
             .object(&kernel("add", Scalar::F32), &Target::SM_90)
@@ -779,7 +842,7 @@ mod tests {
         edit_manifest(&dir, |v| {
             v["entries"][0]["hash"] = Value::from("0".repeat(64))
         });
-        let b = Bundle::open(&dir).unwrap();
+        let b = Bundle::open(&dir, Via::Hip).unwrap();
         let e = b
             .object(&kernel("add", Scalar::F16), &Target::GFX942)
             .unwrap_err();
@@ -797,19 +860,19 @@ mod tests {
         let reset = || std::fs::write(dir.join(MANIFEST), &good).unwrap();
 
         std::fs::write(dir.join(MANIFEST), b"{\"entries\": [").unwrap();
-        let e = Bundle::open(&dir).unwrap_err().to_string();
+        let e = Bundle::open(&dir, Via::Hip).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{manifest}: not valid JSON")), "{e}");
 
         reset();
         edit_manifest(&dir, |v| {
             v["entries"][1].as_object_mut().unwrap().remove("hash");
         });
-        let e = Bundle::open(&dir).unwrap_err().to_string();
+        let e = Bundle::open(&dir, Via::Hip).unwrap_err().to_string();
         assert_eq!(e, format!("{manifest}: `entries[1].hash` is missing"));
 
         reset();
         edit_manifest(&dir, |v| v["entries"][0]["format"] = Value::from("cubin"));
-        let e = Bundle::open(&dir).unwrap_err().to_string();
+        let e = Bundle::open(&dir, Via::Hip).unwrap_err().to_string();
         assert!(
             e.contains("`entries[0].format` is `cubin`, which is not code for gfx942"),
             "{e}"
@@ -819,29 +882,29 @@ mod tests {
         edit_manifest(&dir, |v| {
             v["entries"][0]["file"] = Value::from("../x.hsaco")
         });
-        let e = Bundle::open(&dir).unwrap_err().to_string();
+        let e = Bundle::open(&dir, Via::Hip).unwrap_err().to_string();
         assert!(e.contains("`entries[0].file`"), "{e}");
 
         reset();
         edit_manifest(&dir, |v| v["codegen_version"] = Value::from("hip-0"));
-        let e = Bundle::open(&dir).unwrap_err().to_string();
+        let e = Bundle::open(&dir, Via::Hip).unwrap_err().to_string();
         assert!(
             e.contains("codegen_version is `hip-0` but this greta generates"),
             "{e}"
         );
 
         reset();
-        let file = Bundle::open(&dir).unwrap().manifest().entries[0]
+        let file = Bundle::open(&dir, Via::Hip).unwrap().manifest().entries[0]
             .file
             .clone();
         std::fs::remove_file(dir.join(&file)).unwrap();
-        let e = Bundle::open(&dir).unwrap_err().to_string();
+        let e = Bundle::open(&dir, Via::Hip).unwrap_err().to_string();
         assert!(
             e.contains(&file) && e.contains("the object file of add [dtype=f16] is missing"),
             "{e}"
         );
 
-        let e = Bundle::open(root.path()).unwrap_err().to_string();
+        let e = Bundle::open(root.path(), Via::Hip).unwrap_err().to_string();
         assert!(e.contains("is not a greta bundle"), "{e}");
     }
 
@@ -849,7 +912,7 @@ mod tests {
     fn truncated_object_is_refused() {
         let root = tempfile::tempdir().unwrap();
         let dir = write(root.path(), &Target::SM_90);
-        let b = Bundle::open(&dir).unwrap();
+        let b = Bundle::open(&dir, Via::Hip).unwrap();
         let file = &b.manifest().entries[1].file;
         std::fs::write(dir.join(file), b"dt").unwrap();
         let e = b
@@ -864,24 +927,25 @@ mod tests {
         // Replacing an existing bundle works.
         write(root.path(), &Target::SM_90);
         let dir = write(root.path(), &Target::SM_90);
-        Bundle::open(&dir).unwrap();
+        Bundle::open(&dir, Via::Hip).unwrap();
 
         // A directory that is not a bundle is never replaced.
         let other = root.path().join("docs");
         std::fs::create_dir(&other).unwrap();
         std::fs::write(other.join("notes.txt"), b"mine").unwrap();
-        let e = BundleWriter::new(&other, &Target::SM_90).unwrap_err();
+        let e = BundleWriter::new(&other, &Target::SM_90, Via::Hip).unwrap_err();
         assert!(e.to_string().contains("is not a greta bundle"), "{e}");
         assert!(other.join("notes.txt").exists());
 
         // A parent that is a file: a clear error and nothing created.
         let file = root.path().join("file");
         std::fs::write(&file, b"x").unwrap();
-        assert!(BundleWriter::new(file.join("b"), &Target::SM_90).is_err());
+        assert!(BundleWriter::new(file.join("b"), &Target::SM_90, Via::Hip).is_err());
 
         // A writer dropped half way (a failed build) leaves nothing.
         {
-            let mut w = BundleWriter::new(root.path().join("half"), &Target::SM_90).unwrap();
+            let mut w =
+                BundleWriter::new(root.path().join("half"), &Target::SM_90, Via::Hip).unwrap();
             let k = kernel("add", Scalar::F16);
             w.add(&k, "", &object(&Target::SM_90, b"x"), &Resources::default())
                 .unwrap();
@@ -916,7 +980,7 @@ mod tests {
         let real = write(root.path(), &Target::SM_90);
         let link = root.path().join("link");
         std::os::unix::fs::symlink("b", &link).unwrap();
-        let mut w = BundleWriter::new(&link, &Target::SM_90).unwrap();
+        let mut w = BundleWriter::new(&link, &Target::SM_90, Via::Hip).unwrap();
         let k = kernel("add", Scalar::F16);
         w.add(
             &k,
@@ -931,7 +995,14 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
-        assert_eq!(Bundle::open(&real).unwrap().manifest.entries.len(), 1);
+        assert_eq!(
+            Bundle::open(&real, Via::Hip)
+                .unwrap()
+                .manifest
+                .entries
+                .len(),
+            1
+        );
         for (dest, what) in [
             (
                 PathBuf::from("/dev/null"),
@@ -939,7 +1010,7 @@ mod tests {
             ),
             (real.join(MANIFEST), "is a regular file, not a directory"),
         ] {
-            let e = BundleWriter::new(&dest, &Target::SM_90).unwrap_err();
+            let e = BundleWriter::new(&dest, &Target::SM_90, Via::Hip).unwrap_err();
             assert!(e.to_string().contains(what), "{e}");
         }
         let mut names: Vec<_> = std::fs::read_dir(root.path())
@@ -948,5 +1019,46 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["b", "link"]);
+    }
+
+    #[test]
+    fn a_bundle_loads_only_for_the_via_it_was_built_by() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = write_via(root.path(), &Target::SM_90, Via::Llvm);
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
+        assert_eq!(manifest["codegen_version"], "llvm-1");
+
+        let b = Bundle::open(&dir, Via::Llvm).unwrap();
+        assert_eq!(b.via(), Via::Llvm);
+        let k = kernel("add", Scalar::F32);
+        assert_eq!(b.object(&k, &Target::SM_90).unwrap().bytes, b"dtype=f32");
+        // The llvm entry is keyed by the llvm hash, not the HIP one.
+        assert_eq!(
+            b.entry(&k, &Target::SM_90).unwrap().hash,
+            content_hash(&k, &Target::SM_90, Via::Llvm)
+        );
+        assert_ne!(
+            content_hash(&k, &Target::SM_90, Via::Llvm),
+            content_hash(&k, &Target::SM_90, Via::Hip)
+        );
+
+        let e = Bundle::open(&dir, Via::Hip).unwrap_err();
+        assert!(matches!(e, BundleError::OtherVia { .. }), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("built --via llvm") && e.contains("asks for --via hip"),
+            "{e}"
+        );
+        assert!(e.contains("run with `--via llvm`"), "{e}");
+
+        // And the other way round: a HIP bundle for an llvm run.
+        let dir = write(root.path(), &Target::GFX942);
+        let e = Bundle::open(&dir, Via::Llvm).unwrap_err().to_string();
+        assert!(
+            e.contains("built --via hip") && e.contains("asks for --via llvm"),
+            "{e}"
+        );
+        assert!(e.contains(" --via llvm`"), "the rebuild command: {e}");
     }
 }

@@ -12,10 +12,12 @@
 //!
 //! The key is the SHA-256 of, each part length-prefixed so that no two tuples run together:
 //! the printed IR ([`greta_dsl::print::print_kernel`], which includes the kernel's name and its
-//! comptime configuration), the target name, the codegen version ([`VIA`]) and the toolchain's version
-//! string for the target ([`greta_codegen::ToolVersions::key_for`]). Keying on content rather
-//! than on kernel names means a changed kernel, emitter or compiler can never be served a stale
-//! object, and nothing ever has to be invalidated by hand.
+//! comptime configuration), the target name, the version of the lowering that compiles it (the
+//! cache's [`Via`]: `hip-2`, `llvm-1`) and the toolchain's version string for the target and that
+//! lowering ([`greta_codegen::ToolVersions::key_for`]); [`cache_key`] is the one definition.
+//! Keying on content rather than on kernel names means a changed kernel, emitter or compiler can
+//! never be served a stale object, and nothing ever has to be invalidated by hand; the HIP and
+//! LLVM objects of one kernel are two entries that never meet.
 //!
 //! # Entries, atomically
 //!
@@ -35,10 +37,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use greta_codegen::{CodegenError, Compiled, Resources, Toolchain, Via};
-
-/// The lowering the runtime compiles through (the only one so far); its version is part of
-/// every cache key and bundle.
-pub const VIA: Via = Via::Hip;
 use greta_dsl::ir::Kernel;
 use greta_dsl::{Family, Target};
 use sha2::{Digest, Sha256};
@@ -170,32 +168,57 @@ pub(crate) fn hash_parts(parts: &[&str]) -> String {
     hex(&h.finalize())
 }
 
-/// The cache key of `kernel` compiled for `target` by the tools whose versions are `toolchain`.
-pub fn cache_key(kernel: &Kernel, target: &Target, toolchain: &str) -> String {
+/// The cache key of `kernel` compiled for `target` by `via`, with the tools whose versions are
+/// `toolchain` (what [`greta_codegen::ToolVersions::key_for`] gives for `target` and `via`).
+pub fn cache_key(kernel: &Kernel, target: &Target, via: Via, toolchain: &str) -> String {
     let ir = greta_dsl::print::print_kernel(kernel);
-    hash_parts(&[LAYOUT, &ir, target.name, VIA.version(), toolchain])
+    hash_parts(&[LAYOUT, &ir, target.name, via.version(), toolchain])
 }
 
-/// A compile cache rooted at one directory. Cheap to share between threads (`&self` methods;
-/// the file system does the synchronisation).
+/// A compile cache rooted at one directory, compiling by one lowering ([`Via`]; HIP unless
+/// [`with_via`](Self::with_via) says otherwise). Cheap to share between threads (`&self`
+/// methods; the file system does the synchronisation). Caches of different lowerings may share
+/// a root: their keys differ.
 #[derive(Clone, Debug)]
 pub struct CompileCache {
     root: PathBuf,
+    via: Via,
 }
 
 impl CompileCache {
-    /// A cache rooted at `root` (created on first write).
+    /// A cache rooted at `root` (created on first write), compiling by [`Via::Hip`].
     pub fn new(root: impl Into<PathBuf>) -> CompileCache {
-        CompileCache { root: root.into() }
+        CompileCache {
+            root: root.into(),
+            via: Via::Hip,
+        }
     }
 
-    /// The cache at [`default_root`].
+    /// The cache at [`default_root`], compiling by [`Via::Hip`].
     pub fn from_env() -> Result<CompileCache, CacheError> {
         Ok(CompileCache::new(default_root()?))
     }
 
+    /// This cache compiling by `via` instead.
+    pub fn with_via(self, via: Via) -> CompileCache {
+        CompileCache { via, ..self }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The lowering this cache compiles by.
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
+    /// The toolchain part of this cache's keys for `target`
+    /// ([`greta_codegen::ToolVersions::key_for`] with the cache's via), from the process-wide
+    /// [`Toolchain`]: an error if a tool that compiling for `target` needs is missing. Commands
+    /// call it once before compiling many kernels, for one error rather than one per kernel.
+    pub fn toolchain_key(&self, target: &Target) -> Result<String, CacheError> {
+        Ok(Toolchain::global().versions().key_for(target, self.via)?)
     }
 
     /// The directory of the entry with `key`.
@@ -211,15 +234,15 @@ impl CompileCache {
         kernel: &Kernel,
         target: &Target,
     ) -> Result<(CodeObject, Resources, CacheOutcome), CacheError> {
-        let tools = Toolchain::global();
-        let toolchain = tools.versions().key_for(target, VIA)?;
+        let toolchain = self.toolchain_key(target)?;
         self.get_or_compile_with(kernel, target, &toolchain, || {
-            greta_codegen::compile_with(tools, kernel, target, VIA)
+            greta_codegen::compile_with(Toolchain::global(), kernel, target, self.via)
         })
     }
 
     /// [`get_or_compile`](Self::get_or_compile) with the toolchain key and the compiler given,
-    /// so that the cache's own logic is testable without the tools.
+    /// so that the cache's own logic is testable without the tools. `compile` must compile by
+    /// the cache's via.
     pub fn get_or_compile_with(
         &self,
         kernel: &Kernel,
@@ -227,14 +250,15 @@ impl CompileCache {
         toolchain: &str,
         compile: impl FnOnce() -> Result<Compiled, CodegenError>,
     ) -> Result<(CodeObject, Resources, CacheOutcome), CacheError> {
-        let key = cache_key(kernel, target, toolchain);
+        let key = cache_key(kernel, target, self.via, toolchain);
         let dir = self.entry_dir(&key);
-        let broken = match read_entry(&dir, kernel, target) {
+        let broken = match read_entry(&dir, kernel, target, self.via) {
             Lookup::Valid(object, resources) => return Ok((object, resources, CacheOutcome::Hit)),
             Lookup::Absent => None,
             Lookup::Broken(why) => Some(format!("cache entry {} {why}", dir.display())),
         };
         let compiled = compile()?;
+        debug_assert_eq!(compiled.via, self.via, "compiled by another lowering");
         let object = CodeObject {
             target: target.name.to_string(),
             format: object_format(target),
@@ -245,7 +269,7 @@ impl CompileCache {
             kernel: kernel.name.clone(),
             config: kernel.config_string(),
             target: target.name.to_string(),
-            codegen_version: VIA.version().to_string(),
+            codegen_version: self.via.version().to_string(),
             toolchain: toolchain.to_string(),
             format: object.format,
             object_sha256: sha256_hex(&object.bytes),
@@ -323,7 +347,7 @@ enum Lookup {
     Broken(String),
 }
 
-fn read_entry(dir: &Path, kernel: &Kernel, target: &Target) -> Lookup {
+fn read_entry(dir: &Path, kernel: &Kernel, target: &Target, via: Via) -> Lookup {
     if !dir.exists() {
         return Lookup::Absent;
     }
@@ -340,10 +364,17 @@ fn read_entry(dir: &Path, kernel: &Kernel, target: &Target) -> Lookup {
         || meta.kernel != kernel.name
         || meta.target != target.name
         || meta.format != object_format(target)
+        || meta.codegen_version != via.version()
     {
         return Lookup::Broken(format!(
-            "describes {} for {} ({}), not {} for {}",
-            meta.kernel, meta.target, meta.layout, kernel.name, target.name
+            "describes {} for {} ({}, {}), not {} for {} ({})",
+            meta.kernel,
+            meta.target,
+            meta.layout,
+            meta.codegen_version,
+            kernel.name,
+            target.name,
+            via.version()
         ));
     }
     let bytes = match crate::input::read(&dir.join(OBJECT_FILE)) {
@@ -395,8 +426,12 @@ mod tests {
     }
 
     fn fake(bytes: &[u8]) -> Compiled {
+        fake_via(Via::Hip, bytes)
+    }
+
+    fn fake_via(via: Via, bytes: &[u8]) -> Compiled {
         Compiled {
-            via: VIA,
+            via,
             source: String::new(),
             ptx: None,
             object: bytes.to_vec(),
@@ -437,19 +472,20 @@ mod tests {
     }
 
     #[test]
-    fn key_depends_on_ir_target_and_toolchain() {
+    fn key_depends_on_ir_target_via_and_toolchain() {
         let k = kernel("k", 256);
-        let base = cache_key(&k, &Target::SM_90, "tools 1");
-        assert_eq!(base, cache_key(&k, &Target::SM_90, "tools 1"));
-        assert_ne!(base, cache_key(&k, &Target::GFX942, "tools 1"));
-        assert_ne!(base, cache_key(&k, &Target::SM_90, "tools 2"));
+        let base = cache_key(&k, &Target::SM_90, Via::Hip, "tools 1");
+        assert_eq!(base, cache_key(&k, &Target::SM_90, Via::Hip, "tools 1"));
+        assert_ne!(base, cache_key(&k, &Target::GFX942, Via::Hip, "tools 1"));
+        assert_ne!(base, cache_key(&k, &Target::SM_90, Via::Hip, "tools 2"));
+        assert_ne!(base, cache_key(&k, &Target::SM_90, Via::Llvm, "tools 1"));
         assert_ne!(
             base,
-            cache_key(&kernel("k", 128), &Target::SM_90, "tools 1")
+            cache_key(&kernel("k", 128), &Target::SM_90, Via::Hip, "tools 1")
         );
         assert_ne!(
             base,
-            cache_key(&kernel("j", 256), &Target::SM_90, "tools 1")
+            cache_key(&kernel("j", 256), &Target::SM_90, Via::Hip, "tools 1")
         );
     }
 
@@ -480,7 +516,7 @@ mod tests {
         assert_eq!(obj.bytes, b"cubin bytes");
         assert_eq!(res.lds_bytes, 64);
 
-        let entry = cache.entry_dir(&cache_key(&k, t, "tools"));
+        let entry = cache.entry_dir(&cache_key(&k, t, Via::Hip, "tools"));
         // Truncated object, missing object, bad JSON: each is recompiled with its reason.
         let faults: [(&dyn Fn(), &str); 3] = [
             (
@@ -530,7 +566,39 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, CacheError::Codegen(_)));
         assert!(!cache
-            .entry_dir(&cache_key(&k, &Target::GFX942, "tools"))
+            .entry_dir(&cache_key(&k, &Target::GFX942, Via::Hip, "tools"))
             .exists());
+    }
+
+    #[test]
+    fn hip_and_llvm_objects_are_separate_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = kernel("k", 256);
+        let t = &Target::GFX942;
+        let hip = CompileCache::new(dir.path());
+        let llvm = CompileCache::new(dir.path()).with_via(Via::Llvm);
+        assert_eq!((hip.via(), llvm.via()), (Via::Hip, Via::Llvm));
+        let get = |cache: &CompileCache, bytes: &'static [u8]| {
+            let via = cache.via();
+            cache
+                .get_or_compile_with(&k, t, "tools", || Ok(fake_via(via, bytes)))
+                .unwrap()
+        };
+        assert_eq!(get(&hip, b"from hip").2, CacheOutcome::Compiled);
+        // Same kernel, target and tools: the llvm cache does not see the HIP object.
+        let (obj, _, outcome) = get(&llvm, b"from llvm");
+        assert_eq!(outcome, CacheOutcome::Compiled);
+        assert_eq!(obj.bytes, b"from llvm");
+        for (cache, bytes) in [(&hip, b"from hip" as &[u8]), (&llvm, b"from llvm")] {
+            let (obj, _, outcome) = get(cache, b"never compiled");
+            assert_eq!(outcome, CacheOutcome::Hit);
+            assert_eq!(obj.bytes, bytes);
+            let key = cache_key(&k, t, cache.via(), "tools");
+            let meta: EntryMeta = serde_json::from_slice(
+                &std::fs::read(cache.entry_dir(&key).join(META_FILE)).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(meta.codegen_version, cache.via().version());
+        }
     }
 }

@@ -38,6 +38,7 @@ pub use backend::{
 };
 pub use bundle::{Bundle, BundleError, BundleWriter};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
+pub use greta_codegen::Via;
 pub use greta_dsl::interp::{Buffer, LaunchDims};
 pub use objects::{ObjectError, ObjectSource, Origin};
 pub use select::{select, select_named};

@@ -1,6 +1,8 @@
 //! Where a GPU backend's code objects come from: a prebuilt [`Bundle`] when one is given (the
 //! GPU machines have no compiler), else the [`CompileCache`], which compiles on a miss and so
-//! needs the toolchain. Backends ask one [`ObjectSource`] and do not care which.
+//! needs the toolchain. Backends ask one [`ObjectSource`] and do not care which. A source serves
+//! the code of one lowering ([`Via`]): the cache compiles by it, and a bundle is opened only if
+//! it was built by it.
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use greta_dsl::Target;
 use crate::backend::CodeObject;
 use crate::bundle::{Bundle, BundleError};
 use crate::cache::{CacheError, CacheOutcome, CompileCache};
-use greta_codegen::Resources;
+use greta_codegen::{Resources, Via};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -47,13 +49,22 @@ pub enum ObjectSource {
 }
 
 impl ObjectSource {
-    /// The bundle at `bundle` if given (opened and validated now, so a bad bundle is reported
-    /// before any work), else the compile cache at its default root.
-    pub fn new(bundle: Option<&Path>) -> Result<ObjectSource, ObjectError> {
+    /// The bundle at `bundle` if given (opened and validated now, so a bad bundle, or one built
+    /// by another lowering than `via`, is reported before any work), else the compile cache at
+    /// its default root, compiling by `via`.
+    pub fn new(bundle: Option<&Path>, via: Via) -> Result<ObjectSource, ObjectError> {
         Ok(match bundle {
-            Some(dir) => ObjectSource::Bundle(Bundle::open(dir)?),
-            None => ObjectSource::Cache(CompileCache::from_env()?),
+            Some(dir) => ObjectSource::Bundle(Bundle::open(dir, via)?),
+            None => ObjectSource::Cache(CompileCache::from_env()?.with_via(via)),
         })
+    }
+
+    /// The lowering whose code this source serves.
+    pub fn via(&self) -> Via {
+        match self {
+            ObjectSource::Bundle(b) => b.via(),
+            ObjectSource::Cache(c) => c.via(),
+        }
     }
 
     /// `kernel`'s code object for `target`: a cubin for NVIDIA, an hsaco for AMD.
@@ -110,7 +121,7 @@ mod tests {
         };
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("bundle");
-        let mut w = BundleWriter::new(&dir, &Target::GFX942).unwrap();
+        let mut w = BundleWriter::new(&dir, &Target::GFX942, Via::Hip).unwrap();
         let object = CodeObject {
             target: "gfx942".into(),
             format: ObjectFormat::Hsaco,
@@ -120,7 +131,8 @@ mod tests {
             .unwrap();
         w.finish().unwrap();
 
-        let source = ObjectSource::new(Some(&dir)).unwrap();
+        let source = ObjectSource::new(Some(&dir), Via::Hip).unwrap();
+        assert_eq!(source.via(), Via::Hip);
         let (got, origin) = source.object(&kernel, &Target::GFX942).unwrap();
         assert_eq!(origin, Origin::Bundle);
         assert_eq!(origin.warning(), None);
@@ -131,7 +143,13 @@ mod tests {
             ObjectError::Bundle(BundleError::WrongTarget { .. })
         ));
 
-        let err = ObjectSource::new(Some(root.path())).unwrap_err();
+        let err = ObjectSource::new(Some(&dir), Via::Llvm).unwrap_err();
+        assert!(matches!(
+            err,
+            ObjectError::Bundle(BundleError::OtherVia { .. })
+        ));
+
+        let err = ObjectSource::new(Some(root.path()), Via::Hip).unwrap_err();
         assert!(err.to_string().contains("is not a greta bundle"), "{err}");
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! An entry's [`TuneKey`] is the kernel's **family** — the [`content_hash`] of its IR built at
 //! the tuned site's base configuration (element types and fused epilogues as the caller runs
-//! them, every tunable parameter at its default) together with the codegen version — plus the
+//! them, every tunable parameter at its default) together with the codegen version, which is the
+//! lowering's (`hip-2`, `llvm-1`: what `greta tune --via` timed) — plus the
 //! target, the device's name, the driver's version, the element type and the shape bucket. The
 //! kernel's *name* is stored for people, never matched on. So:
 //! - a kernel whose code changes gets a new family: its old entries stop matching (they are
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::content_hash;
+use greta_codegen::Via;
 use greta_dsl::ir::Kernel;
 use greta_dsl::Target;
 
@@ -46,9 +48,10 @@ pub const FORMAT: &str = "greta-tuning-1";
 pub const FILE_NAME: &str = "tuning.json";
 
 /// A kernel family: [`content_hash`] of the kernel built at its base configuration (IR, target
-/// and codegen version).
-pub fn family(kernel_at_base: &Kernel, target: &Target) -> String {
-    content_hash(kernel_at_base, target)
+/// and the version of the lowering `via`). The same kernel compiled by HIP and by LLVM is two
+/// families: a winner timed on one lowering's code is never applied to the other's.
+pub fn family(kernel_at_base: &Kernel, target: &Target, via: Via) -> String {
+    content_hash(kernel_at_base, target, via)
 }
 
 /// What an entry is looked up by. Every part must match.
@@ -175,6 +178,9 @@ pub enum TuningError {
 #[derive(Debug)]
 pub struct TuningDb {
     path: PathBuf,
+    /// The lowering whose code the caller runs: the families its lookups compute are this
+    /// via's (not stored in the file; entries of every via live in one file).
+    via: Via,
     entries: Vec<Entry>,
     /// The file could not be read as a database: kept aside on the next save.
     unreadable: bool,
@@ -207,6 +213,7 @@ impl TuningDb {
     pub fn empty(path: impl Into<PathBuf>) -> TuningDb {
         TuningDb {
             path: path.into(),
+            via: Via::Hip,
             entries: Vec::new(),
             unreadable: false,
         }
@@ -254,6 +261,17 @@ impl TuningDb {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The database for a caller that runs code compiled by `via` (the default is
+    /// [`Via::Hip`]): see [`TuningDb::via`].
+    pub fn with_via(self, via: Via) -> TuningDb {
+        TuningDb { via, ..self }
+    }
+
+    /// The lowering whose [`family`] keys lookups for this caller should use.
+    pub fn via(&self) -> Via {
+        self.via
     }
 
     pub fn entries(&self) -> &[Entry] {

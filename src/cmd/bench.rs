@@ -139,14 +139,15 @@ pub fn parse_shape(text: &str) -> Result<Vec<u32>> {
 }
 
 /// `cfg` at `shape`, or the tuning DB's winner for it on this device (`greta tune --kernel
-/// NAME --shape ...` records it), and whether it is the winner.
+/// NAME --shape ... --via` records it, for code compiled by `via`), and whether it is the winner.
 fn tuned_config(
     backend: &dyn Backend,
+    via: greta_runtime::Via,
     spec: &'static KernelSpec,
     cfg: greta_kernels::Config,
     shape: &[u32],
 ) -> Result<(greta_kernels::Config, bool)> {
-    let Some(db) = super::tune::db_for()? else {
+    let Some(db) = super::tune::db_for(via)? else {
         return Ok((cfg, false));
     };
     let site = greta_model::llama::Site {
@@ -158,6 +159,7 @@ fn tuned_config(
     };
     let key = site.key(
         backend.target(),
+        via,
         &backend.device_name(),
         &backend.driver_version(),
     )?;
@@ -186,7 +188,7 @@ fn bench_one(
             .collect::<Vec<_>>()
             .join(",");
         let cfg = spec.config(&overrides)?;
-        let (cfg, tuned) = tuned_config(backend, spec, cfg, shape)?;
+        let (cfg, tuned) = tuned_config(backend, args.source.via(), spec, cfg, shape)?;
         let problem = (spec.problem)(&cfg, backend.target(), shape, &mut Inputs::for_timing(7))?;
         let kernel = device::load(backend, objects, &problem.kernel)?;
         let sets = device::rotation_sets(&problem);

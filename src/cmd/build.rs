@@ -1,10 +1,14 @@
-//! `greta build --target T -o DIR [--config k=v,...]`: compile every kernel of the library (at
+//! `greta build --target T -o DIR [--via hip|llvm] [--config k=v,...]`: compile every kernel of
+//! the library (at
 //! its default configuration, once per float dtype, plus the variants its test shapes need) for
 //! one target, through the compile cache,
 //! into a code-object bundle that a GPU machine without a compiler can load.
 //!
 //! The cache makes a repeated build cheap: a second build with the same `GRETA_CACHE_DIR`
 //! compiles nothing, and the summary line says so ("N kernels, M compiled, K from cache").
+//!
+//! `--via` picks the lowering (HIP by default); the bundle records it, and only a run with the
+//! same `--via` loads it.
 
 use std::path::PathBuf;
 
@@ -38,6 +42,10 @@ pub struct Args {
     /// Only this kernel (e.g. to bundle a configuration only it has).
     #[arg(long, short)]
     kernel: Option<String>,
+    /// How the kernels are compiled: hip (HIP C++ through clang) or llvm (LLVM IR in process).
+    /// Runs that load the bundle must ask for the same --via.
+    #[arg(long, value_enum, default_value_t)]
+    via: super::ViaArg,
 }
 
 struct Job {
@@ -98,9 +106,10 @@ fn devices(db: &greta_runtime::tuning::TuningDb, target: &Target) -> Vec<(String
 
 pub fn run(args: Args) -> Result<()> {
     let target = super::target(&args.target)?;
+    let via: greta_codegen::Via = args.via.into();
     // Before any work: a destination greta must not or cannot write (a file, a device, a
     // directory that is not a bundle) is reported now.
-    let mut writer = BundleWriter::new(&args.output, target)?;
+    let mut writer = BundleWriter::new(&args.output, target, via)?;
     let configs = if args.config.is_empty() {
         vec![String::new()]
     } else {
@@ -117,7 +126,7 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
-    let db = super::tune::open_db(None)?;
+    let db = super::tune::open_db(None)?.with_via(via);
     for path in &args.model {
         let file = greta_model::gguf::GgufFile::open(path)?;
         let cfg = greta_model::llama::LlamaConfig::from_gguf(&file)
@@ -166,13 +175,12 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
-    let cache = CompileCache::from_env()?;
+    let cache = CompileCache::from_env()?.with_via(via);
     // The cache key needs the toolchain's versions even for a hit: a missing tool is one error
     // now rather than one per kernel later.
-    greta_codegen::Toolchain::global()
-        .versions()
-        .key_for(target, greta_runtime::cache::VIA)
-        .with_context(|| format!("building for {target}"))?;
+    cache
+        .toolchain_key(target)
+        .with_context(|| format!("building for {target} via {via}"))?;
 
     let bar = super::parallel::bar("building", jobs.len());
     let results = super::parallel::map(
@@ -203,7 +211,7 @@ pub fn run(args: Args) -> Result<()> {
     if !failures.is_empty() {
         // `writer` is dropped with its temporary directory: no bundle is written.
         bail!(
-            "{} of {} kernels failed to compile for {target}; no bundle written:\n{}",
+            "{} of {} kernels failed to compile for {target}; no bundle written (--via {via}):\n{}",
             failures.len(),
             jobs.len(),
             failures.join("\n")
@@ -214,7 +222,7 @@ pub fn run(args: Args) -> Result<()> {
         .finish()
         .with_context(|| format!("writing the bundle {}", args.output.display()))?;
     outln!(
-        "{n} kernels, {compiled} compiled, {cached} from cache: wrote {} ({target})",
+        "{n} kernels, {compiled} compiled, {cached} from cache: wrote {} ({target}, via {via})",
         bundle.dir().display()
     );
     Ok(())

@@ -3,8 +3,13 @@
 //! toolchain reports: registers, LDS, scratch (AMD) and spills (NVIDIA); on gfx942 the waves per
 //! SIMD that its registers (arch VGPRs + AGPRs) and LDS allow; and the matrix instructions in
 //! the code (`v_mfma` in the gfx942 code object, `mma`/`wgmma` in the sm_90 PTX).
+//!
+//! `--via hip|llvm` picks the lowering that compiles (HIP by default); `--via both` compiles
+//! each kernel both ways and prints the two rows one under the other (the `via` column, and a
+//! `via` field per JSON row).
 
 use anyhow::{bail, Result};
+use greta_codegen::{Toolchain, Via};
 use greta_dsl::Target;
 use greta_kernels::{Config, KernelSpec};
 use serde::Serialize;
@@ -24,6 +29,30 @@ pub struct Args {
     /// each float dtype gets a row.
     #[arg(long, short, default_value = "")]
     config: String,
+    /// The lowering that compiles: hip (HIP C++ through clang), llvm (LLVM IR in process), or
+    /// both (a row for each, side by side).
+    #[arg(long, value_enum, default_value_t = ViaChoice::Hip)]
+    via: ViaChoice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ViaChoice {
+    /// HIP C++ (the CUDA dialect for NVIDIA) compiled by clang.
+    Hip,
+    /// LLVM IR compiled in process.
+    Llvm,
+    /// Both lowerings, one row each.
+    Both,
+}
+
+impl ViaChoice {
+    fn vias(self) -> &'static [Via] {
+        match self {
+            ViaChoice::Hip => &[Via::Hip],
+            ViaChoice::Llvm => &[Via::Llvm],
+            ViaChoice::Both => &Via::ALL,
+        }
+    }
 }
 
 /// One row: the field names are the JSON interface.
@@ -50,6 +79,7 @@ struct Job {
     spec: &'static KernelSpec,
     config: Config,
     target: &'static Target,
+    via: Via,
 }
 
 fn jobs(args: &Args) -> Result<Vec<Job>> {
@@ -68,11 +98,14 @@ fn jobs(args: &Args) -> Result<Vec<Job>> {
     for spec in specs {
         for config in super::dtype_configs(spec, &args.config)? {
             for &target in targets.iter().filter(|t| (spec.available)(t)) {
-                jobs.push(Job {
-                    spec,
-                    config: config.clone(),
-                    target,
-                });
+                for &via in args.via.vias() {
+                    jobs.push(Job {
+                        spec,
+                        config: config.clone(),
+                        target,
+                        via,
+                    });
+                }
             }
         }
     }
@@ -81,7 +114,7 @@ fn jobs(args: &Args) -> Result<Vec<Job>> {
 
 fn inspect(job: &Job) -> Result<Row> {
     let kernel = super::build(job.spec, &job.config, job.target)?;
-    let compiled = greta_codegen::compile(&kernel, job.target)?;
+    let compiled = greta_codegen::compile_with(Toolchain::global(), &kernel, job.target, job.via)?;
     let r = compiled.resources;
     let waves_per_simd = match (r.vgpr, r.agpr) {
         (Some(v), agpr) => {
@@ -99,7 +132,7 @@ fn inspect(job: &Job) -> Result<Row> {
     Ok(Row {
         kernel: job.spec.name,
         target: job.target.name,
-        via: "hip",
+        via: job.via.name(),
         config: job.config.to_string(),
         lds_bytes: r.lds_bytes,
         scratch_bytes: r.scratch_bytes,
@@ -119,7 +152,7 @@ pub fn run(args: Args) -> Result<()> {
     let results = super::parallel::map(
         &jobs,
         &bar,
-        |job| format!("{} {}", job.spec.name, job.target),
+        |job| format!("{} {} via {}", job.spec.name, job.target, job.via),
         inspect,
     );
 
@@ -129,8 +162,8 @@ pub fn run(args: Args) -> Result<()> {
         match result {
             Ok(row) => rows.push(row),
             Err(e) => failures.push(format!(
-                "{} [{}] on {}: {e:#}",
-                job.spec.name, job.config, job.target
+                "{} [{}] on {} via {}: {e:#}",
+                job.spec.name, job.config, job.target, job.via
             )),
         }
     }
@@ -142,10 +175,11 @@ pub fn run(args: Args) -> Result<()> {
     for row in &rows {
         if row.scratch_bytes.unwrap_or(0) > 0 || row.spill_bytes.unwrap_or(0) > 0 {
             errln!(
-                "greta: warning: {} [{}] on {} uses scratch/spills",
+                "greta: warning: {} [{}] on {} via {} uses scratch/spills",
                 row.kernel,
                 row.config,
-                row.target
+                row.target,
+                row.via
             );
         }
     }
@@ -163,9 +197,10 @@ pub fn run(args: Args) -> Result<()> {
 fn print_table(rows: &[Row]) -> Result<()> {
     let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
     outln!(
-        "{:<12} {:<7} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>4}  config",
+        "{:<12} {:<7} {:<4} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>4}  config",
         "kernel",
         "target",
+        "via",
         "lds",
         "vgpr",
         "sgpr",
@@ -178,9 +213,10 @@ fn print_table(rows: &[Row]) -> Result<()> {
     );
     for r in rows {
         outln!(
-            "{:<12} {:<7} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>4}  {}",
+            "{:<12} {:<7} {:<4} {:>6} {:>5} {:>5} {:>5} {:>7} {:>5} {:>5} {:>6} {:>4}  {}",
             r.kernel,
             r.target,
+            r.via,
             r.lds_bytes,
             opt(r.vgpr),
             opt(r.sgpr),

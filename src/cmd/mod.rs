@@ -22,9 +22,30 @@ pub mod tune;
 pub mod verify;
 
 use anyhow::{anyhow, Context, Result};
+use greta_codegen::Via;
 use greta_dsl::ir::Kernel;
 use greta_dsl::Target;
 use greta_kernels::{Config, KernelSpec};
+
+/// `--via`: the lowering that compiles kernels to GPU code. One definition for every command
+/// that compiles or loads code (`inspect` adds `both`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ViaArg {
+    /// HIP C++ (the CUDA dialect for NVIDIA) compiled by clang.
+    #[default]
+    Hip,
+    /// LLVM IR compiled in process (needs the `llvm` feature, on by default).
+    Llvm,
+}
+
+impl From<ViaArg> for Via {
+    fn from(v: ViaArg) -> Via {
+        match v {
+            ViaArg::Hip => Via::Hip,
+            ViaArg::Llvm => Via::Llvm,
+        }
+    }
+}
 
 pub fn kernel_spec(name: &str) -> Result<&'static KernelSpec> {
     greta_kernels::by_name(name).ok_or_else(|| {

@@ -129,7 +129,7 @@ pub fn run(args: Args) -> Result<()> {
     let activations = args.dtype.as_deref().map(super::activations).transpose()?;
     let attention = super::attention(&args.attn)?;
     let trace = TraceOptions::from_env()?;
-    let tuning = super::tune::db_for()?;
+    let tuning = super::tune::db_for(args.source.via())?;
     let backend_name = format!("{} ({})", backend.kind(), backend.device_name());
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")

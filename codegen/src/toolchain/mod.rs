@@ -187,10 +187,11 @@ impl Toolchain {
                 let ran = run(spec.tool, p, &["--version"], None).ok()?;
                 let text = format!("{}{}", ran.stdout, ran.stderr);
                 // clang and readelf put the version first; ptxas last ("Cuda compilation
-                // tools, release 12.9, V12.9.86").
+                // tools, release 12.9, V12.9.86"); ld.lld says neither word ("Debian LLD 19.1.7
+                // (compatible with GNU linkers)", "LLD 19.1.7").
                 text.lines()
                     .map(str::trim)
-                    .find(|l| l.contains("version") || l.contains("release"))
+                    .find(|l| l.contains("version") || l.contains("release") || l.contains("LLD "))
                     .map(str::to_string)
             };
             ToolVersions {

@@ -27,6 +27,7 @@ use greta_dsl::Target;
 use greta_kernels::config::Choices;
 use greta_kernels::{Config, KernelSpec};
 use greta_runtime::tuning::{self, TuneKey, TuningDb};
+use greta_runtime::Via;
 
 use super::config::LlamaConfig;
 use super::kernels::{projection_untuned, Activations, Attention, Outputs, Planned, WeightType};
@@ -107,15 +108,16 @@ impl Site {
         shape_text(&self.shape)
     }
 
-    /// The site's key in the tuning DB on a device.
+    /// The site's key in the tuning DB on a device, for code compiled by `via`.
     pub fn key(
         &self,
         target: &'static Target,
+        via: Via,
         device: &str,
         driver: &str,
     ) -> Result<TuneKey, BuildError> {
         Ok(TuneKey {
-            family: tuning::family(&self.family_kernel(target)?, target),
+            family: tuning::family(&self.family_kernel(target)?, target, via),
             target: target.name.to_string(),
             device: device.to_string(),
             driver: driver.to_string(),
@@ -303,8 +305,9 @@ impl Tuned {
         Tuned::default()
     }
 
-    /// The winners `db` holds for `sites` on this device (`device`, `driver`). Entries of other
-    /// devices, drivers or kernel contents do not match; a winner that no longer parses as a
+    /// The winners `db` holds for `sites` on this device (`device`, `driver`), for code compiled
+    /// by [`TuningDb::via`]. Entries of other devices, drivers, lowerings or kernel contents do
+    /// not match; a winner that no longer parses as a
     /// configuration of its kernel is skipped (reported).
     pub fn resolve(
         db: &TuningDb,
@@ -318,7 +321,7 @@ impl Tuned {
             ..Tuned::default()
         };
         for site in sites {
-            let Ok(key) = site.key(target, device, driver) else {
+            let Ok(key) = site.key(target, db.via(), device, driver) else {
                 continue;
             };
             let line = match db.lookup(&key).map(|e| (e, site.spec.config(&e.best))) {
@@ -439,7 +442,7 @@ mod tests {
         assert!(sites.iter().any(|s| s.spec.name == "rmsnorm"));
         let mut db = TuningDb::empty(dir.path().join("t.json"));
         db.record(entry(
-            gemv.key(target, "dev", "1").unwrap(),
+            gemv.key(target, Via::Hip, "dev", "1").unwrap(),
             "gemv",
             "waves=8,rows=2",
         ));
@@ -469,6 +472,9 @@ mod tests {
         // Another device's or driver's entry is not used.
         let other = Tuned::resolve(&db, &sites, target, "other", "1");
         assert_eq!(other.found, 0);
+        // Nor one timed on HIP code by a model running LLVM code.
+        let llvm = db.with_via(Via::Llvm);
+        assert_eq!(Tuned::resolve(&llvm, &sites, target, "dev", "1").found, 0);
         let p =
             super::super::kernels::projection(w, Scalar::F16, 1, rows, cols, out, target, &other);
         assert_eq!(p.config.u32("waves"), 4);

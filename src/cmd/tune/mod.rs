@@ -108,10 +108,11 @@ pub fn open_db(path: Option<&PathBuf>) -> Result<TuningDb> {
     Ok(db)
 }
 
-/// The tuning DB a model or benchmark run uses: the default one. Its entries match one device
-/// and driver, so the interpreter finds entries only where `greta tune --backend cpu` made them.
-pub fn db_for() -> Result<Option<std::sync::Arc<TuningDb>>> {
-    Ok(Some(std::sync::Arc::new(open_db(None)?)))
+/// The tuning DB a model or benchmark run uses: the default one, looked up for code compiled
+/// by `via`. Its entries match one device, driver and lowering, so the interpreter finds
+/// entries only where `greta tune --backend cpu` made them.
+pub fn db_for(via: greta_runtime::Via) -> Result<Option<std::sync::Arc<TuningDb>>> {
+    Ok(Some(std::sync::Arc::new(open_db(None)?.with_via(via))))
 }
 
 /// One stderr line on which configurations a loaded model runs; with `verbose` one per kernel
@@ -168,5 +169,6 @@ pub fn run(args: Args) -> Result<()> {
     if args.kernel.is_none() && args.model.is_none() {
         bail!("what to tune: --kernel NAME [--shape ...] or --model FILE (or --show, --export, --import)");
     }
-    sweep::sweep(&args, db)
+    let via = args.source.via();
+    sweep::sweep(&args, db.with_via(via))
 }

@@ -6,8 +6,8 @@ use anyhow::Result;
 use greta_dsl::Target;
 use greta_runtime::tuning::{self, Entry, TuningDb};
 
-/// Whether `e` still matches its kernel: `current`, `stale` (the content changed) or why it
-/// cannot be told.
+/// Whether `e` still matches its kernel: `current` (naming the lowering it was timed on), `stale`
+/// (the content changed) or why it cannot be told.
 fn status(e: &Entry) -> String {
     let Some(spec) = greta_kernels::by_name(&e.kernel) else {
         return "unknown kernel".into();
@@ -19,8 +19,14 @@ fn status(e: &Entry) -> String {
         return "stale (its configuration no longer parses)".into();
     };
     match (spec.build)(&base, target) {
-        Ok(k) if tuning::family(&k, target) == e.key.family => "current".into(),
-        Ok(_) => "stale (kernel changed)".into(),
+        Ok(k) => match greta_runtime::Via::ALL
+            .into_iter()
+            .find(|&via| tuning::family(&k, target, via) == e.key.family)
+        {
+            Some(greta_runtime::Via::Hip) => "current".into(),
+            Some(via) => format!("current (via {via})"),
+            None => "stale (kernel changed)".into(),
+        },
         Err(_) => "stale (no longer builds)".into(),
     }
 }

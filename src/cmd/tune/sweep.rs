@@ -3,7 +3,7 @@
 use super::super::device;
 use super::Args;
 use anyhow::{anyhow, bail, Context, Result};
-use greta_codegen::Resources;
+use greta_codegen::{Resources, Via};
 use greta_dsl::ir::Kernel;
 use greta_dsl::Target;
 use greta_kernels::{Config, Inputs, KernelSpec, Problem, ProblemArg};
@@ -126,23 +126,24 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
                 backend.target()
             );
         }
-        let source = ObjectSource::new(args.source.bundle())?;
-        (backend, Some(source))
+        (backend, Some(args.source.objects()?))
     };
     let backend = backend.as_ref();
     let target = backend.target();
+    let via = args.source.via();
     let (sites, model_plan) = sites_of(args, target)?;
     if sites.is_empty() {
         bail!("nothing to tune");
     }
     // A destination that cannot be written is reported before any work.
     let mut writer = match &args.bundle_out {
-        Some(dir) => Some(BundleWriter::new(dir, target)?),
+        Some(dir) => Some(BundleWriter::new(dir, target, via)?),
         None => None,
     };
 
     // 1–2: enumerate and prune statically.
-    let mut per_site: Vec<Vec<Candidate>> = sites.iter().map(|s| enumerate(s, target)).collect();
+    let mut per_site: Vec<Vec<Candidate>> =
+        sites.iter().map(|s| enumerate(s, target, via)).collect();
     let enumerated = start.elapsed().as_secs_f64();
     // 3: compile what survived, each kernel once.
     let mut unique: Vec<(KernelKey, Kernel)> = Vec::new();
@@ -172,7 +173,7 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
             })
             .collect()
     } else {
-        compile_all(&unique, target, source.as_ref())?
+        compile_all(&unique, target, via, source.as_ref())?
     };
     for (site, cands) in sites.iter().zip(per_site.iter_mut()) {
         for (i, c) in cands.iter_mut().enumerate() {
@@ -225,7 +226,10 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
             let n = w.len();
             w.finish()
                 .with_context(|| format!("writing the bundle {}", dir.display()))?;
-            outln!("wrote {n} kernels to {} ({target})", dir.display());
+            outln!(
+                "wrote {n} kernels to {} ({target}, via {via})",
+                dir.display()
+            );
         }
         outln!(
             "dry run for {target}: {} sites, {:.1} s (no timing)",
@@ -246,7 +250,7 @@ pub fn sweep(args: &Args, mut db: TuningDb) -> Result<()> {
     for (i, (site, cands)) in sites.iter().zip(&per_site).enumerate() {
         bar.set_message(format!("{} {}", site.spec.name, site.shape_text()));
         let key = site
-            .key(target, &device_name, &driver)
+            .key(target, via, &device_name, &driver)
             .with_context(|| format!("building {} at its base configuration", site.spec.name))?;
         let site_start = Instant::now();
         let deadline = budget.deadline(sites.len() - i);
@@ -331,7 +335,7 @@ fn sites_of(
 }
 
 /// Every configuration of the site's space, built and checked against the target's limits.
-fn enumerate(site: &Site, target: &'static Target) -> Vec<Candidate> {
+fn enumerate(site: &Site, target: &'static Target, via: Via) -> Vec<Candidate> {
     let mut seen: HashMap<String, Config> = HashMap::new();
     site.spec
         .space(&site.base, site.pinned)
@@ -348,7 +352,7 @@ fn enumerate(site: &Site, target: &'static Target) -> Vec<Candidate> {
                 Ok(k) => {
                     let threads = k.block_size.map_or(0, |b| b[0] * b[1] * b[2]);
                     let lds = k.lds_bytes();
-                    let hash = greta_runtime::bundle::content_hash(&k, target);
+                    let hash = greta_runtime::bundle::content_hash(&k, target, via);
                     if threads > target.max_block_threads {
                         c.pruned = Some((
                             Pruned::Threads,
@@ -398,10 +402,11 @@ fn runs_otherwise(
     }
 }
 
-/// Compiles (or takes from the bundle) every kernel, on every core.
+/// Compiles by `via` (or takes from the bundle, built by `via`) every kernel, on every core.
 fn compile_all(
     kernels: &[(KernelKey, Kernel)],
     target: &'static Target,
+    via: Via,
     source: Option<&ObjectSource>,
 ) -> Result<HashMap<KernelKey, Compiled>> {
     let cache;
@@ -409,14 +414,14 @@ fn compile_all(
         Some(s) => s,
         None => {
             // A dry run compiles too: resources decide pruning.
-            greta_codegen::Toolchain::global()
-                .versions()
-                .key_for(target, greta_runtime::cache::VIA)
-                .with_context(|| format!("compiling for {target}"))?;
-            cache = ObjectSource::Cache(greta_runtime::CompileCache::from_env()?);
+            let c = greta_runtime::CompileCache::from_env()?.with_via(via);
+            c.toolchain_key(target)
+                .with_context(|| format!("compiling for {target} via {via}"))?;
+            cache = ObjectSource::Cache(c);
             &cache
         }
     };
+    debug_assert_eq!(source.via(), via);
     let bar = super::super::parallel::bar("compiling", kernels.len());
     let results = super::super::parallel::map(
         kernels,
@@ -684,7 +689,7 @@ fn bundle(
         .filter(|(k, _)| !compiled.contains_key(k))
         .cloned()
         .collect();
-    let more = compile_all(&missing, target, None)?;
+    let more = compile_all(&missing, target, w.via(), None)?;
     for (key, kernel) in &wanted {
         let got = compiled.get(key).or_else(|| more.get(key));
         let (object, resources) =
