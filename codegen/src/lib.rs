@@ -212,7 +212,16 @@ pub fn compile_with(
         Family::Nvptx => {
             let ptx = match via {
                 Via::Hip => tools.hip_to_ptx(&source, &kernel.name, target)?,
-                Via::Llvm => emit_with(tools, kernel, target, via, Format::Ptx)?,
+                // Not through `emit_with`: `target` is already the effective target (sm_90a
+                // for the warpgroup engine), which the kernel was not built for.
+                Via::Llvm => {
+                    let text = llvm::compile(&source, &kernel.name, target, llvm::Emit::Assembly)?;
+                    String::from_utf8(text).map_err(|_| CodegenError::Llvm {
+                        kernel: kernel.name.clone(),
+                        stage: "emit".into(),
+                        message: "the PTX is not UTF-8".into(),
+                    })?
+                }
             };
             let (object, report) = tools.ptx_to_cubin(&ptx, &kernel.name, target)?;
             let mut resources = resources::parse_ptxas(&report, &kernel.name)?;

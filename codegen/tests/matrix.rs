@@ -1,8 +1,9 @@
-//! Matrix statements through the real toolchain: every instruction of both targets compiles to
-//! its matrix instruction (counted in the code object / PTX), fragments from LDS use `ldmatrix`
-//! on sm_90, nothing spills, and more LDS than sm_90's static 48 KiB becomes dynamic LDS.
+//! Matrix statements through the real toolchain, by both lowerings (HIP C++ and LLVM IR): every
+//! instruction of both targets compiles to its matrix instruction (counted in the code object /
+//! PTX), fragments from LDS use `ldmatrix` on sm_90, nothing spills, and more LDS than sm_90's
+//! static 48 KiB becomes dynamic LDS.
 
-use greta_codegen::{compile, emit, Format};
+use greta_codegen::{compile, compile_with, emit, emit_with, Compiled, Format, Toolchain, Via};
 use greta_dsl::ir::Scalar;
 use greta_dsl::prelude::*;
 
@@ -52,30 +53,45 @@ fn build(inst: &MatrixInst, target: &'static Target, pad: u32) -> Kernel {
     .unwrap()
 }
 
-#[test]
-fn every_instruction_compiles_to_its_matrix_instruction() {
+fn compile_via(k: &Kernel, target: &Target, via: Via) -> Compiled {
+    compile_with(Toolchain::global(), k, target, via)
+        .unwrap_or_else(|e| panic!("{} on {target} via {via}: {e}", k.name))
+}
+
+fn check_every_instruction(via: Via) {
     for target in Target::ALL {
         for inst in target.matrix {
             let k = build(inst, target, 64);
-            let c =
-                compile(&k, target).unwrap_or_else(|e| panic!("{} on {target}: {e}", inst.name));
+            let c = compile_via(&k, target, via);
             let r = &c.resources;
-            assert_eq!(r.matrix_instructions, 4, "{} on {target}: {r:?}", inst.name);
-            assert_eq!(r.scratch_bytes.unwrap_or(0), 0, "{}: {r:?}", inst.name);
-            assert_eq!(r.spill_bytes.unwrap_or(0), 0, "{}: {r:?}", inst.name);
+            let what = format!("{} on {target} via {via}: {r:?}", inst.name);
+            assert_eq!(r.matrix_instructions, 4, "{what}");
+            assert_eq!(r.scratch_bytes.unwrap_or(0), 0, "{what}");
+            assert_eq!(r.spill_bytes.unwrap_or(0), 0, "{what}");
+            assert_eq!(r.stack_bytes.unwrap_or(0), 0, "{what}");
             if target.family == greta_dsl::Family::Nvptx {
                 let ptx = c.ptx.as_deref().unwrap();
                 assert!(
                     ptx.contains("ldmatrix.sync.aligned.m8n8.x4.shared.b16"),
                     "{ptx}"
                 );
-                assert!(ptx.contains(inst.name), "{}", inst.name);
+                assert!(ptx.contains(inst.name), "{what}");
             } else {
-                let asm = emit(&k, target, Format::Asm).unwrap();
-                assert!(asm.contains(inst.name), "{}", inst.name);
+                let asm = emit_with(Toolchain::global(), &k, target, via, Format::Asm).unwrap();
+                assert!(asm.contains(inst.name), "{what}");
             }
         }
     }
+}
+
+#[test]
+fn every_instruction_compiles_to_its_matrix_instruction() {
+    check_every_instruction(Via::Hip);
+}
+
+#[test]
+fn every_instruction_compiles_to_its_matrix_instruction_via_llvm() {
+    check_every_instruction(Via::Llvm);
 }
 
 #[test]
@@ -98,6 +114,30 @@ fn lds_over_the_static_limit_is_dynamic_on_sm_90() {
     assert!(emit(&amd, &Target::GFX942, Format::Source)
         .unwrap()
         .contains("__shared__ __attribute__((aligned(16))) f32"));
+}
+
+#[test]
+fn lds_over_the_static_limit_is_dynamic_on_sm_90_via_llvm() {
+    let t = &Target::SM_90;
+    let big = build(&t.matrix[0], t, 16 * 1024);
+    let dynamic = big.dynamic_lds().expect("over 48 KiB");
+    let ir = greta_codegen::emit_source(&big, t, Via::Llvm).unwrap();
+    assert!(
+        ir.contains("@greta_lds_dynamic = external addrspace(3) global [0 x i8]"),
+        "{ir}"
+    );
+    let c = compile_via(&big, t, Via::Llvm);
+    assert_eq!(c.resources.spill_bytes, Some(0));
+    assert_eq!(c.resources.lds_bytes, dynamic.bytes, "{:?}", c.resources);
+    let ptx = c.ptx.as_deref().unwrap();
+    assert!(ptx.contains(".extern .shared"), "{ptx}");
+    assert_eq!(c.resources.matrix_instructions, 4);
+    // Under the limit, the arrays are static LDS globals.
+    let small = build(&t.matrix[0], t, 10 * 1024);
+    let ir = greta_codegen::emit_source(&small, t, Via::Llvm).unwrap();
+    assert!(!ir.contains("greta_lds_dynamic"));
+    let c = compile_via(&small, t, Via::Llvm);
+    assert_eq!(c.resources.lds_bytes, small.shared_bytes());
 }
 
 #[test]
@@ -141,12 +181,11 @@ fn wg_tile(x: &[f16], w: &[f16], d: &mut [f32], #[comptime] n: u32) {
     }
 }
 
-#[test]
-fn the_warpgroup_engine_compiles_for_sm_90a() {
+fn check_warpgroup_engine(via: Via) {
     let t = &Target::SM_90;
     for n in [64, 256] {
         let k = wg_tile(t, n).unwrap();
-        let c = compile(&k, t).unwrap_or_else(|e| panic!("n={n}: {e}"));
+        let c = compile_via(&k, t, via);
         let ptx = c.ptx.as_deref().unwrap();
         assert!(
             ptx.contains(".target sm_90a"),
@@ -156,11 +195,30 @@ fn the_warpgroup_engine_compiles_for_sm_90a() {
             "wgmma.mma_async.sync.aligned.m64n{n}k16.f32.f16.f16"
         )));
         assert!(ptx.contains("cp.async.cg.shared.global"));
+        assert!(ptx.contains("cp.async.commit_group"));
+        assert!(ptx.contains("cp.async.wait_group 0"));
         assert!(ptx.contains("fence.proxy.async.shared::cta"));
+        assert!(ptx.contains("wgmma.fence.sync.aligned"));
+        assert!(ptx.contains("wgmma.commit_group.sync.aligned"));
+        assert!(ptx.contains("wgmma.wait_group.sync.aligned 0"));
         assert_eq!(c.resources.matrix_instructions, 4, "{:?}", c.resources);
         assert_eq!(c.resources.spill_bytes, Some(0), "{:?}", c.resources);
         assert_eq!(c.resources.stack_bytes.unwrap_or(0), 0, "{:?}", c.resources);
     }
     // Asynchronous copies are ordinary copies on gfx942, which compiles the copy loop.
     assert!(wg_tile(&Target::GFX942, 64).is_err());
+}
+
+#[test]
+fn the_warpgroup_engine_compiles_for_sm_90a() {
+    check_warpgroup_engine(Via::Hip);
+}
+
+#[test]
+fn the_warpgroup_engine_compiles_for_sm_90a_via_llvm() {
+    check_warpgroup_engine(Via::Llvm);
+    // The effective target's CPU reaches the module and the target machine.
+    let k = wg_tile(&Target::SM_90, 64).unwrap();
+    let ir = greta_codegen::emit_source(&k, &Target::SM_90, Via::Llvm).unwrap();
+    assert!(ir.contains("\"target-cpu\"=\"sm_90a\""), "{ir}");
 }

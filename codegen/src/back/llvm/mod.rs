@@ -306,7 +306,15 @@ impl<'k> Writer<'k> {
             if a.len == 0 {
                 return self.err(format!("shared array `{}` has length 0", a.name));
             }
-            let name = format!("@{}.{}", k.name, sanitize(&a.name));
+            // Two LDS arrays may share a name (helpers each declaring their `partial`):
+            // globals need distinct ones.
+            let stem = format!("@{}.{}", k.name, sanitize(&a.name));
+            let mut name = stem.clone();
+            let mut n = 0;
+            while self.shared.contains(&name) {
+                n += 1;
+                name = format!("{stem}.{n}");
+            }
             match &dynamic {
                 Some(d) => {
                     let p = self.fresh(&a.name);
