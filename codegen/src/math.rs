@@ -18,6 +18,10 @@
 //!   non-finite k never overflows an int), then the Cephes minimax polynomials on [−π/4, π/4].
 //!   Absolute error about 1e-7 for |x| ≤ 1e5.
 
+// The constants are the C++ source's decimal strings, kept digit for digit (they round to the
+// same f32s; the digits say where each comes from).
+#![allow(clippy::excessive_precision)]
+
 use std::fmt::Write;
 
 /// A value of a program: the index of the operation that made it.

@@ -4,7 +4,7 @@
 mod common;
 
 use common::kernels;
-use common::{compile, compile_via, emit};
+use common::{compile_via, emit};
 use greta_codegen::{Format, Via};
 use greta_dsl::ir::{Kernel, Scalar};
 use greta_dsl::Target;

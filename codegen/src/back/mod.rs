@@ -4,5 +4,6 @@
 //!
 //! [`KernelInfo`]: greta_dsl::valid::KernelInfo
 
+pub mod fragment;
 pub mod hip;
 pub mod llvm;

@@ -20,74 +20,12 @@
 
 use greta_dsl::ir::{
     ExprId, FragPlace, FragRef, LocalId, Memory, MmaShape, Operand, Scalar, SyncOp, Type,
-    FRAGMENT_ALIGN,
 };
 use greta_dsl::target::{Coord, FragLayout, MatrixInst};
-use greta_dsl::{Family as GpuFamily, Target};
+use greta_dsl::Family as GpuFamily;
 
 use super::{llvm_scalar, llvm_type, Val, Writer, R};
-
-/// How `ldmatrix` loads a fragment: `count` 8×8 matrices; lane `l` gives the address of row
-/// `l % 8` of matrix `l / 8`, whose top-left is at tile offset `(8·row_block, 8·col_block)`
-/// with `(row_block, col_block) = origin(l / 8)`. Lane `t` then receives, from each matrix
-/// `j`, the two elements `(t / 4, 2·(t % 4) + {0, 1})` as register `j` — fragment elements
-/// `2j` and `2j + 1` — or, with `trans`, the two elements `(2·(t % 4) + {0, 1}, t / 4)`.
-/// (The HIP backend's plan, which its test checks against the layouts; repeated here, and
-/// checked the same way below.)
-#[derive(Clone, Copy, Debug)]
-pub struct Ldmatrix {
-    pub count: u32,
-    pub origin: fn(u32) -> (u32, u32),
-    pub trans: bool,
-}
-
-/// The `ldmatrix` plan for a fragment load, where one applies: sm_90's m16n8k16 layouts, an A
-/// fragment as stored, a B fragment stored transposed or as stored (through `.trans`), 16-bit
-/// elements in LDS, with 8-element row segments kept contiguous by the tile's swizzle.
-pub fn ldmatrix(
-    target: &Target,
-    inst: &MatrixInst,
-    operand: Operand,
-    place: &FragPlace,
-    elem: Scalar,
-) -> Option<Ldmatrix> {
-    let swizzle = place.tile.swizzle;
-    let eligible = target.family == GpuFamily::Nvptx
-        && inst.shape == MmaShape::new(16, 8, 16)
-        && matches!(place.tile.mem, Memory::Shared(_))
-        && elem.size_bytes() == 2
-        && (swizzle.is_none() || swizzle.chunk.is_multiple_of(8));
-    if !eligible {
-        return None;
-    }
-    match (operand, place.transposed) {
-        (Operand::A, false) => Some(Ldmatrix {
-            count: 4,
-            origin: |j| (j % 2, j / 2),
-            trans: false,
-        }),
-        (Operand::B, true) => Some(Ldmatrix {
-            count: 2,
-            origin: |j| (0, j % 2),
-            trans: false,
-        }),
-        (Operand::B, false) => Some(Ldmatrix {
-            count: 2,
-            origin: |j| (j % 2, 0),
-            trans: true,
-        }),
-        _ => None,
-    }
-}
-
-/// The largest power of two dividing every lane term of `c` (1 if a term has factor 1).
-fn lane_alignment(c: &Coord) -> u32 {
-    c.lane
-        .iter()
-        .map(|t| 1 << t.mul.trailing_zeros().min(3))
-        .min()
-        .unwrap_or(8)
-}
+use crate::back::fragment::{ldmatrix, runs, Ldmatrix};
 
 /// The PTX name of a 16-bit multiplicand type.
 fn ptx_type(s: Scalar) -> &'static str {
@@ -578,46 +516,12 @@ impl Writer<'_> {
         let lr = self.lane_part(&layout.row, lane);
         let lc = self.lane_part(&layout.col, lane);
         // Memory row and column of operand element (r, c): transposed tiles swap them.
-        let (mrow, mcol, lr, lc) = if place.transposed {
-            (&layout.col, &layout.row, lc, lr)
-        } else {
-            (&layout.row, &layout.col, lr, lc)
-        };
-        // The lane's first row and column, to which the elements add constants.
+        let (lr, lc) = if place.transposed { (lc, lr) } else { (lr, lc) };
+        // The lane's first row and column, to which the runs add constants.
         let r0 = self.int_op("add", row, &lr.text);
         let c0 = self.int_op("add", col, &lc.text);
-        let col_align = lane_alignment(mcol).min(FRAGMENT_ALIGN);
-        // Runs never cross a swizzle chunk (an unswizzled tile has no chunks).
-        let chunk = if place.tile.swizzle.is_none() {
-            1 << 16
-        } else {
-            place.tile.swizzle.chunk
-        };
-        let max_vec = (16 / elem.size_bytes()).min(8);
-        let mut i = 0;
-        while i < layout.len {
-            let (er, ec) = (mrow.elem_part(i), mcol.elem_part(i));
-            // The longest run from i: same memory row, consecutive memory columns.
-            let mut run = 1;
-            while i + run < layout.len
-                && mrow.elem_part(i + run) == er
-                && mcol.elem_part(i + run) == ec + run
-            {
-                run += 1;
-            }
-            let mut lanes = 1;
-            for l in [8u32, 4, 2] {
-                if l <= run
-                    && l <= max_vec
-                    && col_align.is_multiple_of(l)
-                    && ec.is_multiple_of(l)
-                    && chunk.is_multiple_of(l)
-                    && elem != Scalar::Bool
-                {
-                    lanes = l;
-                    break;
-                }
-            }
+        for run in runs(layout, place, elem) {
+            let (i, er, ec, lanes) = (run.elem, run.row, run.col, run.lanes);
             let r = self.int_op("add", &r0, &er.to_string());
             let c = self.int_op("add", &c0, &ec.to_string());
             let idx = self.tile_index(place, tile, &r, &c);
@@ -657,7 +561,6 @@ impl Writer<'_> {
                     self.local_store(frag.local, o + k, &e)?;
                 }
             }
-            i += lanes;
         }
         Ok(())
     }
@@ -894,57 +797,6 @@ impl Writer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use greta_dsl::ir::{SharedId, Swizzle, TileRef};
-
-    fn place(transposed: bool) -> FragPlace {
-        FragPlace {
-            tile: TileRef {
-                mem: Memory::Shared(SharedId(0)),
-                base: ExprId(0),
-                stride: ExprId(0),
-                swizzle: Swizzle::NONE,
-            },
-            row: ExprId(0),
-            col: ExprId(0),
-            transposed,
-        }
-    }
-
-    /// `ldmatrix` semantics (PTX ISA, "warp-level matrix load"), composed with the plan's
-    /// addresses, put in every lane's every fragment element the tile element the layout says.
-    #[test]
-    fn ldmatrix_plans_follow_the_layouts() {
-        let t = &Target::SM_90;
-        for inst in t.matrix {
-            for (operand, transposed) in
-                [(Operand::A, false), (Operand::B, true), (Operand::B, false)]
-            {
-                let p = place(transposed);
-                let plan = ldmatrix(t, inst, operand, &p, inst.ab).expect("eligible");
-                let layout = inst.layout(operand);
-                assert_eq!(plan.count * 2, layout.len);
-                for lane in 0..32 {
-                    for j in 0..plan.count {
-                        for h in 0..2 {
-                            let (addr_lane, col) = if plan.trans {
-                                (8 * j + 2 * (lane % 4) + h, lane / 4)
-                            } else {
-                                (8 * j + lane / 4, 2 * (lane % 4) + h)
-                            };
-                            let (rb, cb) = (plan.origin)(addr_lane / 8);
-                            let mem = (8 * rb + addr_lane % 8, 8 * cb + col);
-                            let (r, c) = layout.coord(lane, 2 * j + h);
-                            let want = if transposed { (c, r) } else { (r, c) };
-                            assert_eq!(mem, want, "{} {operand:?} lane {lane}", inst.name);
-                        }
-                    }
-                }
-            }
-            assert!(ldmatrix(t, inst, Operand::A, &place(true), inst.ab).is_none());
-        }
-        let amd = &Target::GFX942;
-        assert!(ldmatrix(amd, &amd.matrix[0], Operand::A, &place(false), Scalar::F16).is_none());
-    }
 
     #[test]
     fn descriptor_bits_are_the_hip_preludes() {

@@ -1153,7 +1153,11 @@ impl<'k> Writer<'k> {
                     let l = w.f32_call(f, &[&x]);
                     w.assign(
                         "log",
-                        format!("fmul float {}, {}", l.text, f32_literal(0.693_147_18)),
+                        format!(
+                            "fmul float {}, {}",
+                            l.text,
+                            f32_literal(std::f32::consts::LN_2)
+                        ),
                         Self::f32t(),
                     )
                 })
