@@ -36,6 +36,7 @@ pub fn data_layout(target: &Target) -> Result<String, CodegenError> {
 
 /// The target features LLVM needs beyond the CPU: `+ptx80` (the PTX ISA that has sm_90 and the
 /// warpgroup instructions; clang without a CUDA install assumes an older one).
+#[cfg_attr(not(feature = "llvm"), allow(dead_code))]
 fn features(target: &Target) -> &'static str {
     match target.family {
         Family::Amdgcn => "",
