@@ -71,6 +71,21 @@ pub fn lane_alignment(c: &Coord) -> u32 {
         .unwrap_or(8)
 }
 
+/// The instruction a matrix statement uses for a fragment of `elem` as `operand`: the
+/// accumulator's by shape alone (it is f32 whatever the multiplicands are), A's and B's by shape
+/// and element type.
+pub fn matrix_inst(
+    target: &Target,
+    shape: MmaShape,
+    operand: Operand,
+    elem: Scalar,
+) -> Option<&'static MatrixInst> {
+    match operand {
+        Operand::Acc => target.matrix.iter().find(|i| i.shape == shape),
+        _ => target.mma(shape, elem),
+    }
+}
+
 /// One access of a fragment's generic load or store: fragment elements `elem .. elem + lanes`
 /// of a lane are tile element `(row, col)` onward of its first (row, column) — `row`/`col` in
 /// memory order (swapped for a transposed place) — contiguous, aligned, one vector access.

@@ -169,14 +169,12 @@ impl Emitter<'_> {
         operand: Operand,
     ) -> R<&'static MatrixInst> {
         let elem = self.mem_elem(Memory::Local(frag.local))?;
-        let t = self.target;
-        let found = match operand {
-            Operand::Acc => t.matrix.iter().find(|i| i.shape == shape),
-            _ => t.mma(shape, elem),
-        };
-        match found {
+        match crate::back::fragment::matrix_inst(self.target, shape, operand, elem) {
             Some(i) => Ok(i),
-            None => self.err(format!("{} has no {shape} instruction for {elem}", t.name)),
+            None => self.err(format!(
+                "{} has no {shape} instruction for {elem}",
+                self.target.name
+            )),
         }
     }
 
