@@ -33,7 +33,9 @@ enum Command {
     /// Run every kernel on a backend (a GPU by default) against its reference; non-zero exit
     /// on any mismatch.
     Check(cmd::check::Args),
-    /// Benchmarks: `greta bench kernels` times every kernel against the memory-bandwidth floor.
+    /// Benchmarks: `greta bench -m model.gguf -p 512 -n 128` measures a model's prompt and
+    /// generation tokens/s as llama-bench does; `greta bench kernels` times every kernel against
+    /// the memory-bandwidth floor.
     Bench(cmd::bench::Args),
     /// Compile every kernel for one target (through the compile cache) into a code-object
     /// bundle that a GPU machine without a compiler can load.

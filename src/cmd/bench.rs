@@ -1,10 +1,16 @@
-//! `greta bench kernels`: per kernel at its benchmark shape (or `--shape`s), the median time of
-//! many launches after warm-up (device events around each launch), the time per launch of the
-//! same launches back to back between one pair of events (`b2b`: what a stream of kernels sees,
-//! where a launch overlaps the tail of the one before), the achieved bandwidth and its fraction
-//! of the floor — the device-to-device copy bandwidth this command measures itself, counting
-//! bytes read and written — and, for kernels that count their flops, TFLOP/s. Inputs rotate over enough copies to exceed
-//! the L2 cache, so no launch finds its data in cache from the previous one.
+//! `greta bench`: benchmarks.
+//!
+//! - `greta bench -m MODEL.gguf [-p 512] [-n 128] [-d 0] ...`: llama-bench's model benchmark —
+//!   prompt processing and generation speed in tokens/s ([`model`]). Like llama-bench it takes
+//!   no subcommand word, so llama-bench command lines carry over.
+//! - `greta bench kernels`: per kernel at its benchmark shape (or `--shape`s), the median time of
+//!   many launches after warm-up (device events around each launch), the time per launch of the
+//!   same launches back to back between one pair of events (`b2b`: what a stream of kernels sees,
+//!   where a launch overlaps the tail of the one before), the achieved bandwidth and its fraction
+//!   of the floor — the device-to-device copy bandwidth this command measures itself, counting
+//!   bytes read and written — and, for kernels that count their flops, TFLOP/s. Inputs rotate
+//!   over enough copies to exceed the L2 cache, so no launch finds its data in cache from the
+//!   previous one.
 
 use super::device;
 use anyhow::{bail, Result};
@@ -12,10 +18,17 @@ use greta_dsl::ir::Scalar;
 use greta_kernels::{Inputs, KernelSpec};
 use greta_runtime::Backend;
 
+mod model;
+
+/// `greta bench kernels ...` or, with no subcommand, `greta bench -m MODEL ...` (a flag before
+/// any subcommand word means the model benchmark; `-m` is then required).
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
     #[command(subcommand)]
-    what: What,
+    what: Option<What>,
+    #[command(flatten)]
+    model: model::Args,
 }
 
 #[derive(clap::Subcommand)]
@@ -51,7 +64,8 @@ struct KernelArgs {
 
 pub fn run(args: Args) -> Result<()> {
     match args.what {
-        What::Kernels(a) => kernels(a),
+        Some(What::Kernels(a)) => kernels(a),
+        None => model::run(args.model),
     }
 }
 

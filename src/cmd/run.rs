@@ -7,6 +7,7 @@
 //! sequence with its own sampler of the same settings — so each text is the one it would get
 //! alone. Their texts are printed at the end, each labelled `[i]` (from 1, in prompt order).
 
+use super::device::Objects;
 use super::out;
 use anyhow::{bail, Context, Result};
 use greta_model::generate::{generate, generate_batch, Stats};
@@ -15,8 +16,9 @@ use greta_model::llama::profile::{Phase, ProfileRow};
 use greta_model::llama::{Model, ModelOptions, TraceOptions};
 use greta_model::sampler::{Sampler, SamplerConfig};
 use greta_model::tokenizer::{Decoder, Tokenizer};
+use greta_runtime::Backend;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -131,15 +133,11 @@ pub fn run(args: Args) -> Result<()> {
     let trace = TraceOptions::from_env()?;
     let tuning = super::tune::db_for(args.source.via())?;
     let backend_name = format!("{} ({})", backend.kind(), backend.device_name());
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")
-            .expect("a valid template"),
-    );
-    let objects_fn = |k: &greta_dsl::ir::Kernel| objects(k).map_err(|e| format!("{e:#}"));
-    let mut model = Model::load(
+    let mut model = load_model(
         &file,
+        &args.model,
         backend,
-        &objects_fn,
+        &*objects,
         &ModelOptions {
             context: ctx,
             activations,
@@ -148,13 +146,7 @@ pub fn run(args: Args) -> Result<()> {
             trace,
             tuning,
         },
-        &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    )
-    .with_context(|| format!("loading {}", args.model.display()))?;
-    bar.finish_and_clear();
+    )?;
     if args.profile {
         model.enable_profile();
     }
@@ -226,6 +218,29 @@ pub fn run(args: Args) -> Result<()> {
     }
     finish_trace(&mut model)?;
     print_summary(&backend_name, load_ms, &stats, &model)
+}
+
+/// Loads `file` (read from `path`) onto `backend` with a progress bar on stderr (hidden when
+/// stderr is not a terminal). One definition for `greta run` and `greta bench -m`.
+pub(super) fn load_model(
+    file: &GgufFile,
+    path: &Path,
+    backend: Box<dyn Backend>,
+    objects: &Objects<'_>,
+    options: &ModelOptions,
+) -> Result<Model> {
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")
+            .expect("a valid template"),
+    );
+    let objects_fn = |k: &greta_dsl::ir::Kernel| objects(k).map_err(|e| format!("{e:#}"));
+    let model = Model::load(file, backend, &objects_fn, options, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .with_context(|| format!("loading {}", path.display()))?;
+    bar.finish_and_clear();
+    Ok(model)
 }
 
 /// Puts the logits dump (`GRETA_DUMP_LOGITS`) in place and says where, on stderr.
