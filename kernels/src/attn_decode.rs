@@ -25,7 +25,11 @@
 //! `attn_decode` arguments, in order: `q: &[f32]` `[T, H, D]`, `k_cache: &[T]`, `v_cache: &[T]`
 //! (`[≥ start + T, Hkv, D]`), `part: &mut [f32]` (at least `T·H·splits·(D + 2)`), `tokens: u32`,
 //! `heads: u32`, `kv_heads: u32`, `head_dim: u32` (at most `max_head_dim`, a multiple of `vec`),
-//! `start: u32`, `chunk: u32`, `splits: u32`, `scale_log2: f32` (`log2(e) / √D`); `qheads`
+//! `start: &[u32]` (one element: the first token's position, in device memory so that a decode
+//! step's launch is the same at every position and one captured graph serves them all),
+//! `chunk: u32`, `splits: u32`, `scale_log2: f32` (`log2(e) / √D`); `chunk · splits` may exceed
+//! the keys (stretches past a row's end are empty: how a graph captured for a range of depths
+//! runs the shallower ones); `qheads`
 //! must divide `heads / kv_heads`. Launch with [`launch`] after [`fit`]ting the configuration
 //! to the model. `attn_combine` (its `dtype` is the output's): `part: &[f32]`, `out: &mut [O]`
 //! `[T, H, D]`, `head_dim: u32`, `splits: u32`; launch with [`launch_combine`]. [`splits_for`]
@@ -82,7 +86,7 @@ pub fn attn_decode<T: Float, const V: usize>(
     heads: u32,
     kv_heads: u32,
     head_dim: u32,
-    start: u32,
+    start: &[u32],
     chunk: u32,
     splits: u32,
     scale_log2: f32,
@@ -110,7 +114,7 @@ pub fn attn_decode<T: Float, const V: usize>(
     let w = thread_idx().x / wave;
     let group = lane / kl.lanes;
     let sub = lane % kl.lanes;
-    let end = min(split * chunk + chunk, start + t + 1u32);
+    let end = min(split * chunk + chunk, start[0u32] + t + 1u32);
     let stride = kv_heads * head_dim;
     let head = h0 / (heads / kv_heads) * head_dim;
     // The lane's query elements for each of the block's heads, and each head's running state.
@@ -443,14 +447,26 @@ pub fn reference_combine(part: &[f64], rows: usize, head_dim: usize, splits: usi
     out
 }
 
-/// A shape `tokens,heads,kv_heads,head_dim,start[,splits]` (splits by default from
-/// [`splits_for`] on the target).
-fn parse(shape: &[u32]) -> Result<(Shape, Option<u32>), ProblemError> {
-    let (dims, splits) = match shape {
-        [dims @ .., s] if shape.len() == 6 && *s > 0 => (dims, Some(*s)),
+/// A shape `tokens,heads,kv_heads,head_dim,start[,splits[,chunk]]` (splits by default from
+/// [`splits_for`] on the target; the chunk by default the fewest keys that cover the rows in
+/// `splits` stretches, larger to leave trailing stretches empty).
+fn parse(shape: &[u32]) -> Result<(Shape, Option<(u32, Option<u32>)>), ProblemError> {
+    let (dims, split) = match shape {
+        [dims @ .., s] if shape.len() == 6 && *s > 0 => (dims, Some((*s, None))),
+        [dims @ .., s, c] if shape.len() == 7 && *s > 0 && *c > 0 => (dims, Some((*s, Some(*c)))),
         _ => (shape, None),
     };
-    Ok((Shape::parse("attn_decode", dims, SPEC.shape)?, splits))
+    let s = Shape::parse("attn_decode", dims, SPEC.shape)?;
+    if let Some((splits, Some(chunk))) = split {
+        if (chunk as u64) * (splits as u64) < s.keys(s.tokens - 1) as u64 {
+            return Err(ProblemError::Shape {
+                kernel: "attn_decode",
+                shape: shape.to_vec(),
+                expected: "chunk · splits covering the keys",
+            });
+        }
+    }
+    Ok((s, split))
 }
 
 /// `cfg` with `max_head_dim` raised to hold `head_dim` where needed.
@@ -475,7 +491,8 @@ fn problem(
     let rows = (s.tokens * s.heads) as u32;
     let blocks = blocks_per_split(cfg, s.tokens as u32, s.heads as u32);
     let (chunk, splits) = match splits {
-        Some(n) => (keys.div_ceil(n), n),
+        Some((n, Some(chunk))) => (chunk, n),
+        Some((n, None)) => (keys.div_ceil(n), n),
         None => splits_for(keys, blocks, target, MIN_CHUNK),
     };
     let width = s.head_dim + 2;
@@ -500,7 +517,7 @@ fn problem(
             u(s.heads),
             u(s.kv_heads),
             u(s.head_dim),
-            u(s.start),
+            ProblemArg::Buffer(Buffer::U32(vec![s.start as u32])),
             u(chunk as usize),
             u(splits as usize),
             ProblemArg::Value(Const::F32(scale * LOG2_E)),
@@ -599,8 +616,10 @@ pub static SPEC: KernelSpec = KernelSpec {
     name: "attn_decode",
     summary: "split-K decode attention: each block one stretch of the KV cache, online softmax, partials out",
     params: &[KV_DTYPE, MAX_HEAD_DIM, WARPS, UNROLL, VEC, QHEADS],
-    shape: "tokens,heads,kv_heads,head_dim,start[,splits]",
+    shape: "tokens,heads,kv_heads,head_dim,start[,splits[,chunk]]",
     test_shapes: &[
+        // Trailing stretches empty (as a decode graph's shallower steps run).
+        &[1, 8, 2, 16, 40, 8, 16],
         &[1, 1, 1, 1, 0],
         &[1, 8, 4, 8, 5],
         &[1, 4, 1, 7, 172],

@@ -35,6 +35,7 @@ pub mod matmul;
 pub mod matmul_q8;
 pub mod rmsnorm;
 pub mod rope;
+pub mod rope_cache;
 pub mod silu_mul;
 pub mod softmax;
 
@@ -139,6 +140,7 @@ pub fn all() -> &'static [&'static KernelSpec] {
     static ALL: &[&KernelSpec] = &[
         &rmsnorm::SPEC,
         &rope::SPEC,
+        &rope_cache::SPEC,
         &silu_mul::SPEC,
         &add::SPEC,
         &embedding::SPEC,

@@ -17,17 +17,18 @@ use greta_dsl::ir::{ConfigValue, Const, Kernel};
 use greta_dsl::prelude::*;
 use greta_dsl::Target;
 
-/// Rotates the `V` pairs held by vectors `lo` (loaded from element `lo_at`) and `hi` (from
-/// `hi_at`) of a head row, given the cosines and sines of those pairs' angles, and stores them. NeoX layout: `lo` holds the
-/// pairs' first elements, `hi` their partners `rot_dims / 2` further on. GGUF layout: each vector
-/// holds `V / 2` whole adjacent pairs (deinterleaved into even and odd lanes); for `V = 1`, `lo`
-/// and `hi` are the two elements of one pair.
+/// Rotates the `V` pairs held by vectors `lo` and `hi` of a head row (as f32), given the
+/// cosines and sines of those pairs' angles, and stores them into `y` at elements `lo_at` and
+/// `hi_at`. NeoX layout: `lo` holds the pairs' first elements, `hi` their partners
+/// `rot_dims / 2` further on. GGUF layout: each vector holds `V / 2` whole adjacent pairs
+/// (deinterleaved into even and odd lanes); for `V = 1`, `lo` and `hi` are the two elements of
+/// one pair.
 #[device]
 #[allow(clippy::too_many_arguments)]
 fn rotate<T: Float, const V: usize>(
     y: Global<T, ReadWrite>,
-    lo: Val<Vector<T, V>>,
-    hi: Val<Vector<T, V>>,
+    lo: Val<Vector<f32, V>>,
+    hi: Val<Vector<f32, V>>,
     lo_at: Val<u32>,
     hi_at: Val<u32>,
     c: Val<Vector<f32, V>>,
@@ -36,8 +37,6 @@ fn rotate<T: Float, const V: usize>(
 ) {
     #[comptime]
     let v = V as u32;
-    let lo = lo.to_f32();
-    let hi = hi.to_f32();
     if neox || v == 1u32 {
         vstore::<V, _>(&y, lo_at, (lo * c - hi * s).cast::<T>());
         vstore::<V, _>(&y, hi_at, (lo * s + hi * c).cast::<T>());
@@ -92,14 +91,112 @@ fn rotate<T: Float, const V: usize>(
     }
 }
 
-/// Each thread handles `V` pairs in `heads_per_thread` heads of one token: the heads of a token
-/// share their angles, so the cosines and sines (an accurate sin/cos is a few dozen instructions)
-/// are computed once and reused across those heads. A thread's two vectors are `R` vectors
-/// apart (`R` = rotated vectors per row / 2), so that each load instruction of a wave reads one
-/// contiguous span: thread `g` takes vectors `g` and `g + R`. Pairs past `rot_dims` are copied the
-/// same way. The host fits `V` and `heads_per_thread` to the shape ([`fit`]); a launch that
-/// breaks the fit writes nothing — the checks report that — rather than touching memory out of
-/// bounds.
+/// One thread's RoPE: the `V` pairs of group `g` (and, past `rot_dims`, the copied vectors)
+/// of `heads_per_thread` consecutive head rows of one token at position `pos`, read from rows
+/// `x_row..` of `x` and written, in `y`'s type, to rows `y_row..` of `y` (rows of `head_dim`).
+/// The heads share their angles, so the cosines and sines (an accurate sin/cos is a few dozen
+/// instructions) are computed once for all of them. A thread's two vectors are `R` vectors
+/// apart (`R` = rotated vectors per row / 2), so that each load instruction of a wave reads
+/// one contiguous span: thread `g` takes vectors `g` and `g + R`. [`rope`] and
+/// [`crate::rope_cache`] are this over their own rows.
+#[device]
+#[allow(clippy::too_many_arguments)]
+pub fn rope_rows<X: Float, Y: Float, const V: usize>(
+    x: Global<X, Read>,
+    y: Global<Y, ReadWrite>,
+    x_row: Val<u32>,
+    y_row: Val<u32>,
+    g: Val<u32>,
+    position: Val<u32>,
+    head_dim: Val<u32>,
+    rot_dims: Val<u32>,
+    freq_base: Val<f32>,
+    #[comptime] neox: bool,
+    #[comptime] heads_per_thread: u32,
+) {
+    #[comptime]
+    let v = V as u32;
+    // Thread g < R rotates vectors g and g + R of the row's rotated part.
+    let r = rot_dims / (2u32 * v);
+    if g < r {
+        // Offsets of the two vectors within a row.
+        let mut lo_at = g * v;
+        let mut hi_at = lo_at + rot_dims / 2u32;
+        if !neox {
+            if v == 1u32 {
+                lo_at = 2u32 * g;
+                hi_at = lo_at + 1u32;
+            } else {
+                hi_at = (g + r) * v;
+            }
+        }
+        // Every load first, so they are all in flight while the angles are computed.
+        #[comptime]
+        let mut los = Vec::new();
+        #[comptime]
+        let mut his = Vec::new();
+        for h in 0..heads_per_thread {
+            let row = (x_row + h) * head_dim;
+            let lo = vload::<V, _>(&x, row + lo_at);
+            let hi = vload::<V, _>(&x, row + hi_at);
+            los.push(lo);
+            his.push(hi);
+        }
+        let pos = position.to_f32();
+        // θ_i = pos · base^(-2i / rot_dims) = pos · 2^(i · scale)
+        let scale = -2.0f32 / rot_dims.to_f32() * log2(freq_base);
+        #[comptime]
+        let mut cos_lanes = [pos; V];
+        #[comptime]
+        let mut sin_lanes = [pos; V];
+        for j in 0..v {
+            // The pair lane j of this thread rotates.
+            let mut pair = g * v + j;
+            if !neox {
+                if v == 1u32 {
+                    pair = g;
+                } else if 2u32 * j < v {
+                    pair = g * (v / 2u32) + j;
+                } else {
+                    pair = (g + r) * (v / 2u32) + j - v / 2u32;
+                }
+            }
+            let theta = pos * exp2(pair.to_f32() * scale);
+            cos_lanes[j as usize] = cos(theta);
+            sin_lanes[j as usize] = sin(theta);
+        }
+        let c = Val::<Vector<f32, V>>::from_lanes(cos_lanes);
+        let s = Val::<Vector<f32, V>>::from_lanes(sin_lanes);
+        for h in 0..heads_per_thread {
+            let row = (y_row + h) * head_dim;
+            rotate::<Y, V>(
+                y,
+                los[h as usize].to_f32(),
+                his[h as usize].to_f32(),
+                row + lo_at,
+                row + hi_at,
+                c,
+                s,
+                neox,
+            );
+        }
+    } else {
+        // Past the rotated dimensions both layouts copy, two vectors `copy_r` apart.
+        let copy_r = (head_dim - rot_dims) / (2u32 * v);
+        let q = g - r;
+        for h in 0..heads_per_thread {
+            let i0 = rot_dims + q * v;
+            let i1 = i0 + copy_r * v;
+            let (xr, yr) = ((x_row + h) * head_dim, (y_row + h) * head_dim);
+            vstore::<V, _>(&y, yr + i0, vload::<V, _>(&x, xr + i0).to_f32().cast::<Y>());
+            vstore::<V, _>(&y, yr + i1, vload::<V, _>(&x, xr + i1).to_f32().cast::<Y>());
+        }
+    }
+}
+
+/// Each thread handles `V` pairs in `heads_per_thread` heads of one token ([`rope_rows`]). The
+/// host fits `V` and `heads_per_thread` to the shape ([`fit`]); a launch that breaks the fit
+/// writes nothing — the checks report that — rather than touching memory out of bounds.
 #[kernel]
 pub fn rope<T: Float, const V: usize>(
     x: &[T],
@@ -128,81 +225,19 @@ pub fn rope<T: Float, const V: usize>(
         let chunk = item / groups;
         let token = chunk / head_chunks;
         let first_row = token * heads + (chunk % head_chunks) * heads_per_thread;
-        // Thread g < R rotates vectors g and g + R of the row's rotated part.
-        let r = rot_dims / (2u32 * v);
-        if g < r {
-            // Offsets of the two vectors within a row.
-            let mut lo_at = g * v;
-            let mut hi_at = lo_at + rot_dims / 2u32;
-            if !neox {
-                if v == 1u32 {
-                    lo_at = 2u32 * g;
-                    hi_at = lo_at + 1u32;
-                } else {
-                    hi_at = (g + r) * v;
-                }
-            }
-            // Every load first, so they are all in flight while the angles are computed.
-            #[comptime]
-            let mut los = Vec::new();
-            #[comptime]
-            let mut his = Vec::new();
-            for h in 0..heads_per_thread {
-                let row = (first_row + h) * head_dim;
-                let lo = vload::<V, _>(&x, row + lo_at);
-                let hi = vload::<V, _>(&x, row + hi_at);
-                los.push(lo);
-                his.push(hi);
-            }
-            let pos = (token + pos_offset).to_f32();
-            // θ_i = pos · base^(-2i / rot_dims) = pos · 2^(i · scale)
-            let scale = -2.0f32 / rot_dims.to_f32() * log2(freq_base);
-            #[comptime]
-            let mut cos_lanes = [pos; V];
-            #[comptime]
-            let mut sin_lanes = [pos; V];
-            for j in 0..v {
-                // The pair lane j of this thread rotates.
-                let mut pair = g * v + j;
-                if !neox {
-                    if v == 1u32 {
-                        pair = g;
-                    } else if 2u32 * j < v {
-                        pair = g * (v / 2u32) + j;
-                    } else {
-                        pair = (g + r) * (v / 2u32) + j - v / 2u32;
-                    }
-                }
-                let theta = pos * exp2(pair.to_f32() * scale);
-                cos_lanes[j as usize] = cos(theta);
-                sin_lanes[j as usize] = sin(theta);
-            }
-            let c = Val::<Vector<f32, V>>::from_lanes(cos_lanes);
-            let s = Val::<Vector<f32, V>>::from_lanes(sin_lanes);
-            for h in 0..heads_per_thread {
-                let row = (first_row + h) * head_dim;
-                rotate::<T, V>(
-                    y,
-                    los[h as usize],
-                    his[h as usize],
-                    row + lo_at,
-                    row + hi_at,
-                    c,
-                    s,
-                    neox,
-                );
-            }
-        } else {
-            // Past the rotated dimensions both layouts copy, two vectors `copy_r` apart.
-            let copy_r = (head_dim - rot_dims) / (2u32 * v);
-            let q = g - r;
-            for h in 0..heads_per_thread {
-                let i0 = (first_row + h) * head_dim + rot_dims + q * v;
-                let i1 = i0 + copy_r * v;
-                vstore::<V, _>(&y, i0, vload::<V, _>(&x, i0));
-                vstore::<V, _>(&y, i1, vload::<V, _>(&x, i1));
-            }
-        }
+        rope_rows::<T, T, V>(
+            x,
+            y,
+            first_row,
+            first_row,
+            g,
+            token + pos_offset,
+            head_dim,
+            rot_dims,
+            freq_base,
+            neox,
+            heads_per_thread,
+        );
     }
 }
 
@@ -266,7 +301,7 @@ pub fn launch(cfg: &Config, tokens: u32, heads: u32, head_dim: u32) -> LaunchDim
     linear(blocks_for(items, cfg.u32("block") as u64), cfg.u32("block"))
 }
 
-const HEADS_PER_THREAD: ParamDef = ParamDef {
+pub(crate) const HEADS_PER_THREAD: ParamDef = ParamDef {
     name: "heads_per_thread",
     choices: Choices::U32(&[1, 2, 4, 8]),
     // 2 measured best on H200 (4096 tokens × 32 heads × 128): 4 and 8 leave too few threads for
@@ -277,7 +312,7 @@ const HEADS_PER_THREAD: ParamDef = ParamDef {
     doc: "heads sharing one thread's sin/cos",
 };
 
-const NEOX: ParamDef = ParamDef {
+pub(crate) const NEOX: ParamDef = ParamDef {
     name: "neox",
     choices: Choices::Bool,
     default: ConfigValue::Bool(false),

@@ -199,6 +199,7 @@ fn split_k(
     let chunk = keys.div_ceil(splits);
     let rows = s.tokens * s.heads;
     let mut part = Buffer::F32(vec![0.0; rows * splits as usize * (s.head_dim + 2)]);
+    let start = Buffer::U32(vec![s.start as u32]);
     interp::run(
         &(decode_spec.build)(&cfg, target).unwrap(),
         target,
@@ -212,7 +213,7 @@ fn split_k(
             u32v(s.heads as u32),
             u32v(s.kv_heads as u32),
             u32v(s.head_dim as u32),
-            u32v(s.start as u32),
+            Arg::Read(&start),
             u32v(chunk),
             u32v(splits),
             Arg::Value(Const::F32(flash::LOG2_E / (s.head_dim as f32).sqrt())),

@@ -83,6 +83,7 @@ macro_rules! kernel_tests {
 kernel_tests!(
     rmsnorm,
     rope,
+    rope_cache,
     silu_mul,
     add,
     embedding,

@@ -64,6 +64,9 @@ pub enum RuntimeError {
     Interp(#[from] greta_dsl::interp::InterpError),
     #[error("code object for kernel `{kernel}`: {message}")]
     Object { kernel: String, message: String },
+    /// Capturing or replaying a launch graph ([`crate::graph`]).
+    #[error("launch graph: {0}")]
+    Graph(String),
 }
 
 impl RuntimeError {
@@ -222,6 +225,24 @@ impl DeviceBuffer {
         Ok(())
     }
 
+    /// Checks that `len` bytes from byte `offset` are whole elements inside this buffer (what
+    /// [`Backend::write_bytes`] requires).
+    pub fn check_bytes(&self, offset: u64, len: usize) -> Result<(), RuntimeError> {
+        let size = self.scalar.size_bytes() as u64;
+        let end = offset.checked_add(len as u64);
+        if offset % size != 0
+            || len as u64 % size != 0
+            || end.map_or(true, |e| e > self.size_bytes())
+        {
+            return Err(RuntimeError::Buffer(format!(
+                "cannot write bytes {offset}..{} into {self:?} ({} bytes of {size}-byte elements)",
+                offset as u128 + len as u128,
+                self.size_bytes()
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks that `src` has this buffer's element type and length (device-to-device copies).
     pub fn check_copy(&self, src: &DeviceBuffer) -> Result<(), RuntimeError> {
         if src.scalar != self.scalar || src.len != self.len {
@@ -315,6 +336,10 @@ pub trait Backend: Send + Sync {
     fn alloc(&self, scalar: Scalar, len: usize) -> Result<DeviceBuffer, RuntimeError>;
     /// Copies host data into a device buffer of the same type and length.
     fn write(&self, dst: &DeviceBuffer, src: &Buffer) -> Result<(), RuntimeError>;
+    /// Copies `src`, the little-endian bytes of whole elements of `dst`'s type, into `dst` from
+    /// byte `offset`: weights straight from a mapped file, with no host copy in the buffer's
+    /// type. Ordered with the other copies and launches; `src` may be reused once it returns.
+    fn write_bytes(&self, dst: &DeviceBuffer, offset: u64, src: &[u8]) -> Result<(), RuntimeError>;
     /// Copies a device buffer back to the host.
     fn read(&self, src: &DeviceBuffer) -> Result<Buffer, RuntimeError>;
     /// Device-to-device copy of a whole buffer (same type and length).
@@ -349,6 +374,53 @@ pub trait Backend: Send + Sync {
 
     /// Waits for all launched work.
     fn synchronize(&self) -> Result<(), RuntimeError>;
+
+    /// Whether this backend records launches into graphs ([`Backend::capture`]).
+    fn has_graphs(&self) -> bool {
+        false
+    }
+
+    /// Starts recording: launches until [`Backend::end_capture`] are recorded into a graph,
+    /// not run, and reads, writes and copies fail meanwhile. Use [`Backend::capture`], which
+    /// always ends what it begins.
+    fn begin_capture(&self) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Graph(format!(
+            "the {} backend has no launch graphs",
+            self.kind()
+        )))
+    }
+
+    /// Stops recording and returns the graph of what was launched since
+    /// [`Backend::begin_capture`].
+    fn end_capture(&self) -> Result<crate::Graph, RuntimeError> {
+        Err(RuntimeError::Graph(format!(
+            "the {} backend has no launch graphs",
+            self.kind()
+        )))
+    }
+
+    /// Runs a graph's launches, in order, as if launched again with the arguments they were
+    /// captured with (asynchronously on GPUs, like a launch).
+    fn replay(&self, graph: &crate::Graph) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Graph(format!(
+            "the {} backend has no launch graphs ({graph:?})",
+            self.kind()
+        )))
+    }
+
+    /// The graph of the launches `work` makes (which run only when the graph is replayed).
+    /// The capture is ended whether `work` succeeds or not, so a failed capture leaves the
+    /// backend as it was; `work`'s error comes first.
+    fn capture(
+        &self,
+        work: &mut dyn FnMut() -> Result<(), RuntimeError>,
+    ) -> Result<crate::Graph, RuntimeError> {
+        self.begin_capture()?;
+        let worked = work();
+        let graph = self.end_capture();
+        worked?;
+        graph
+    }
 
     /// Milliseconds each of `runs` calls of `work(i)` takes on the device. Every call is
     /// bracketed by device events, and all calls are queued before anything waits: with the

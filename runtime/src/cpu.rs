@@ -1,5 +1,10 @@
 //! The CPU backend: the IR interpreter behind the [`Backend`] trait. Buffers are host vectors;
 //! a launch runs to completion before it returns, so `synchronize` has nothing to wait for.
+//!
+//! Launch graphs ([`crate::graph`]) are the recorded launches, each with its kernel's IR and
+//! handles sharing its buffers' storage, replayed in order: the same contract as a GPU's
+//! graphs (launches recorded, not run; no reads or writes while capturing), so that code
+//! replaying graphs is tested here.
 
 use crate::backend::{
     Backend, BackendKind, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, RuntimeError,
@@ -8,16 +13,88 @@ use crate::backend::{
 use greta_dsl::interp::{self, Arg, Buffer, LaunchDims};
 use greta_dsl::ir::{Access, Kernel, ParamKind, Scalar};
 use greta_dsl::Target;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub struct CpuBackend {
     /// The target whose wave size the interpreter emulates.
     emulated: &'static Target,
+    /// The launches recorded since [`Backend::begin_capture`], while capturing.
+    recording: Mutex<Option<Vec<Recorded>>>,
 }
 
 impl CpuBackend {
     pub fn new(emulated: &'static Target) -> CpuBackend {
-        CpuBackend { emulated }
+        CpuBackend {
+            emulated,
+            recording: Mutex::new(None),
+        }
+    }
+
+    fn recording(&self) -> std::sync::MutexGuard<'_, Option<Vec<Recorded>>> {
+        // A panic while recording leaves a list of whole launches: still usable.
+        self.recording.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An error if a graph is being captured (reads, writes and copies are not recorded).
+    fn not_capturing(&self, what: &str) -> Result<(), RuntimeError> {
+        if self.recording().is_some() {
+            return Err(RuntimeError::Graph(format!(
+                "{what} while capturing a graph (only launches are recorded)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One recorded launch: the kernel's IR and its arguments, each buffer a handle sharing the
+/// storage of the one it was launched with.
+struct Recorded {
+    kernel: LoadedKernel,
+    dims: LaunchDims,
+    args: Vec<RecordedArg>,
+}
+
+enum RecordedArg {
+    Value(greta_dsl::ir::Const),
+    Buffer(DeviceBuffer),
+    AtLeast(DeviceBuffer, usize),
+    Slice(DeviceBuffer, usize, usize),
+}
+
+impl RecordedArg {
+    fn of(arg: &KernelArg<'_>) -> Result<RecordedArg, RuntimeError> {
+        let share = |b: &DeviceBuffer| -> Result<DeviceBuffer, RuntimeError> {
+            let storage: &Storage = b.storage(BackendKind::Cpu)?;
+            Ok(DeviceBuffer::new(
+                b.scalar(),
+                b.len(),
+                BackendKind::Cpu,
+                Box::new(storage.clone()),
+            ))
+        };
+        Ok(match *arg {
+            KernelArg::Value(c) => RecordedArg::Value(c),
+            KernelArg::Buffer(b) => RecordedArg::Buffer(share(b)?),
+            KernelArg::BufferAtLeast(b, n) => RecordedArg::AtLeast(share(b)?, n),
+            KernelArg::Slice {
+                buffer,
+                offset,
+                len,
+            } => RecordedArg::Slice(share(buffer)?, offset, len),
+        })
+    }
+
+    fn arg(&self) -> KernelArg<'_> {
+        match self {
+            RecordedArg::Value(c) => KernelArg::Value(*c),
+            RecordedArg::Buffer(b) => KernelArg::Buffer(b),
+            RecordedArg::AtLeast(b, n) => KernelArg::BufferAtLeast(b, *n),
+            RecordedArg::Slice(buffer, offset, len) => KernelArg::Slice {
+                buffer,
+                offset: *offset,
+                len: *len,
+            },
+        }
     }
 }
 
@@ -27,7 +104,19 @@ impl Default for CpuBackend {
     }
 }
 
-type Storage = Mutex<Buffer>;
+/// A buffer's storage, shared with the graphs that name it.
+type Storage = Arc<Mutex<Buffer>>;
+
+/// Whether two handles name one storage (handles of other backends never match).
+fn same_storage(a: &DeviceBuffer, b: &DeviceBuffer) -> bool {
+    match (
+        a.storage::<Storage>(BackendKind::Cpu),
+        b.storage::<Storage>(BackendKind::Cpu),
+    ) {
+        (Ok(a), Ok(b)) => Arc::ptr_eq(a, b),
+        _ => std::ptr::eq(a, b),
+    }
+}
 
 fn lock(b: &DeviceBuffer) -> Result<std::sync::MutexGuard<'_, Buffer>, RuntimeError> {
     b.storage::<Storage>(BackendKind::Cpu)?
@@ -76,18 +165,29 @@ impl Backend for CpuBackend {
             scalar,
             len,
             BackendKind::Cpu,
-            Box::new(Mutex::new(buffer)),
+            Box::new(Arc::new(Mutex::new(buffer))),
         ))
     }
 
     fn write(&self, dst: &DeviceBuffer, src: &Buffer) -> Result<(), RuntimeError> {
         dst.check_write(src)?;
+        self.not_capturing("a write")?;
         // In place: the buffer was allocated (fallibly) at its full length.
         lock(dst)?.write_range(0, src);
         Ok(())
     }
 
+    fn write_bytes(&self, dst: &DeviceBuffer, offset: u64, src: &[u8]) -> Result<(), RuntimeError> {
+        dst.check_bytes(offset, src.len())?;
+        self.not_capturing("a write")?;
+        let elements = Buffer::from_le_bytes(dst.scalar(), src).expect("checked: whole elements");
+        let at = (offset / dst.scalar().size_bytes() as u64) as usize;
+        lock(dst)?.write_range(at, &elements);
+        Ok(())
+    }
+
     fn read(&self, src: &DeviceBuffer) -> Result<Buffer, RuntimeError> {
+        self.not_capturing("a read")?;
         lock(src)?
             .try_clone()
             .map_err(|e| RuntimeError::HostOutOfMemory {
@@ -127,15 +227,23 @@ impl Backend for CpuBackend {
             kernel: kernel.signature.name.clone(),
             message: "was not loaded by the CPU backend".into(),
         })?;
-        // Lock each distinct buffer once (the same buffer may be passed twice, e.g. in-place).
+        if let Some(recorded) = self.recording().as_mut() {
+            recorded.push(Recorded {
+                kernel: LoadedKernel::new(kernel.signature.clone(), Box::new(ir.clone())),
+                dims,
+                args: args.iter().map(RecordedArg::of).collect::<Result<_, _>>()?,
+            });
+            return Ok(());
+        }
+        // Lock each distinct storage once (the same buffer may be passed twice, e.g. in place;
+        // a replayed launch's handles are distinct handles of shared storage).
         let buffers: Vec<Option<&DeviceBuffer>> = args.iter().map(|a| a.buffer()).collect();
-        let distinct = buffers.iter().flatten().enumerate().all(|(i, a)| {
-            buffers
-                .iter()
-                .flatten()
-                .skip(i + 1)
-                .all(|b| !std::ptr::eq(*a, *b))
-        });
+        let same = |a: &DeviceBuffer, b: &DeviceBuffer| same_storage(a, b);
+        let distinct = buffers
+            .iter()
+            .flatten()
+            .enumerate()
+            .all(|(i, a)| buffers.iter().flatten().skip(i + 1).all(|b| !same(a, b)));
         let whole = !args.iter().any(|a| matches!(a, KernelArg::Slice { .. }));
         if distinct && whole {
             // The usual case: lend the interpreter each buffer in place, no copies.
@@ -161,10 +269,10 @@ impl Backend for CpuBackend {
             interp::run(ir, self.emulated, dims, &mut iargs)?;
             return Ok(());
         }
-        let mut guards = Vec::new();
+        let mut guards: Vec<(&DeviceBuffer, _)> = Vec::new();
         for b in buffers.iter().flatten() {
-            if !guards.iter().any(|(p, _)| std::ptr::eq(*p, *b)) {
-                guards.push((*b as *const DeviceBuffer, lock(b)?));
+            if !guards.iter().any(|(p, _)| same(p, b)) {
+                guards.push((*b, lock(b)?));
             }
         }
         // Aliased buffers would need two &mut into one guard, and the interpreter runs on whole
@@ -176,7 +284,7 @@ impl Backend for CpuBackend {
                 b.map(|b| {
                     let g = guards
                         .iter()
-                        .find(|(p, _)| std::ptr::eq(*p, b))
+                        .find(|(p, _)| same(p, b))
                         .expect("locked above");
                     g.1.range(arg.elements())
                 })
@@ -211,7 +319,7 @@ impl Backend for CpuBackend {
             {
                 let g = guards
                     .iter_mut()
-                    .find(|(p, _)| std::ptr::eq(*p, *b))
+                    .find(|(p, _)| same(p, b))
                     .expect("locked above");
                 g.1.write_range(arg.elements().start, &data);
             }
@@ -220,6 +328,41 @@ impl Backend for CpuBackend {
     }
 
     fn synchronize(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn has_graphs(&self) -> bool {
+        true
+    }
+
+    fn begin_capture(&self) -> Result<(), RuntimeError> {
+        let mut recording = self.recording();
+        if recording.is_some() {
+            return Err(RuntimeError::Graph("a capture is already under way".into()));
+        }
+        *recording = Some(Vec::new());
+        Ok(())
+    }
+
+    fn end_capture(&self) -> Result<crate::Graph, RuntimeError> {
+        let launches = self
+            .recording()
+            .take()
+            .ok_or_else(|| RuntimeError::Graph("no capture is under way".into()))?;
+        Ok(crate::Graph::new(
+            BackendKind::Cpu,
+            launches.len(),
+            Box::new(launches),
+        ))
+    }
+
+    fn replay(&self, graph: &crate::Graph) -> Result<(), RuntimeError> {
+        self.not_capturing("a replay")?;
+        let launches: &Vec<Recorded> = graph.inner(BackendKind::Cpu)?;
+        for l in launches {
+            let args: Vec<KernelArg<'_>> = l.args.iter().map(RecordedArg::arg).collect();
+            self.launch_unchecked(&l.kernel, l.dims, &args)?;
+        }
         Ok(())
     }
 
@@ -319,6 +462,70 @@ mod tests {
         cpu.write(&b, &Buffer::U32(vec![1, 2, 3])).unwrap();
         assert_eq!(cpu.read(&b).unwrap(), Buffer::U32(vec![1, 2, 3]));
         assert!(cpu.write(&b, &Buffer::U32(vec![1])).is_err());
+    }
+
+    /// A captured launch runs only when replayed, once per replay, with what its buffers hold
+    /// then; reads and writes are refused while capturing; a failed capture ends the capture.
+    #[test]
+    fn a_graph_runs_its_launches_at_each_replay() {
+        let (cpu, k, b) = setup();
+        let x = cpu.alloc(Scalar::F32, 16).unwrap();
+        cpu.write(&x, &Buffer::F32(vec![1.0; 16])).unwrap();
+        let n = KernelArg::Value(Const::U32(16));
+        let args = [KernelArg::Buffer(&x), KernelArg::Buffer(&b), n];
+        let graph = cpu
+            .capture(&mut || {
+                cpu.launch(&k, dims(), &args)?;
+                assert!(cpu.read(&b).is_err(), "a read while capturing");
+                cpu.launch(&k, dims(), &args)
+            })
+            .unwrap();
+        assert_eq!(graph.launches(), 2);
+        let init: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        assert_eq!(
+            cpu.read(&b).unwrap().to_f32_vec(),
+            init,
+            "captured, not run"
+        );
+        cpu.replay(&graph).unwrap();
+        cpu.write(&x, &Buffer::F32(vec![10.0; 16])).unwrap();
+        cpu.replay(&graph).unwrap();
+        let want: Vec<f32> = init.iter().map(|v| v + 2.0 + 20.0).collect();
+        assert_eq!(cpu.read(&b).unwrap().to_f32_vec(), want);
+        // One buffer passed twice (`y = y + y`): the replay's handles share one storage.
+        let twice = [KernelArg::Buffer(&b), KernelArg::Buffer(&b), n];
+        let doubling = cpu.capture(&mut || cpu.launch(&k, dims(), &twice)).unwrap();
+        cpu.replay(&doubling).unwrap();
+        let doubled: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+        assert_eq!(cpu.read(&b).unwrap().to_f32_vec(), doubled);
+        // A launch error inside the capture is the error, and the capture is over after it.
+        let bad = [KernelArg::Buffer(&x), n];
+        let e = cpu
+            .capture(&mut || cpu.launch(&k, dims(), &bad))
+            .unwrap_err();
+        assert!(!matches!(e, RuntimeError::Graph(_)), "{e}");
+        cpu.read(&b).unwrap();
+        // Replaying another backend's graph is an error, not a crash.
+        let foreign = crate::Graph::new(BackendKind::Cuda, 0, Box::new(()));
+        assert!(cpu.replay(&foreign).is_err());
+    }
+
+    /// Bytes go to whole elements from a byte offset, and a span that is not whole elements
+    /// inside the buffer is an error naming it.
+    #[test]
+    fn bytes_are_written_as_whole_elements() {
+        let cpu = CpuBackend::default();
+        let b = cpu.alloc(Scalar::F16, 4).unwrap();
+        let two: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+            .collect();
+        cpu.write_bytes(&b, 4, &two).unwrap();
+        assert_eq!(cpu.read(&b).unwrap().to_f32_vec(), [0.0, 0.0, 1.5, -2.0]);
+        for (offset, len) in [(6, 4), (1, 2), (0, 3), (u64::MAX, 2)] {
+            let e = cpu.write_bytes(&b, offset, &vec![0; len]).unwrap_err();
+            assert!(e.to_string().contains("cannot write bytes"), "{e}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`Backend`]: one trait over the CPU interpreter ([`cpu`]), NVIDIA through the CUDA driver
 //!   API ([`cuda`], loaded at run time) and AMD through HIP ([`hip`], behind the `hip` feature);
 //! - [`DeviceBuffer`]: typed device memory (element type and length travel with the handle);
+//! - [`graph`]: launch sequences recorded once and replayed with one call ([`Backend::capture`]);
 //! - [`check`]: launches are checked against the kernel's signature (argument count, kinds,
 //!   element types, buffer lengths) before anything reaches a device, with errors naming the
 //!   argument;
@@ -23,6 +24,7 @@ pub mod check;
 pub mod cpu;
 /// NVIDIA GPUs through the CUDA driver API; libcuda is opened at run time.
 pub mod cuda;
+pub mod graph;
 /// AMD GPUs through HIP; only with the `hip` feature (it links libamdhip64 at build time).
 #[cfg(feature = "hip")]
 pub mod hip;
@@ -38,6 +40,7 @@ pub use backend::{
 };
 pub use bundle::{Bundle, BundleError, BundleWriter};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
+pub use graph::Graph;
 pub use greta_codegen::Via;
 pub use greta_dsl::interp::{Buffer, LaunchDims};
 pub use objects::{ObjectError, ObjectSource, Origin};

@@ -75,6 +75,10 @@ pub struct Args {
     /// prompt is then processed at decode speed.
     #[arg(long)]
     kv_aligned: bool,
+    /// Launch every kernel of every decode step instead of replaying the step captured once
+    /// as a CUDA/HIP graph (for comparisons: the text is the same to the bit).
+    #[arg(long)]
+    no_graphs: bool,
     /// Also list, per kernel, the configuration it runs: the tuning DB's winner (`greta
     /// tune`) or the default.
     #[arg(long, short)]
@@ -151,6 +155,7 @@ pub fn run(args: Args) -> Result<()> {
         model.enable_profile();
     }
     model.set_kv_aligned(args.kv_aligned);
+    model.set_graphs(!args.no_graphs);
     super::tune::report_model(&model, args.verbose)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     errln!(
@@ -221,7 +226,9 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Loads `file` (read from `path`) onto `backend` with a progress bar on stderr (hidden when
-/// stderr is not a terminal). One definition for `greta run` and `greta bench -m`.
+/// stderr is not a terminal) and says how fast the weights went (GB/s, from the file's tensor
+/// bytes and the wall time of the whole load). One definition for `greta run` and `greta bench
+/// -m`.
 pub(super) fn load_model(
     file: &GgufFile,
     path: &Path,
@@ -229,17 +236,31 @@ pub(super) fn load_model(
     objects: &Objects<'_>,
     options: &ModelOptions,
 ) -> Result<Model> {
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("loading {bar:30} {pos}/{len} tensors")
-            .expect("a valid template"),
+    let bytes: u64 = file.tensors().iter().map(|t| t.size_bytes).sum();
+    let bar = ProgressBar::new(bytes).with_style(
+        ProgressStyle::with_template(
+            "loading {bar:30} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec})",
+        )
+        .expect("a valid template"),
     );
     let objects_fn = |k: &greta_dsl::ir::Kernel| objects(k).map_err(|e| format!("{e:#}"));
+    let t0 = Instant::now();
+    // The model reports whole layers; the bar shows their share of the bytes.
     let model = Model::load(file, backend, &objects_fn, options, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
+        bar.set_position(bytes * done as u64 / total.max(1) as u64);
     })
     .with_context(|| format!("loading {}", path.display()))?;
     bar.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let (size, unit) = if bytes >= 1_000_000_000 {
+        (bytes as f64 / 1e9, "GB")
+    } else {
+        (bytes as f64 / 1e6, "MB")
+    };
+    errln!(
+        "greta: loaded {size:.2} {unit} of weights in {secs:.2} s ({:.2} GB/s)",
+        bytes as f64 / 1e9 / secs.max(1e-9)
+    );
     Ok(model)
 }
 

@@ -81,6 +81,25 @@ impl Buffer {
         }))
     }
 
+    /// Elements of `scalar` from their little-endian bytes (a tensor in a file); `None` for
+    /// `bool` or a length that is not a whole number of elements.
+    pub fn from_le_bytes(scalar: Scalar, bytes: &[u8]) -> Option<Buffer> {
+        fn each<T, const N: usize>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+            let word = |b: &[u8]| f(b.try_into().expect("chunks of N"));
+            bytes.chunks_exact(N).map(word).collect()
+        }
+        if scalar == Scalar::Bool || bytes.len() % scalar.size_bytes() as usize != 0 {
+            return None;
+        }
+        Some(match scalar {
+            Scalar::F16 => Buffer::F16(each(bytes, f16::from_le_bytes)),
+            Scalar::BF16 => Buffer::BF16(each(bytes, bf16::from_le_bytes)),
+            Scalar::F32 => Buffer::F32(each(bytes, f32::from_le_bytes)),
+            Scalar::I32 => Buffer::I32(each(bytes, i32::from_le_bytes)),
+            _ => Buffer::U32(each(bytes, u32::from_le_bytes)),
+        })
+    }
+
     /// A copy, or an error where the host cannot hold one.
     pub fn try_clone(&self) -> Result<Buffer, HostAllocError> {
         let mut out = Buffer::try_zeros(self.scalar(), self.len())?.expect("no bool buffers");

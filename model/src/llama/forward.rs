@@ -34,11 +34,12 @@
 
 use self::launch::View;
 use super::config::LlamaConfig;
+use super::kernels::split_keys;
 use super::kernels::{
     default_activations, embedding_for, projection, Activations, Attention, Outputs, Planned,
     WeightType, GEMV_MAX_TOKENS,
 };
-use super::memory::{MemoryPlan, Scratch, ScratchShape};
+use super::memory::{Inputs, MemoryPlan, Scratch, ScratchShape, POS_STRIDE};
 use super::profile::{Phase, Profile, ProfileRow};
 use super::trace::{self, Content, LogitDump, Record, Stage, Stats, TraceError, TraceOptions};
 use super::tuning::Tuned;
@@ -48,7 +49,7 @@ use greta_dsl::interp::Buffer;
 use greta_dsl::ir::Scalar;
 use greta_runtime::check::SLICE_ALIGN;
 use greta_runtime::tuning::TuningDb;
-use greta_runtime::{Backend, CodeObject, DeviceBuffer, LoadedKernel, RuntimeError};
+use greta_runtime::{Backend, CodeObject, DeviceBuffer, Graph, LoadedKernel, RuntimeError};
 use half::{bf16, f16};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -96,6 +97,8 @@ pub struct DecodeStep {
 /// [`Model::decode`]).
 #[derive(Clone, Copy, Debug)]
 struct Segment {
+    /// Its place among the pass's segments (where its position is in the pass's inputs).
+    index: usize,
     slot: usize,
     row0: usize,
     tokens: usize,
@@ -115,13 +118,15 @@ impl Segment {
 }
 
 /// Which rows of a pass a traced tensor holds: all of them, one segment's, each segment's on
-/// a line of its own, or (the final norm and the logits) each segment's last, one row each.
+/// a line of its own, (the final norm and the logits) each segment's last, one row each, or
+/// one segment's rows in its KV cache (the traced view is those rows already).
 #[derive(Clone, Copy)]
 enum Rows<'a> {
     All(&'a [Segment]),
     One(&'a Segment),
     Each(&'a [Segment]),
     Last(&'a [Segment]),
+    Cache(&'a Segment),
 }
 
 impl Rows<'_> {
@@ -133,7 +138,9 @@ impl Rows<'_> {
                 let t = segs.iter().map(|g| g.tokens).sum();
                 (0..t, segs.iter().map(Segment::positions).collect())
             }
-            Rows::One(seg) => (seg.row0..seg.row0 + seg.tokens, vec![seg.positions()]),
+            Rows::One(seg) | Rows::Cache(seg) => {
+                (seg.row0..seg.row0 + seg.tokens, vec![seg.positions()])
+            }
             Rows::Last(segs) => {
                 let last = |g: &Segment| (g.slot, g.start + g.tokens - 1..g.start + g.tokens);
                 (0..segs.len(), segs.iter().map(last).collect())
@@ -214,6 +221,11 @@ struct Layer {
 }
 
 pub struct Model {
+    /// Captured decode steps, replayed ([`Model::set_graphs`]). Declared first, so dropped
+    /// before the buffers they name.
+    graphs: HashMap<GraphKey, Graph>,
+    /// Whether decode steps are captured and replayed where the backend can.
+    use_graphs: bool,
     cfg: LlamaConfig,
     backend: Box<dyn Backend>,
     context: usize,
@@ -276,28 +288,21 @@ fn convert(b: Buffer, to: Scalar) -> Buffer {
     }
 }
 
+/// The element type of a dense tensor's data in the file (`None`: quantised).
+fn file_scalar(ty: gguf::GgmlType) -> Option<Scalar> {
+    match ty {
+        gguf::GgmlType::F16 => Some(Scalar::F16),
+        gguf::GgmlType::BF16 => Some(Scalar::BF16),
+        gguf::GgmlType::F32 => Some(Scalar::F32),
+        _ => None,
+    }
+}
+
 /// Host data of a dense tensor in its own type.
 fn dense_buffer(t: &TensorInfo, bytes: &[u8]) -> Buffer {
-    match t.ty {
-        gguf::GgmlType::F16 => Buffer::F16(
-            bytes
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-        ),
-        gguf::GgmlType::BF16 => Buffer::BF16(
-            bytes
-                .chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-        ),
-        _ => Buffer::F32(
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        ),
-    }
+    file_scalar(t.ty)
+        .and_then(|scalar| Buffer::from_le_bytes(scalar, bytes))
+        .expect("checked by weights::check: whole elements of a dense type")
 }
 
 impl Model {
@@ -386,6 +391,8 @@ impl Model {
         }
 
         let mut model = Model {
+            graphs: HashMap::new(),
+            use_graphs: true,
             cfg: cfg.clone(),
             context,
             act,
@@ -477,6 +484,26 @@ impl Model {
     /// prefill-decode gate and the matrix).
     pub fn set_kv_aligned(&mut self, on: bool) {
         self.kv_aligned = on;
+    }
+
+    /// Decode steps (passes of one-token segments) captured once into a launch graph and
+    /// replayed — one submission per step instead of a launch per kernel — where the backend
+    /// has graphs (CUDA, HIP; the CPU backend's replay runs the recorded launches, for
+    /// tests). On by default; off, every launch is made again each step. Either way the
+    /// results are bit-identical: the graph holds the same launches, and a step's position is
+    /// read from device memory by every kernel that needs it. Not while tracing or profiling
+    /// (they read or time each launch). A graph is kept per slot and split of the cache
+    /// ([`split_keys`]): a few per sequence.
+    pub fn set_graphs(&mut self, on: bool) {
+        self.use_graphs = on;
+        if !on {
+            self.graphs.clear();
+        }
+    }
+
+    /// Graphs captured so far (for tests and logs).
+    pub fn graphs_captured(&self) -> usize {
+        self.graphs.len()
     }
 
     /// Whether passes run kv-aligned ([`Model::set_kv_aligned`]).
@@ -597,8 +624,50 @@ impl Model {
 
     fn upload_weight(&mut self, g: &GgufFile, name: &str) -> Result<Weight, LoadError> {
         let (ty, rows, cols) = self.weight_shape(g, name);
+        if let Some(bytes) = self.file_bytes(g, name) {
+            return self.upload_bytes(ty, rows, cols, &[bytes], name);
+        }
         let host = self.host_weight(g, name);
         self.upload_host(ty, rows, cols, host, name)
+    }
+
+    /// Weight `name`'s bytes in the file where they are already its device type (an f16
+    /// model with f16 activations): they go to the device as they are, from the mapped file,
+    /// with no host copy ([`Backend::write_bytes`]).
+    fn file_bytes<'g>(&self, g: &'g GgufFile, name: &str) -> Option<&'g [u8]> {
+        let t = g.tensor(name).expect("checked by weights::check");
+        let in_file = file_scalar(t.ty)?;
+        match self.weight_shape(g, name).0 {
+            WeightType::Dense(d) if d == in_file => Some(g.tensor_data(t)),
+            _ => None,
+        }
+    }
+
+    /// A dense weight of `rows` rows whose parts' bytes (in its device type) follow each other.
+    fn upload_bytes(
+        &mut self,
+        ty: WeightType,
+        rows: usize,
+        cols: usize,
+        parts: &[&[u8]],
+        name: &str,
+    ) -> Result<Weight, LoadError> {
+        let WeightType::Dense(d) = ty else {
+            unreachable!("only dense weights are uploaded as file bytes")
+        };
+        let buf = self.alloc(d, rows * cols, &|| format!("weight {name}"))?;
+        let mut at = 0u64;
+        for bytes in parts {
+            self.backend.write_bytes(&buf, at, bytes)?;
+            at += bytes.len() as u64;
+        }
+        Ok(Weight {
+            ty,
+            rows,
+            cols,
+            row0: 0,
+            bufs: Arc::new(WeightBufs::Dense(buf)),
+        })
     }
 
     /// The device type, rows and columns of weight `name`.
@@ -670,18 +739,11 @@ impl Model {
                 .collect::<Result<_, _>>()?;
             return Ok(Group { whole: None, parts });
         }
-        let mut host: Vec<Buffer> = Vec::new();
-        for n in names {
-            let parts = self.host_weight(g, n);
-            if host.is_empty() {
-                host = parts;
-            } else {
-                for (all, part) in host.iter_mut().zip(&parts) {
-                    all.extend_from(part);
-                }
-            }
-        }
-        let whole = self.upload_host(ty, rows, cols, host, &names.join(" + "))?;
+        let raw: Option<Vec<&[u8]>> = names.iter().map(|n| self.file_bytes(g, n)).collect();
+        let whole = match raw {
+            Some(parts) => self.upload_bytes(ty, rows, cols, &parts, &names.join(" + "))?,
+            None => self.upload_group_host(g, names, ty, rows, cols)?,
+        };
         let parts = shapes
             .iter()
             .zip(&starts)
@@ -693,11 +755,36 @@ impl Model {
         })
     }
 
+    /// A fused group's matrix made on the host (converted or repacked) and uploaded.
+    fn upload_group_host(
+        &mut self,
+        g: &GgufFile,
+        names: &[String],
+        ty: WeightType,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Weight, LoadError> {
+        let mut host: Vec<Buffer> = Vec::new();
+        for n in names {
+            let parts = self.host_weight(g, n);
+            if host.is_empty() {
+                host = parts;
+            } else {
+                for (all, part) in host.iter_mut().zip(&parts) {
+                    all.extend_from(part);
+                }
+            }
+        }
+        self.upload_host(ty, rows, cols, host, &names.join(" + "))
+    }
+
     /// Scratch for forward passes of up to `tokens` tokens (kept until a longer one comes).
     fn ensure_scratch(&mut self, tokens: usize) -> Result<(), RunError> {
         if self.scratch.as_ref().is_some_and(|s| s.tokens >= tokens) {
             return Ok(());
         }
+        // The graphs name the old buffers: gone before they are.
+        self.graphs.clear();
         if let Some(old) = self.scratch.take() {
             self.device_bytes -= old.bytes;
         }
@@ -786,7 +873,11 @@ impl Model {
             return Ok(());
         }
         let (range, seqs) = rows.describe();
-        let (dev, elems) = buf.rows(range.start, range.len(), width).elements();
+        let view = match rows {
+            Rows::Cache(_) => buf,
+            _ => buf.rows(range.start, range.len(), width),
+        };
+        let (dev, elems) = view.elements();
         let host = self.backend.read(dev)?;
         let content = Content::Stats(Stats::of(&host, elems));
         self.emit(stage, layer, range, &seqs, width, dev.scalar(), content);
@@ -915,6 +1006,7 @@ impl Model {
     ) -> Result<Vec<Vec<f32>>, RunError> {
         if !self.kv_aligned || tokens.len() <= 1 {
             let seg = Segment {
+                index: 0,
                 slot,
                 row0: 0,
                 tokens: tokens.len(),
@@ -929,6 +1021,7 @@ impl Model {
             let first = start + i * GEMV_MAX_TOKENS;
             let segments: Vec<Segment> = (0..chunk.len())
                 .map(|row0| Segment {
+                    index: row0,
                     slot,
                     row0,
                     tokens: 1,
@@ -972,6 +1065,7 @@ impl Model {
                 .iter()
                 .enumerate()
                 .map(|(row0, s)| Segment {
+                    index: row0,
                     slot: s.slot,
                     row0,
                     tokens: 1,
@@ -1009,17 +1103,141 @@ impl Model {
         };
         // At least a batched decode step's scratch, as planned, so that it is allocated once.
         self.ensure_scratch(t.max(super::memory::decode_rows(self.caches.len())))?;
-        let s = self.scratch.as_ref().expect("ensured above");
+        self.write_inputs(tokens, segments)?;
+        let logits = if all {
+            self.launch_all_logits(segments, t)?
+        } else {
+            match self.graph_key(segments, all) {
+                Some(key) => self.replay(key, segments, t)?,
+                None => self.launch_pass(segments, t)?,
+            }
+            let s = self.scratch.as_ref().expect("ensured above");
+            self.backend.synchronize()?;
+            self.backend.read(&s.logits)?
+        };
+        let logits = match logits {
+            Buffer::F32(v) => v,
+            other => {
+                return Err(RunError::Memory {
+                    what: "logits".into(),
+                    message: format!("read back as {}", other.scalar()),
+                })
+            }
+        };
+        let every = Rows::All(segments);
+        let (rows, which) = if all {
+            (t, every)
+        } else {
+            (segments.len(), Rows::Last(segments))
+        };
+        let vocab = self.cfg.vocab;
+        let logits = &logits[..rows * vocab];
+        self.trace_host(Stage::Logits, logits, which, vocab);
+        let logits: Vec<Vec<f32>> = logits.chunks(vocab).map(<[f32]>::to_vec).collect();
+        if let Some(dump) = &mut self.logit_dump {
+            dump.push(&logits)?;
+        }
+        Ok(logits)
+    }
+
+    /// The pass's host inputs in one copy ([`Inputs`]): token ids, each segment's first
+    /// position and last row.
+    fn write_inputs(&self, tokens: &[u32], segments: &[Segment]) -> Result<(), RuntimeError> {
+        let s = self.scratch.as_ref().expect("ensured before");
+        let layout = Inputs::new(s.tokens);
+        let mut inputs = vec![0u32; layout.len];
+        inputs[layout.ids..layout.ids + tokens.len()].copy_from_slice(tokens);
+        for g in segments {
+            inputs[layout.pos + POS_STRIDE * g.index] = g.start as u32;
+            inputs[layout.last + g.index] = (g.row0 + g.tokens - 1) as u32;
+        }
+        self.backend.write(&s.inputs, &Buffer::U32(inputs))
+    }
+
+    /// The graph a pass of `segments` replays, if it is one: a decode step (one-token
+    /// segments, last rows' logits) with graphs on, on a backend that has them, with the fused
+    /// attention (the reference's launches depend on the length), neither traced nor profiled.
+    fn graph_key(&self, segments: &[Segment], all: bool) -> Option<GraphKey> {
+        let replayable = self.use_graphs
+            && !all
+            && self.backend.has_graphs()
+            && !self.trace_stages
+            && self.profile.is_none()
+            && self.act.attention != Attention::V1
+            && segments.iter().all(|g| g.tokens == 1);
+        replayable.then(|| GraphKey {
+            steps: segments
+                .iter()
+                .map(|g| (g.slot, split_keys(g.start + 1, self.context)))
+                .collect(),
+        })
+    }
+
+    /// Replays the graph of `key`, capturing it first if this is its first step.
+    fn replay(&mut self, key: GraphKey, segments: &[Segment], t: usize) -> Result<(), RunError> {
+        if !self.graphs.contains_key(&key) {
+            if self.graphs.len() >= MAX_GRAPHS {
+                self.graphs.clear();
+            }
+            let graph = self
+                .backend
+                .capture(&mut || self.launch_pass(segments, t))?;
+            self.graphs.insert(key.clone(), graph);
+        }
+        let graph = &self.graphs[&key];
+        Ok(self.backend.replay(graph)?)
+    }
+
+    /// Every launch of a pass from the embedding to the logits of each segment's last token in
+    /// `s.logits`: what a decode graph holds.
+    fn launch_pass(&self, segments: &[Segment], t: usize) -> Result<(), RuntimeError> {
+        let s = self.scratch.as_ref().expect("ensured before");
+        let d = self.cfg.dim;
+        let x = self.launch_layers(s, segments, t)?;
+        let rows = segments.len();
+        let layout = Inputs::new(s.tokens);
+        let last = View::part(&s.inputs, layout.last, rows);
+        self.gather(&self.act.gather, x, last, &s.last, rows, d)?;
+        self.rmsnorm(&s.last, &self.output_norm, &s.last_n, rows)?;
+        self.trace(Stage::FinalNorm, None, &s.last_n, Rows::Last(segments), d)?;
+        let output = self.output.as_ref().unwrap_or(&self.embd);
+        let o = &self.outputs;
+        self.project(&s.last_n, output, &s.logits, rows, o.logits, None)
+    }
+
+    /// A pass returning every token's logits (one segment): its launches, then the logits
+    /// read back.
+    fn launch_all_logits(&self, segments: &[Segment], t: usize) -> Result<Buffer, RunError> {
+        let s = self.scratch.as_ref().expect("ensured before");
+        let c = &self.cfg;
+        let x = self.launch_layers(s, segments, t)?;
+        self.rmsnorm(x, &self.output_norm, &s.xn, t)?;
+        self.trace(Stage::FinalNorm, None, &s.xn, Rows::All(segments), c.dim)?;
+        let out = self
+            .backend
+            .alloc(Scalar::F32, t * c.vocab)
+            .map_err(|e| e.for_purpose(|| format!("the logits of {t} tokens")))?;
+        let output = self.output.as_ref().unwrap_or(&self.embd);
+        self.project(&s.xn, output, &out, t, self.outputs.logits, None)?;
+        self.backend.synchronize()?;
+        Ok(self.backend.read(&out)?)
+    }
+
+    /// The embedding and every layer of a pass of `t` tokens cut into `segments`; returns the
+    /// buffer holding the last layer's residual stream.
+    fn launch_layers<'s>(
+        &self,
+        s: &'s Scratch,
+        segments: &[Segment],
+        t: usize,
+    ) -> Result<&'s DeviceBuffer, RuntimeError> {
         let c = &self.cfg;
         let (d, f) = (c.dim, c.ffn_dim);
         let (qd, kvd) = (c.q_dim(), c.kv_dim());
-
-        let mut ids = vec![0u32; s.tokens];
-        ids[..t].copy_from_slice(tokens);
-        self.backend.write(&s.ids, &Buffer::U32(ids))?;
         let act = self.act.act;
         let embd = &embedding_for(self.embd.ty, act);
-        self.gather(embd, self.embd.args(), &s.ids, &s.x, t, d)?;
+        let ids = View::part(&s.inputs, Inputs::new(s.tokens).ids, t);
+        self.gather(embd, self.embd.args(), ids, &s.x, t, d)?;
         // Every stage's line ([`super::trace`]) reads its output back when tracing.
         let every = Rows::All(segments);
         self.trace(Stage::Embedding, None, &s.x, every, d)?;
@@ -1037,22 +1255,12 @@ impl Model {
             self.trace(Stage::K, at, k, every, kvd)?;
             self.trace(Stage::V, at, v, every, kvd)?;
             for seg in segments {
-                let (n, start) = (seg.tokens, seg.start);
-                let (qr, kr) = (seg.rows(&s.qr, qd), seg.rows(&s.kr, kvd));
-                self.rope(&self.act.rope_q, seg.rows(q, qd), qr, n, c.n_heads, start)?;
-                self.rope(
-                    &self.act.rope_k,
-                    seg.rows(k, kvd),
-                    kr,
-                    n,
-                    c.n_kv_heads,
-                    start,
-                )?;
+                self.rope_cache(s, l, seg, [q, k, v])?;
                 self.trace(Stage::RopeQ, at, &s.qr, Rows::One(seg), qd)?;
-                self.trace(Stage::RopeK, at, &s.kr, Rows::One(seg), kvd)?;
-                let cache = &self.caches[seg.slot];
-                self.append(kr, &cache.k[l], n, start)?;
-                self.append(seg.rows(v, kvd), &cache.v[l], n, start)?;
+                // The rotated keys are the cache's rows of this segment.
+                let cache =
+                    View::from(&self.caches[seg.slot].k[l]).rows(seg.start, seg.tokens, kvd);
+                self.trace(Stage::RopeK, at, cache, Rows::Cache(seg), kvd)?;
             }
             let att = self.attention(s, l, segments)?;
             self.trace(Stage::Attention, at, att, Rows::Each(segments), qd)?;
@@ -1079,56 +1287,20 @@ impl Model {
             std::mem::swap(&mut x, &mut x2);
             self.trace(Stage::FfnResidual, at, x, every, d)?;
         }
-
-        let output = self.output.as_ref().unwrap_or(&self.embd);
-        let logits = if all {
-            self.rmsnorm(x, &self.output_norm, &s.xn, t)?;
-            self.trace(Stage::FinalNorm, None, &s.xn, every, d)?;
-            let out = self
-                .backend
-                .alloc(Scalar::F32, t * c.vocab)
-                .map_err(|e| e.for_purpose(|| format!("the logits of {t} tokens")))?;
-            self.project(&s.xn, output, &out, t, o.logits, None)?;
-            self.backend.synchronize()?;
-            self.backend.read(&out)?
-        } else {
-            // Each segment's last token.
-            let rows = segments.len();
-            let mut last = vec![0u32; s.last_id.len()];
-            for (id, g) in last.iter_mut().zip(segments) {
-                *id = (g.row0 + g.tokens - 1) as u32;
-            }
-            self.backend.write(&s.last_id, &Buffer::U32(last))?;
-            self.gather(&self.act.gather, x, &s.last_id, &s.last, rows, d)?;
-            self.rmsnorm(&s.last, &self.output_norm, &s.last_n, rows)?;
-            self.trace(Stage::FinalNorm, None, &s.last_n, Rows::Last(segments), d)?;
-            self.project(&s.last_n, output, &s.logits, rows, o.logits, None)?;
-            self.backend.synchronize()?;
-            self.backend.read(&s.logits)?
-        };
-        let logits = match logits {
-            Buffer::F32(v) => v,
-            other => {
-                return Err(RunError::Memory {
-                    what: "logits".into(),
-                    message: format!("read back as {}", other.scalar()),
-                })
-            }
-        };
-        let (rows, which) = if all {
-            (t, every)
-        } else {
-            (segments.len(), Rows::Last(segments))
-        };
-        let logits = &logits[..rows * c.vocab];
-        self.trace_host(Stage::Logits, logits, which, c.vocab);
-        let logits: Vec<Vec<f32>> = logits.chunks(c.vocab).map(<[f32]>::to_vec).collect();
-        if let Some(dump) = &mut self.logit_dump {
-            dump.push(&logits)?;
-        }
-        Ok(logits)
+        Ok(x)
     }
 }
+
+/// Which decode graph a step replays: each segment's slot and the keys its split is chosen
+/// for ([`split_keys`]) — everything else a step launches is the same from step to step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct GraphKey {
+    steps: Vec<(usize, usize)>,
+}
+
+/// Graphs kept at once; past this many (batches of sequences at many depths) they are dropped
+/// and captured again as steps come.
+const MAX_GRAPHS: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -1297,6 +1469,63 @@ mod tests {
                 .collect();
             assert_eq!(dumped, bits(&plain), "{act}");
         }
+    }
+
+    /// Decode steps replayed from captured graphs give the logits of launching every kernel
+    /// again, to the bit: one sequence across a change of the cache's split (a graph per
+    /// split), a batched step of two sequences, and a prompt between them (which is not
+    /// replayed and replaces no graph it does not have to).
+    #[test]
+    fn replayed_decode_steps_are_bit_identical_to_launched_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = crate::synth::tiny(dir.path(), GgmlType::F16, 1).unwrap();
+        let prompt: Vec<u32> = (0..250).map(|i| 1 + (i * 7) % 60).collect();
+        let run = |graphs: bool| {
+            let options = ModelOptions {
+                context: 270,
+                activations: Some(Scalar::F16),
+                attention: Attention::V4,
+                sequences: 2,
+                trace: TraceOptions::default(),
+                tuning: None,
+            };
+            let backend = Box::new(CpuBackend::new(&Target::SM_90));
+            let mut model =
+                Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
+            model.set_graphs(graphs);
+            let mut rows = vec![model.forward(&prompt, 0).unwrap()];
+            // Positions 250..262 cross the split's change at 256 keys.
+            for pos in 250..262 {
+                let token = 1 + (pos as u32 * 13) % 60;
+                rows.push(model.forward(&[token], pos).unwrap());
+            }
+            rows.push(model.forward_in(1, &[3, 9, 4], 0).unwrap());
+            for pos in 0..3 {
+                let steps = [
+                    DecodeStep {
+                        slot: 0,
+                        token: 5 + pos as u32,
+                        pos: 262 + pos,
+                    },
+                    DecodeStep {
+                        slot: 1,
+                        token: 7 + pos as u32,
+                        pos: 3 + pos,
+                    },
+                ];
+                rows.extend(model.decode(&steps).unwrap());
+            }
+            (rows, model.graphs_captured())
+        };
+        let (launched, none) = run(false);
+        let (replayed, graphs) = run(true);
+        assert_eq!(none, 0);
+        // One sequence at two splits, and the batched step's pair.
+        assert_eq!(graphs, 3);
+        let bits = |rows: &[Vec<f32>]| -> Vec<u32> {
+            rows.iter().flatten().map(|x| x.to_bits()).collect()
+        };
+        assert_eq!(bits(&launched), bits(&replayed));
     }
 
     /// Where a fused group's parts may start: 16 bytes into every buffer of the weight.

@@ -215,6 +215,21 @@ pub fn split_k(c: &LlamaConfig, decode: &Config, target: &Target, keys: usize) -
     )
 }
 
+/// The keys a decode step's split ([`split_k`]) is chosen for when its row has `keys` keys:
+/// the next power of two from [`SPLIT_KEYS_MIN`], at most `context`. Every step of a stretch of
+/// depths thus launches the same grid (stretches past the row's end are empty), so that one
+/// captured decode graph serves them all, and eager and replayed steps split alike, to the bit.
+pub fn split_keys(keys: usize, context: usize) -> usize {
+    keys.next_power_of_two()
+        .max(SPLIT_KEYS_MIN)
+        .min(context)
+        .max(keys)
+}
+
+/// The fewest keys a split is chosen for (a decode graph per power of two from here up to the
+/// context: 5 for a context of 4096).
+pub const SPLIT_KEYS_MIN: usize = 256;
+
 /// Which attention kernels a model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Attention {
@@ -268,10 +283,9 @@ pub struct Activations {
     pub act: Scalar,
     pub attention: Attention,
     pub rmsnorm: Planned,
-    pub rope_q: Planned,
-    pub rope_k: Planned,
-    /// f32 rows into the KV cache (of the activation type).
-    pub copy: Planned,
+    /// RoPE of the queries and keys with the keys and values written into the KV cache, at a
+    /// position read from device memory (`rope_cache`).
+    pub rope_cache: Planned,
     /// f32 attention output into the activation type (a plain copy for f32 activations).
     pub to_act: Planned,
     pub attn_scores: Planned,
@@ -310,12 +324,13 @@ impl Activations {
         attention: Attention,
         target: &Target,
     ) -> Activations {
-        let rope = planned("rope", "dtype=f32");
-        let fit = |heads: usize| Planned {
+        let rope = planned("rope_cache", &format!("dtype={act}"));
+        let rope_cache = Planned {
             spec: rope.spec,
-            config: greta_kernels::rope::fit(
+            config: greta_kernels::rope_cache::fit(
                 &rope.config,
-                heads as u32,
+                cfg.n_heads as u32,
+                cfg.n_kv_heads as u32,
                 cfg.head_dim as u32,
                 cfg.rope_dims as u32,
             ),
@@ -351,9 +366,7 @@ impl Activations {
             attention,
             // One row per block: the row count (tokens) varies from call to call.
             rmsnorm: planned("rmsnorm", &format!("dtype={act},rows_per_block=1")),
-            rope_q: fit(cfg.n_heads),
-            rope_k: fit(cfg.n_kv_heads),
-            copy: planned("copy", &format!("dtype={act}")),
+            rope_cache,
             to_act: planned("copy", &format!("dtype={act}")),
             attn_scores: planned("attn_scores", &format!("dtype={act}")),
             softmax: planned("softmax", "dtype=f32"),
@@ -389,7 +402,7 @@ impl Activations {
         &'static [&'static str],
     )> {
         let t = ACTIVATION_TOKENS as u32;
-        let (dim, ffn, kv) = (cfg.dim as u32, cfg.ffn_dim as u32, cfg.kv_dim() as u32);
+        let (dim, ffn) = (cfg.dim as u32, cfg.ffn_dim as u32);
         let (heads, kv_heads) = (cfg.n_heads as u32, cfg.n_kv_heads as u32);
         let (hd, rot) = (cfg.head_dim as u32, cfg.rope_dims as u32);
         let (_, splits) = split_k(cfg, &self.attn_decode.config, target, DECODE_DEPTH);
@@ -406,18 +419,11 @@ impl Activations {
                 &["rows_per_block"],
             ),
             (
-                "RoPE of the queries",
-                &mut self.rope_q,
-                vec![t, heads, hd, rot],
+                "RoPE and the K/V cache writes",
+                &mut self.rope_cache,
+                vec![t, heads, kv_heads, hd, 0, rot],
                 &[],
             ),
-            (
-                "RoPE of the keys",
-                &mut self.rope_k,
-                vec![t, kv_heads, hd, rot],
-                &[],
-            ),
-            ("K/V cache writes", &mut self.copy, vec![t * kv, 0], &[]),
             ("SwiGLU", &mut self.silu_mul, vec![t * ffn], &[]),
             ("residual add", &mut self.add, vec![t * dim], &[]),
         ];
@@ -457,9 +463,7 @@ impl Activations {
         };
         let mut all = vec![
             self.rmsnorm.clone(),
-            self.rope_q.clone(),
-            self.rope_k.clone(),
-            self.copy.clone(),
+            self.rope_cache.clone(),
             self.silu_mul.clone(),
             self.add.clone(),
             self.gather.clone(),

@@ -92,8 +92,9 @@ pub struct Scratch<B = DeviceBuffer> {
     pub tokens: usize,
     /// Bytes of all the buffers.
     pub bytes: u64,
-    /// Token ids `[tokens]` (u32).
-    pub ids: B,
+    /// The pass's host inputs, written in one copy: token ids, positions and last rows (u32,
+    /// laid out by [`Inputs`]).
+    pub inputs: B,
     /// The residual stream `[tokens, dim]` (act), twice: each layer adds into the other.
     pub x: B,
     pub x2: B,
@@ -102,9 +103,8 @@ pub struct Scratch<B = DeviceBuffer> {
     /// Queries `[tokens, q_dim]`, and rotated.
     pub q: B,
     pub qr: B,
-    /// Keys `[tokens, kv_dim]`, and rotated; values.
+    /// Keys and values `[tokens, kv_dim]` (rotated, the keys go straight into the cache).
     pub k: B,
-    pub kr: B,
     pub v: B,
     /// Attention's f32 output `[tokens, q_dim]` (V1, or f32 activations; else empty).
     pub att: B,
@@ -124,11 +124,10 @@ pub struct Scratch<B = DeviceBuffer> {
     pub probs: B,
     /// One token's split-K partials `[heads, splits, head_dim + 2]` (V2, V4 only).
     pub part: B,
-    /// Each segment's last token: its row `[rows]` (u32), hidden state and normed state
-    /// `[rows, dim]` (act), logits `[rows, vocab]`. A pass has at most one segment per token
-    /// and runs at most [`GEMV_MAX_TOKENS`] segments (batched decode and kv-aligned passes
-    /// are cut into launches of that many), so rows: the smaller of the two.
-    pub last_id: B,
+    /// Each segment's last token: its hidden state and normed state `[rows, dim]` (act),
+    /// logits `[rows, vocab]`. A pass has at most one segment per token and runs at most
+    /// [`GEMV_MAX_TOKENS`] segments (batched decode and kv-aligned passes are cut into
+    /// launches of that many), so rows: the smaller of the two.
     pub last: B,
     pub last_n: B,
     pub logits: B,
@@ -161,14 +160,13 @@ impl<B> Scratch<B> {
         let s = Scratch {
             tokens: t,
             bytes: 0,
-            ids: f(u32_, t)?,
+            inputs: f(u32_, Inputs::new(t).len)?,
             x: f(act, t * c.dim)?,
             x2: f(act, t * c.dim)?,
             xn: f(act, t * c.dim)?,
             q: f(f32_, t * c.q_dim())?,
             qr: f(f32_, t * c.q_dim())?,
             k: f(f32_, t * c.kv_dim())?,
-            kr: f(f32_, t * c.kv_dim())?,
             v: f(f32_, t * c.kv_dim())?,
             att: f(f32_, if v1 || !half { t * c.q_dim() } else { 0 })?,
             att_act: f(act, if half { t * c.q_dim() } else { 0 })?,
@@ -181,12 +179,43 @@ impl<B> Scratch<B> {
             scores: f(f32_, scores)?,
             probs: f(f32_, scores)?,
             part: f(f32_, part)?,
-            last_id: f(u32_, rows)?,
             last: f(act, rows * c.dim)?,
             last_n: f(act, rows * c.dim)?,
             logits: f(f32_, rows * c.vocab)?,
         };
         Ok(Scratch { bytes, ..s })
+    }
+}
+
+/// Where a pass's host inputs lie in [`Scratch::inputs`] (u32 elements), so that one copy
+/// writes them all (a copy waits for the device: three would cost a decode step three waits):
+/// the token ids `[tokens]`; each segment's first position, [`POS_STRIDE`] apart (each
+/// segment's launches read a slice of their own, and slices start on 16-byte boundaries); and
+/// each segment's last row `[rows]`. A graph of a pass's launches reads them from there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inputs {
+    pub ids: usize,
+    pub pos: usize,
+    pub last: usize,
+    pub len: usize,
+}
+
+/// u32 elements between two segments' positions in [`Inputs`] (16 bytes).
+pub const POS_STRIDE: usize = 4;
+
+impl Inputs {
+    /// The layout for passes of up to `tokens` tokens (and so up to
+    /// `min(tokens, GEMV_MAX_TOKENS)` segments).
+    pub fn new(tokens: usize) -> Inputs {
+        let rows = tokens.clamp(1, GEMV_MAX_TOKENS);
+        let pos = tokens.next_multiple_of(POS_STRIDE);
+        let last = pos + rows * POS_STRIDE;
+        Inputs {
+            ids: 0,
+            pos,
+            last,
+            len: last + rows.next_multiple_of(POS_STRIDE),
+        }
     }
 }
 

@@ -23,7 +23,9 @@
 //! (`dtype`), so equal checksums mean bit-identical tensors; `min`/`max` skip NaNs, `mean` is
 //! over the finite elements and `nonfinite` counts NaNs and infinities. Where a projection's
 //! residual addition is fused into its epilogue (f16/bf16 activations) its output alone never
-//! exists: its line says `fused=attn_residual` (or `ffn_residual`) instead of figures.
+//! exists: its line says `fused=attn_residual` (or `ffn_residual`) instead of figures. The
+//! rotated keys are written straight into the KV cache (`rope_cache`): `rope_k` is the cache's
+//! rows of the pass, in the cache's type.
 //!
 //! The logits dump writes every row of logits the forward passes compute, in order, as one
 //! `[rows, vocab]` little-endian f32 array (see [`npy`]): the prompt's last position, then one

@@ -23,6 +23,7 @@
 mod arch;
 mod params;
 mod probe;
+mod staging;
 
 use crate::backend::{
     Backend, BackendKind, CodeObject, DeviceBuffer, KernelArg, LoadedKernel, ObjectFormat,
@@ -36,6 +37,9 @@ use params::Params;
 use std::ffi::{c_void, CString};
 use std::sync::Arc;
 
+/// Uploads from this size on go through pinned staging ([`Backend::write_bytes`]).
+const STAGED_BYTES: usize = 4 << 20;
+
 /// The oldest compute capability greta's CUDA kernels are built for (`Target::SM_90`).
 const MIN_CAPABILITY: (u32, u32) = (9, 0);
 
@@ -45,6 +49,8 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     name: String,
     capability: (u32, u32),
+    /// Pinned slots for large uploads, allocated on the first ([`staging`]).
+    staging: std::sync::Mutex<Option<staging::Staging>>,
 }
 
 impl CudaBackend {
@@ -111,6 +117,7 @@ impl CudaBackend {
             stream,
             name,
             capability,
+            staging: std::sync::Mutex::new(None),
         })
     }
 
@@ -202,6 +209,29 @@ impl Drop for DeviceMem {
                 ctx.record_err(result::stream::synchronize(self.stream.cu_stream()));
                 ctx.record_err(result::free_sync(self.ptr));
             }
+        }
+    }
+}
+
+/// An executable graph, destroyed on drop once the stream has finished with it.
+struct CudaGraph {
+    exec: sys::CUgraphExec,
+    stream: Arc<CudaStream>,
+}
+
+// SAFETY: an opaque driver handle, used only with its context current (`bind`, `Drop`).
+unsafe impl Send for CudaGraph {}
+unsafe impl Sync for CudaGraph {}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        let ctx = self.stream.context();
+        // SAFETY: `exec` was instantiated in this context and is destroyed once, here, after
+        // the stream has run every queued replay of it.
+        unsafe {
+            ctx.record_err(result::ctx::set_current(ctx.cu_ctx()));
+            ctx.record_err(result::stream::synchronize(self.stream.cu_stream()));
+            ctx.record_err(result::graph::exec_destroy(self.exec));
         }
     }
 }
@@ -395,6 +425,31 @@ impl Backend for CudaBackend {
         self.wait("cuMemcpyHtoDAsync")
     }
 
+    /// Spans under [`STAGED_BYTES`] as a pageable copy, waited for; larger ones through the
+    /// pinned slots ([`staging`]), their last chunks left in flight.
+    fn write_bytes(&self, dst: &DeviceBuffer, offset: u64, src: &[u8]) -> Result<(), RuntimeError> {
+        dst.check_bytes(offset, src.len())?;
+        let mem = self.mem(dst)?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.bind()?;
+        let at = mem.ptr + offset;
+        if src.len() < STAGED_BYTES {
+            // SAFETY: bytes `offset..offset + src.len()` lie in the allocation (checked); the
+            // host slice stays borrowed until `wait` below has seen the copy finish.
+            unsafe { result::memcpy_htod_async(at, src, self.stream.cu_stream()) }
+                .map_err(|e| driver("cuMemcpyHtoDAsync", e))?;
+            return self.wait("cuMemcpyHtoDAsync");
+        }
+        // A panic while uploading leaves the slots as they were: usable.
+        let mut staging = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        if staging.is_none() {
+            *staging = Some(staging::Staging::new(self.stream.clone())?);
+        }
+        staging.as_mut().expect("made above").upload(at, src)
+    }
+
     fn read(&self, src: &DeviceBuffer) -> Result<Buffer, RuntimeError> {
         let mem = self.mem(src)?;
         let mut out = Buffer::try_zeros(src.scalar(), src.len())
@@ -553,6 +608,54 @@ impl Backend for CudaBackend {
 
     fn synchronize(&self) -> Result<(), RuntimeError> {
         self.wait("cuStreamSynchronize")
+    }
+
+    fn has_graphs(&self) -> bool {
+        true
+    }
+
+    /// Stream capture, thread-local: launches from this thread on the stream are recorded. A
+    /// read, write or wait meanwhile fails (and invalidates the capture), as it would unnoticed
+    /// otherwise.
+    fn begin_capture(&self) -> Result<(), RuntimeError> {
+        self.bind()?;
+        let mode = sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL;
+        // SAFETY: the stream is alive and belongs to the bound context.
+        unsafe { result::stream::begin_capture(self.stream.cu_stream(), mode) }
+            .map_err(|e| driver("cuStreamBeginCapture", e))
+    }
+
+    fn end_capture(&self) -> Result<crate::Graph, RuntimeError> {
+        self.bind()?;
+        // SAFETY: the stream is alive and belongs to the bound context.
+        let graph = unsafe { result::stream::end_capture(self.stream.cu_stream()) }
+            .map_err(|e| driver("cuStreamEndCapture", e))?;
+        let mut nodes = 0usize;
+        // SAFETY: `graph` came from the capture above and is destroyed once, below, after
+        // instantiating it (the executable graph does not need it).
+        let exec = unsafe {
+            let counted = sys::cuGraphGetNodes(graph, std::ptr::null_mut(), &mut nodes).result();
+            let exec = result::graph::instantiate(graph, sys::CUgraphInstantiate_flags(0));
+            let destroyed = result::graph::destroy(graph);
+            counted.map_err(|e| driver("cuGraphGetNodes", e))?;
+            destroyed.map_err(|e| driver("cuGraphDestroy", e))?;
+            exec.map_err(|e| driver("cuGraphInstantiate", e))?
+        };
+        let exec = CudaGraph {
+            exec,
+            stream: self.stream.clone(),
+        };
+        Ok(crate::Graph::new(BackendKind::Cuda, nodes, Box::new(exec)))
+    }
+
+    fn replay(&self, graph: &crate::Graph) -> Result<(), RuntimeError> {
+        let g: &CudaGraph = graph.inner(BackendKind::Cuda)?;
+        self.bind()?;
+        // SAFETY: the executable graph is alive (`graph` owns it) and was instantiated in this
+        // context; it launches on our stream, after everything queued there. Its buffers are
+        // alive: their owner drops the graph before them (the contract of `crate::graph`).
+        unsafe { result::graph::launch(g.exec, self.stream.cu_stream()) }
+            .map_err(|e| driver("cuGraphLaunch", e))
     }
 
     fn time_each(

@@ -18,6 +18,14 @@ pub type Status = c_int;
 pub const HIP_SUCCESS: Status = 0;
 pub const HIP_ERROR_OUT_OF_MEMORY: Status = 2;
 
+/// `hipStreamCaptureModeThreadLocal` (`hipStreamCaptureMode`, as CUDA's).
+pub const STREAM_CAPTURE_MODE_THREAD_LOCAL: c_int = 1;
+
+/// `hipGraph_t`, `hipGraphExec_t`, `hipGraphNode_t`: opaque handles.
+pub type Graph = *mut c_void;
+pub type GraphExec = *mut c_void;
+pub type GraphNode = *mut c_void;
+
 /// `hipMemcpyKind` values.
 pub const MEMCPY_HOST_TO_DEVICE: c_int = 1;
 pub const MEMCPY_DEVICE_TO_HOST: c_int = 2;
@@ -63,6 +71,20 @@ extern "C" {
     pub fn hipStreamCreate(stream: *mut hipStream_t) -> Status;
     pub fn hipStreamDestroy(stream: hipStream_t) -> Status;
     pub fn hipStreamSynchronize(stream: hipStream_t) -> Status;
+    pub fn hipStreamBeginCapture(stream: hipStream_t, mode: c_int) -> Status;
+    pub fn hipStreamEndCapture(stream: hipStream_t, graph: *mut Graph) -> Status;
+
+    pub fn hipGraphGetNodes(graph: Graph, nodes: *mut GraphNode, count: *mut usize) -> Status;
+    pub fn hipGraphInstantiate(
+        exec: *mut GraphExec,
+        graph: Graph,
+        error_node: *mut GraphNode,
+        log: *mut c_char,
+        log_size: usize,
+    ) -> Status;
+    pub fn hipGraphLaunch(exec: GraphExec, stream: hipStream_t) -> Status;
+    pub fn hipGraphExecDestroy(exec: GraphExec) -> Status;
+    pub fn hipGraphDestroy(graph: Graph) -> Status;
 
     pub fn hipEventCreate(event: *mut hipEvent_t) -> Status;
     pub fn hipEventDestroy(event: hipEvent_t) -> Status;

@@ -222,6 +222,21 @@ impl Drop for Allocation {
     }
 }
 
+/// An executable graph, destroyed on drop. Its owner waits for the stream before dropping it
+/// (as [`Allocation`]'s `hipFree` waits for the device): a replay still queued must not lose
+/// its graph.
+struct HipGraph(ffi::GraphExec);
+// SAFETY: an opaque runtime handle, usable from any thread.
+unsafe impl Send for HipGraph {}
+unsafe impl Sync for HipGraph {}
+
+impl Drop for HipGraph {
+    fn drop(&mut self) {
+        // SAFETY: instantiated by hipGraphInstantiate, destroyed once.
+        unsafe { ffi::hipGraphExecDestroy(self.0) };
+    }
+}
+
 /// A loaded module, unloaded on drop.
 struct Module(hipModule_t);
 // SAFETY: module and function handles are immutable once loaded and usable from any thread.
@@ -518,6 +533,28 @@ impl Backend for HipBackend {
         self.sync_stream()
     }
 
+    /// A pageable copy, waited for (HIP stages it; no pinned pipeline as on CUDA yet).
+    fn write_bytes(&self, dst: &DeviceBuffer, offset: u64, src: &[u8]) -> Result<(), RuntimeError> {
+        dst.check_bytes(offset, src.len())?;
+        let a = self.allocation(dst)?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.bind()?;
+        // SAFETY: bytes `offset..offset + src.len()` lie inside the allocation (checked above);
+        // `src` stays borrowed until the stream has finished the copy (synchronised below).
+        check("hipMemcpyAsync (host to device)", unsafe {
+            ffi::hipMemcpyAsync(
+                a.ptr.cast::<u8>().add(offset as usize).cast(),
+                src.as_ptr().cast(),
+                src.len(),
+                ffi::MEMCPY_HOST_TO_DEVICE,
+                self.stream.0,
+            )
+        })?;
+        self.sync_stream()
+    }
+
     fn read(&self, src: &DeviceBuffer) -> Result<Buffer, RuntimeError> {
         let a = self.allocation(src)?;
         let mut out = Buffer::try_zeros(src.scalar(), src.len())
@@ -692,6 +729,52 @@ impl Backend for HipBackend {
     fn synchronize(&self) -> Result<(), RuntimeError> {
         self.bind()?;
         self.sync_stream()
+    }
+
+    fn has_graphs(&self) -> bool {
+        true
+    }
+
+    /// Stream capture, thread-local (as the CUDA backend's).
+    fn begin_capture(&self) -> Result<(), RuntimeError> {
+        self.bind()?;
+        // SAFETY: the stream is live for as long as `self`.
+        check("hipStreamBeginCapture", unsafe {
+            ffi::hipStreamBeginCapture(self.stream.0, ffi::STREAM_CAPTURE_MODE_THREAD_LOCAL)
+        })
+    }
+
+    fn end_capture(&self) -> Result<crate::Graph, RuntimeError> {
+        self.bind()?;
+        let mut graph: ffi::Graph = ptr::null_mut();
+        // SAFETY: the stream is live; `graph` is an out-pointer.
+        check("hipStreamEndCapture", unsafe {
+            ffi::hipStreamEndCapture(self.stream.0, &mut graph)
+        })?;
+        let (mut exec, mut nodes): (ffi::GraphExec, usize) = (ptr::null_mut(), 0);
+        // SAFETY: `graph` came from the capture and is destroyed once, after instantiating it
+        // (the executable graph does not need it); out-pointers are valid; no error log.
+        let (counted, made) = unsafe {
+            let counted = ffi::hipGraphGetNodes(graph, ptr::null_mut(), &mut nodes);
+            let made =
+                ffi::hipGraphInstantiate(&mut exec, graph, ptr::null_mut(), ptr::null_mut(), 0);
+            ffi::hipGraphDestroy(graph);
+            (counted, made)
+        };
+        check("hipGraphInstantiate", made)?;
+        let exec = HipGraph(exec);
+        check("hipGraphGetNodes", counted)?;
+        Ok(crate::Graph::new(BackendKind::Hip, nodes, Box::new(exec)))
+    }
+
+    fn replay(&self, graph: &crate::Graph) -> Result<(), RuntimeError> {
+        let g: &HipGraph = graph.inner(BackendKind::Hip)?;
+        self.bind()?;
+        // SAFETY: the executable graph is alive (`graph` owns it); its buffers outlive it (the
+        // contract of `crate::graph`); it runs on our stream after everything queued there.
+        check("hipGraphLaunch", unsafe {
+            ffi::hipGraphLaunch(g.0, self.stream.0)
+        })
     }
 
     fn time_each(

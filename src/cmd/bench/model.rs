@@ -85,6 +85,10 @@ pub struct Args {
     /// Attention kernels: v4, v3, v2 or v1 (as `greta run --attn`).
     #[arg(long, default_value = "v4")]
     attn: String,
+    /// Launch every kernel of every decode step instead of replaying a captured graph (as
+    /// `greta run --no-graphs`; llama.cpp's `GGML_CUDA_DISABLE_GRAPHS=1`).
+    #[arg(long)]
+    no_graphs: bool,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -140,6 +144,7 @@ pub fn run(args: Args) -> Result<()> {
         };
         let mut model =
             crate::cmd::run::load_model(&bench.file, &bench.path, backend, &*objects, &options)?;
+        model.set_graphs(!args.no_graphs);
         crate::cmd::tune::report_model(&model, false)?;
         let setup = Setup {
             backend: model.backend().kind().to_string(),
@@ -170,8 +175,14 @@ fn open(path: &Path, tests: &[Test], ctx: Option<usize>) -> Result<Bench> {
     let cfg = LlamaConfig::from_gguf(&file).with_context(|| path.display().to_string())?;
     let tokenizer = Tokenizer::from_gguf(&file)
         .with_context(|| format!("reading the tokenizer of {}", path.display()))?;
-    let ctx = plan::context(tests, ctx, cfg.context_train)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let ctx = plan::context(tests, ctx).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if ctx > cfg.context_train {
+        errln!(
+            "greta: warning: {}: context {ctx} is longer than the {} tokens the model was trained with",
+            path.display(),
+            cfg.context_train
+        );
+    }
     let bos = tokenizer
         .bos()
         .filter(|&b| tokenizer.vocab().add_bos && (b as usize) < cfg.vocab);

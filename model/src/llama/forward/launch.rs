@@ -7,8 +7,8 @@
 //! matched to its struct by name, and [`Model::launch`] refuses a struct of another kernel.
 
 use super::{Group, Model, Segment, Weight, WeightBufs};
-use crate::llama::kernels::{projection, split_k, Attention, Output, Planned};
-use crate::llama::memory::Scratch;
+use crate::llama::kernels::{projection, split_k, split_keys, Attention, Output, Planned};
+use crate::llama::memory::{Inputs, Scratch, POS_STRIDE};
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::Scalar;
 use greta_dsl::launch::KernelArgs;
@@ -30,7 +30,7 @@ use greta_kernels::gemv_q8::GemvQ8Args;
 use greta_kernels::matmul::MatmulArgs;
 use greta_kernels::matmul_q8::MatmulQ8Args;
 use greta_kernels::rmsnorm::RmsnormArgs;
-use greta_kernels::rope::RopeArgs;
+use greta_kernels::rope_cache::RopeCacheArgs;
 use greta_kernels::silu_mul::SiluMulArgs;
 use greta_kernels::softmax::SoftmaxArgs;
 use greta_runtime::check::SLICE_ALIGN;
@@ -45,7 +45,7 @@ pub(super) struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    fn part(buf: &'a DeviceBuffer, offset: usize, len: usize) -> View<'a> {
+    pub(super) fn part(buf: &'a DeviceBuffer, offset: usize, len: usize) -> View<'a> {
         View {
             buf,
             part: Some((offset, len)),
@@ -338,33 +338,6 @@ impl Model {
         self.launch(p, dims, args)
     }
 
-    /// RoPE of `heads` heads of `tokens` tokens at positions from `start`, `x` into `y`.
-    pub(super) fn rope<'b>(
-        &self,
-        p: &Planned,
-        x: impl Into<View<'b>>,
-        y: impl Into<View<'b>>,
-        tokens: usize,
-        heads: usize,
-        start: usize,
-    ) -> Result<(), RuntimeError> {
-        let c = &self.cfg;
-        let n = tokens * heads * c.head_dim;
-        let (tokens, heads, head_dim) = (tokens as u32, heads as u32, c.head_dim as u32);
-        let dims = greta_kernels::rope::launch(&p.config, tokens, heads, head_dim);
-        let args = RopeArgs {
-            x: at_least(x, n),
-            y: at_least(y, n),
-            tokens,
-            heads,
-            head_dim,
-            rot_dims: c.rope_dims as u32,
-            pos_offset: start as u32,
-            freq_base: c.rope_base,
-        };
-        self.launch(p, dims, args)
-    }
-
     /// `n` f32 elements of `x` into `y` from element `dst_offset`, in `y`'s type.
     fn copy<'b>(
         &self,
@@ -386,16 +359,50 @@ impl Model {
         self.launch(p, dims, args)
     }
 
-    /// The keys or values of `tokens` tokens into a layer's cache at positions from `start`.
-    pub(super) fn append<'b>(
+    /// A segment's position as its launches read it: its slice of the pass's inputs (see
+    /// [`Inputs`]), so that a replayed graph reads the step's position, not the captured one.
+    pub(super) fn position<'s>(&self, s: &'s Scratch, seg: &Segment) -> KernelArg<'s> {
+        KernelArg::Slice {
+            buffer: &s.inputs,
+            offset: Inputs::new(s.tokens).pos + POS_STRIDE * seg.index,
+            len: 1,
+        }
+    }
+
+    /// RoPE of a segment's queries (into `s.qr`) and keys, its keys and values (`q`, `k`, `v`:
+    /// the whole pass's rows, as the projections wrote them) into its slot's cache of `layer`
+    /// at its position.
+    pub(super) fn rope_cache(
         &self,
-        x: impl Into<View<'b>>,
-        cache: &DeviceBuffer,
-        tokens: usize,
-        start: usize,
+        s: &Scratch,
+        layer: usize,
+        seg: &Segment,
+        [q, k, v]: [View<'_>; 3],
     ) -> Result<(), RuntimeError> {
-        let kv = self.cfg.kv_dim();
-        self.copy(&self.act.copy, x, cache, tokens * kv, start * kv)
+        let c = &self.cfg;
+        let p = &self.act.rope_cache;
+        let (t, qd, kvd) = (seg.tokens, c.q_dim(), c.kv_dim());
+        let cache = &self.caches[seg.slot];
+        let end = (seg.start + t) * kvd;
+        let (tokens, heads, kv_heads) = (t as u32, c.n_heads as u32, c.n_kv_heads as u32);
+        let head_dim = c.head_dim as u32;
+        let dims = greta_kernels::rope_cache::launch(&p.config, tokens, heads, kv_heads, head_dim);
+        let args = RopeCacheArgs {
+            q: at_least(seg.rows(q, qd), t * qd),
+            k: at_least(seg.rows(k, kvd), t * kvd),
+            v: at_least(seg.rows(v, kvd), t * kvd),
+            qr: at_least(seg.rows(&s.qr, qd), t * qd),
+            k_cache: at_least(&cache.k[layer], end),
+            v_cache: at_least(&cache.v[layer], end),
+            start: self.position(s, seg),
+            tokens,
+            heads,
+            kv_heads,
+            head_dim,
+            rot_dims: c.rope_dims as u32,
+            freq_base: c.rope_base,
+        };
+        self.launch(p, dims, args)
     }
 
     /// Rows `ids` of a `[_, cols]` matrix (an embedding table, or activations) into `out`.
@@ -403,7 +410,7 @@ impl Model {
         &self,
         p: &Planned,
         table: impl Into<Matrix<'b>>,
-        ids: &DeviceBuffer,
+        ids: View<'_>,
         out: &DeviceBuffer,
         rows: usize,
         cols: usize,
@@ -489,7 +496,8 @@ impl Model {
         let scale_log2 = greta_kernels::flash::LOG2_E / (c.head_dim as f32).sqrt();
         if t == 1 {
             let p = &self.act.attn_decode;
-            let (chunk, splits) = split_k(c, &p.config, target, start + 1);
+            let keys = split_keys(start + 1, self.context);
+            let (chunk, splits) = split_k(c, &p.config, target, keys);
             let part = at_least(&s.part, c.n_heads * splits as usize * (c.head_dim + 2));
             let dims = greta_kernels::attn_decode::launch(&p.config, target, 1, heads, splits);
             let args = AttnDecodeArgs {
@@ -501,7 +509,7 @@ impl Model {
                 heads,
                 kv_heads,
                 head_dim,
-                start: start as u32,
+                start: self.position(s, seg),
                 chunk,
                 splits,
                 scale_log2,
