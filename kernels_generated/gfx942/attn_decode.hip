@@ -325,7 +325,7 @@ GRETA_INLINE f32 greta_cos(f32 x) {
 // ---- end of prelude -----------------------------------------------------------------------
 
 extern "C" __global__ __attribute__((amdgpu_flat_work_group_size(1, 256)))
-void attn_decode(const f32* __restrict__ q, const f16* __restrict__ k_cache, const f16* __restrict__ v_cache, f32* __restrict__ part, u32 tokens, u32 heads, u32 kv_heads, u32 head_dim, u32 start, u32 chunk, u32 splits, f32 scale_log2) {
+void attn_decode(const f32* __restrict__ q, const f16* __restrict__ k_cache, const f16* __restrict__ v_cache, f32* __restrict__ part, u32 tokens, u32 heads, u32 kv_heads, u32 head_dim, const u32* __restrict__ start, u32 chunk, u32 splits, f32 scale_log2) {
     __shared__ __attribute__((aligned(16))) f32 wm[16];
     __shared__ __attribute__((aligned(16))) f32 wl[16];
     __shared__ __attribute__((aligned(16))) f32 wacc[2048];
@@ -339,7 +339,7 @@ void attn_decode(const f32* __restrict__ q, const f16* __restrict__ k_cache, con
     u32 w = greta_thread_idx_x() / 64u;
     u32 group = lane / 16u;
     u32 sub = lane % 16u;
-    u32 end = greta_min(split * chunk + chunk, start + t + 1u);
+    u32 end = greta_min(split * chunk + chunk, start[0u] + t + 1u);
     u32 stride = kv_heads * head_dim;
     u32 head = h0 / (heads / kv_heads) * head_dim;
     u32 d = (0u + sub) * 8u + 0u;
