@@ -28,7 +28,7 @@ pub struct Args {
     #[command(subcommand)]
     what: Option<What>,
     #[command(flatten)]
-    model: model::Args,
+    model: model::ModelArgs,
 }
 
 #[derive(clap::Subcommand)]

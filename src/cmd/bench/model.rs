@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub struct ModelArgs {
     /// The model: a GGUF file of a Llama-family model; repeat for several.
     #[arg(long, short, required = true, value_name = "FILE")]
     model: Vec<PathBuf>,
@@ -107,7 +107,7 @@ struct Bench {
     ctx: usize,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: ModelArgs) -> Result<()> {
     if args.repetitions == 0 {
         bail!("-r/--repetitions 0: give at least 1");
     }
@@ -203,7 +203,7 @@ fn measure(
     model: &mut Model,
     bench: &Bench,
     tests: &[Test],
-    args: &Args,
+    args: &ModelArgs,
     done: &mut dyn FnMut(&Test, Vec<u64>) -> Result<()>,
 ) -> Result<()> {
     // The progress bar counts runs: the plan of every test, first.
