@@ -136,6 +136,7 @@ fn problem(
         cfg,
         inputs,
         Weights::Dense,
+        crate::projection::Input::Plain,
         true,
         |cfg, m, n| Ok((cfg.clone(), build(cfg, target)?, launch(cfg, target, m, n))),
     )

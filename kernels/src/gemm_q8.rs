@@ -85,6 +85,7 @@ fn problem(
         cfg,
         inputs,
         weights,
+        crate::projection::Input::Plain,
         true,
         |cfg, m, n| {
             Ok((

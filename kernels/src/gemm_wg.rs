@@ -207,6 +207,7 @@ fn problem_with(
         cfg,
         inputs,
         weights,
+        crate::projection::Input::Plain,
         true,
         |cfg, m, n| {
             let kernel = if q8 {

@@ -86,6 +86,46 @@ impl RowSource for Q8Rows {
     }
 }
 
+/// Where a GEMV's activations (the rows of `x`) come from: the plain rows, or rows computed
+/// as they are loaded from what the previous kernel wrote — RMSNorm's scaling
+/// ([`crate::gemv_fused`]'s `gemv_norm`) or SwiGLU's gate (`gemv_glu`) — so that the fused
+/// kernel saves a launch and a round trip of the activations through memory.
+pub trait RowInput: Copy {
+    /// Whether the products are scaled by the token row's `1 / rms` (`rsqrt(mean(raw²) +
+    /// eps)` of the raw row): then [`RowInput::load`] also returns the sum of the squares of the
+    /// raw elements, and the kernel scales each finished sum (the scale is per token, so it
+    /// factors out of the dot product).
+    const NORM: bool;
+    /// Elements `c..c + 8` of the token row starting at element `row` (`c` a multiple of 8) in
+    /// f32, and the sum of their raw squares when [`RowInput::NORM`]. Loads the row's first
+    /// elements instead when `!ok` (in bounds; the caller discards them).
+    fn load(self, row: Val<u32>, c: Val<u32>, ok: Val<bool>) -> (Vec<Val<f32>>, Val<f32>);
+    /// Element `c` of the row starting at `row` and its raw square (the path for a `K` that is
+    /// not a multiple of 8).
+    fn element(self, row: Val<u32>, c: Val<u32>) -> (Val<f32>, Val<f32>);
+    /// `rsqrt(mean + eps)` of a row whose raw squares sum to `sum` over `k` elements (only
+    /// called when [`RowInput::NORM`]).
+    fn inv_rms(self, sum: Val<f32>, k: Val<u32>) -> Val<f32>;
+}
+
+/// Plain f16/bf16 rows of `x`.
+#[derive(Clone, Copy)]
+pub struct PlainRows<T: Float>(pub Global<T, Read>);
+
+impl<T: Float> RowInput for PlainRows<T> {
+    const NORM: bool = false;
+    fn load(self, row: Val<u32>, c: Val<u32>, ok: Val<bool>) -> (Vec<Val<f32>>, Val<f32>) {
+        let v = materialize("x", vload::<8, _>(&self.0, select(ok, row + c, 0u32)).to_f32());
+        ((0..8).map(|l| v.lane(l)).collect(), Val::constant(0.0f32))
+    }
+    fn element(self, row: Val<u32>, c: Val<u32>) -> (Val<f32>, Val<f32>) {
+        (load(&self.0, row + c).to_f32(), Val::constant(0.0f32))
+    }
+    fn inv_rms(self, sum: Val<f32>, _k: Val<u32>) -> Val<f32> {
+        sum
+    }
+}
+
 #[kernel]
 #[allow(clippy::too_many_arguments)]
 pub fn gemv<T: Float, O: Float>(
@@ -112,7 +152,7 @@ pub fn gemv<T: Float, O: Float>(
         m_tile,
         residual,
     };
-    gemv_body::<T, O, DenseRows<T>>(x, DenseRows(w), r, y, m, n, k, p);
+    gemv_body::<T, O, DenseRows<T>, PlainRows<T>>(PlainRows(x), DenseRows(w), r, y, m, n, k, p);
 }
 
 /// The comptime parameters of a GEMV, in the order its kernels take them.
@@ -129,8 +169,8 @@ pub struct GemvParams {
 /// The whole GEMV of one block (see the module docs), weights from `w`.
 #[device]
 #[allow(clippy::too_many_arguments)]
-pub fn gemv_body<T: Float, O: Float, S: RowSource>(
-    x: Global<T, Read>,
+pub fn gemv_body<T: Float, O: Float, S: RowSource, I: RowInput>(
+    #[comptime] x: I,
     #[comptime] w: S,
     r: Global<O, Read>,
     y: Global<O, ReadWrite>,
@@ -168,6 +208,11 @@ pub fn gemv_body<T: Float, O: Float, S: RowSource>(
     for i in 0..rows * m_tile {
         acc[i] = 0.0f32;
     }
+    // Each token row's sum of raw squares (RMSNorm's, when the input is normalised).
+    let squares = local_array::<f32>(m_tile);
+    for j in 0..m_tile {
+        squares[j] = 0.0f32;
+    }
     // One stretch: `unroll` loads per row, `wave · v` elements apart, for each of the
     // `splits` waves sharing these rows in turn. Every weight load of a stretch is issued
     // before any is used.
@@ -190,11 +235,11 @@ pub fn gemv_body<T: Float, O: Float, S: RowSource>(
                     #[comptime]
                     let mut xs = Vec::new();
                     for h in 0..v / 8u32 {
-                        let xv =
-                            vload::<8, _>(&x, select(ok, x_at[j as usize] + at + 8u32 * h, 0u32));
-                        let xv = xv.to_f32();
-                        for l in 0..8u32 {
-                            xs.push(xv.lane(l));
+                        #[comptime]
+                        let (xv, sq) = x.load(x_at[j as usize], at + 8u32 * h, ok);
+                        xs.extend(xv);
+                        if I::NORM {
+                            squares[j] = squares[j] + select(ok, sq, 0.0f32);
                         }
                     }
                     for i in 0..rows {
@@ -212,27 +257,54 @@ pub fn gemv_body<T: Float, O: Float, S: RowSource>(
         }
     } else {
         for c in (split * wave + lane..k).step_by(p.splits * wave) {
+            #[comptime]
+            let mut xs = Vec::new();
+            for j in 0..m_tile {
+                #[comptime]
+                let (xe, sq) = x.element(x_at[j as usize], c);
+                xs.push(xe);
+                if I::NORM {
+                    squares[j] = squares[j] + sq;
+                }
+            }
             for i in 0..rows {
                 let wr = w.element(w_at[i as usize], c);
                 for j in 0..m_tile {
-                    acc[i * m_tile + j] =
-                        fma(wr, x[x_at[j as usize] + c].to_f32(), acc[i * m_tile + j]);
+                    acc[i * m_tile + j] = fma(wr, xs[j as usize], acc[i * m_tile + j]);
                 }
             }
         }
     }
     // Wave sums; with split-K, each wave's sums go through LDS and the first wave of the group
-    // adds them in wave order.
-    let part = shared::<f32>(split_lds_len(p.splits, p.waves * rows * m_tile));
+    // adds them in wave order. A normalised input's sums of squares ride along as one more
+    // "row" (`rows` below), so its scale is combined the same way.
+    #[comptime]
+    let sums = sums_per_wave(rows, I::NORM);
+    let part = shared::<f32>(split_lds_len(p.splits, p.waves * sums * m_tile));
+    #[comptime]
+    let mut scale = Vec::new();
+    for j in 0..m_tile {
+        if I::NORM {
+            let total = wave_sum(squares[j]);
+            if p.splits == 1 {
+                scale.push(materialize("inv_rms", x.inv_rms(total, k)));
+            } else if lane == 0u32 {
+                part[(wid * sums + rows) * m_tile + j] = total;
+            }
+        }
+    }
     for i in 0..rows {
         for j in 0..m_tile {
-            let total = wave_sum(acc[i * m_tile + j]);
+            let mut total = wave_sum(acc[i * m_tile + j]);
             if p.splits == 1 {
+                if I::NORM {
+                    total = total * scale[j as usize];
+                }
                 if lane == 0u32 {
                     write_one::<O>(r, y, total, n0 + i, j, m, n, p.residual);
                 }
             } else if lane == 0u32 {
-                part[(wid * rows + i) * m_tile + j] = total;
+                part[(wid * sums + i) * m_tile + j] = total;
             }
         }
     }
@@ -242,8 +314,15 @@ pub fn gemv_body<T: Float, O: Float, S: RowSource>(
             let i = lane / m_tile;
             let j = lane % m_tile;
             let mut total = 0.0f32;
+            let mut squared = 0.0f32;
             for s in 0..p.splits {
-                total = total + part[((wid + s) * rows + i) * m_tile + j];
+                total = total + part[((wid + s) * sums + i) * m_tile + j];
+                if I::NORM {
+                    squared = squared + part[((wid + s) * sums + rows) * m_tile + j];
+                }
+            }
+            if I::NORM {
+                total = total * x.inv_rms(squared, k);
             }
             write_one::<O>(r, y, total, n0 + i, j, m, n, p.residual);
         }
@@ -256,6 +335,12 @@ fn scaled(s: Val<f32>, scale: &Option<Val<f32>>) -> Val<f32> {
         Some(d) => s * *d,
         None => s,
     }
+}
+
+/// The sums each wave of a split-K group hands on per token: one per row, and the sum of
+/// squares of a normalised input.
+fn sums_per_wave(rows: u32, norm: bool) -> u32 {
+    rows + norm as u32
 }
 
 /// LDS elements for the split-K combine: one per wave, row and token with `splits > 1`, else a
@@ -371,6 +456,7 @@ fn problem(
         cfg,
         inputs,
         Weights::Dense,
+        crate::projection::Input::Plain,
         false,
         |cfg, m, n| {
             let cfg = fit_m(cfg, m);

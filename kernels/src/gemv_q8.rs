@@ -10,7 +10,7 @@
 //! `k: u32`. Launch with [`crate::gemv::launch`].
 
 use crate::gemm::{dtype_param_halves, OUT, RESIDUAL};
-use crate::gemv::{fit_m, gemv_body, params, GemvParams, Q8Rows, GEMV_PARAMS};
+use crate::gemv::{fit_m, gemv_body, params, GemvParams, PlainRows, Q8Rows, GEMV_PARAMS};
 use crate::problem::{Inputs, Problem};
 use crate::projection::Weights;
 use crate::{dispatch, Config, KernelSpec, ProblemError};
@@ -46,7 +46,16 @@ pub fn gemv_q8<T: Float, O: Float>(
         m_tile,
         residual,
     };
-    gemv_body::<T, O, Q8Rows>(x, Q8Rows { scales, quants }, r, y, m, n, k, p);
+    gemv_body::<T, O, Q8Rows, PlainRows<T>>(
+        PlainRows(x),
+        Q8Rows { scales, quants },
+        r,
+        y,
+        m,
+        n,
+        k,
+        p,
+    );
 }
 
 fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
@@ -68,6 +77,7 @@ fn problem(
         cfg,
         inputs,
         weights,
+        crate::projection::Input::Plain,
         false,
         |cfg, m, n| {
             let cfg = fit_m(cfg, m);

@@ -30,6 +30,7 @@ pub mod gemm;
 pub mod gemm_q8;
 pub mod gemm_wg;
 pub mod gemv;
+pub mod gemv_fused;
 pub mod gemv_q8;
 pub mod matmul;
 pub mod matmul_q8;
@@ -153,6 +154,8 @@ pub fn all() -> &'static [&'static KernelSpec] {
         &gemm_wg::SPEC_Q8,
         &gemv::SPEC,
         &gemv_q8::SPEC,
+        &gemv_fused::NORM_SPEC,
+        &gemv_fused::GLU_SPEC,
         &embedding_q8::SPEC,
         &attn_scores::SPEC,
         &attn_values::SPEC,

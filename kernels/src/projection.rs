@@ -22,6 +22,64 @@ pub(crate) enum Weights {
     Q8 { rounded: bool },
 }
 
+/// What a projection kernel multiplies: its leading arguments and the rows of `x` they stand
+/// for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// `x: &[T]`.
+    Plain,
+    /// `h: &[T], g: &[T]` and a trailing `eps: f32`: `x = h / rms(h) · g`, row by row
+    /// (`gemv_norm`).
+    Norm,
+    /// `gate: &[T], up: &[T]`: `x = silu(gate) · up` (`gemv_glu`).
+    Glu,
+}
+
+/// The RMSNorm epsilon of the fused problems (Llama's).
+pub(crate) const NORM_EPS: f32 = 1e-5;
+
+impl Input {
+    /// Random inputs for `m` rows of `k`: the kernel's leading arguments, the rows of `x`
+    /// they make (f64) and the largest magnitude of those (the dot product's tolerance
+    /// scales with it).
+    fn make(
+        self,
+        inputs: &mut Inputs,
+        dtype: greta_dsl::ir::Scalar,
+        m: usize,
+        k: usize,
+    ) -> (Vec<ProblemArg>, Vec<f64>, f64) {
+        match self {
+            Input::Plain => {
+                let (xb, x) = inputs.uniform(dtype, m * k, -1.0, 1.0);
+                (vec![ProblemArg::Buffer(xb)], x, 1.0)
+            }
+            Input::Norm => {
+                let (hb, h) = inputs.uniform(dtype, m * k, -1.0, 1.0);
+                let (gb, g) = inputs.uniform(dtype, k, -0.5, 0.5);
+                let eps = NORM_EPS as f64;
+                let mut x = Vec::with_capacity(m * k);
+                for row in h.chunks(k.max(1)) {
+                    let mean = row.iter().map(|v| v * v).sum::<f64>() / k as f64;
+                    let inv = 1.0 / (mean + eps).sqrt();
+                    x.extend(row.iter().zip(&g).map(|(v, w)| v * inv * w));
+                }
+                // |h / rms(h)| ≤ √k; random rows stay near 1, and at most 0.5 after `g`.
+                let args = vec![ProblemArg::Buffer(hb), ProblemArg::Buffer(gb)];
+                (args, x, 2.0)
+            }
+            Input::Glu => {
+                let (gb, gate) = inputs.uniform(dtype, m * k, -2.0, 2.0);
+                let (ub, up) = inputs.uniform(dtype, m * k, -1.0, 1.0);
+                let x = crate::silu_mul::reference(&gate, &up);
+                // silu(g) ≤ 1.77 on [-2, 2].
+                let args = vec![ProblemArg::Buffer(gb), ProblemArg::Buffer(ub)];
+                (args, x, 2.0)
+            }
+        }
+    }
+}
+
 /// The problem of the projection kernel `name` at shape `m,n,k`. `make` gets the requested
 /// configuration and `m`, `n` and returns the configuration the problem runs (the GEMV fits its
 /// token tile to `m`), the kernel built at it and the launch. `x_in_floor`: whether reading `x`
@@ -34,6 +92,7 @@ pub(crate) fn problem(
     cfg: &Config,
     inputs: &mut Inputs,
     weights: Weights,
+    input: Input,
     x_in_floor: bool,
     make: impl FnOnce(&Config, u32, u32) -> Result<(Config, Kernel, LaunchDims), ProblemError>,
 ) -> Result<Problem, ProblemError> {
@@ -45,8 +104,7 @@ pub(crate) fn problem(
     let (config, kernel, dims) = make(cfg, m, n)?;
     let (dtype, out) = (config.dtype("dtype"), config.dtype("out"));
     let (mu, nu, ku) = (m as usize, n as usize, k as usize);
-    let (xb, x) = inputs.uniform(dtype, mu * ku, -1.0, 1.0);
-    let mut args = vec![ProblemArg::Buffer(xb)];
+    let (mut args, x, magnitude) = input.make(inputs, dtype, mu, ku);
     let (w, weight_bytes) = match weights {
         Weights::Dense => {
             let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
@@ -75,6 +133,11 @@ pub(crate) fn problem(
         ProblemArg::Value(Const::U32(n)),
         ProblemArg::Value(Const::U32(k)),
     ]);
+    if input == Input::Norm {
+        args.push(ProblemArg::Value(Const::F32(NORM_EPS)));
+    }
+    let mut tolerance = gemm_tolerance(out, k);
+    tolerance.abs *= magnitude;
     let x_bytes = if x_in_floor {
         mu * ku * dtype.size_bytes() as usize
     } else {
@@ -92,7 +155,7 @@ pub(crate) fn problem(
             } else {
                 Vec::new()
             },
-            tolerance: gemm_tolerance(out, k),
+            tolerance,
         }],
         min_bytes: (weight_bytes
             + x_bytes

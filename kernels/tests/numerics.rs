@@ -96,6 +96,8 @@ kernel_tests!(
     gemm_wg_q8,
     gemv,
     gemv_q8,
+    gemv_norm,
+    gemv_glu,
     embedding_q8,
     attn_scores,
     attn_values,

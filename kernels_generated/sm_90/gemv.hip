@@ -328,6 +328,7 @@ extern "C" __global__ __attribute__((launch_bounds(128)))
 void gemv(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __restrict__ r, f16* __restrict__ y, u32 m, u32 n, u32 k) {
     __shared__ __attribute__((aligned(16))) f32 part[1];
     alignas(16) f32 acc[1];
+    alignas(16) f32 squares[1];
     u32 lane = greta_lane_id();
     u32 wid = greta_thread_idx_x() / 32u;
     u32 group = wid / 1u;
@@ -336,6 +337,7 @@ void gemv(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
     u32 w_row = greta_min(n0 + 0u, n - 1u) * k;
     u32 x_row = greta_min(0u, m - 1u) * k;
     acc[0u] = 0.0f;
+    squares[0u] = 0.0f;
     if ((k % 8u) == 0u) {
         for (u32 c = split * 512u + lane * 8u; c < k; c += 512u) {
             u32 at = c + 0u;
@@ -344,31 +346,29 @@ void gemv(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
             f16x8 w_2 = *reinterpret_cast<const f16x8*>(&w[at_1 < k ? w_row + at_1 : w_row]);
             u32 at_2 = c + 0u;
             bool ok = at_2 < k;
-            f16x8 xv = *reinterpret_cast<const f16x8*>(&x[ok ? x_row + at_2 + 0u : 0u]);
-            f32x8 xv_1 = ({ f16x8 greta_t0 = xv; f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
+            f32x8 x_1 = ({ f16x8 greta_t0 = *reinterpret_cast<const f16x8*>(&x[ok ? x_row + (at_2 + 0u) : 0u]); f32x8{f32(greta_t0[0]), f32(greta_t0[1]), f32(greta_t0[2]), f32(greta_t0[3]), f32(greta_t0[4]), f32(greta_t0[5]), f32(greta_t0[6]), f32(greta_t0[7])}; });
             f32 s = 0.0f;
-            s = greta_fma(({ f16x8 greta_t1 = w_1; f32x8{f32(greta_t1[0]), f32(greta_t1[1]), f32(greta_t1[2]), f32(greta_t1[3]), f32(greta_t1[4]), f32(greta_t1[5]), f32(greta_t1[6]), f32(greta_t1[7])}; })[0], xv_1[0], s);
-            s = greta_fma(({ f16x8 greta_t2 = w_1; f32x8{f32(greta_t2[0]), f32(greta_t2[1]), f32(greta_t2[2]), f32(greta_t2[3]), f32(greta_t2[4]), f32(greta_t2[5]), f32(greta_t2[6]), f32(greta_t2[7])}; })[1], xv_1[1], s);
-            s = greta_fma(({ f16x8 greta_t3 = w_1; f32x8{f32(greta_t3[0]), f32(greta_t3[1]), f32(greta_t3[2]), f32(greta_t3[3]), f32(greta_t3[4]), f32(greta_t3[5]), f32(greta_t3[6]), f32(greta_t3[7])}; })[2], xv_1[2], s);
-            s = greta_fma(({ f16x8 greta_t4 = w_1; f32x8{f32(greta_t4[0]), f32(greta_t4[1]), f32(greta_t4[2]), f32(greta_t4[3]), f32(greta_t4[4]), f32(greta_t4[5]), f32(greta_t4[6]), f32(greta_t4[7])}; })[3], xv_1[3], s);
-            s = greta_fma(({ f16x8 greta_t5 = w_1; f32x8{f32(greta_t5[0]), f32(greta_t5[1]), f32(greta_t5[2]), f32(greta_t5[3]), f32(greta_t5[4]), f32(greta_t5[5]), f32(greta_t5[6]), f32(greta_t5[7])}; })[4], xv_1[4], s);
-            s = greta_fma(({ f16x8 greta_t6 = w_1; f32x8{f32(greta_t6[0]), f32(greta_t6[1]), f32(greta_t6[2]), f32(greta_t6[3]), f32(greta_t6[4]), f32(greta_t6[5]), f32(greta_t6[6]), f32(greta_t6[7])}; })[5], xv_1[5], s);
-            s = greta_fma(({ f16x8 greta_t7 = w_1; f32x8{f32(greta_t7[0]), f32(greta_t7[1]), f32(greta_t7[2]), f32(greta_t7[3]), f32(greta_t7[4]), f32(greta_t7[5]), f32(greta_t7[6]), f32(greta_t7[7])}; })[6], xv_1[6], s);
-            s = greta_fma(({ f16x8 greta_t8 = w_1; f32x8{f32(greta_t8[0]), f32(greta_t8[1]), f32(greta_t8[2]), f32(greta_t8[3]), f32(greta_t8[4]), f32(greta_t8[5]), f32(greta_t8[6]), f32(greta_t8[7])}; })[7], xv_1[7], s);
+            s = greta_fma(({ f16x8 greta_t1 = w_1; f32x8{f32(greta_t1[0]), f32(greta_t1[1]), f32(greta_t1[2]), f32(greta_t1[3]), f32(greta_t1[4]), f32(greta_t1[5]), f32(greta_t1[6]), f32(greta_t1[7])}; })[0], x_1[0], s);
+            s = greta_fma(({ f16x8 greta_t2 = w_1; f32x8{f32(greta_t2[0]), f32(greta_t2[1]), f32(greta_t2[2]), f32(greta_t2[3]), f32(greta_t2[4]), f32(greta_t2[5]), f32(greta_t2[6]), f32(greta_t2[7])}; })[1], x_1[1], s);
+            s = greta_fma(({ f16x8 greta_t3 = w_1; f32x8{f32(greta_t3[0]), f32(greta_t3[1]), f32(greta_t3[2]), f32(greta_t3[3]), f32(greta_t3[4]), f32(greta_t3[5]), f32(greta_t3[6]), f32(greta_t3[7])}; })[2], x_1[2], s);
+            s = greta_fma(({ f16x8 greta_t4 = w_1; f32x8{f32(greta_t4[0]), f32(greta_t4[1]), f32(greta_t4[2]), f32(greta_t4[3]), f32(greta_t4[4]), f32(greta_t4[5]), f32(greta_t4[6]), f32(greta_t4[7])}; })[3], x_1[3], s);
+            s = greta_fma(({ f16x8 greta_t5 = w_1; f32x8{f32(greta_t5[0]), f32(greta_t5[1]), f32(greta_t5[2]), f32(greta_t5[3]), f32(greta_t5[4]), f32(greta_t5[5]), f32(greta_t5[6]), f32(greta_t5[7])}; })[4], x_1[4], s);
+            s = greta_fma(({ f16x8 greta_t6 = w_1; f32x8{f32(greta_t6[0]), f32(greta_t6[1]), f32(greta_t6[2]), f32(greta_t6[3]), f32(greta_t6[4]), f32(greta_t6[5]), f32(greta_t6[6]), f32(greta_t6[7])}; })[5], x_1[5], s);
+            s = greta_fma(({ f16x8 greta_t7 = w_1; f32x8{f32(greta_t7[0]), f32(greta_t7[1]), f32(greta_t7[2]), f32(greta_t7[3]), f32(greta_t7[4]), f32(greta_t7[5]), f32(greta_t7[6]), f32(greta_t7[7])}; })[6], x_1[6], s);
+            s = greta_fma(({ f16x8 greta_t8 = w_1; f32x8{f32(greta_t8[0]), f32(greta_t8[1]), f32(greta_t8[2]), f32(greta_t8[3]), f32(greta_t8[4]), f32(greta_t8[5]), f32(greta_t8[6]), f32(greta_t8[7])}; })[7], x_1[7], s);
             acc[0u] = acc[0u] + (ok ? s : 0.0f);
             u32 at_3 = c + 256u;
             bool ok_1 = at_3 < k;
-            f16x8 xv_2 = *reinterpret_cast<const f16x8*>(&x[ok_1 ? x_row + at_3 + 0u : 0u]);
-            f32x8 xv_3 = ({ f16x8 greta_t9 = xv_2; f32x8{f32(greta_t9[0]), f32(greta_t9[1]), f32(greta_t9[2]), f32(greta_t9[3]), f32(greta_t9[4]), f32(greta_t9[5]), f32(greta_t9[6]), f32(greta_t9[7])}; });
+            f32x8 x_2 = ({ f16x8 greta_t9 = *reinterpret_cast<const f16x8*>(&x[ok_1 ? x_row + (at_3 + 0u) : 0u]); f32x8{f32(greta_t9[0]), f32(greta_t9[1]), f32(greta_t9[2]), f32(greta_t9[3]), f32(greta_t9[4]), f32(greta_t9[5]), f32(greta_t9[6]), f32(greta_t9[7])}; });
             f32 s_1 = 0.0f;
-            s_1 = greta_fma(({ f16x8 greta_t10 = w_2; f32x8{f32(greta_t10[0]), f32(greta_t10[1]), f32(greta_t10[2]), f32(greta_t10[3]), f32(greta_t10[4]), f32(greta_t10[5]), f32(greta_t10[6]), f32(greta_t10[7])}; })[0], xv_3[0], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t11 = w_2; f32x8{f32(greta_t11[0]), f32(greta_t11[1]), f32(greta_t11[2]), f32(greta_t11[3]), f32(greta_t11[4]), f32(greta_t11[5]), f32(greta_t11[6]), f32(greta_t11[7])}; })[1], xv_3[1], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t12 = w_2; f32x8{f32(greta_t12[0]), f32(greta_t12[1]), f32(greta_t12[2]), f32(greta_t12[3]), f32(greta_t12[4]), f32(greta_t12[5]), f32(greta_t12[6]), f32(greta_t12[7])}; })[2], xv_3[2], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t13 = w_2; f32x8{f32(greta_t13[0]), f32(greta_t13[1]), f32(greta_t13[2]), f32(greta_t13[3]), f32(greta_t13[4]), f32(greta_t13[5]), f32(greta_t13[6]), f32(greta_t13[7])}; })[3], xv_3[3], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t14 = w_2; f32x8{f32(greta_t14[0]), f32(greta_t14[1]), f32(greta_t14[2]), f32(greta_t14[3]), f32(greta_t14[4]), f32(greta_t14[5]), f32(greta_t14[6]), f32(greta_t14[7])}; })[4], xv_3[4], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t15 = w_2; f32x8{f32(greta_t15[0]), f32(greta_t15[1]), f32(greta_t15[2]), f32(greta_t15[3]), f32(greta_t15[4]), f32(greta_t15[5]), f32(greta_t15[6]), f32(greta_t15[7])}; })[5], xv_3[5], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t16 = w_2; f32x8{f32(greta_t16[0]), f32(greta_t16[1]), f32(greta_t16[2]), f32(greta_t16[3]), f32(greta_t16[4]), f32(greta_t16[5]), f32(greta_t16[6]), f32(greta_t16[7])}; })[6], xv_3[6], s_1);
-            s_1 = greta_fma(({ f16x8 greta_t17 = w_2; f32x8{f32(greta_t17[0]), f32(greta_t17[1]), f32(greta_t17[2]), f32(greta_t17[3]), f32(greta_t17[4]), f32(greta_t17[5]), f32(greta_t17[6]), f32(greta_t17[7])}; })[7], xv_3[7], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t10 = w_2; f32x8{f32(greta_t10[0]), f32(greta_t10[1]), f32(greta_t10[2]), f32(greta_t10[3]), f32(greta_t10[4]), f32(greta_t10[5]), f32(greta_t10[6]), f32(greta_t10[7])}; })[0], x_2[0], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t11 = w_2; f32x8{f32(greta_t11[0]), f32(greta_t11[1]), f32(greta_t11[2]), f32(greta_t11[3]), f32(greta_t11[4]), f32(greta_t11[5]), f32(greta_t11[6]), f32(greta_t11[7])}; })[1], x_2[1], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t12 = w_2; f32x8{f32(greta_t12[0]), f32(greta_t12[1]), f32(greta_t12[2]), f32(greta_t12[3]), f32(greta_t12[4]), f32(greta_t12[5]), f32(greta_t12[6]), f32(greta_t12[7])}; })[2], x_2[2], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t13 = w_2; f32x8{f32(greta_t13[0]), f32(greta_t13[1]), f32(greta_t13[2]), f32(greta_t13[3]), f32(greta_t13[4]), f32(greta_t13[5]), f32(greta_t13[6]), f32(greta_t13[7])}; })[3], x_2[3], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t14 = w_2; f32x8{f32(greta_t14[0]), f32(greta_t14[1]), f32(greta_t14[2]), f32(greta_t14[3]), f32(greta_t14[4]), f32(greta_t14[5]), f32(greta_t14[6]), f32(greta_t14[7])}; })[4], x_2[4], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t15 = w_2; f32x8{f32(greta_t15[0]), f32(greta_t15[1]), f32(greta_t15[2]), f32(greta_t15[3]), f32(greta_t15[4]), f32(greta_t15[5]), f32(greta_t15[6]), f32(greta_t15[7])}; })[5], x_2[5], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t16 = w_2; f32x8{f32(greta_t16[0]), f32(greta_t16[1]), f32(greta_t16[2]), f32(greta_t16[3]), f32(greta_t16[4]), f32(greta_t16[5]), f32(greta_t16[6]), f32(greta_t16[7])}; })[6], x_2[6], s_1);
+            s_1 = greta_fma(({ f16x8 greta_t17 = w_2; f32x8{f32(greta_t17[0]), f32(greta_t17[1]), f32(greta_t17[2]), f32(greta_t17[3]), f32(greta_t17[4]), f32(greta_t17[5]), f32(greta_t17[6]), f32(greta_t17[7])}; })[7], x_2[7], s_1);
             acc[0u] = acc[0u] + (ok_1 ? s_1 : 0.0f);
         }
     } else {

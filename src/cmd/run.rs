@@ -79,6 +79,10 @@ pub struct Args {
     /// as a CUDA/HIP graph (for comparisons: the text is the same to the bit).
     #[arg(long)]
     no_graphs: bool,
+    /// Launch RMSNorm and SwiGLU on their own instead of computing them in the decode
+    /// GEMVs that read them (for comparisons: the fused kernels keep those rows in f32).
+    #[arg(long)]
+    no_fusion: bool,
     /// Also list, per kernel, the configuration it runs: the tuning DB's winner (`greta
     /// tune`) or the default.
     #[arg(long, short)]
@@ -156,6 +160,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     model.set_kv_aligned(args.kv_aligned);
     model.set_graphs(!args.no_graphs);
+    model.set_fusion(!args.no_fusion);
     super::tune::report_model(&model, args.verbose)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     errln!(

@@ -32,7 +32,7 @@
 //! with `GRETA_TRACE_STAGE=1`, reads the stage's output back and prints its figures (see
 //! [`super::trace`]); off, it is one branch.
 
-use self::launch::View;
+use self::launch::{Operand, View};
 use super::config::LlamaConfig;
 use super::kernels::split_keys;
 use super::kernels::{
@@ -201,6 +201,13 @@ struct Group {
     parts: Vec<Weight>,
 }
 
+impl Group {
+    /// The first part: its type and width are the group's where it has a whole matrix.
+    fn first(&self) -> &Weight {
+        &self.parts[0]
+    }
+}
+
 enum WeightBufs {
     Dense(DeviceBuffer),
     Q8 {
@@ -226,6 +233,9 @@ pub struct Model {
     graphs: HashMap<GraphKey, Graph>,
     /// Whether decode steps are captured and replayed where the backend can.
     use_graphs: bool,
+    /// Whether the GEMVs compute their inputs (RMSNorm, SwiGLU) as they load them
+    /// ([`Model::set_fusion`]).
+    fusion: bool,
     cfg: LlamaConfig,
     backend: Box<dyn Backend>,
     context: usize,
@@ -393,6 +403,7 @@ impl Model {
         let mut model = Model {
             graphs: HashMap::new(),
             use_graphs: true,
+            fusion: true,
             cfg: cfg.clone(),
             context,
             act,
@@ -499,6 +510,19 @@ impl Model {
         if !on {
             self.graphs.clear();
         }
+    }
+
+    /// Decode's projections compute their input as they load it — RMSNorm into the queries,
+    /// keys and values, gate and up, and logits GEMVs, SwiGLU into the down projection's
+    /// (`gemv_norm`, `gemv_glu`) — saving a launch and a round trip of the rows through memory
+    /// each. On by default, where the projection is a dense GEMV; off, each is its own launch.
+    /// (While tracing, the rows are also computed by their own launch, for the trace to read,
+    /// and the projections still fuse: a trace changes no logits.) The fused kernels keep the
+    /// input in f32 where the unfused pair rounds it to the activation type, so the two differ
+    /// by that rounding.
+    pub fn set_fusion(&mut self, on: bool) {
+        self.fusion = on;
+        self.graphs.clear();
     }
 
     /// Graphs captured so far (for tests and logs).
@@ -1198,11 +1222,16 @@ impl Model {
         let layout = Inputs::new(s.tokens);
         let last = View::part(&s.inputs, layout.last, rows);
         self.gather(&self.act.gather, x, last, &s.last, rows, d)?;
-        self.rmsnorm(&s.last, &self.output_norm, &s.last_n, rows)?;
-        self.trace(Stage::FinalNorm, None, &s.last_n, Rows::Last(segments), d)?;
         let output = self.output.as_ref().unwrap_or(&self.embd);
         let o = &self.outputs;
-        self.project(&s.last_n, output, &s.logits, rows, o.logits, None)
+        let norm = Operand::Norm {
+            h: &s.last,
+            g: &self.output_norm,
+            into: &s.last_n,
+        };
+        let norm = self.settle(norm, output, rows, o.logits)?;
+        self.trace(Stage::FinalNorm, None, &s.last_n, Rows::Last(segments), d)?;
+        self.project(norm, output, &s.logits, rows, o.logits, None)
     }
 
     /// A pass returning every token's logits (one segment): its launches, then the logits
@@ -1218,7 +1247,14 @@ impl Model {
             .alloc(Scalar::F32, t * c.vocab)
             .map_err(|e| e.for_purpose(|| format!("the logits of {t} tokens")))?;
         let output = self.output.as_ref().unwrap_or(&self.embd);
-        self.project(&s.xn, output, &out, t, self.outputs.logits, None)?;
+        self.project(
+            Operand::from(&s.xn),
+            output,
+            &out,
+            t,
+            self.outputs.logits,
+            None,
+        )?;
         self.backend.synchronize()?;
         Ok(self.backend.read(&out)?)
     }
@@ -1246,10 +1282,16 @@ impl Model {
         let (mut x, mut x2) = (&s.x, &s.x2);
         for (l, layer) in self.layers.iter().enumerate() {
             let at = Some(l);
-            self.rmsnorm(x, &layer.attn_norm, &s.xn, t)?;
+            // RMSNorm fused into the projections' GEMVs where they fuse it, else launched
+            // ([`Model::settle`]).
+            let norm = Operand::Norm {
+                h: x,
+                g: &layer.attn_norm,
+                into: &s.xn,
+            };
+            let xn = self.settle(norm, layer.qkv.first(), t, o.qkv)?;
             self.trace(Stage::AttnNorm, at, &s.xn, every, d)?;
-            let qkv =
-                self.project_group(&s.xn, &layer.qkv, &[&s.q, &s.k, &s.v], &s.qkv, t, o.qkv)?;
+            let qkv = self.project_group(xn, &layer.qkv, &[&s.q, &s.k, &s.v], &s.qkv, t, o.qkv)?;
             let (q, k, v) = (qkv[0], qkv[1], qkv[2]);
             self.trace(Stage::Q, at, q, every, qd)?;
             self.trace(Stage::K, at, k, every, kvd)?;
@@ -1264,14 +1306,19 @@ impl Model {
             }
             let att = self.attention(s, l, segments)?;
             self.trace(Stage::Attention, at, att, Rows::Each(segments), qd)?;
-            self.project_residual(att, &layer.o, x, x2, &s.o, t)?;
+            self.project_residual(Operand::from(att), &layer.o, x, x2, &s.o, t)?;
             self.trace_projection(Stage::Wo, Stage::AttnResidual, l, &s.o, segments)?;
             std::mem::swap(&mut x, &mut x2);
             self.trace(Stage::AttnResidual, at, x, every, d)?;
-            self.rmsnorm(x, &layer.ffn_norm, &s.xn, t)?;
+            let norm = Operand::Norm {
+                h: x,
+                g: &layer.ffn_norm,
+                into: &s.xn,
+            };
+            let xn = self.settle(norm, layer.gate_up.first(), t, o.plain)?;
             self.trace(Stage::FfnNorm, at, &s.xn, every, d)?;
             let gu = self.project_group(
-                &s.xn,
+                xn,
                 &layer.gate_up,
                 &[&s.gate, &s.up],
                 &s.gate_up,
@@ -1280,9 +1327,15 @@ impl Model {
             )?;
             self.trace(Stage::Gate, at, gu[0], every, f)?;
             self.trace(Stage::Up, at, gu[1], every, f)?;
-            self.silu_mul(gu[0], gu[1], &s.h, t * f)?;
+            // SwiGLU fused into the down projection's GEMV where it fuses it.
+            let glu = Operand::Glu {
+                gate: gu[0],
+                up: gu[1],
+                into: &s.h,
+            };
+            let h = self.settle(glu, &layer.down, t, o.residual)?;
             self.trace(Stage::SiluMul, at, &s.h, every, f)?;
-            self.project_residual(&s.h, &layer.down, x, x2, &s.o, t)?;
+            self.project_residual(h, &layer.down, x, x2, &s.o, t)?;
             self.trace_projection(Stage::Down, Stage::FfnResidual, l, &s.o, segments)?;
             std::mem::swap(&mut x, &mut x2);
             self.trace(Stage::FfnResidual, at, x, every, d)?;
@@ -1330,6 +1383,62 @@ mod tests {
         let backend = Box::new(CpuBackend::new(target));
         let model = Model::load(&g, backend, &|_| Ok(None), &options, &mut |_, _| {}).unwrap();
         (g, model, options)
+    }
+
+    /// Decode with RMSNorm and SwiGLU fused into the GEMVs gives the logits of launching them
+    /// separately (up to the rounding of the rows to the activation type that the fusion
+    /// saves), one token and several per step, on both wave sizes; and the fused kernels are
+    /// what run: no decode step launches `rmsnorm` or `silu_mul`, and prefill still does.
+    #[test]
+    fn fused_decode_matches_separate_launches() {
+        let dir = tempfile::tempdir().unwrap();
+        for target in [&Target::SM_90, &Target::GFX942] {
+            for act in [Scalar::F16, Scalar::BF16] {
+                let run = |fusion: bool| {
+                    let (_, mut model, _) =
+                        tiny(dir.path(), GgmlType::F16, act, Attention::V4, target);
+                    model.set_fusion(fusion);
+                    model.enable_profile();
+                    let mut rows =
+                        vec![model.forward(&[1, 5, 9, 3, 7, 2, 8, 4, 6, 11], 0).unwrap()];
+                    rows.push(model.forward(&[12], 10).unwrap());
+                    rows.push(model.forward(&[13, 14, 15], 11).unwrap());
+                    rows.push(model.forward(&[16], 14).unwrap());
+                    let kernels = |phase: Phase| -> Vec<String> {
+                        let profile = model.profile().unwrap();
+                        let rows = profile.iter().filter(|r| r.phase == phase);
+                        rows.map(|r| r.kernel.split('[').next().unwrap().to_string())
+                            .collect()
+                    };
+                    (rows, kernels(Phase::Decode), kernels(Phase::Prefill))
+                };
+                let what = format!("{act} on {target}");
+                let (fused, decode, prefill) = run(true);
+                for k in ["gemv_norm", "gemv_glu"] {
+                    assert!(decode.iter().any(|d| d == k), "{what}: {k} in {decode:?}");
+                }
+                for k in ["rmsnorm", "silu_mul"] {
+                    assert!(!decode.iter().any(|d| d == k), "{what}: {k} in {decode:?}");
+                    assert!(prefill.iter().any(|d| d == k), "{what}: {k} in {prefill:?}");
+                }
+                let (separate, decode, _) = run(false);
+                assert!(
+                    !decode.iter().any(|d| d.starts_with("gemv_")),
+                    "{what}: {decode:?}"
+                );
+                // (The prompt's logits too: its last row's norm is fused into the logits'
+                // GEMV.)
+                for (f, s) in fused.iter().zip(&separate) {
+                    let scale = s.iter().fold(0f32, |m, x| m.max(x.abs()));
+                    let worst = f.iter().zip(s).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                    let rel = if act == Scalar::F16 { 0.01 } else { 0.05 };
+                    assert!(
+                        worst <= rel * scale,
+                        "{what}: {worst} against logits up to {scale}"
+                    );
+                }
+            }
+        }
     }
 
     /// The memory plan that admits a model is what loading it and a decode step allocate, to

@@ -15,7 +15,7 @@
 use super::config::LlamaConfig;
 use super::tuning::{Tuned, ACTIVATION_TOKENS, DECODE_DEPTH};
 use crate::gguf::{GgmlType, GgufFile};
-use greta_dsl::ir::Scalar;
+use greta_dsl::ir::{ConfigValue, Scalar};
 use greta_dsl::Target;
 use greta_kernels::{Config, KernelSpec};
 
@@ -194,6 +194,46 @@ fn gemm_wg(q8: bool, common: &str, bn: u32, target: &Target) -> Planned {
     let name = if q8 { "gemm_wg_q8" } else { "gemm_wg" };
     let stages = greta_kernels::gemm_wg::stages_for(bn, target);
     planned(name, &format!("{common},bm=128,bn={bn},stages={stages}"))
+}
+
+/// What a fused GEMV computes its input rows from ([`greta_kernels::gemv_fused`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fusion {
+    /// RMSNorm of the residual stream: the projections after a norm (queries, keys and values;
+    /// gate and up; the logits).
+    Norm,
+    /// SwiGLU's `silu(gate) · up`: the down projection.
+    Glu,
+}
+
+impl Fusion {
+    /// The fusion of a projection that adds the residual (`residual`: the down projection,
+    /// fed by SwiGLU) or not (the rest, fed by a norm). The attention's output projection
+    /// also adds the residual but has nothing to fuse (its input is the attention's output).
+    pub fn feeding(residual: bool) -> Fusion {
+        if residual {
+            Fusion::Glu
+        } else {
+            Fusion::Norm
+        }
+    }
+}
+
+/// `p` (a dense `gemv`) with its input computed as it is loaded: the fused kernel at the same
+/// configuration (its parameters are `gemv`'s, so the tuned winner of the plain projection
+/// applies). `None` for any other kernel: the input is then computed by its own launch first.
+pub fn fused(p: &Planned, fusion: Fusion) -> Option<Planned> {
+    if p.spec.name != "gemv" {
+        return None;
+    }
+    let spec = match fusion {
+        Fusion::Norm => &greta_kernels::gemv_fused::NORM_SPEC,
+        Fusion::Glu => &greta_kernels::gemv_fused::GLU_SPEC,
+    };
+    Some(Planned {
+        spec,
+        config: p.config.clone(),
+    })
 }
 
 /// The embedding (row gather) kernel for a table of type `w`, writing activations of `act`.
@@ -588,6 +628,15 @@ pub fn plan(
             }
         }
     }
+    // Decode's GEMVs, each also with its input fused (RMSNorm or SwiGLU, by what it writes).
+    let fusions: Vec<Planned> = out
+        .iter()
+        .filter_map(|p| {
+            let residual = p.config.get("residual") == Some(&ConfigValue::Bool(true));
+            fused(p, Fusion::feeding(residual))
+        })
+        .collect();
+    out.extend(fusions);
     let mut unique: Vec<Planned> = Vec::new();
     for p in out {
         if !unique.contains(&p) {

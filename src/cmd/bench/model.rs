@@ -89,6 +89,10 @@ pub struct ModelArgs {
     /// `greta run --no-graphs`; llama.cpp's `GGML_CUDA_DISABLE_GRAPHS=1`).
     #[arg(long)]
     no_graphs: bool,
+    /// Launch RMSNorm and SwiGLU on their own instead of computing them in the decode
+    /// GEMVs that read them (for comparisons: the fused kernels keep those rows in f32).
+    #[arg(long)]
+    no_fusion: bool,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -145,6 +149,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
         let mut model =
             crate::cmd::run::load_model(&bench.file, &bench.path, backend, &*objects, &options)?;
         model.set_graphs(!args.no_graphs);
+        model.set_fusion(!args.no_fusion);
         crate::cmd::tune::report_model(&model, false)?;
         let setup = Setup {
             backend: model.backend().kind().to_string(),

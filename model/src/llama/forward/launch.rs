@@ -7,7 +7,9 @@
 //! matched to its struct by name, and [`Model::launch`] refuses a struct of another kernel.
 
 use super::{Group, Model, Segment, Weight, WeightBufs};
-use crate::llama::kernels::{projection, split_k, split_keys, Attention, Output, Planned};
+use crate::llama::kernels::{
+    fused, projection, split_k, split_keys, Attention, Fusion, Output, Planned,
+};
 use crate::llama::memory::{Inputs, Scratch, POS_STRIDE};
 use greta_dsl::interp::LaunchDims;
 use greta_dsl::ir::Scalar;
@@ -26,6 +28,7 @@ use greta_kernels::gemm::GemmArgs;
 use greta_kernels::gemm_q8::GemmQ8Args;
 use greta_kernels::gemm_wg::{GemmWgArgs, GemmWgQ8Args};
 use greta_kernels::gemv::GemvArgs;
+use greta_kernels::gemv_fused::{GemvGluArgs, GemvNormArgs};
 use greta_kernels::gemv_q8::GemvQ8Args;
 use greta_kernels::matmul::MatmulArgs;
 use greta_kernels::matmul_q8::MatmulQ8Args;
@@ -85,6 +88,43 @@ fn at_least<'a>(v: impl Into<View<'a>>, need: usize) -> KernelArg<'a> {
             offset,
             len,
         },
+    }
+}
+
+/// What a projection multiplies: rows of activations, or what the rows are computed from —
+/// an RMSNorm of the residual stream, SwiGLU's gate and up — where the projection's GEMV can
+/// compute them as it loads them ([`greta_kernels::gemv_fused`]); elsewhere (prefill's GEMMs,
+/// f32 and Q8_0 projections, tracing) [`Model::settle`] computes them into `into` first.
+#[derive(Clone, Copy)]
+pub(super) enum Operand<'a> {
+    Rows(View<'a>),
+    /// `h / rms(h) · g`, row by row.
+    Norm {
+        h: &'a DeviceBuffer,
+        g: &'a DeviceBuffer,
+        into: &'a DeviceBuffer,
+    },
+    /// `silu(gate) · up`.
+    Glu {
+        gate: View<'a>,
+        up: View<'a>,
+        into: &'a DeviceBuffer,
+    },
+}
+
+impl<'a> From<&'a DeviceBuffer> for Operand<'a> {
+    fn from(b: &'a DeviceBuffer) -> Operand<'a> {
+        Operand::Rows(View::from(b))
+    }
+}
+
+impl Operand<'_> {
+    fn fusion(&self) -> Option<Fusion> {
+        match self {
+            Operand::Rows(_) => None,
+            Operand::Norm { .. } => Some(Fusion::Norm),
+            Operand::Glu { .. } => Some(Fusion::Glu),
+        }
     }
 }
 
@@ -171,21 +211,10 @@ impl Model {
         Ok(())
     }
 
-    /// `y = x · Wᵀ (+ residual)` for `m` tokens, `y` of `out.ty`, on the kernel
-    /// [`projection`] chooses (GEMV for decode, the matrix-core GEMM for prefill, `matmul` for
-    /// f32 activations). Without a residual the kernel's `r` argument is `y` (never read).
-    pub(super) fn project(
-        &self,
-        x: &DeviceBuffer,
-        w: &Weight,
-        y: &DeviceBuffer,
-        m: usize,
-        out: Output,
-        residual: Option<&DeviceBuffer>,
-    ) -> Result<(), RuntimeError> {
-        use Matrix::{Dense, Q8};
+    /// The kernel of `y = x · Wᵀ` for `m` tokens writing `out` ([`projection`]).
+    fn projection_for(&self, w: &Weight, m: usize, out: Output) -> Planned {
         let target = self.backend.target();
-        let p = projection(
+        projection(
             w.ty,
             self.act.act,
             m,
@@ -194,23 +223,114 @@ impl Model {
             out,
             target,
             &self.tuned,
-        );
-        let (x, r, y) = (
-            at_least(x, m * w.cols),
+        )
+    }
+
+    /// `x` as the projection of `m` tokens by `w` takes it: as it is where that projection
+    /// fuses its computation (a GEMV with fusion on), else its rows computed by their own
+    /// launch into the operand's `into` (once for a group of projections).
+    pub(super) fn settle<'a>(
+        &self,
+        x: Operand<'a>,
+        w: &Weight,
+        m: usize,
+        out: Output,
+    ) -> Result<Operand<'a>, RuntimeError> {
+        let Some(fusion) = x.fusion() else {
+            return Ok(x);
+        };
+        let fuses = self.fusion && fused(&self.projection_for(w, m, out), fusion).is_some();
+        // Tracing reads the rows: computed for it too, and the projection still fused, so that
+        // a trace changes no logits.
+        if fuses && !self.trace_stages {
+            return Ok(x);
+        }
+        let into = match x {
+            Operand::Rows(_) => return Ok(x),
+            Operand::Norm { h, g, into } => {
+                self.rmsnorm(h, g, into, m)?;
+                into
+            }
+            Operand::Glu { gate, up, into } => {
+                self.silu_mul(gate, up, into, m * w.cols)?;
+                into
+            }
+        };
+        Ok(if fuses { x } else { Operand::from(into) })
+    }
+
+    /// `y = x · Wᵀ (+ residual)` for `m` tokens, `y` of `out.ty`, on the kernel
+    /// [`projection`] chooses (GEMV for decode, the matrix-core GEMM for prefill, `matmul` for
+    /// f32 activations), with `x`'s computation fused into a GEMV where [`Model::settle`] lets
+    /// it. Without a residual the kernel's `r` argument is `y` (never read).
+    pub(super) fn project<'x>(
+        &self,
+        x: Operand<'x>,
+        w: &Weight,
+        y: &DeviceBuffer,
+        m: usize,
+        out: Output,
+        residual: Option<&DeviceBuffer>,
+    ) -> Result<(), RuntimeError> {
+        use Matrix::Dense;
+        let target = self.backend.target();
+        let x = self.settle(x, w, m, out)?;
+        let plain = self.projection_for(w, m, out);
+        let p = match x.fusion() {
+            Some(fusion) => fused(&plain, fusion).expect("settled operands fuse"),
+            None => plain,
+        };
+        let (r, y) = (
             at_least(residual.unwrap_or(y), m * w.rows),
             at_least(y, m * w.rows),
         );
+        let rows = |v: View<'x>| -> KernelArg<'x> { at_least(v, m * w.cols) };
         let (m, n, k) = (m as u32, w.rows as u32, w.cols as u32);
         let dims = match p.spec.name {
             "matmul" | "matmul_q8" => greta_kernels::matmul::launch(&p.config, m, n),
-            "gemv" | "gemv_q8" => greta_kernels::gemv::launch(&p.config, target, n),
+            "gemv" | "gemv_q8" | "gemv_norm" | "gemv_glu" => {
+                greta_kernels::gemv::launch(&p.config, target, n)
+            }
             "gemm_wg" | "gemm_wg_q8" => greta_kernels::gemm_wg::launch(&p.config, target, m, n),
             _ => greta_kernels::gemm::launch(&p.config, target, m, n),
         };
         let p = &p;
         // One arm per projection kernel, each with its own arguments.
         #[rustfmt::skip]
-        let launched = match (p.spec.name, w.args()) {
+        let launched = match (p.spec.name, w.args(), x) {
+            ("gemv_norm", Dense(w), Operand::Norm { h, g, .. }) => {
+                let (h, g, eps) = (rows(View::from(h)), at_least(g, k as usize), self.cfg.rms_eps);
+                self.launch(p, dims, GemvNormArgs { h, g, w, r, y, m, n, k, eps })
+            }
+            ("gemv_glu", Dense(w), Operand::Glu { gate, up, .. }) => {
+                let (gate, up) = (rows(gate), rows(up));
+                self.launch(p, dims, GemvGluArgs { gate, up, w, r, y, m, n, k })
+            }
+            (_, _, Operand::Norm { .. } | Operand::Glu { .. }) => Err(RuntimeError::Launch {
+                kernel: p.spec.name.into(),
+                message: "an unfused input reached a projection (a greta bug)".into(),
+            }),
+            (name, w, Operand::Rows(x)) => self.project_rows(p, dims, name, w, rows(x), r, y, [m, n, k]),
+        };
+        launched
+    }
+
+    /// The launch of projection kernel `name` on plain rows `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn project_rows(
+        &self,
+        p: &Planned,
+        dims: LaunchDims,
+        name: &str,
+        w: Matrix<'_>,
+        x: KernelArg<'_>,
+        r: KernelArg<'_>,
+        y: KernelArg<'_>,
+        [m, n, k]: [u32; 3],
+    ) -> Result<(), RuntimeError> {
+        use Matrix::{Dense, Q8};
+        #[rustfmt::skip]
+        let launched = match (name, w) {
             ("matmul", Dense(w)) => self.launch(p, dims, MatmulArgs { x, w, y, m, n, k }),
             ("gemv", Dense(w)) => self.launch(p, dims, GemvArgs { x, w, r, y, m, n, k }),
             ("gemm", Dense(w)) => self.launch(p, dims, GemmArgs { x, w, r, y, m, n, k }),
@@ -225,7 +345,7 @@ impl Model {
                 self.launch(p, dims, GemmWgQ8Args { x, scales, quants, r, y, m, n, k }),
             (name, _) => Err(RuntimeError::Launch {
                 kernel: name.into(),
-                message: format!("not a projection kernel for {:?} weights", w.ty),
+                message: "not a projection kernel for these weights".into(),
             }),
         };
         launched
@@ -236,7 +356,7 @@ impl Model {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn project_residual(
         &self,
-        x: &DeviceBuffer,
+        x: Operand<'_>,
         w: &Weight,
         from: &DeviceBuffer,
         into: &DeviceBuffer,
@@ -267,7 +387,7 @@ impl Model {
     /// `separate`.
     pub(super) fn project_group<'b>(
         &self,
-        x: &DeviceBuffer,
+        x: Operand<'_>,
         group: &Group,
         separate: &[&'b DeviceBuffer],
         fused: &'b DeviceBuffer,
@@ -294,6 +414,8 @@ impl Model {
                     .collect())
             }
             _ => {
+                // Computed once for all the parts where they do not fuse it.
+                let x = self.settle(x, &group.parts[0], m, out)?;
                 for (p, y) in group.parts.iter().zip(separate) {
                     self.project(x, p, y, m, out, None)?;
                 }
