@@ -6,7 +6,7 @@
 //! are fields of the struct's type parameter `B`, whatever the caller passes buffers as (the
 //! runtime's `KernelArg`); scalar parameters keep their Rust type (`u32`, `f32`, …):
 //!
-//! ```ignore
+//! ```text
 //! #[kernel]
 //! fn scale<T: Float>(x: &[T], y: &mut [T], n: u32, s: f32, #[comptime] block: u32) { … }
 //! // also generates:

@@ -4,7 +4,7 @@
 //! - [`front`]: the builder the `#[kernel]` macro expands into (typed value handles);
 //! - [`launch`]: the typed argument structs `#[kernel]` generates for launching a kernel;
 //! - [`valid`]: the verifier that rejects ill-typed IR;
-//! - [`print`]: a human-readable printer;
+//! - [`print`](mod@print): a human-readable printer;
 //! - [`interp`]: the CPU interpreter (the `cpu` backend);
 //! - [`target`]: the one description of what differs between GPU targets.
 

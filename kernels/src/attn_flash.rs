@@ -10,8 +10,8 @@
 //! block instead of once per query row. Rows of a block whose causal end comes before a key
 //! give it weight 0; the output is written once, in the activation type.
 //!
-//! Arguments, in order: `q: &[f32]` `[T, H, D]`, `k_cache: &[T]`, `v_cache: &[T]` (`[≥ start
-//! + T, Hkv, D]`), `out: &mut [O]` `[T, H, D]`, `tokens: u32`, `heads: u32`, `kv_heads: u32`,
+//! Arguments, in order: `q: &[f32]` `[T, H, D]`, `k_cache: &[T]`, `v_cache: &[T]`
+//! (`[≥ start + T, Hkv, D]`), `out: &mut [O]` `[T, H, D]`, `tokens: u32`, `heads: u32`, `kv_heads: u32`,
 //! `head_dim: u32` (at most `max_head_dim`), `start: u32`, `scale_log2: f32` (`log2(e) / √D`).
 //! Launch with [`launch`].
 

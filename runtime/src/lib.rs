@@ -1,7 +1,7 @@
 //! greta-runtime: runs compiled kernels.
 //!
 //! - [`Backend`]: one trait over the CPU interpreter ([`cpu`]), NVIDIA through the CUDA driver
-//!   API ([`cuda`], loaded at run time) and AMD through HIP ([`hip`], behind the `hip` feature);
+//!   API ([`cuda`], loaded at run time) and AMD through HIP (`hip`, behind the `hip` feature);
 //! - [`DeviceBuffer`]: typed device memory (element type and length travel with the handle);
 //! - [`graph`]: launch sequences recorded once and replayed with one call ([`Backend::capture`]);
 //! - [`check`]: launches are checked against the kernel's signature (argument count, kinds,

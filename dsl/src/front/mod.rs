@@ -10,7 +10,7 @@
 //! Control flow dispatches on the type of its condition: `if` on a `bool` is a Rust `if` (the
 //! other branch is pruned), `if` on a `Val<bool>` records an IR `If`; a `for` over a comptime
 //! range unrolls, over a runtime range records an IR `For`. The macro emits straight-line code
-//! (no closures) so that both cases are the same Rust: see [`control`].
+//! (no closures) so that both cases are the same Rust: see `front/control.rs` ([`for_range`], [`CondState`]).
 //!
 //! The builder state is thread-local, so that operator overloads (`a + b`) can record
 //! expressions without a context argument; builds nest (a kernel may be built while another is

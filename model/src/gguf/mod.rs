@@ -9,7 +9,7 @@
 //!   Every other ggml type is recognised by name, so a file holding them opens and lists its
 //!   tensors, and says "Q4_K is unsupported" only when such a tensor is used.
 //!
-//! Dimension order is ggml's throughout: `dims[0]` (ne[0]) varies fastest, so a matrix of
+//! Dimension order is ggml's throughout: `dims[0]` (`ne[0]`) varies fastest, so a matrix of
 //! `rows × cols` has `dims == [cols, rows]`.
 
 mod error;

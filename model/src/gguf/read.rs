@@ -1,7 +1,7 @@
 //! Parsing and validating a GGUF file, and the [`GgufFile`] that owns its bytes.
 //!
 //! Everything the header claims is checked before any of it is used: every read is bounds-checked
-//! against the file length (a [`Cursor`] never indexes past the end), counts are compared with
+//! against the file length (a `Cursor` never indexes past the end), counts are compared with
 //! what the remaining bytes could possibly hold before anything is allocated for them, and each
 //! tensor's data range is checked to lie inside the file. So [`GgufFile::tensor_data`] is
 //! infallible, and a corrupt or truncated file produces one [`GgufError`] and never a panic.

@@ -403,7 +403,7 @@ impl fmt::Display for Value {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorInfo {
     pub name: String,
-    /// Dimensions in ggml order: `dims[0]` (ne[0]) is the fastest-varying, i.e. the row length.
+    /// Dimensions in ggml order: `dims[0]` (`ne[0]`) is the fastest-varying, i.e. the row length.
     /// A weight `[4096, 11008]` is 11008 rows of 4096. Values of 0 are allowed (an empty tensor,
     /// as llama.cpp allows), as long as the other dimensions' product fits in 63 bits like any
     /// tensor's; an empty `dims` is a scalar.
@@ -422,7 +422,7 @@ impl TensorInfo {
         self.dims.iter().product()
     }
 
-    /// Elements per row (ne[0]); 1 for a scalar.
+    /// Elements per row (`ne[0]`); 1 for a scalar.
     pub fn row_len(&self) -> u64 {
         self.dims.first().copied().unwrap_or(1)
     }

@@ -405,7 +405,7 @@ impl TensorStream<AtomicFile> {
     }
 }
 
-/// A temporary file that becomes the destination on [`commit`](AtomicFile::commit) and is
+/// A temporary file that becomes the destination on `commit` and is
 /// deleted if dropped before.
 pub struct AtomicFile {
     tmp: BufWriter<OutputFile>,

@@ -20,7 +20,7 @@ pub enum WeightError {
     Type { name: String, ty: String },
 }
 
-/// One expected tensor: its name and dims in GGUF order (ne[0], the contiguous one, first).
+/// One expected tensor: its name and dims in GGUF order (`ne[0]`, the contiguous one, first).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expected {
     pub name: String,

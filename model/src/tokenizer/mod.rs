@@ -4,8 +4,8 @@
 //! - [`Vocab`]: `tokenizer.ggml.*` as read, with llama.cpp's defaults ([`Vocab::from_gguf`]).
 //! - [`Tokenizer`]: validates a vocabulary once, then [`encode`](Tokenizer::encode)s and
 //!   [`decode`](Tokenizer::decode)s. Two algorithms:
-//!   - SentencePiece-style BPE (`"llama"`: Llama 1/2, the llama2.c stories models), see [`spm`];
-//!   - byte-level BPE (`"gpt2"` with the Llama-3 pre-tokenizer), see [`bpe`] and [`pretok`].
+//!   - SentencePiece-style BPE (`"llama"`: Llama 1/2, the llama2.c stories models), see `spm.rs`;
+//!   - byte-level BPE (`"gpt2"` with the Llama-3 pre-tokenizer), see `bpe.rs` and `pretok.rs`.
 //! - [`Decoder`]: streaming detokenization for printing while generating.
 //!
 //! Special tokens in the input text: by default (`encode`) text like `<s>` or `<|eot_id|>` is

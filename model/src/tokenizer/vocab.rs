@@ -21,7 +21,7 @@ pub enum Model {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PreTokenizer {
     None,
-    /// The Llama-3 regex, see [`super::pretok`]. llama.cpp also uses it for "falcon3", "dbrx" and
+    /// The Llama-3 regex, see `tokenizer/pretok.rs`. llama.cpp also uses it for "falcon3", "dbrx" and
     /// "smaug-bpe" vocabularies; greta accepts the names llama.cpp maps to its LLAMA3 type.
     Llama3,
 }

@@ -3,7 +3,7 @@
 //!
 //! Design, and why:
 //! - **Driver API only, loaded at run time.** One `greta` binary starts everywhere; without a
-//!   driver [`CudaBackend::new`] is `RuntimeError::Unavailable`, never a panic ([`probe`] says
+//!   driver `CudaBackend::new` is `RuntimeError::Unavailable`, never a panic (`probe` says
 //!   how). greta compiles its own PTX, so nothing of the CUDA toolkit (nvrtc, cudart) is needed.
 //! - **cudarc's thin `result` layer for memory, modules and launches**, its safe types only for
 //!   the context, the stream and events. cudarc's `CudaSlice<T>` wants `&mut` for writes and
@@ -425,8 +425,8 @@ impl Backend for CudaBackend {
         self.wait("cuMemcpyHtoDAsync")
     }
 
-    /// Spans under [`STAGED_BYTES`] as a pageable copy, waited for; larger ones through the
-    /// pinned slots ([`staging`]), their last chunks left in flight.
+    /// Spans under `STAGED_BYTES` as a pageable copy, waited for; larger ones through the
+    /// pinned slots (`staging`), their last chunks left in flight.
     fn write_bytes(&self, dst: &DeviceBuffer, offset: u64, src: &[u8]) -> Result<(), RuntimeError> {
         dst.check_bytes(offset, src.len())?;
         let mem = self.mem(dst)?;

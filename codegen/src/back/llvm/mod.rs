@@ -3,7 +3,7 @@
 //! The output is one textual LLVM module: the header comment (kernel, target, configuration),
 //! the target's data layout and triple, the kernel as one function named like the IR kernel
 //! (`amdgpu_kernel` / `ptx_kernel` calling convention), the LDS arrays as address-space-3
-//! globals, and the few helpers it calls (the portable math, [`math`]) as internal
+//! globals, and the few helpers it calls (the portable math, `math.rs`) as internal
 //! `alwaysinline` functions. [`crate::llvm`] parses it in process (inkwell), runs the O3
 //! pipeline and emits the object or the PTX.
 //!
