@@ -115,7 +115,10 @@ pub struct PlainRows<T: Float>(pub Global<T, Read>);
 impl<T: Float> RowInput for PlainRows<T> {
     const NORM: bool = false;
     fn load(self, row: Val<u32>, c: Val<u32>, ok: Val<bool>) -> (Vec<Val<f32>>, Val<f32>) {
-        let v = materialize("x", vload::<8, _>(&self.0, select(ok, row + c, 0u32)).to_f32());
+        let v = materialize(
+            "x",
+            vload::<8, _>(&self.0, select(ok, row + c, 0u32)).to_f32(),
+        );
         ((0..8).map(|l| v.lane(l)).collect(), Val::constant(0.0f32))
     }
     fn element(self, row: Val<u32>, c: Val<u32>) -> (Val<f32>, Val<f32>) {

@@ -79,10 +79,12 @@ pub struct Args {
     /// as a CUDA/HIP graph (for comparisons: the text is the same to the bit).
     #[arg(long)]
     no_graphs: bool,
-    /// Launch RMSNorm and SwiGLU on their own instead of computing them in the decode
-    /// GEMVs that read them (for comparisons: the fused kernels keep those rows in f32).
-    #[arg(long)]
-    no_fusion: bool,
+    /// What decode's GEMVs compute as they load their input, comma-separated: `norm`
+    /// (RMSNorm), `glu` (SwiGLU), or `none` (each its own launch; the fused kernels keep those
+    /// rows in f32, so the logits differ by their rounding). Default: the measured best
+    /// (greta_model::llama::DEFAULT_FUSION).
+    #[arg(long, value_name = "LIST")]
+    fuse: Option<String>,
     /// Also list, per kernel, the configuration it runs: the tuning DB's winner (`greta
     /// tune`) or the default.
     #[arg(long, short)]
@@ -160,7 +162,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     model.set_kv_aligned(args.kv_aligned);
     model.set_graphs(!args.no_graphs);
-    model.set_fusion(!args.no_fusion);
+    model.set_fusion(&crate::cmd::run::fusion_list(args.fuse.as_deref())?);
     super::tune::report_model(&model, args.verbose)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     errln!(
@@ -349,4 +351,23 @@ fn print_profile(rows: &[ProfileRow]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The fusions `--fuse LIST` names (`none` for none), or the default.
+pub(crate) fn fusion_list(
+    list: Option<&str>,
+) -> anyhow::Result<Vec<greta_model::llama::kernels::Fusion>> {
+    let Some(list) = list else {
+        return Ok(greta_model::llama::DEFAULT_FUSION.to_vec());
+    };
+    if list.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    list.split(',')
+        .map(|f| {
+            f.trim()
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--fuse: {e}"))
+        })
+        .collect()
 }

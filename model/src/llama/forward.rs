@@ -36,8 +36,8 @@ use self::launch::{Operand, View};
 use super::config::LlamaConfig;
 use super::kernels::split_keys;
 use super::kernels::{
-    default_activations, embedding_for, projection, Activations, Attention, Outputs, Planned,
-    WeightType, GEMV_MAX_TOKENS,
+    default_activations, embedding_for, projection, Activations, Attention, Fusion, Outputs,
+    Planned, WeightType, GEMV_MAX_TOKENS,
 };
 use super::memory::{Inputs, MemoryPlan, Scratch, ScratchShape, POS_STRIDE};
 use super::profile::{Phase, Profile, ProfileRow};
@@ -233,9 +233,8 @@ pub struct Model {
     graphs: HashMap<GraphKey, Graph>,
     /// Whether decode steps are captured and replayed where the backend can.
     use_graphs: bool,
-    /// Whether the GEMVs compute their inputs (RMSNorm, SwiGLU) as they load them
-    /// ([`Model::set_fusion`]).
-    fusion: bool,
+    /// The inputs the GEMVs compute as they load them ([`Model::set_fusion`]).
+    fusion: Vec<Fusion>,
     cfg: LlamaConfig,
     backend: Box<dyn Backend>,
     context: usize,
@@ -403,7 +402,7 @@ impl Model {
         let mut model = Model {
             graphs: HashMap::new(),
             use_graphs: true,
-            fusion: true,
+            fusion: DEFAULT_FUSION.to_vec(),
             cfg: cfg.clone(),
             context,
             act,
@@ -512,16 +511,18 @@ impl Model {
         }
     }
 
-    /// Decode's projections compute their input as they load it — RMSNorm into the queries,
-    /// keys and values, gate and up, and logits GEMVs, SwiGLU into the down projection's
-    /// (`gemv_norm`, `gemv_glu`) — saving a launch and a round trip of the rows through memory
-    /// each. On by default, where the projection is a dense GEMV; off, each is its own launch.
-    /// (While tracing, the rows are also computed by their own launch, for the trace to read,
-    /// and the projections still fuse: a trace changes no logits.) The fused kernels keep the
-    /// input in f32 where the unfused pair rounds it to the activation type, so the two differ
-    /// by that rounding.
-    pub fn set_fusion(&mut self, on: bool) {
-        self.fusion = on;
+    /// Which inputs decode's projections compute as they load them: [`Fusion::Norm`] —
+    /// RMSNorm into the queries, keys and values, gate and up, and logits GEMVs
+    /// (`gemv_norm`) — and [`Fusion::Glu`] — SwiGLU into the down projection's (`gemv_glu`),
+    /// each saving a launch and a round trip of the rows through memory. Where the projection
+    /// is not a dense GEMV, or the fusion is not chosen, the rows are their own launch.
+    /// [`DEFAULT_FUSION`] is the measured best (BENCHMARKS.md): the SwiGLU fusion recomputes the
+    /// gate for every weight row a wave owns and loses on large `N`. (While tracing, the rows
+    /// are also computed by their own launch, for the trace to read, and the projections
+    /// still fuse: a trace changes no logits.) The fused kernels keep the input in f32 where
+    /// the unfused pair rounds it to the activation type, so the two differ by that rounding.
+    pub fn set_fusion(&mut self, fusion: &[Fusion]) {
+        self.fusion = fusion.to_vec();
         self.graphs.clear();
     }
 
@@ -1355,6 +1356,9 @@ struct GraphKey {
 /// and captured again as steps come.
 const MAX_GRAPHS: usize = 64;
 
+/// The fusions a model makes unless told otherwise ([`Model::set_fusion`]).
+pub const DEFAULT_FUSION: &[Fusion] = &[Fusion::Norm];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1394,7 +1398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for target in [&Target::SM_90, &Target::GFX942] {
             for act in [Scalar::F16, Scalar::BF16] {
-                let run = |fusion: bool| {
+                let run = |fusion: &[Fusion]| {
                     let (_, mut model, _) =
                         tiny(dir.path(), GgmlType::F16, act, Attention::V4, target);
                     model.set_fusion(fusion);
@@ -1413,7 +1417,7 @@ mod tests {
                     (rows, kernels(Phase::Decode), kernels(Phase::Prefill))
                 };
                 let what = format!("{act} on {target}");
-                let (fused, decode, prefill) = run(true);
+                let (fused, decode, prefill) = run(&[Fusion::Norm, Fusion::Glu]);
                 for k in ["gemv_norm", "gemv_glu"] {
                     assert!(decode.iter().any(|d| d == k), "{what}: {k} in {decode:?}");
                 }
@@ -1421,7 +1425,7 @@ mod tests {
                     assert!(!decode.iter().any(|d| d == k), "{what}: {k} in {decode:?}");
                     assert!(prefill.iter().any(|d| d == k), "{what}: {k} in {prefill:?}");
                 }
-                let (separate, decode, _) = run(false);
+                let (separate, decode, _) = run(&[]);
                 assert!(
                     !decode.iter().any(|d| d.starts_with("gemv_")),
                     "{what}: {decode:?}"

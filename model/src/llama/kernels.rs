@@ -206,6 +206,20 @@ pub enum Fusion {
     Glu,
 }
 
+impl std::str::FromStr for Fusion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fusion, String> {
+        match s {
+            "norm" => Ok(Fusion::Norm),
+            "glu" => Ok(Fusion::Glu),
+            other => Err(format!(
+                "unknown fusion `{other}`: norm (RMSNorm into the GEMVs after it) or glu (SwiGLU \
+                 into the down projection's GEMV)"
+            )),
+        }
+    }
+}
+
 impl Fusion {
     /// The fusion of a projection that adds the residual (`residual`: the down projection,
     /// fed by SwiGLU) or not (the rest, fed by a norm). The attention's output projection

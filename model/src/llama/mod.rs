@@ -12,7 +12,7 @@ pub mod tuning;
 pub mod weights;
 
 pub use config::{ConfigError, LlamaConfig};
-pub use forward::{DecodeStep, Model, ModelOptions};
+pub use forward::{DecodeStep, Model, ModelOptions, DEFAULT_FUSION};
 pub use kernels::{
     default_activations, plan, projection, projection_untuned, Attention, Output, GEMV_MAX_TOKENS,
 };

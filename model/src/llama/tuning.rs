@@ -262,16 +262,28 @@ pub fn sites(
     out
 }
 
-/// Every configuration a model runs when `winner` wins at `site`: the winner, and for a decode
-/// projection (1 token) the same with the 8-token `m_tile` that batched decode steps of 2–8
-/// tokens take (see [`super::kernels::projection`]). A bundle for a GPU machine without a
-/// compiler must hold them all.
-pub fn runs_of(site: &Site, winner: &Config) -> Vec<Config> {
-    let mut out = vec![winner.clone()];
+/// Every kernel configuration a model runs when `winner` wins at `site`: the winner, and for a
+/// decode projection (1 token) the same with the 8-token `m_tile` that batched decode steps of
+/// 2–8 tokens take (see [`super::kernels::projection`]), each also as the GEMV with its input
+/// fused ([`super::kernels::fused`]). A bundle for a GPU machine without a compiler must hold
+/// them all.
+pub fn runs_of(site: &Site, winner: &Config) -> Vec<Planned> {
+    let plain = |config: Config| Planned {
+        spec: site.spec,
+        config,
+    };
+    let mut out = vec![plain(winner.clone())];
     if site.shape.first() == Some(&1) && winner.get("m_tile").is_some() {
         let m = ConfigValue::U32(super::GEMV_MAX_TOKENS as u32);
-        out.push(winner.with("m_tile", m));
+        out.push(plain(winner.with("m_tile", m)));
     }
+    let residual = winner.get("residual") == Some(&ConfigValue::Bool(true));
+    let fusion = super::kernels::Fusion::feeding(residual);
+    let fused: Vec<Planned> = out
+        .iter()
+        .filter_map(|p| super::kernels::fused(p, fusion))
+        .collect();
+    out.extend(fused);
     out
 }
 

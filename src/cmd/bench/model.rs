@@ -89,10 +89,12 @@ pub struct ModelArgs {
     /// `greta run --no-graphs`; llama.cpp's `GGML_CUDA_DISABLE_GRAPHS=1`).
     #[arg(long)]
     no_graphs: bool,
-    /// Launch RMSNorm and SwiGLU on their own instead of computing them in the decode
-    /// GEMVs that read them (for comparisons: the fused kernels keep those rows in f32).
-    #[arg(long)]
-    no_fusion: bool,
+    /// What decode's GEMVs compute as they load their input, comma-separated: `norm`
+    /// (RMSNorm), `glu` (SwiGLU), or `none` (each its own launch; the fused kernels keep those
+    /// rows in f32, so the logits differ by their rounding). Default: the measured best
+    /// (greta_model::llama::DEFAULT_FUSION).
+    #[arg(long, value_name = "LIST")]
+    fuse: Option<String>,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -149,7 +151,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
         let mut model =
             crate::cmd::run::load_model(&bench.file, &bench.path, backend, &*objects, &options)?;
         model.set_graphs(!args.no_graphs);
-        model.set_fusion(!args.no_fusion);
+        model.set_fusion(&crate::cmd::run::fusion_list(args.fuse.as_deref())?);
         crate::cmd::tune::report_model(&model, false)?;
         let setup = Setup {
             backend: model.backend().kind().to_string(),

@@ -669,11 +669,8 @@ fn bundle(
             }
             // What a model derives from this candidate when it wins (batched decode's m_tile).
             for derived in sites::runs_of(site, &c.config).into_iter().skip(1) {
-                want(
-                    site.spec,
-                    &derived,
-                    super::super::build(site.spec, &derived, target)?,
-                );
+                let kernel = super::super::build(derived.spec, &derived.config, target)?;
+                want(derived.spec, &derived.config, kernel);
             }
         }
     }

@@ -239,7 +239,8 @@ impl Model {
         let Some(fusion) = x.fusion() else {
             return Ok(x);
         };
-        let fuses = self.fusion && fused(&self.projection_for(w, m, out), fusion).is_some();
+        let fuses = self.fusion.contains(&fusion)
+            && fused(&self.projection_for(w, m, out), fusion).is_some();
         // Tracing reads the rows: computed for it too, and the projection still fused, so that
         // a trace changes no logits.
         if fuses && !self.trace_stages {
