@@ -7,7 +7,6 @@
 use greta_dsl::interp::{self, Arg, Buffer, InterpError, LaunchDims};
 use greta_dsl::ir::{Access, Const, Kernel, ParamKind, Scalar};
 use greta_dsl::Target;
-use half::{bf16, f16};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -204,26 +203,14 @@ impl Problem {
     }
 }
 
-/// Converts a buffer to f64 values (exactly).
+/// Converts a buffer to f64 values (exactly): [`Buffer::to_f64_vec`].
 pub fn to_f64(buffer: &Buffer) -> Vec<f64> {
-    match buffer {
-        Buffer::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        Buffer::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        Buffer::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        Buffer::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        Buffer::U32(v) => v.iter().map(|&x| x as f64).collect(),
-    }
+    buffer.to_f64_vec()
 }
 
-/// A buffer of `dtype` holding `values` rounded to it.
+/// A buffer of `dtype` holding `values` rounded to it: [`Buffer::from_f64`].
 pub fn from_f64(dtype: Scalar, values: &[f64]) -> Buffer {
-    match dtype {
-        Scalar::F16 => Buffer::F16(values.iter().map(|&x| f16::from_f64(x)).collect()),
-        Scalar::BF16 => Buffer::BF16(values.iter().map(|&x| bf16::from_f64(x)).collect()),
-        Scalar::F32 => Buffer::F32(values.iter().map(|&x| x as f32).collect()),
-        Scalar::I32 => Buffer::I32(values.iter().map(|&x| x as i32).collect()),
-        Scalar::U32 | Scalar::Bool => Buffer::U32(values.iter().map(|&x| x as u32).collect()),
-    }
+    Buffer::from_f64(dtype, values)
 }
 
 /// `len` zeros of `dtype` (a bool buffer is u32, as in [`from_f64`]). The pages come zeroed from

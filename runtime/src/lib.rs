@@ -9,6 +9,8 @@
 //!   argument;
 //! - [`select`]: picks the backend at run time (`GRETA_BACKEND=cpu|cuda|hip`, else the best one
 //!   present), so one binary starts on machines with neither GPU library;
+//! - [`compile()`], [`emit`]: compiling a kernel, for crates outside greta that depend on
+//!   greta-dsl and greta-runtime only (module [`mod@compile`]);
 //! - [`cache`], [`bundle`], [`objects`]: where GPU code objects come from: the content-addressed
 //!   compile cache (`GRETA_CACHE_DIR`), or a prebuilt bundle (`greta build`) on machines
 //!   without a compiler;
@@ -21,6 +23,7 @@ pub mod backend;
 pub mod bundle;
 pub mod cache;
 pub mod check;
+pub mod compile;
 pub mod cpu;
 /// NVIDIA GPUs through the CUDA driver API; libcuda is opened at run time.
 pub mod cuda;
@@ -40,8 +43,11 @@ pub use backend::{
 };
 pub use bundle::{Bundle, BundleError, BundleWriter};
 pub use cache::{CacheError, CacheOutcome, CompileCache};
+// With the codegen types this crate's own signatures name (`CompileCache::get_or_compile`
+// returns `Resources`, `CacheError` wraps `CodegenError`), so that a caller needs no
+// greta-codegen dependency.
+pub use compile::{compile, emit, CodegenError, Compiled, Format, Resources, Via};
 pub use graph::Graph;
-pub use greta_codegen::Via;
 pub use greta_dsl::interp::{Buffer, LaunchDims};
 pub use objects::{ObjectError, ObjectSource, Origin};
 pub use select::{select, select_named};

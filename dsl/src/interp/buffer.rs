@@ -100,6 +100,21 @@ impl Buffer {
         })
     }
 
+    /// A buffer of `scalar` holding `values` rounded to it (round to nearest even for floats;
+    /// integers truncate, and `bool` is stored as `u32`, as on the GPU): how tests and callers
+    /// outside greta turn f64 data into a kernel's input. [`to_f64_vec`](Self::to_f64_vec)
+    /// reads it back exactly, so a reference computed from those values sees what the kernel
+    /// saw.
+    pub fn from_f64(scalar: Scalar, values: &[f64]) -> Buffer {
+        match scalar {
+            Scalar::F16 => Buffer::F16(values.iter().map(|&x| f16::from_f64(x)).collect()),
+            Scalar::BF16 => Buffer::BF16(values.iter().map(|&x| bf16::from_f64(x)).collect()),
+            Scalar::F32 => Buffer::F32(values.iter().map(|&x| x as f32).collect()),
+            Scalar::I32 => Buffer::I32(values.iter().map(|&x| x as i32).collect()),
+            Scalar::U32 | Scalar::Bool => Buffer::U32(values.iter().map(|&x| x as u32).collect()),
+        }
+    }
+
     /// A copy, or an error where the host cannot hold one.
     pub fn try_clone(&self) -> Result<Buffer, HostAllocError> {
         let mut out = Buffer::try_zeros(self.scalar(), self.len())?.expect("no bool buffers");
@@ -214,6 +229,18 @@ impl Buffer {
             Buffer::F32(v) => v.clone(),
             Buffer::I32(v) => v.iter().map(|&x| x as f32).collect(),
             Buffer::U32(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    /// Every element converted to f64, exactly: the form results are compared against f64
+    /// references in.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match self {
+            Buffer::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
+            Buffer::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
+            Buffer::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            Buffer::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            Buffer::U32(v) => v.iter().map(|&x| x as f64).collect(),
         }
     }
 
