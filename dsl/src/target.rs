@@ -55,6 +55,12 @@ pub struct RegisterFile {
     pub max_per_thread: u32,
 }
 
+/// One GPU target: the facts a kernel builder sizes itself by (wave size, LDS, banks,
+/// registers, matrix instructions) and the code generator's settings. Every `#[kernel]` builder
+/// takes one as its first argument; `Target::GFX942` and `Target::SM_90` are the two there are.
+/// Inside a kernel body, `target()` is the one being built for.
+///
+/// Example: `#[comptime] let waves = block / target().wave_size;` (waves per block).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
     /// The name users type: `gfx942`, `sm_90`.

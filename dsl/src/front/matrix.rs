@@ -23,7 +23,10 @@ use crate::ir::{FragPlace, FragRef, Memory, MmaShape, Operand, Scalar, Stmt, Swi
 use crate::target::{Coord, MatrixInst};
 use std::marker::PhantomData;
 
-/// Element types matrix cores multiply: f16 and bf16.
+/// Element types matrix cores multiply: f16 and bf16 (accumulating in f32), on every target.
+///
+/// Example: `fn gemm<T: MatrixElem>(a: &[T], b: &[T], d: &mut [f32])` as a `#[kernel]`
+/// signature.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a matrix-core multiplicand",
     label = "matrix cores multiply f16 or bf16 fragments (accumulating in f32)"
@@ -37,12 +40,18 @@ pub trait Role: Copy + 'static {
     const OPERAND: Operand;
 }
 /// Marker: the A (`m × k`) multiplicand.
+///
+/// Example: `let fa = fragments::<T, MatA>(inst, 2);`
 #[derive(Clone, Copy, Debug)]
 pub struct MatA;
 /// Marker: the B (`k × n`) multiplicand.
+///
+/// Example: `let fb = fragments::<T, MatB>(inst, 2);`
 #[derive(Clone, Copy, Debug)]
 pub struct MatB;
 /// Marker: the f32 accumulator (`m × n`), C and D.
+///
+/// Example: `let acc = fragments::<f32, Accum>(inst, 4);`
 #[derive(Clone, Copy, Debug)]
 pub struct Accum;
 impl Role for MatA {
@@ -57,12 +66,18 @@ impl Role for Accum {
 
 /// The preferred matrix instruction of the target being built for, for `T` multiplicands.
 /// Records a build error (and returns the first instruction of any type, so the build can go
-/// on to report it) when the target has none.
+/// on to report it) when the target has none. Comptime: the result's `shape` (`m`, `n`, `k`)
+/// sizes the kernel's loops. gfx942 prefers the 16×16×16 MFMA, sm_90 `mma.sync` m16n8k16.
+///
+/// Example: `let inst = matrix_inst::<T>();` then `inst.shape.n` (16 on gfx942, 8 on sm_90).
 pub fn matrix_inst<T: MatrixElem>() -> &'static MatrixInst {
     matrix_inst_of::<T>(None)
 }
 
-/// The target's matrix instruction of `shape` for `T` multiplicands (see [`matrix_inst`]).
+/// The target's matrix instruction of `shape` for `T` multiplicands (see [`matrix_inst`]); a
+/// build error where the target has none of that shape.
+///
+/// Example: `let inst = matrix_inst_shaped::<f16>(32, 32, 8);` (gfx942 only).
 pub fn matrix_inst_shaped<T: MatrixElem>(m: u32, n: u32, k: u32) -> &'static MatrixInst {
     matrix_inst_of::<T>(Some(MmaShape::new(m, n, k)))
 }
@@ -89,7 +104,12 @@ fn matrix_inst_of<T: MatrixElem>(shape: Option<MmaShape>) -> &'static MatrixInst
     })
 }
 
-/// `count` fragments of `role` for `inst`, in one register array.
+/// `count` fragments of `role` for `inst`, in one register array of `count` × the layout's
+/// elements per lane (registers count against the target's per-thread limit). `T` must be the
+/// instruction's type for the role (its multiplicand type, f32 for `Accum`): a build error
+/// otherwise.
+///
+/// Example: `let acc = fragments::<f32, Accum>(inst, 4);` then `acc.fill(0.0f32);`
 pub fn fragments<T: Elem, R: Role>(inst: &'static MatrixInst, count: u32) -> Frags<T, R> {
     if T::SCALAR != inst.elem(R::OPERAND) {
         with(|b| {
@@ -112,7 +132,10 @@ pub fn fragments<T: Elem, R: Role>(inst: &'static MatrixInst, count: u32) -> Fra
     }
 }
 
-/// Several fragments of one operand in one register array; [`Frags::at`] picks one.
+/// Several fragments of one operand in one register array, from `fragments`; [`Frags::at`]
+/// picks one (a comptime index).
+///
+/// Example: `mma(fa.at(0), fb.at(j), acc.at(j), acc.at(j));` (`j` comptime).
 pub struct Frags<T: Elem, R: Role> {
     local: Local<T>,
     inst: &'static MatrixInst,
@@ -120,7 +143,13 @@ pub struct Frags<T: Elem, R: Role> {
     _r: PhantomData<R>,
 }
 
-/// One fragment: `len` elements of a register array, per lane.
+/// One fragment: `len` elements of a register array, per lane, laid out as the instruction
+/// needs. It loads from and stores to a [`Tile`] (`.load`, `.load_transposed`, `.store`),
+/// element by element with `.get(i)` / `.set(i, v)`, and `.coord(i)` says where element `i`
+/// sits in the matrix. Tile loads and stores are wave-collective like `mma`: every lane runs
+/// them, with the same tile, row and column.
+///
+/// Example: `fa.at(0).load(&tile_a, row, kk * inst.shape.k);` (the wave loads its A operand).
 pub struct Frag<T: Elem, R: Role> {
     local: Local<T>,
     offset: u32,
@@ -310,7 +339,12 @@ impl<T: Elem, R: Role> Frag<T, R> {
     }
 }
 
-/// `d = a · b + c`, collectively by the wave, on the kernel's target's matrix instruction.
+/// `d = a · b + c`, collectively by the wave, on the kernel's target's matrix instruction:
+/// one MFMA on gfx942, one `mma.sync` on sm_90. Every lane of the wave must execute it; `c`
+/// and `d` may be the same fragment. All four fragments must come from one instruction (a
+/// build error otherwise).
+///
+/// Example: `mma(fa.at(0), fb.at(j), acc.at(j), acc.at(j));` (`acc += A · B`).
 pub fn mma<T: MatrixElem>(
     a: Frag<T, MatA>,
     b: Frag<T, MatB>,
@@ -336,7 +370,11 @@ pub fn mma<T: MatrixElem>(
     with(|bld| bld.push(stmt));
 }
 
-/// How a tile lays out its rows in memory.
+/// How a tile lays out its rows in memory, chosen so that the wave's fragment loads and
+/// vector stores avoid LDS bank conflicts.
+///
+/// Example: `let layout = TileLayout::swizzled_for(target(), T::SCALAR, 32);` (or
+/// `TileLayout::Padded(8)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TileLayout {
     /// Rows of `cols + pad` elements: the padding shifts consecutive rows across banks.
@@ -373,7 +411,10 @@ impl TileLayout {
 }
 
 /// A row-major matrix tile in LDS or global memory that knows its layout: element `(r, c)` is
-/// at `base + r · stride + swizzle(r, c)`.
+/// at `base + r · stride + swizzle(r, c)`. From `LdsTiles::stage` or `global_tile`; fragment
+/// loads, `.store`, `.vload`, `.vstore` and `.index` address it by `(row, col)`.
+///
+/// Example: `let tile = tiles.stage(0u32); tile.store(r, c, x[e]);`
 pub struct Tile<T: Elem> {
     mem: Memory,
     base: Val<u32>,
@@ -397,7 +438,10 @@ impl<T: Elem> super::Bind for Tile<T> {
 }
 
 /// `stages` LDS tiles of `rows × cols` elements with `layout`, in one LDS array; stage `s` is
-/// [`LdsTiles::stage`]. Build error if the layout does not fit the row length.
+/// [`LdsTiles::stage`]. Build error if the layout does not fit the row length. Comptime
+/// sizes; the LDS counts against the target's limit like any `shared` array.
+///
+/// Example: `let ta = lds_tiles::<T>(2, 64, 32, layout);` (double-buffered 64 × 32 tiles).
 pub fn lds_tiles<T: Elem>(stages: u32, rows: u32, cols: u32, layout: TileLayout) -> LdsTiles<T> {
     let (stride, swizzle) = match layout {
         TileLayout::Padded(pad) => (cols + pad, Swizzle::NONE),
@@ -428,6 +472,8 @@ pub fn lds_tiles<T: Elem>(stages: u32, rows: u32, cols: u32, layout: TileLayout)
 }
 
 /// Stages of one LDS tile shape (see [`lds_tiles`]).
+///
+/// Example: `let a = ta.stage(kt % 2u32);` (a ring buffer indexed by a runtime K-tile).
 pub struct LdsTiles<T: Elem> {
     array: Shared<T>,
     rows: u32,
@@ -468,7 +514,12 @@ impl<T: Elem> LdsTiles<T> {
     }
 }
 
-/// A plain row-major tile of a global buffer: element `(r, c)` at `base + r · stride + c`.
+/// A plain row-major tile of a global buffer: element `(r, c)` at `base + r · stride + c`
+/// (no swizzle; `base` and `stride` may be runtime). Fragments load from it directly, without
+/// staging in LDS.
+///
+/// Example: `fb.at(0).load(&global_tile(&b, 0u32, n), kk * tk, j * tn);` (`tk`, `tn` the
+/// instruction's shape).
 pub fn global_tile<T: Elem, A>(
     buffer: &Global<T, A>,
     base: impl IntoVal<Elem = u32>,
@@ -576,7 +627,9 @@ impl<T: Elem> Tile<T> {
 /// `stages` LDS tiles of `rows` K-major rows for the target's warpgroup matrix engine: each row
 /// one K-tile (`row_bytes` of `T`, 64 f16/bf16 on sm_90a), 128-byte swizzled, every stage
 /// starting at a multiple of the engine's alignment. A build error on a target without the
-/// engine.
+/// engine (gfx942).
+///
+/// Example: `let ta = warpgroup_tiles::<T>(stages, 128);` (tiles of 128 rows for `wgmma`).
 pub fn warpgroup_tiles<T: MatrixElem>(stages: u32, rows: u32) -> LdsTiles<T> {
     let Some(wg) = with(|b| b.target().warpgroup) else {
         with(|b| {
@@ -605,7 +658,11 @@ pub fn warpgroup_tiles<T: MatrixElem>(stages: u32, rows: u32) -> LdsTiles<T> {
 }
 
 /// Accumulators of the warpgroup engine: `count` tiles of `64 × n` f32, `n / 2` per thread
-/// each, in one register array.
+/// each, in one register array. `n` is a multiple of the engine's step up to its maximum
+/// (a build error otherwise, and on targets without the engine); registers count against the
+/// per-thread limit.
+///
+/// Example: `let acc = warpgroup_accumulators(128, 1); acc.fill(0.0f32);`
 pub fn warpgroup_accumulators(n: u32, count: u32) -> WgAccs {
     let Some(wg) = with(|b| b.target().warpgroup) else {
         with(|b| {
@@ -636,7 +693,10 @@ pub fn warpgroup_accumulators(n: u32, count: u32) -> WgAccs {
     }
 }
 
-/// See [`warpgroup_accumulators`].
+/// Accumulator tiles of the warpgroup engine, from [`warpgroup_accumulators`]; `.at(i)` picks
+/// one (a comptime index).
+///
+/// Example: `wgmma(acc.at(0), &a, a_row, k0, &b, 0u32, k0);`
 #[derive(Clone, Copy)]
 pub struct WgAccs {
     local: Local<f32>,
@@ -645,7 +705,10 @@ pub struct WgAccs {
     layout: crate::target::FragLayout,
 }
 
-/// One `64 × n` accumulator tile of the warpgroup engine.
+/// One `64 × n` accumulator tile of the warpgroup engine. Read it after `wgmma_wait` covers
+/// the last batch writing it: `.get(i)` is this thread's element `i`, `.coord(i)` where it sits.
+///
+/// Example: `let (r, c) = acc.coord(e); let v = acc.get(e);` (`e` comptime).
 #[derive(Clone, Copy)]
 pub struct WgAcc {
     local: Local<f32>,
@@ -714,7 +777,10 @@ impl WgAcc {
 /// `acc += A · B` on the warpgroup engine, asynchronously: A is the `64 × 16` block of `a` at
 /// `(a_row, a_col)`, B the `16 × n` block stored `n × 16` in `b` at `(b_row, b_col)`. Issue
 /// [`wgmma_fence`] before the first of a batch, [`wgmma_commit`] after it and
-/// [`wgmma_wait`] before touching the accumulators or overwriting the tiles.
+/// [`wgmma_wait`] before touching the accumulators or overwriting the tiles. sm_90 only (the
+/// verifier rejects it on targets without the engine); the interpreter checks the ordering.
+///
+/// Example: `wgmma(acc, &a, wg * 64u32, kk * 16u32, &b, 0u32, kk * 16u32);`
 #[allow(clippy::too_many_arguments)]
 pub fn wgmma<T: MatrixElem>(
     acc: WgAcc,
@@ -753,28 +819,44 @@ fn sync(op: crate::ir::SyncOp) {
     with(|b| b.push(Stmt::Sync(op)));
 }
 
-/// Orders the warpgroup's accumulator registers before the next [`wgmma`]s.
+/// Orders the warpgroup's accumulator registers before the next [`wgmma`]s (sm_90 only).
+///
+/// Example: `wgmma_fence();` right before a batch of `wgmma`.
 pub fn wgmma_fence() {
     sync(crate::ir::SyncOp::MmaFence);
 }
-/// Closes the group of [`wgmma`]s issued since the last commit.
+/// Closes the group of [`wgmma`]s issued since the last commit (sm_90 only).
+///
+/// Example: `wgmma_commit();` right after a batch of `wgmma`.
 pub fn wgmma_commit() {
     sync(crate::ir::SyncOp::MmaCommit);
 }
-/// Waits until at most `pending` committed [`wgmma`] groups are in flight.
+/// Waits until at most `pending` (comptime) committed [`wgmma`] groups are in flight (sm_90
+/// only). `0` waits for all: needed before reading the accumulators.
+///
+/// Example: `wgmma_wait(1);` (keeps one batch running while the next tiles load).
 pub fn wgmma_wait(pending: u32) {
     sync(crate::ir::SyncOp::MmaWait(pending));
 }
-/// Closes this thread's group of [`async_copy`]s issued since the last commit.
+/// Closes this thread's group of [`async_copy`]s issued since the last commit. Nothing on
+/// targets whose copies are synchronous (gfx942).
+///
+/// Example: `async_commit();` after the copies of one stage.
 pub fn async_commit() {
     sync(crate::ir::SyncOp::AsyncCommit);
 }
-/// Waits until at most `pending` of this thread's committed copy groups are in flight.
+/// Waits until at most `pending` (comptime) of this thread's committed copy groups are in
+/// flight. It covers only this thread's copies: a `barrier` after it makes all threads' copies
+/// visible. Nothing on targets whose copies are synchronous (gfx942).
+///
+/// Example: `async_wait(stages - 2u32); barrier();` (the oldest stage has arrived).
 pub fn async_wait(pending: u32) {
     sync(crate::ir::SyncOp::AsyncWait(pending));
 }
 /// Makes this thread's LDS writes visible to the matrix engine (before the barrier that
-/// precedes a [`wgmma`] reading them).
+/// precedes a [`wgmma`] reading them). Nothing on gfx942.
+///
+/// Example: `async_wait(0); fence_async_lds(); barrier();` (then issue the `wgmma` batch).
 pub fn fence_async_lds() {
     sync(crate::ir::SyncOp::ProxyFence);
 }
@@ -782,6 +864,10 @@ pub fn fence_async_lds() {
 /// An asynchronous copy of `N` elements (4, 8 or 16 bytes) from `src` at `src_index` into
 /// `tile` at `(row, col)`, or of zeros where `pred` is false (then `src_index` is not read).
 /// The data is in the tile after this thread's [`async_wait`] covering the copy's group.
+/// `cp.async` on sm_90 (the copy overlaps other work); on gfx942 an ordinary load and store.
+///
+/// Example: `async_copy::<8, _, _>(&tile, r, c, &src, select(ok, at, 0u32), ok);` (a
+/// 16-byte f16 copy, zeros outside the matrix).
 pub fn async_copy<const N: usize, T: Elem, A>(
     tile: &Tile<T>,
     row: impl IntoVal<Elem = u32>,

@@ -9,24 +9,41 @@ use crate::ir::{
 };
 use std::marker::PhantomData;
 
-/// Marker: a read-only global buffer (`&[T]`).
+/// Marker: a read-only global buffer (`&[T]`). Stores and atomics to it are Rust type errors.
+///
+/// Example: `fn load_row<T: Float>(mem: &Global<T, Read>, at: Val<u32>)` (a helper taking a
+/// `&[T]` parameter's handle).
 pub struct Read;
 /// Marker: a writable global buffer (`&mut [T]`).
+///
+/// Example: `fn write_row(out: &Global<f32, ReadWrite>, at: Val<u32>, v: Val<f32>)` (a helper
+/// that may store to it).
 pub struct ReadWrite;
 
-/// A global buffer parameter.
+/// A global buffer parameter: what a `&[T]` (`A = Read`) or `&mut [T]` (`A = ReadWrite`)
+/// kernel parameter becomes inside the body. It is `Copy`; `x[i]` loads, `y[i] = v` stores,
+/// with a `u32` or `i32` index (bounds are checked by the interpreter, not on the GPU).
+///
+/// Example: `y[i] = x[i] * 2.0f32;` (with `x: &[f32]`, `y: &mut [f32]` parameters).
 pub struct Global<T: Elem, A> {
     param: ParamId,
     _t: PhantomData<(T, A)>,
 }
 
-/// An LDS (shared memory) array, one per block.
+/// An LDS (shared memory) array, one per block, from `shared`. Indexed like a buffer; it
+/// starts uninitialised, and other threads see a thread's writes after a `barrier`.
+///
+/// Example: `let tile = shared::<f32>(block); tile[t] = x[base + t];`
 pub struct Shared<T: Elem> {
     id: SharedId,
     _t: PhantomData<T>,
 }
 
-/// A per-thread array of comptime length.
+/// A per-thread array of comptime length, from `local_array`: kept in registers when every
+/// index is a constant (comptime loops over it unroll). Scalar accesses only; it starts
+/// uninitialised, and atomics do not apply to it.
+///
+/// Example: `let acc = local_array::<f32>(4u32); acc[0] = 0.0f32;`
 pub struct Local<T: Elem> {
     id: LocalId,
     _t: PhantomData<T>,
@@ -148,7 +165,11 @@ pub fn store<M: Writable>(memory: &M, index: impl Index, value: impl IntoVal<Ele
 }
 
 /// Loads `N` consecutive elements starting at `index` as one wide access; `index` must be a
-/// multiple of `N`.
+/// multiple of `N` (a misaligned access is an interpreter error). Global and LDS memory only:
+/// the verifier rejects vector accesses to register arrays. `N` is 1, 2, 4 or 8; 16 bytes
+/// (4 f32, 8 f16) is the widest hardware access.
+///
+/// Example: `let v = vload::<4, _>(&x, i);` (a `Val<Vector<f32, 4>>` for `x: &[f32]`).
 pub fn vload<const N: usize, M: MemoryHandle>(
     memory: &M,
     index: impl Index,
@@ -161,7 +182,10 @@ pub fn vload<const N: usize, M: MemoryHandle>(
     })
 }
 
-/// Stores a vector of `N` elements at `index` (a multiple of `N`) as one wide access.
+/// Stores a vector of `N` elements at `index` (a multiple of `N`) as one wide access, to a
+/// `&mut [T]` buffer or LDS (see [`vload`]).
+///
+/// Example: `vstore::<4, _>(&y, i, v.cast::<T>());` (converts lane-wise, then stores 4 lanes).
 pub fn vstore<const N: usize, M: Writable>(
     memory: &M,
     index: impl Index,
@@ -203,7 +227,11 @@ fn check_len(what: &str, len: u32) {
     }
 }
 
-/// An LDS array of `len` elements (renamed to its `let` binding's name).
+/// An LDS array of `len` elements (renamed to its `let` binding's name), shared by the block
+/// and uninitialised. `len` is comptime; the kernel's LDS must fit `Target::lds_bytes_max`
+/// (64 KiB on gfx942, 227 KiB on sm_90), and more LDS per block means fewer resident blocks.
+///
+/// Example: `let partial = shared::<f32>(block / target().wave_size);` (one slot per wave).
 pub fn shared<T: Elem>(len: impl ComptimeLen) -> Shared<T> {
     shared_aligned(len, crate::ir::LDS_ALIGN)
 }
@@ -230,7 +258,12 @@ pub fn shared_aligned<T: Elem>(len: impl ComptimeLen, align: u32) -> Shared<T> {
     }
 }
 
-/// A per-thread array of `len` elements (renamed to its `let` binding's name).
+/// A per-thread array of `len` elements (renamed to its `let` binding's name), uninitialised.
+/// `len` is comptime; index it with constants (comptime loops) to keep it in registers, which
+/// count against the target's per-thread register limit.
+///
+/// Example: `let acc = local_array::<f32>(rows);` (`rows` comptime; a literal needs a suffix:
+/// `local_array::<f32>(2u32)`).
 pub fn local_array<T: Elem>(len: impl ComptimeLen) -> Local<T> {
     let len = len.len();
     check_len("register array", len);

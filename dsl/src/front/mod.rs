@@ -49,9 +49,13 @@ use crate::target::Target;
 use std::cell::RefCell;
 
 /// Why a kernel could not be built. Most misuse is caught by Rust's type checker; these are the
-/// few checks that need comptime values.
+/// few checks that need comptime values. A `#[kernel]` builder returns it as the `Err` of
+/// `Result<Kernel, BuildError>`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BuildError {
+    /// The comptime configuration is one the kernel cannot serve: the first message recorded by
+    /// `build_error` or by a front-end check (a zero-length array, a missing matrix
+    /// instruction, …). Displays as ``kernel `name`: message``.
     #[error("kernel `{kernel}`: {message}")]
     Invalid { kernel: String, message: String },
 }
@@ -132,13 +136,20 @@ impl Builder {
 /// Makes the kernel being built fail with `message` (its build returns
 /// [`BuildError::Invalid`]): for comptime parameter combinations a kernel cannot serve, found
 /// while building. The build goes on, so the first such message is the one reported.
+///
+/// Example: `if tile % 4 != 0 { build_error("tile must be a multiple of 4"); }` (`tile` a
+/// comptime parameter; a kernel body takes no macros, so a `format!`ted message comes from a
+/// plain Rust helper).
 pub fn build_error(message: impl Into<String>) {
     let message = message.into();
     with(|b| b.error(message));
 }
 
 /// The target the kernel being built is for: its wave size, LDS limits and matrix
-/// instructions, for choosing sizes at build time.
+/// instructions, for choosing sizes at build time. A comptime value: reading it costs nothing
+/// in the generated code.
+///
+/// Example: `#[comptime] let wave = target().wave_size;` (64 on gfx942, 32 on sm_90).
 pub fn target() -> &'static Target {
     with(|b| b.target())
 }

@@ -11,7 +11,11 @@ pub trait ValueType: 'static {
     fn ty() -> Type;
 }
 
-/// A scalar element type of the DSL: `f16`, `bf16`, `f32`, `i32`, `u32`, `bool`.
+/// A scalar element type of the DSL: `f16`, `bf16`, `f32`, `i32`, `u32`, `bool`. The bound of
+/// a kernel generic over any element (each instantiation is its own kernel, `T=f16` in its
+/// configuration).
+///
+/// Example: `fn copy<T: Elem>(x: &[T], y: &mut [T])` as a `#[kernel]` signature.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a DSL element type",
     label = "expected one of f16, bf16, f32, i32, u32, bool"
@@ -25,10 +29,16 @@ pub trait Elem: ValueType + Copy {
     }
 }
 
-/// Element types with arithmetic: everything but `bool`.
+/// Element types with arithmetic: everything but `bool`. What `+ - * /`, `max`, `min`, `abs`
+/// and the wave reductions accept.
+///
+/// Example: `fn add<T: Numeric>(a: &[T], b: &[T], out: &mut [T])` as a `#[kernel]` signature.
 pub trait Numeric: Elem {}
 
-/// Floating-point element types. A kernel generic over `T: Float` serves f16, bf16 and f32.
+/// Floating-point element types. A kernel generic over `T: Float` serves f16, bf16 and f32;
+/// the math functions (`exp2`, `sqrt`, `fma`, …) need it.
+///
+/// Example: `y[i] = T::from_f32(x[i].to_f32() * s);` (compute in f32, store as `T`).
 pub trait Float: Numeric {
     /// Converts an f32 value to this type (round to nearest even).
     fn from_f32(v: impl IntoVal<Elem = f32>) -> Val<Self> {
@@ -92,7 +102,14 @@ impl IntoVal for f64 {
     }
 }
 
-/// A vector of `N` lanes (2, 4 or 8) of `T`, for 16-byte memory accesses.
+/// A vector of `N` lanes (2, 4 or 8) of `T`, for 16-byte memory accesses. Values are
+/// `Val<Vector<T, N>>`, from `vload`, `Val::splat` or `Val::from_lanes`; arithmetic, casts and
+/// float math work lane-wise, and `.lane(i)` reads one lane. `N = 1` is the scalar itself, so
+/// code generic over the width also serves width 1. Not for `bool`; register arrays take
+/// scalar accesses only.
+///
+/// Example: `let v = vload::<4, _>(&x, i).to_f32();` (a `Val<Vector<f32, 4>>`; `i` a multiple
+/// of 4).
 pub struct Vector<T: Elem, const N: usize>(PhantomData<T>);
 
 impl<T: Elem, const N: usize> ValueType for Vector<T, N> {
@@ -101,7 +118,12 @@ impl<T: Elem, const N: usize> ValueType for Vector<T, N> {
     }
 }
 
-/// A runtime value of type `T`: an expression of the kernel being built.
+/// A runtime value of type `T`: an expression of the kernel being built. It is `Copy`;
+/// operators, comparisons, `as` and methods (`.to_f32()`, `.cast::<U>()`, `.max(b)`, `.exp2()`,
+/// …) record new expressions, and `let` binds one to a named variable. Mixing element types
+/// (`f16 + f32`) is a Rust type error: convert explicitly.
+///
+/// Example: `let y = x[i].to_f32() * 2.0f32;` (`y` is a `Val<f32>`).
 pub struct Val<T: ValueType> {
     pub(crate) id: ExprId,
     _t: PhantomData<T>,

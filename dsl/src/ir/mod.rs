@@ -370,6 +370,9 @@ pub struct FragRef {
 /// consecutive rows falls into different LDS banks. `period == 1` is no swizzle. All three are
 /// powers of two; the tile's row must hold a multiple of `chunk · period` elements for the
 /// permutation to stay inside the row (the DSL's tile type checks that).
+///
+/// Example: `TileLayout::Swizzled(Swizzle { chunk: 8, row_div: 2, period: 4 })` (f16 rows of
+/// 32 elements on gfx942; `TileLayout::swizzled_for` computes it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Swizzle {
     pub chunk: u32,
@@ -643,7 +646,11 @@ pub struct DynamicLds {
     pub bytes: u32,
 }
 
-/// One kernel at one comptime configuration, built for one target.
+/// One kernel at one comptime configuration, built for one target: what a `#[kernel]` builder
+/// returns, and what the verifier, the interpreter and the backends take.
+///
+/// Example: `let k = scale::<f32>(&Target::SM_90, 64)?;` (builds `scale` with `T = f32` and a
+/// comptime `block = 64`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
     pub name: String,
