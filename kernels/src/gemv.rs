@@ -145,6 +145,7 @@ pub fn gemv<T: Float, O: Float>(
     #[comptime] splits: u32,
     #[comptime] m_tile: u32,
     #[comptime] residual: bool,
+    #[comptime] glu: bool,
 ) {
     #[comptime]
     let p = GemvParams {
@@ -154,6 +155,7 @@ pub fn gemv<T: Float, O: Float>(
         splits,
         m_tile,
         residual,
+        glu,
     };
     gemv_body::<T, O, DenseRows<T>, PlainRows<T>>(PlainRows(x), DenseRows(w), r, y, m, n, k, p);
 }
@@ -167,6 +169,9 @@ pub struct GemvParams {
     pub splits: u32,
     pub m_tile: u32,
     pub residual: bool,
+    /// The SwiGLU epilogue: `W` is the gate's `n` rows then the up's `n` rows, and the kernel
+    /// writes `silu(x · gateᵀ) · (x · upᵀ)` — SwiGLU fused into the gate/up projection.
+    pub glu: bool,
 }
 
 /// The whole GEMV of one block (see the module docs), weights from `w`.
@@ -197,18 +202,25 @@ pub fn gemv_body<T: Float, O: Float, S: RowSource, I: RowInput>(
     let split = wid % p.splits;
     let n0 = (block_idx().x * groups + group) * rows;
     // Rows past `n` and tokens past `m` read the last row (in bounds) and are not written.
+    // With the SwiGLU epilogue a wave also owns the up rows `n` further down the matrix.
+    #[comptime]
+    let mats = matrices(p.glu);
+    #[comptime]
+    let wr = rows * mats;
     #[comptime]
     let mut w_at = Vec::new();
-    for i in 0..rows {
-        w_at.push(materialize("w_row", min(n0 + i, n - 1u32) * k));
+    for mat in 0..mats {
+        for i in 0..rows {
+            w_at.push(materialize("w_row", (min(n0 + i, n - 1u32) + mat * n) * k));
+        }
     }
     #[comptime]
     let mut x_at = Vec::new();
     for j in 0..m_tile {
         x_at.push(materialize("x_row", min(j, m - 1u32) * k));
     }
-    let acc = local_array::<f32>(rows * m_tile);
-    for i in 0..rows * m_tile {
+    let acc = local_array::<f32>(wr * m_tile);
+    for i in 0..wr * m_tile {
         acc[i] = 0.0f32;
     }
     // Each token row's sum of raw squares (RMSNorm's, when the input is normalised).
@@ -227,7 +239,7 @@ pub fn gemv_body<T: Float, O: Float, S: RowSource, I: RowInput>(
             let mut held = Vec::new();
             for u in 0..p.unroll {
                 let at = c + u * wave * v;
-                for i in 0..rows {
+                for i in 0..wr {
                     held.push(w.load(w_at[i as usize], at, at < k));
                 }
             }
@@ -245,9 +257,9 @@ pub fn gemv_body<T: Float, O: Float, S: RowSource, I: RowInput>(
                             squares[j] = squares[j] + select(ok, sq, 0.0f32);
                         }
                     }
-                    for i in 0..rows {
+                    for i in 0..wr {
                         #[comptime]
-                        let (ws, scale) = &held[(u * rows + i) as usize];
+                        let (ws, scale) = &held[(u * wr + i) as usize];
                         let mut s = 0.0f32;
                         for l in 0..v {
                             s = fma(ws[l as usize], xs[l as usize], s);
@@ -270,65 +282,101 @@ pub fn gemv_body<T: Float, O: Float, S: RowSource, I: RowInput>(
                     squares[j] = squares[j] + sq;
                 }
             }
-            for i in 0..rows {
-                let wr = w.element(w_at[i as usize], c);
+            for i in 0..wr {
+                let wr_i = w.element(w_at[i as usize], c);
                 for j in 0..m_tile {
-                    acc[i * m_tile + j] = fma(wr, xs[j as usize], acc[i * m_tile + j]);
+                    acc[i * m_tile + j] = fma(wr_i, xs[j as usize], acc[i * m_tile + j]);
                 }
             }
         }
     }
     // Wave sums; with split-K, each wave's sums go through LDS and the first wave of the group
     // adds them in wave order. A normalised input's sums of squares ride along as one more
-    // "row" (`rows` below), so its scale is combined the same way.
+    // "row" (`wr` below), so its scale is combined the same way.
     #[comptime]
-    let sums = sums_per_wave(rows, I::NORM);
+    let sums = sums_per_wave(wr, I::NORM);
     let part = shared::<f32>(split_lds_len(p.splits, p.waves * sums * m_tile));
-    #[comptime]
-    let mut scale = Vec::new();
-    for j in 0..m_tile {
-        if I::NORM {
-            let total = wave_sum(squares[j]);
-            if p.splits == 1 {
-                scale.push(materialize("inv_rms", x.inv_rms(total, k)));
-            } else if lane == 0u32 {
-                part[(wid * sums + rows) * m_tile + j] = total;
-            }
-        }
-    }
-    for i in 0..rows {
+    if p.splits == 1 {
         for j in 0..m_tile {
-            let mut total = wave_sum(acc[i * m_tile + j]);
-            if p.splits == 1 {
-                if I::NORM {
-                    total = total * scale[j as usize];
+            #[comptime]
+            let mut inv = None;
+            if I::NORM {
+                inv = Some(materialize("inv_rms", x.inv_rms(wave_sum(squares[j]), k)));
+            }
+            for i in 0..rows {
+                #[comptime]
+                let mut totals = Vec::new();
+                for mat in 0..mats {
+                    totals.push(wave_sum(acc[((mat * rows) + i) * m_tile + j]));
                 }
+                let total = epilogue(&totals, inv);
                 if lane == 0u32 {
                     write_one::<O>(r, y, total, n0 + i, j, m, n, p.residual);
                 }
-            } else if lane == 0u32 {
-                part[(wid * sums + i) * m_tile + j] = total;
             }
         }
-    }
-    if p.splits > 1 {
+    } else {
+        for j in 0..m_tile {
+            for i in 0..wr {
+                let total = wave_sum(acc[i * m_tile + j]);
+                if lane == 0u32 {
+                    part[(wid * sums + i) * m_tile + j] = total;
+                }
+            }
+            if I::NORM {
+                let total = wave_sum(squares[j]);
+                if lane == 0u32 {
+                    part[(wid * sums + wr) * m_tile + j] = total;
+                }
+            }
+        }
         barrier();
         if split == 0u32 && lane < rows * m_tile {
             let i = lane / m_tile;
             let j = lane % m_tile;
-            let mut total = 0.0f32;
-            let mut squared = 0.0f32;
-            for s in 0..p.splits {
-                total = total + part[((wid + s) * sums + i) * m_tile + j];
-                if I::NORM {
-                    squared = squared + part[((wid + s) * sums + rows) * m_tile + j];
+            #[comptime]
+            let mut totals = Vec::new();
+            for mat in 0..mats {
+                let mut total = 0.0f32;
+                for s in 0..p.splits {
+                    total = total + part[((wid + s) * sums + mat * rows + i) * m_tile + j];
                 }
+                totals.push(materialize("total", total));
             }
+            #[comptime]
+            let mut inv = None;
             if I::NORM {
-                total = total * x.inv_rms(squared, k);
+                let mut squared = 0.0f32;
+                for s in 0..p.splits {
+                    squared = squared + part[((wid + s) * sums + wr) * m_tile + j];
+                }
+                inv = Some(materialize("inv_rms", x.inv_rms(squared, k)));
             }
+            let total = epilogue(&totals, inv);
             write_one::<O>(r, y, total, n0 + i, j, m, n, p.residual);
         }
+    }
+}
+
+/// The matrices a wave multiplies by: the weights, or with the SwiGLU epilogue the gate's and
+/// the up's rows.
+fn matrices(glu: bool) -> u32 {
+    1 + glu as u32
+}
+
+/// One output from its row sums (the gate's and the up's with the SwiGLU epilogue), each scaled
+/// by the token's `1 / rms` where the input is normalised: `silu(gate) · up`, or the one sum.
+fn epilogue(sums: &[Val<f32>], inv: Option<Val<f32>>) -> Val<f32> {
+    let scaled: Vec<Val<f32>> = sums
+        .iter()
+        .map(|&s| match inv {
+            Some(inv) => s * inv,
+            None => s,
+        })
+        .collect();
+    match scaled[..] {
+        [gate, up] => gate / (1.0f32 + (-gate).exp()) * up,
+        _ => scaled[0],
     }
 }
 
@@ -394,6 +442,7 @@ pub(crate) fn params(
         splits: c("splits"),
         m_tile: c("m_tile"),
         residual: cfg.bool("residual"),
+        glu: cfg.bool("glu"),
     };
     let fail = |message: String| {
         Err(BuildError::Invalid {
@@ -421,7 +470,7 @@ pub(crate) fn params(
 
 fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     let p = params("gemv", cfg, target)?;
-    dispatch!(cfg, target, gemv, Half, O; p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual)
+    dispatch!(cfg, target, gemv, Half, O; p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual, p.glu)
 }
 
 /// Launch: `waves / splits · rows` weight rows per block (the same for `gemv_q8`).
@@ -482,7 +531,7 @@ pub fn fit_m(cfg: &Config, m: u32) -> Config {
 }
 
 /// The parameters `gemv` and `gemv_q8` share.
-pub(crate) const GEMV_PARAMS: [ParamDef; 5] = [
+pub(crate) const GEMV_PARAMS: [ParamDef; 6] = [
     u32_param(
         "rows",
         &[1, 2, 4],
@@ -508,6 +557,14 @@ pub(crate) const GEMV_PARAMS: [ParamDef; 5] = [
         1,
         "tokens (rows of x) per launch, at most",
     )),
+    ParamDef {
+        name: "glu",
+        choices: crate::config::Choices::Bool,
+        default: greta_dsl::ir::ConfigValue::Bool(false),
+        default_for_dtype: None,
+        tunable: false,
+        doc: "SwiGLU epilogue: W holds the gate's n rows then the up's; y = silu(x·gateᵀ)·(x·upᵀ)",
+    },
 ];
 
 pub static SPEC: KernelSpec = KernelSpec {
@@ -522,6 +579,7 @@ pub static SPEC: KernelSpec = KernelSpec {
         GEMV_PARAMS[2],
         GEMV_PARAMS[3],
         GEMV_PARAMS[4],
+        GEMV_PARAMS[5],
     ],
     shape: "m,n,k",
     test_shapes: &[

@@ -36,6 +36,7 @@ pub fn gemv_q8<T: Float, O: Float>(
     #[comptime] splits: u32,
     #[comptime] m_tile: u32,
     #[comptime] residual: bool,
+    #[comptime] glu: bool,
 ) {
     #[comptime]
     let p = GemvParams {
@@ -45,6 +46,7 @@ pub fn gemv_q8<T: Float, O: Float>(
         splits,
         m_tile,
         residual,
+        glu,
     };
     gemv_body::<T, O, Q8Rows, PlainRows<T>>(
         PlainRows(x),
@@ -60,7 +62,7 @@ pub fn gemv_q8<T: Float, O: Float>(
 
 fn build(cfg: &Config, target: &'static Target) -> Result<Kernel, BuildError> {
     let p = params("gemv_q8", cfg, target)?;
-    dispatch!(cfg, target, gemv_q8, Half, O; p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual)
+    dispatch!(cfg, target, gemv_q8, Half, O; p.rows, p.unroll, p.waves, p.splits, p.m_tile, p.residual, p.glu)
 }
 
 fn problem(
@@ -100,6 +102,7 @@ pub static SPEC: KernelSpec = KernelSpec {
         GEMV_PARAMS[2],
         GEMV_PARAMS[3],
         GEMV_PARAMS[4],
+        GEMV_PARAMS[5],
     ],
     shape: "m,n,k (k a multiple of 32)",
     test_shapes: &[

@@ -155,7 +155,6 @@ pub fn all() -> &'static [&'static KernelSpec] {
         &gemv::SPEC,
         &gemv_q8::SPEC,
         &gemv_fused::NORM_SPEC,
-        &gemv_fused::GLU_SPEC,
         &embedding_q8::SPEC,
         &attn_scores::SPEC,
         &attn_values::SPEC,

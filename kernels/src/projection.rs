@@ -9,7 +9,7 @@ use crate::problem::{from_f64, to_f64, zeros, Expected, Inputs, Problem, Problem
 use crate::q8::QK8_0;
 use crate::{Config, ProblemError};
 use greta_dsl::interp::{Buffer, LaunchDims};
-use greta_dsl::ir::{Const, Kernel};
+use greta_dsl::ir::{ConfigValue, Const, Kernel};
 
 /// The weights a projection kernel takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +31,6 @@ pub(crate) enum Input {
     /// `h: &[T], g: &[T]` and a trailing `eps: f32`: `x = h / rms(h) · g`, row by row
     /// (`gemv_norm`).
     Norm,
-    /// `gate: &[T], up: &[T]`: `x = silu(gate) · up` (`gemv_glu`).
-    Glu,
 }
 
 /// The RMSNorm epsilon of the fused problems (Llama's).
@@ -68,14 +66,6 @@ impl Input {
                 let args = vec![ProblemArg::Buffer(hb), ProblemArg::Buffer(gb)];
                 (args, x, 2.0)
             }
-            Input::Glu => {
-                let (gb, gate) = inputs.uniform(dtype, m * k, -2.0, 2.0);
-                let (ub, up) = inputs.uniform(dtype, m * k, -1.0, 1.0);
-                let x = crate::silu_mul::reference(&gate, &up);
-                // silu(g) ≤ 1.77 on [-2, 2].
-                let args = vec![ProblemArg::Buffer(gb), ProblemArg::Buffer(ub)];
-                (args, x, 2.0)
-            }
         }
     }
 }
@@ -105,14 +95,17 @@ pub(crate) fn problem(
     let (dtype, out) = (config.dtype("dtype"), config.dtype("out"));
     let (mu, nu, ku) = (m as usize, n as usize, k as usize);
     let (mut args, x, magnitude) = input.make(inputs, dtype, mu, ku);
+    // The SwiGLU epilogue's weights: the gate's n rows, then the up's.
+    let glu = config.get("glu") == Some(&ConfigValue::Bool(true));
+    let wrows = nu * (1 + glu as usize);
     let (w, weight_bytes) = match weights {
         Weights::Dense => {
-            let (wb, w) = inputs.uniform(dtype, nu * ku, -1.0, 1.0);
+            let (wb, w) = inputs.uniform(dtype, wrows * ku, -1.0, 1.0);
             args.push(ProblemArg::Buffer(wb));
-            (w, nu * ku * dtype.size_bytes() as usize)
+            (w, wrows * ku * dtype.size_bytes() as usize)
         }
         Weights::Q8 { rounded } => {
-            let (scales, quants, w) = crate::q8::random(inputs, nu, ku, -1.0, 1.0);
+            let (scales, quants, w) = crate::q8::random(inputs, wrows, ku, -1.0, 1.0);
             args.push(ProblemArg::Buffer(Buffer::F16(scales)));
             args.push(ProblemArg::Buffer(Buffer::U32(quants)));
             let w = if rounded {
@@ -120,7 +113,7 @@ pub(crate) fn problem(
             } else {
                 w
             };
-            (w, nu * ku / QK8_0 * 34)
+            (w, wrows * ku / QK8_0 * 34)
         }
     };
     let residual = config.bool("residual");
@@ -138,6 +131,26 @@ pub(crate) fn problem(
     }
     let mut tolerance = gemm_tolerance(out, k);
     tolerance.abs *= magnitude;
+    let values = if !inputs.references() {
+        Vec::new()
+    } else if glu {
+        // silu(g) · u: an error δ in either sum moves the output by at most δ · (|u| + |g|).
+        let sums = reference(&x, &w, None, mu, wrows, ku);
+        let mut spread = 1.0f64;
+        let mut values = Vec::with_capacity(mu * nu);
+        for (j, row) in sums.chunks(wrows).enumerate() {
+            let (gate, up) = row.split_at(nu);
+            for (i, (g, u)) in gate.iter().zip(up).enumerate() {
+                spread = spread.max(g.abs() + u.abs());
+                let r = if residual { rv[j * nu + i] } else { 0.0 };
+                values.push(g / (1.0 + (-g).exp()) * u + r);
+            }
+        }
+        tolerance.abs *= spread;
+        values
+    } else {
+        reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
+    };
     let x_bytes = if x_in_floor {
         mu * ku * dtype.size_bytes() as usize
     } else {
@@ -150,17 +163,13 @@ pub(crate) fn problem(
         args,
         expected: vec![Expected {
             arg: y_arg,
-            values: if inputs.references() {
-                reference(&x, &w, residual.then_some(&rv[..]), mu, nu, ku)
-            } else {
-                Vec::new()
-            },
+            values,
             tolerance,
         }],
         min_bytes: (weight_bytes
             + x_bytes
             + mu * nu * out.size_bytes() as usize * (1 + residual as usize))
             as u64,
-        flops: 2 * (mu * nu * ku) as u64,
+        flops: 2 * (mu * wrows * ku) as u64,
     })
 }

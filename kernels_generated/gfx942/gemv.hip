@@ -3,7 +3,7 @@
 // kernel:     gemv
 // target:     gfx942 (Amdgcn, wave size 64)
 // language:   HIP (clang -x hip, no ROCm headers or device libraries)
-// config:     T=f16,O=f16,rows=1,unroll=2,waves=4,splits=1,m_tile=1,residual=false
+// config:     T=f16,O=f16,rows=1,unroll=2,waves=4,splits=1,m_tile=1,residual=false,glu=false
 // block size: 256x1x1 (launches must use it)
 // compile:    clang++-19 -x hip --cuda-device-only --offload-arch=gfx942 -nogpuinc -nogpulib --no-gpu-bundle-output -O3 -fwrapv -c kernel.hip -o kernel.hsaco
 
@@ -334,7 +334,7 @@ void gemv(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
     u32 group = wid / 1u;
     u32 split = wid % 1u;
     u32 n0 = (greta_block_idx_x() * 4u + group) * 1u;
-    u32 w_row = greta_min(n0 + 0u, n - 1u) * k;
+    u32 w_row = (greta_min(n0 + 0u, n - 1u) + 0u * n) * k;
     u32 x_row = greta_min(0u, m - 1u) * k;
     acc[0u] = 0.0f;
     squares[0u] = 0.0f;
@@ -373,8 +373,8 @@ void gemv(const f16* __restrict__ x, const f16* __restrict__ w, const f16* __res
         }
     } else {
         for (u32 c_1 = split * 64u + lane; c_1 < k; c_1 += 64u) {
-            f32 wr = f32(w[w_row + c_1]);
-            acc[0u] = greta_fma(wr, f32(x[x_row + c_1]), acc[0u]);
+            f32 wr_i = f32(w[w_row + c_1]);
+            acc[0u] = greta_fma(wr_i, f32(x[x_row + c_1]), acc[0u]);
         }
     }
     f32 total = greta_wave_sum(acc[0u]);

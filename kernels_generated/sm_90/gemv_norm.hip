@@ -3,7 +3,7 @@
 // kernel:     gemv_norm
 // target:     sm_90 (Nvptx, wave size 32)
 // language:   CUDA (clang -x cuda, no CUDA headers or libdevice)
-// config:     T=f16,O=f16,rows=1,unroll=2,waves=4,splits=1,m_tile=1,residual=false
+// config:     T=f16,O=f16,rows=1,unroll=2,waves=4,splits=1,m_tile=1,residual=false,glu=false
 // block size: 128x1x1 (launches must use it)
 // compile:    clang++-19 -x cuda --cuda-device-only --cuda-gpu-arch=sm_90 -nocudainc -nocudalib -Xclang -target-feature -Xclang +ptx80 -O3 -fwrapv -S kernel.cu -o kernel.ptx
 
@@ -334,7 +334,7 @@ void gemv_norm(const f16* __restrict__ h, const f16* __restrict__ g, const f16* 
     u32 group = wid / 1u;
     u32 split = wid % 1u;
     u32 n0 = (greta_block_idx_x() * 4u + group) * 1u;
-    u32 w_row = greta_min(n0 + 0u, n - 1u) * k;
+    u32 w_row = (greta_min(n0 + 0u, n - 1u) + 0u * n) * k;
     u32 x_row = greta_min(0u, m - 1u) * k;
     acc[0u] = 0.0f;
     squares[0u] = 0.0f;
@@ -381,19 +381,17 @@ void gemv_norm(const f16* __restrict__ h, const f16* __restrict__ g, const f16* 
         for (u32 c_1 = split * 32u + lane; c_1 < k; c_1 += 32u) {
             f32 h_3 = f32(h[x_row + c_1]);
             squares[0u] = squares[0u] + h_3 * h_3;
-            f32 wr = f32(w[w_row + c_1]);
-            acc[0u] = greta_fma(wr, h_3 * f32(g[c_1]), acc[0u]);
+            f32 wr_i = f32(w[w_row + c_1]);
+            acc[0u] = greta_fma(wr_i, h_3 * f32(g[c_1]), acc[0u]);
         }
     }
-    f32 total = greta_wave_sum(squares[0u]);
-    f32 inv_rms = greta_rsqrt(total / f32(k) + eps);
-    f32 total_1 = greta_wave_sum(acc[0u]);
-    total_1 = total_1 * inv_rms;
+    f32 inv_rms = greta_rsqrt(greta_wave_sum(squares[0u]) / f32(k) + eps);
+    f32 total = greta_wave_sum(acc[0u]) * inv_rms;
     if (lane == 0u) {
         u32 j = 0u;
         if (bool(((n0 + 0u) < n) & (j < m))) {
             u32 at_4 = j * n + (n0 + 0u);
-            f32 v = total_1;
+            f32 v = total;
             y[at_4] = f16(v);
         }
     }

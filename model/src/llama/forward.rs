@@ -511,16 +511,16 @@ impl Model {
         }
     }
 
-    /// Which inputs decode's projections compute as they load them: [`Fusion::Norm`] —
-    /// RMSNorm into the queries, keys and values, gate and up, and logits GEMVs
-    /// (`gemv_norm`) — and [`Fusion::Glu`] — SwiGLU into the down projection's (`gemv_glu`),
-    /// each saving a launch and a round trip of the rows through memory. Where the projection
-    /// is not a dense GEMV, or the fusion is not chosen, the rows are their own launch.
-    /// [`DEFAULT_FUSION`] is the measured best (BENCHMARKS.md): the SwiGLU fusion recomputes the
-    /// gate for every weight row a wave owns and loses on large `N`. (While tracing, the rows
-    /// are also computed by their own launch, for the trace to read, and the projections
-    /// still fuse: a trace changes no logits.) The fused kernels keep the input in f32 where
-    /// the unfused pair rounds it to the activation type, so the two differ by that rounding.
+    /// What decode's GEMVs compute besides their product: [`Fusion::Norm`] — RMSNorm in the
+    /// input of the queries, keys and values, gate and up, and logits GEMVs (`gemv_norm`) —
+    /// and [`Fusion::Glu`] — SwiGLU in the gate/up GEMV's epilogue, which writes
+    /// `silu(gate) · up` for the down projection — each saving a launch and a round trip of
+    /// rows through memory. Where the projection is not a dense GEMV, or the fusion is not
+    /// chosen, those are their own launches. [`DEFAULT_FUSION`] is the measured best
+    /// (BENCHMARKS.md). (While tracing, the rows the stages read are also computed by their own
+    /// launches, and the projections still fuse: a trace changes no logits.) The fused kernels
+    /// keep those rows in f32 where the unfused launches round them to the activation type, so
+    /// the two differ by that rounding.
     pub fn set_fusion(&mut self, fusion: &[Fusion]) {
         self.fusion = fusion.to_vec();
         self.graphs.clear();
@@ -1318,25 +1318,28 @@ impl Model {
             };
             let xn = self.settle(norm, layer.gate_up.first(), t, o.plain)?;
             self.trace(Stage::FfnNorm, at, &s.xn, every, d)?;
-            let gu = self.project_group(
-                xn,
-                &layer.gate_up,
-                &[&s.gate, &s.up],
-                &s.gate_up,
-                t,
-                o.plain,
-            )?;
-            self.trace(Stage::Gate, at, gu[0], every, f)?;
-            self.trace(Stage::Up, at, gu[1], every, f)?;
-            // SwiGLU fused into the down projection's GEMV where it fuses it.
-            let glu = Operand::Glu {
-                gate: gu[0],
-                up: gu[1],
-                into: &s.h,
-            };
-            let h = self.settle(glu, &layer.down, t, o.residual)?;
+            // SwiGLU in the gate/up GEMV's epilogue where it fuses it, else its own launch.
+            let swiglu = self.swiglu_fuses(&layer.gate_up, t);
+            if !swiglu || self.trace_stages {
+                let gu = self.project_group(
+                    xn,
+                    &layer.gate_up,
+                    &[&s.gate, &s.up],
+                    &s.gate_up,
+                    t,
+                    o.plain,
+                )?;
+                self.trace(Stage::Gate, at, gu[0], every, f)?;
+                self.trace(Stage::Up, at, gu[1], every, f)?;
+                if !swiglu {
+                    self.silu_mul(gu[0], gu[1], &s.h, t * f)?;
+                }
+            }
+            if swiglu {
+                self.project_swiglu(xn, &layer.gate_up, &s.h, t)?;
+            }
             self.trace(Stage::SiluMul, at, &s.h, every, f)?;
-            self.project_residual(h, &layer.down, x, x2, &s.o, t)?;
+            self.project_residual(Operand::from(&s.h), &layer.down, x, x2, &s.o, t)?;
             self.trace_projection(Stage::Down, Stage::FfnResidual, l, &s.o, segments)?;
             std::mem::swap(&mut x, &mut x2);
             self.trace(Stage::FfnResidual, at, x, every, d)?;
@@ -1357,7 +1360,7 @@ struct GraphKey {
 const MAX_GRAPHS: usize = 64;
 
 /// The fusions a model makes unless told otherwise ([`Model::set_fusion`]).
-pub const DEFAULT_FUSION: &[Fusion] = &[Fusion::Norm];
+pub const DEFAULT_FUSION: &[Fusion] = &[Fusion::Norm, Fusion::Glu];
 
 #[cfg(test)]
 mod tests {
@@ -1392,7 +1395,8 @@ mod tests {
     /// Decode with RMSNorm and SwiGLU fused into the GEMVs gives the logits of launching them
     /// separately (up to the rounding of the rows to the activation type that the fusion
     /// saves), one token and several per step, on both wave sizes; and the fused kernels are
-    /// what run: no decode step launches `rmsnorm` or `silu_mul`, and prefill still does.
+    /// what run: no decode step launches `rmsnorm` or `silu_mul` (the gate/up GEMV normalises
+    /// its input and writes SwiGLU's output), and prefill still does.
     #[test]
     fn fused_decode_matches_separate_launches() {
         let dir = tempfile::tempdir().unwrap();
@@ -1408,26 +1412,31 @@ mod tests {
                     rows.push(model.forward(&[12], 10).unwrap());
                     rows.push(model.forward(&[13, 14, 15], 11).unwrap());
                     rows.push(model.forward(&[16], 14).unwrap());
+                    // Each launch's kernel and configuration (`name[k=v,...]`).
                     let kernels = |phase: Phase| -> Vec<String> {
                         let profile = model.profile().unwrap();
                         let rows = profile.iter().filter(|r| r.phase == phase);
-                        rows.map(|r| r.kernel.split('[').next().unwrap().to_string())
-                            .collect()
+                        rows.map(|r| r.kernel.clone()).collect()
                     };
                     (rows, kernels(Phase::Decode), kernels(Phase::Prefill))
                 };
+                let named = |launched: &[String], k: &str| {
+                    launched.iter().any(|d| d.split('[').next() == Some(k))
+                };
                 let what = format!("{act} on {target}");
                 let (fused, decode, prefill) = run(&[Fusion::Norm, Fusion::Glu]);
-                for k in ["gemv_norm", "gemv_glu"] {
-                    assert!(decode.iter().any(|d| d == k), "{what}: {k} in {decode:?}");
-                }
+                assert!(named(&decode, "gemv_norm"), "{what}: {decode:?}");
+                // The gate/up projection: its input normalised, SwiGLU in its epilogue.
+                let gate_up = |d: &String| d.starts_with("gemv_norm") && d.contains("glu=true");
+                assert!(decode.iter().any(gate_up), "{what}: {decode:?}");
                 for k in ["rmsnorm", "silu_mul"] {
-                    assert!(!decode.iter().any(|d| d == k), "{what}: {k} in {decode:?}");
-                    assert!(prefill.iter().any(|d| d == k), "{what}: {k} in {prefill:?}");
+                    assert!(!named(&decode, k), "{what}: {k} in {decode:?}");
+                    assert!(named(&prefill, k), "{what}: {k} in {prefill:?}");
                 }
                 let (separate, decode, _) = run(&[]);
+                assert!(!named(&decode, "gemv_norm"), "{what}: {decode:?}");
                 assert!(
-                    !decode.iter().any(|d| d.starts_with("gemv_")),
+                    !decode.iter().any(|d| d.contains("glu=true")),
                     "{what}: {decode:?}"
                 );
                 // (The prompt's logits too: its last row's norm is fused into the logits'

@@ -196,13 +196,13 @@ fn gemm_wg(q8: bool, common: &str, bn: u32, target: &Target) -> Planned {
     planned(name, &format!("{common},bm=128,bn={bn},stages={stages}"))
 }
 
-/// What a fused GEMV computes its input rows from ([`greta_kernels::gemv_fused`]).
+/// What decode's GEMVs compute besides their product ([`greta_kernels::gemv_fused`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fusion {
-    /// RMSNorm of the residual stream: the projections after a norm (queries, keys and values;
-    /// gate and up; the logits).
+    /// RMSNorm of the residual stream in the input of the projections after a norm (queries,
+    /// keys and values; gate and up; the logits): `gemv_norm`.
     Norm,
-    /// SwiGLU's `silu(gate) · up`: the down projection.
+    /// SwiGLU in the gate/up projection's epilogue: it writes `silu(gate) · up` (`glu`).
     Glu,
 }
 
@@ -214,40 +214,42 @@ impl std::str::FromStr for Fusion {
             "glu" => Ok(Fusion::Glu),
             other => Err(format!(
                 "unknown fusion `{other}`: norm (RMSNorm into the GEMVs after it) or glu (SwiGLU \
-                 into the down projection's GEMV)"
+                 in the gate/up GEMV's epilogue)"
             )),
         }
     }
 }
 
-impl Fusion {
-    /// The fusion of a projection that adds the residual (`residual`: the down projection,
-    /// fed by SwiGLU) or not (the rest, fed by a norm). The attention's output projection
-    /// also adds the residual but has nothing to fuse (its input is the attention's output).
-    pub fn feeding(residual: bool) -> Fusion {
-        if residual {
-            Fusion::Glu
-        } else {
-            Fusion::Norm
-        }
-    }
-}
-
-/// `p` (a dense `gemv`) with its input computed as it is loaded: the fused kernel at the same
-/// configuration (its parameters are `gemv`'s, so the tuned winner of the plain projection
-/// applies). `None` for any other kernel: the input is then computed by its own launch first.
-pub fn fused(p: &Planned, fusion: Fusion) -> Option<Planned> {
-    if p.spec.name != "gemv" {
+/// `p` (a dense `gemv`) with RMSNorm fused into its input (`norm`: `gemv_norm`) and/or the
+/// SwiGLU epilogue (`glu`), at the same configuration otherwise (`gemv_norm`'s parameters are
+/// `gemv`'s, so the tuned winner of the plain projection applies). `None` for any other kernel,
+/// or with neither: the norm or SwiGLU is then its own launch.
+pub fn fused(p: &Planned, norm: bool, glu: bool) -> Option<Planned> {
+    if p.spec.name != "gemv" || !(norm || glu) {
         return None;
     }
-    let spec = match fusion {
-        Fusion::Norm => &greta_kernels::gemv_fused::NORM_SPEC,
-        Fusion::Glu => &greta_kernels::gemv_fused::GLU_SPEC,
+    let spec = if norm {
+        &greta_kernels::gemv_fused::NORM_SPEC
+    } else {
+        p.spec
     };
     Some(Planned {
         spec,
-        config: p.config.clone(),
+        config: p.config.with("glu", ConfigValue::Bool(glu)),
     })
+}
+
+/// Every fused variant a model may run of `p` (see [`fused`]): a projection that does not add
+/// the residual may take a normalised input (queries, keys and values; logits; gate and up) and
+/// the SwiGLU epilogue (gate and up); the others (attention output, down) take neither.
+pub fn fused_variants(p: &Planned) -> Vec<Planned> {
+    if p.config.get("residual") == Some(&ConfigValue::Bool(true)) {
+        return Vec::new();
+    }
+    [(true, false), (true, true), (false, true)]
+        .into_iter()
+        .filter_map(|(norm, glu)| fused(p, norm, glu))
+        .collect()
 }
 
 /// The embedding (row gather) kernel for a table of type `w`, writing activations of `act`.
@@ -642,14 +644,8 @@ pub fn plan(
             }
         }
     }
-    // Decode's GEMVs, each also with its input fused (RMSNorm or SwiGLU, by what it writes).
-    let fusions: Vec<Planned> = out
-        .iter()
-        .filter_map(|p| {
-            let residual = p.config.get("residual") == Some(&ConfigValue::Bool(true));
-            fused(p, Fusion::feeding(residual))
-        })
-        .collect();
+    // Decode's GEMVs, each also with RMSNorm and SwiGLU fused where they may be.
+    let fusions: Vec<Planned> = out.iter().flat_map(fused_variants).collect();
     out.extend(fusions);
     let mut unique: Vec<Planned> = Vec::new();
     for p in out {

@@ -277,11 +277,9 @@ pub fn runs_of(site: &Site, winner: &Config) -> Vec<Planned> {
         let m = ConfigValue::U32(super::GEMV_MAX_TOKENS as u32);
         out.push(plain(winner.with("m_tile", m)));
     }
-    let residual = winner.get("residual") == Some(&ConfigValue::Bool(true));
-    let fusion = super::kernels::Fusion::feeding(residual);
     let fused: Vec<Planned> = out
         .iter()
-        .filter_map(|p| super::kernels::fused(p, fusion))
+        .flat_map(super::kernels::fused_variants)
         .collect();
     out.extend(fused);
     out

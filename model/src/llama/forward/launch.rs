@@ -28,7 +28,7 @@ use greta_kernels::gemm::GemmArgs;
 use greta_kernels::gemm_q8::GemmQ8Args;
 use greta_kernels::gemm_wg::{GemmWgArgs, GemmWgQ8Args};
 use greta_kernels::gemv::GemvArgs;
-use greta_kernels::gemv_fused::{GemvGluArgs, GemvNormArgs};
+use greta_kernels::gemv_fused::GemvNormArgs;
 use greta_kernels::gemv_q8::GemvQ8Args;
 use greta_kernels::matmul::MatmulArgs;
 use greta_kernels::matmul_q8::MatmulQ8Args;
@@ -91,10 +91,10 @@ fn at_least<'a>(v: impl Into<View<'a>>, need: usize) -> KernelArg<'a> {
     }
 }
 
-/// What a projection multiplies: rows of activations, or what the rows are computed from —
-/// an RMSNorm of the residual stream, SwiGLU's gate and up — where the projection's GEMV can
-/// compute them as it loads them ([`greta_kernels::gemv_fused`]); elsewhere (prefill's GEMMs,
-/// f32 and Q8_0 projections, tracing) [`Model::settle`] computes them into `into` first.
+/// What a projection multiplies: rows of activations, or what the rows are computed from — an
+/// RMSNorm of the residual stream — where the projection's GEMV can compute them as it loads
+/// them ([`greta_kernels::gemv_fused`]); elsewhere (prefill's GEMMs, f32 and Q8_0 projections)
+/// [`Model::settle`] computes them into `into` first.
 #[derive(Clone, Copy)]
 pub(super) enum Operand<'a> {
     Rows(View<'a>),
@@ -102,12 +102,6 @@ pub(super) enum Operand<'a> {
     Norm {
         h: &'a DeviceBuffer,
         g: &'a DeviceBuffer,
-        into: &'a DeviceBuffer,
-    },
-    /// `silu(gate) · up`.
-    Glu {
-        gate: View<'a>,
-        up: View<'a>,
         into: &'a DeviceBuffer,
     },
 }
@@ -119,12 +113,8 @@ impl<'a> From<&'a DeviceBuffer> for Operand<'a> {
 }
 
 impl Operand<'_> {
-    fn fusion(&self) -> Option<Fusion> {
-        match self {
-            Operand::Rows(_) => None,
-            Operand::Norm { .. } => Some(Fusion::Norm),
-            Operand::Glu { .. } => Some(Fusion::Glu),
-        }
+    fn is_norm(&self) -> bool {
+        matches!(self, Operand::Norm { .. })
     }
 }
 
@@ -227,8 +217,8 @@ impl Model {
     }
 
     /// `x` as the projection of `m` tokens by `w` takes it: as it is where that projection
-    /// fuses its computation (a GEMV with fusion on), else its rows computed by their own
-    /// launch into the operand's `into` (once for a group of projections).
+    /// fuses its computation (a GEMV with [`Fusion::Norm`] on), else its rows computed by their
+    /// own launch into the operand's `into` (once for a group of projections).
     pub(super) fn settle<'a>(
         &self,
         x: Operand<'a>,
@@ -236,35 +226,68 @@ impl Model {
         m: usize,
         out: Output,
     ) -> Result<Operand<'a>, RuntimeError> {
-        let Some(fusion) = x.fusion() else {
+        let Operand::Norm { h, g, into } = x else {
             return Ok(x);
         };
-        let fuses = self.fusion.contains(&fusion)
-            && fused(&self.projection_for(w, m, out), fusion).is_some();
+        let fuses = self.fusion.contains(&Fusion::Norm)
+            && fused(&self.projection_for(w, m, out), true, false).is_some();
         // Tracing reads the rows: computed for it too, and the projection still fused, so that
         // a trace changes no logits.
         if fuses && !self.trace_stages {
             return Ok(x);
         }
-        let into = match x {
-            Operand::Rows(_) => return Ok(x),
-            Operand::Norm { h, g, into } => {
-                self.rmsnorm(h, g, into, m)?;
-                into
-            }
-            Operand::Glu { gate, up, into } => {
-                self.silu_mul(gate, up, into, m * w.cols)?;
-                into
-            }
-        };
+        self.rmsnorm(h, g, into, m)?;
         Ok(if fuses { x } else { Operand::from(into) })
+    }
+
+    /// Whether the gate/up projection of `m` tokens writes `silu(gate) · up` itself
+    /// ([`Fusion::Glu`]): where the group is one matrix and its projection a GEMV.
+    pub(super) fn swiglu_fuses(&self, group: &Group, m: usize) -> bool {
+        let Some(whole) = &group.whole else {
+            return false;
+        };
+        self.fusion.contains(&Fusion::Glu)
+            && fused(
+                &self.projection_for(whole, m, self.outputs.plain),
+                false,
+                true,
+            )
+            .is_some()
+    }
+
+    /// `y = silu(x · gateᵀ) · (x · upᵀ)` for `m` tokens in one GEMV over the group's whole
+    /// matrix (its gate rows, then its up rows): see [`Model::swiglu_fuses`].
+    pub(super) fn project_swiglu(
+        &self,
+        x: Operand<'_>,
+        group: &Group,
+        y: &DeviceBuffer,
+        m: usize,
+    ) -> Result<(), RuntimeError> {
+        let whole = group.whole.as_ref().expect("checked by swiglu_fuses");
+        self.project_as(x, whole, y, m, self.outputs.plain, None, true)
     }
 
     /// `y = x · Wᵀ (+ residual)` for `m` tokens, `y` of `out.ty`, on the kernel
     /// [`projection`] chooses (GEMV for decode, the matrix-core GEMM for prefill, `matmul` for
     /// f32 activations), with `x`'s computation fused into a GEMV where [`Model::settle`] lets
     /// it. Without a residual the kernel's `r` argument is `y` (never read).
-    pub(super) fn project<'x>(
+    pub(super) fn project(
+        &self,
+        x: Operand<'_>,
+        w: &Weight,
+        y: &DeviceBuffer,
+        m: usize,
+        out: Output,
+        residual: Option<&DeviceBuffer>,
+    ) -> Result<(), RuntimeError> {
+        self.project_as(x, w, y, m, out, residual, false)
+    }
+
+    /// [`Model::project`], or with `glu` the SwiGLU epilogue: `w` holds the gate's rows then
+    /// the up's, and `y` gets half as many outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn project_as<'x>(
         &self,
         x: Operand<'x>,
         w: &Weight,
@@ -272,26 +295,32 @@ impl Model {
         m: usize,
         out: Output,
         residual: Option<&DeviceBuffer>,
+        glu: bool,
     ) -> Result<(), RuntimeError> {
         use Matrix::Dense;
         let target = self.backend.target();
         let x = self.settle(x, w, m, out)?;
         let plain = self.projection_for(w, m, out);
-        let p = match x.fusion() {
-            Some(fusion) => fused(&plain, fusion).expect("settled operands fuse"),
-            None => plain,
+        let p = match fused(&plain, x.is_norm(), glu) {
+            Some(p) => p,
+            None if !glu => plain,
+            None => {
+                return Err(RuntimeError::Launch {
+                    kernel: plain.spec.name.into(),
+                    message: "the SwiGLU epilogue on a kernel without it (a greta bug)".into(),
+                })
+            }
         };
+        let outputs = if glu { w.rows / 2 } else { w.rows };
         let (r, y) = (
-            at_least(residual.unwrap_or(y), m * w.rows),
-            at_least(y, m * w.rows),
+            at_least(residual.unwrap_or(y), m * outputs),
+            at_least(y, m * outputs),
         );
         let rows = |v: View<'x>| -> KernelArg<'x> { at_least(v, m * w.cols) };
-        let (m, n, k) = (m as u32, w.rows as u32, w.cols as u32);
+        let (m, n, k) = (m as u32, outputs as u32, w.cols as u32);
         let dims = match p.spec.name {
             "matmul" | "matmul_q8" => greta_kernels::matmul::launch(&p.config, m, n),
-            "gemv" | "gemv_q8" | "gemv_norm" | "gemv_glu" => {
-                greta_kernels::gemv::launch(&p.config, target, n)
-            }
+            "gemv" | "gemv_q8" | "gemv_norm" => greta_kernels::gemv::launch(&p.config, target, n),
             "gemm_wg" | "gemm_wg_q8" => greta_kernels::gemm_wg::launch(&p.config, target, m, n),
             _ => greta_kernels::gemm::launch(&p.config, target, m, n),
         };
@@ -303,11 +332,7 @@ impl Model {
                 let (h, g, eps) = (rows(View::from(h)), at_least(g, k as usize), self.cfg.rms_eps);
                 self.launch(p, dims, GemvNormArgs { h, g, w, r, y, m, n, k, eps })
             }
-            ("gemv_glu", Dense(w), Operand::Glu { gate, up, .. }) => {
-                let (gate, up) = (rows(gate), rows(up));
-                self.launch(p, dims, GemvGluArgs { gate, up, w, r, y, m, n, k })
-            }
-            (_, _, Operand::Norm { .. } | Operand::Glu { .. }) => Err(RuntimeError::Launch {
+            (_, _, Operand::Norm { .. }) => Err(RuntimeError::Launch {
                 kernel: p.spec.name.into(),
                 message: "an unfused input reached a projection (a greta bug)".into(),
             }),
