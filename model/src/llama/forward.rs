@@ -1241,21 +1241,22 @@ impl Model {
         let s = self.scratch.as_ref().expect("ensured before");
         let c = &self.cfg;
         let x = self.launch_layers(s, segments, t)?;
-        self.rmsnorm(x, &self.output_norm, &s.xn, t)?;
-        self.trace(Stage::FinalNorm, None, &s.xn, Rows::All(segments), c.dim)?;
         let out = self
             .backend
             .alloc(Scalar::F32, t * c.vocab)
             .map_err(|e| e.for_purpose(|| format!("the logits of {t} tokens")))?;
         let output = self.output.as_ref().unwrap_or(&self.embd);
-        self.project(
-            Operand::from(&s.xn),
-            output,
-            &out,
-            t,
-            self.outputs.logits,
-            None,
-        )?;
+        // Normalised as a decode step's last rows are (fused into the logits' GEMV where it
+        // is one), so that kv-aligned passes stay bit-identical to decoding.
+        let norm = Operand::Norm {
+            h: x,
+            g: &self.output_norm,
+            into: &s.xn,
+        };
+        let logits = self.outputs.logits;
+        let norm = self.settle(norm, output, t, logits)?;
+        self.trace(Stage::FinalNorm, None, &s.xn, Rows::All(segments), c.dim)?;
+        self.project(norm, output, &out, t, logits, None)?;
         self.backend.synchronize()?;
         Ok(self.backend.read(&out)?)
     }

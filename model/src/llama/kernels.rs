@@ -233,23 +233,57 @@ pub fn fused(p: &Planned, norm: bool, glu: bool) -> Option<Planned> {
     } else {
         p.spec
     };
+    let mut config = p.config.with("glu", ConfigValue::Bool(glu));
+    if glu {
+        // A wave owns the gate's and the up's rows: half as many outputs keep the weight rows
+        // (the bytes in flight and the registers holding them) of the plain configuration.
+        let rows = (p.config.u32("rows") / 2).max(1);
+        config = config.with("rows", ConfigValue::U32(rows));
+    }
+    Some(Planned { spec, config })
+}
+
+/// The kernel of a decode projection of `tokens` (≤ [`GEMV_MAX_TOKENS`]) tokens with RMSNorm
+/// fused into its input (`norm`) and/or the SwiGLU epilogue (`glu`; `rows` then counts the
+/// gate's and the up's): [`fused`] of the plain projection, at the tuning DB's winner for the
+/// fused kernel's own site where there is one (its tuning sites are the plain ones' with the
+/// fusion: [`super::tuning::sites`]), with the token tile of `tokens`. `None` where the plain
+/// projection is not a dense GEMV.
+#[allow(clippy::too_many_arguments)]
+pub fn projection_fused(
+    w: WeightType,
+    act: Scalar,
+    tokens: usize,
+    rows: usize,
+    cols: usize,
+    out: Output,
+    (norm, glu): (bool, bool),
+    target: &Target,
+    tuned: &Tuned,
+) -> Option<Planned> {
+    let plain = projection(w, act, tokens, rows, cols, out, target, tuned);
+    let m_tile = plain.config.get("m_tile")?.clone();
+    // The 1-token configuration is what the DB keys (as for the plain GEMV).
+    let one = projection(w, act, 1, rows, cols, out, target, tuned);
+    let one = fused(&one, norm, glu)?;
+    let outputs = if glu { rows / 2 } else { rows };
+    let best = tuned.apply(one, &[1, outputs as u32, cols as u32], &[]);
     Some(Planned {
-        spec,
-        config: p.config.with("glu", ConfigValue::Bool(glu)),
+        spec: best.spec,
+        config: best.config.with("m_tile", m_tile),
     })
 }
 
-/// Every fused variant a model may run of `p` (see [`fused`]): a projection that does not add
-/// the residual may take a normalised input (queries, keys and values; logits; gate and up) and
-/// the SwiGLU epilogue (gate and up); the others (attention output, down) take neither.
-pub fn fused_variants(p: &Planned) -> Vec<Planned> {
-    if p.config.get("residual") == Some(&ConfigValue::Bool(true)) {
-        return Vec::new();
+/// The fusions a projection may take ([`projection_fused`]'s `(norm, glu)`): a normalised
+/// input for every projection that does not add the residual (queries, keys and values;
+/// logits; gate and up), and the SwiGLU epilogue (with or without it) for gate and up as one
+/// matrix (`gate_up`).
+pub fn fusions_of(out: Output, gate_up: bool) -> Vec<(bool, bool)> {
+    match (out.residual, gate_up) {
+        (true, _) => Vec::new(),
+        (false, false) => vec![(true, false)],
+        (false, true) => vec![(true, false), (true, true), (false, true)],
     }
-    [(true, false), (true, true), (false, true)]
-        .into_iter()
-        .filter_map(|(norm, glu)| fused(p, norm, glu))
-        .collect()
 }
 
 /// The embedding (row gather) kernel for a table of type `w`, writing activations of `act`.
@@ -623,6 +657,11 @@ pub fn plan(
         for m in tokens {
             for o in kinds {
                 out.push(projection(dev, act, m, rows, cols, o, target, tuned));
+                // Decode's GEMVs with RMSNorm fused into their input.
+                for f in fusions_of(o, false) {
+                    let fused = projection_fused(dev, act, m, rows, cols, o, f, target, tuned);
+                    out.extend(fused.filter(|_| m <= GEMV_MAX_TOKENS));
+                }
             }
         }
         // The GEMM's tile width depends on the prompt's length: every choice is planned.
@@ -641,12 +680,15 @@ pub fn plan(
         for o in [outputs.qkv, outputs.plain] {
             for m in 1..=GEMV_MAX_TOKENS {
                 out.push(projection(dev, act, m, rows, cols, o, target, tuned));
+                // Either group may be gate and up (the SwiGLU epilogue needs the whole).
+                for f in fusions_of(o, true) {
+                    out.extend(projection_fused(
+                        dev, act, m, rows, cols, o, f, target, tuned,
+                    ));
+                }
             }
         }
     }
-    // Decode's GEMVs, each also with RMSNorm and SwiGLU fused where they may be.
-    let fusions: Vec<Planned> = out.iter().flat_map(fused_variants).collect();
-    out.extend(fusions);
     let mut unique: Vec<Planned> = Vec::new();
     for p in out {
         if !unique.contains(&p) {

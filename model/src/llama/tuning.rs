@@ -236,6 +236,29 @@ pub fn sites(
             } else {
                 format!("{m}-token prompt")
             };
+            // Decode's GEMVs with RMSNorm and SwiGLU fused are sites of their own (a fused
+            // GEMV does more per weight loaded: its best configuration may differ).
+            if m == 1 {
+                let gate_up = p.role == "ffn_gate_up";
+                for (norm, glu) in super::kernels::fusions_of(p.out, gate_up) {
+                    let Some(f) = super::kernels::fused(&planned, norm, glu) else {
+                        continue;
+                    };
+                    let outputs = if glu { p.rows / 2 } else { p.rows };
+                    let with = match (norm, glu) {
+                        (true, false) => "RMSNorm in",
+                        (false, true) => "SwiGLU out",
+                        _ => "RMSNorm in, SwiGLU out",
+                    };
+                    out.push(Site {
+                        spec: f.spec,
+                        base: f.config,
+                        pinned: &[],
+                        shape: vec![1, outputs as u32, p.cols as u32],
+                        role: format!("{} (1 token, {with})", p.role),
+                    });
+                }
+            }
             out.push(Site {
                 spec: planned.spec,
                 base: planned.config,
@@ -264,9 +287,9 @@ pub fn sites(
 
 /// Every kernel configuration a model runs when `winner` wins at `site`: the winner, and for a
 /// decode projection (1 token) the same with the 8-token `m_tile` that batched decode steps of
-/// 2–8 tokens take (see [`super::kernels::projection`]), each also as the GEMV with its input
-/// fused ([`super::kernels::fused`]). A bundle for a GPU machine without a compiler must hold
-/// them all.
+/// 2–8 tokens take (see [`super::kernels::projection`]), each also with RMSNorm and SwiGLU
+/// fused ([`super::kernels::fused`]; what a fused projection runs when its own site is not
+/// tuned). A bundle for a GPU machine without a compiler must hold them all.
 pub fn runs_of(site: &Site, winner: &Config) -> Vec<Planned> {
     let plain = |config: Config| Planned {
         spec: site.spec,
@@ -277,9 +300,23 @@ pub fn runs_of(site: &Site, winner: &Config) -> Vec<Planned> {
         let m = ConfigValue::U32(super::GEMV_MAX_TOKENS as u32);
         out.push(plain(winner.with("m_tile", m)));
     }
+    // A plain GEMV winner is also what its fused kernels run where their own sites are not
+    // tuned (a fused site's winner is run as it is).
+    if winner.get("glu") == Some(&ConfigValue::Bool(true)) {
+        return out;
+    }
+    let residual = winner.get("residual") == Some(&ConfigValue::Bool(true));
+    let output = super::kernels::Output {
+        ty: Scalar::F32,
+        residual,
+    };
     let fused: Vec<Planned> = out
         .iter()
-        .flat_map(super::kernels::fused_variants)
+        .flat_map(|p| {
+            super::kernels::fusions_of(output, true)
+                .into_iter()
+                .filter_map(move |(norm, glu)| super::kernels::fused(p, norm, glu))
+        })
         .collect();
     out.extend(fused);
     out

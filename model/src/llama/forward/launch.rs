@@ -8,7 +8,7 @@
 
 use super::{Group, Model, Segment, Weight, WeightBufs};
 use crate::llama::kernels::{
-    fused, projection, split_k, split_keys, Attention, Fusion, Output, Planned,
+    fused, projection, projection_fused, split_k, split_keys, Attention, Fusion, Output, Planned,
 };
 use crate::llama::memory::{Inputs, Scratch, POS_STRIDE};
 use greta_dsl::interp::LaunchDims;
@@ -301,15 +301,24 @@ impl Model {
         let target = self.backend.target();
         let x = self.settle(x, w, m, out)?;
         let plain = self.projection_for(w, m, out);
-        let p = match fused(&plain, x.is_norm(), glu) {
-            Some(p) => p,
-            None if !glu => plain,
-            None => {
-                return Err(RuntimeError::Launch {
-                    kernel: plain.spec.name.into(),
-                    message: "the SwiGLU epilogue on a kernel without it (a greta bug)".into(),
-                })
-            }
+        let fusion = (x.is_norm(), glu);
+        let p = match fusion {
+            (false, false) => plain,
+            _ => projection_fused(
+                w.ty,
+                self.act.act,
+                m,
+                w.rows,
+                w.cols,
+                out,
+                fusion,
+                target,
+                &self.tuned,
+            )
+            .ok_or_else(|| RuntimeError::Launch {
+                kernel: plain.spec.name.into(),
+                message: "a fusion on a kernel without it (a greta bug)".into(),
+            })?,
         };
         let outputs = if glu { w.rows / 2 } else { w.rows };
         let (r, y) = (
