@@ -91,8 +91,8 @@ pub struct ModelArgs {
     no_graphs: bool,
     /// What decode's GEMVs compute as they load their input, comma-separated: `norm`
     /// (RMSNorm), `glu` (SwiGLU), or `none` (each its own launch; the fused kernels keep those
-    /// rows in f32, so the logits differ by their rounding). Default: the measured best
-    /// (greta_model::llama::DEFAULT_FUSION).
+    /// rows in f32, so the logits differ by their rounding). Default: the measured best on the
+    /// H200, none (greta_model::llama::DEFAULT_FUSION).
     #[arg(long, value_name = "LIST")]
     fuse: Option<String>,
     #[command(flatten)]
