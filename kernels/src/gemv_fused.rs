@@ -15,8 +15,10 @@
 //! epilogue, which computes each `silu` once.) The numerics differ from the unfused pair only
 //! in that the input stays f32 instead of being rounded to the activation type between kernels.
 //!
-//! Same parameters, launch ([`crate::gemv::launch`]) and tuning as `gemv`: a model runs it at
-//! the configuration tuned for the plain projection of the same shape.
+//! Same parameters and launch ([`crate::gemv::launch`]) as `gemv`; a model tunes it at its own
+//! sites, else runs the plain projection's configuration. Measured on the H200 it does not beat
+//! an RMSNorm launch plus the plain GEMV (BENCHMARKS.md, 2026-12-03), so models run it only when
+//! asked (`--fuse norm`); staging the normalised row once per block in LDS is the next idea.
 //!
 //! Arguments, in order: `h: &[T]` (at least `M·K`), `g: &[T]` (at least `K`), then `w`, `r`,
 //! `y`, `m`, `n`, `k` as in `gemv`, then `eps: f32`.
