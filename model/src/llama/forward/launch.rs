@@ -264,7 +264,12 @@ impl Model {
         y: &DeviceBuffer,
         m: usize,
     ) -> Result<(), RuntimeError> {
-        let whole = group.whole.as_ref().expect("checked by swiglu_fuses");
+        let Some(whole) = &group.whole else {
+            return Err(RuntimeError::Launch {
+                kernel: "gemv".into(),
+                message: "the SwiGLU epilogue without the gate/up matrix (a greta bug)".into(),
+            });
+        };
         self.project_as(x, whole, y, m, self.outputs.plain, None, true)
     }
 
