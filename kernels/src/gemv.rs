@@ -148,15 +148,7 @@ pub fn gemv<T: Float, O: Float>(
     #[comptime] glu: bool,
 ) {
     #[comptime]
-    let p = GemvParams {
-        rows,
-        unroll,
-        waves,
-        splits,
-        m_tile,
-        residual,
-        glu,
-    };
+    let p = GemvParams::new(rows, unroll, waves, splits, m_tile, residual, glu);
     gemv_body::<T, O, DenseRows<T>, PlainRows<T>>(PlainRows(x), DenseRows(w), r, y, m, n, k, p);
 }
 
@@ -172,6 +164,30 @@ pub struct GemvParams {
     /// The SwiGLU epilogue: `W` is the gate's `n` rows then the up's `n` rows, and the kernel
     /// writes `silu(x · gateᵀ) · (x · upᵀ)` — SwiGLU fused into the gate/up projection.
     pub glu: bool,
+}
+
+impl GemvParams {
+    /// The parameters in the order the GEMV kernels take them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rows: u32,
+        unroll: u32,
+        waves: u32,
+        splits: u32,
+        m_tile: u32,
+        residual: bool,
+        glu: bool,
+    ) -> GemvParams {
+        GemvParams {
+            rows,
+            unroll,
+            waves,
+            splits,
+            m_tile,
+            residual,
+            glu,
+        }
+    }
 }
 
 /// The whole GEMV of one block (see the module docs), weights from `w`.

@@ -87,15 +87,7 @@ pub fn gemv_norm<T: Float, O: Float>(
     #[comptime] glu: bool,
 ) {
     #[comptime]
-    let p = GemvParams {
-        rows,
-        unroll,
-        waves,
-        splits,
-        m_tile,
-        residual,
-        glu,
-    };
+    let p = GemvParams::new(rows, unroll, waves, splits, m_tile, residual, glu);
     #[comptime]
     let input = NormRows { h, g, eps };
     gemv_body::<T, O, DenseRows<T>, NormRows<T>>(input, DenseRows(w), r, y, m, n, k, p);

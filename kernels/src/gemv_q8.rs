@@ -39,15 +39,7 @@ pub fn gemv_q8<T: Float, O: Float>(
     #[comptime] glu: bool,
 ) {
     #[comptime]
-    let p = GemvParams {
-        rows,
-        unroll,
-        waves,
-        splits,
-        m_tile,
-        residual,
-        glu,
-    };
+    let p = GemvParams::new(rows, unroll, waves, splits, m_tile, residual, glu);
     gemv_body::<T, O, Q8Rows, PlainRows<T>>(
         PlainRows(x),
         Q8Rows { scales, quants },
