@@ -406,3 +406,62 @@ fn inspect_via_both_puts_the_two_paths_side_by_side() {
         assert_eq!(cols[..3], ["rmsnorm", *target, *via], "{line}");
     }
 }
+
+/// Every `greta` command line in the guide's shell samples (`docs/*.md`, which the doctests do
+/// not run: most need a GPU or the guide's example kernel) names real subcommands and options:
+/// the line's leading words (`greta emit gelu_mul`) with `--help` succeed, and that help lists
+/// every `--option` the line uses.
+#[test]
+fn the_guides_command_lines_name_real_subcommands_and_options() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&docs).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut in_sh = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("```") {
+                in_sh = line == "```sh";
+                continue;
+            }
+            let command = line.trim_start_matches("$ ");
+            let command = command.split(['#', '|']).next().unwrap_or_default();
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let Some(at) = words.iter().position(|w| *w == "greta").filter(|_| in_sh) else {
+                continue;
+            };
+            let rest = match &words[at + 1..] {
+                ["--", rest @ ..] => rest,
+                rest => rest,
+            };
+            let leading: Vec<&str> = rest
+                .iter()
+                .take_while(|w| !w.starts_with('-'))
+                .copied()
+                .collect();
+            let mut args = leading.clone();
+            args.push("--help");
+            let o = greta(&args);
+            let what = format!("{}: `{line}`", path.display());
+            assert!(o.status.success(), "{what}: {}", stderr(&o));
+            let help = stdout(&o);
+            // The options the help names, as whole words.
+            let named: Vec<&str> = help
+                .split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))
+                .collect();
+            for option in rest.iter().filter(|w| w.starts_with("--")) {
+                let option = option.split('=').next().unwrap_or_default();
+                assert!(
+                    named.contains(&option),
+                    "{what}: `greta {}` has no {option}",
+                    leading.join(" ")
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} command lines found in docs/");
+}
